@@ -1,0 +1,109 @@
+"""``python -m hpcsuite [info|list]``: what this stack is, and what can run on it.
+
+``info`` answers the first question of anyone debugging a cluster: which Python,
+NumPy, mpi4py and MPI library, is MPI CUDA-aware, which GPUs and CUDA, is torch
+there; under ``mpirun`` also how many ranks sit on which node.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+import hpcsuite
+from hpcsuite.core import cli
+
+PROG = "hpcsuite"
+#: Runnable modules: name -> one-line summary (grows with the suite).
+MODULES = {
+    "mean": "mean of a distributed array (Dask tutorial workload), bitwise reproducible",
+}
+
+
+def _version(module: str) -> str:
+    if importlib.util.find_spec(module) is None:
+        return "not installed"
+    try:
+        mod = __import__(module)
+        return str(getattr(mod, "__version__", "installed"))
+    except Exception as exc:  # a broken install is information, not a crash
+        return f"installed but fails to import ({type(exc).__name__}: {exc})"
+
+
+def _gpu_lines() -> list[str]:
+    if importlib.util.find_spec("cupy") is None:
+        return ["cupy           not installed (pip install 'hpcsuite[gpu]')"]
+    from hpcsuite.core import backend
+
+    count = backend.gpu_count()
+    import cupy
+
+    lines = [f"cupy           {cupy.__version__}"]
+    if count == 0:
+        return lines + ["gpus           none usable (no CUDA device visible)"]
+    runtime = cupy.cuda.runtime.runtimeGetVersion()
+    lines.append(f"cuda runtime   {runtime // 1000}.{runtime % 1000 // 10}")
+    for i in range(count):
+        name = cupy.cuda.runtime.getDeviceProperties(i)["name"]
+        lines.append(f"gpu {i:<10d} {name.decode() if isinstance(name, bytes) else name}")
+    return lines
+
+
+def info() -> int:
+    """Print the stack, once per job (rank 0), with the rank-to-node map."""
+    lines = [
+        f"hpcsuite       {hpcsuite.__version__}",
+        f"python         {platform.python_version()} ({sys.executable})",
+        f"numpy          {_version('numpy')}",
+        f"mpi4py         {_version('mpi4py')}",
+    ]
+    rank, size, hosts = 0, 1, [platform.node()]
+    try:
+        from hpcsuite.core import mpi
+
+        comm = mpi.world()
+        rank, size, hosts = comm.rank, comm.size, mpi.hosts(comm)
+        lines.append(f"mpi library    {mpi.library_version()}")
+        lines.append(f"cuda-aware mpi {'yes' if mpi.gpu_aware() else 'no'} "
+                     f"(override with {mpi.GPU_AWARE_ENV}=1|0)")
+    except ImportError as exc:
+        lines.append(f"mpi library    unusable: {exc} (pip install 'hpcsuite[mpich]', or build "
+                     "mpi4py against your MPI)")
+    lines += _gpu_lines()
+    lines.append(f"torch          {_version('torch')}")
+    per_node = Counter(hosts)
+    lines.append(f"ranks          {size} on {len(per_node)} node{'s' if len(per_node) > 1 else ''}")
+    for host, n in sorted(per_node.items()):
+        lines.append(f"  {host}: {n} rank{'s' if n > 1 else ''}")
+    if rank == 0:
+        print("\n".join(lines), flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hpcsuite [info|list]``."""
+    p = cli.ArgumentParser(
+        prog=f"python -m {PROG}",
+        description="hpcsuite: MPI + GPU kernels, benchmarks and scaling reports. "
+                    "Run a module with: mpirun -n N python -m hpcsuite.MODULE --help",
+    )
+    p.add_argument("command", nargs="?", choices=("info", "list"), default="list",
+                   help="info: versions, MPI library, CUDA-awareness, GPUs, ranks per node; "
+                        "list: the runnable modules [%(default)s]")
+    p.add_argument("--version", action="version", version=f"hpcsuite {hpcsuite.__version__}")
+    args = p.parse_args(argv)
+    if args.command == "info":
+        return info()
+    if cli.env_rank() == 0:
+        print("runnable modules (mpirun -n N python -m hpcsuite.NAME --help):")
+        for name, summary in MODULES.items():
+            print(f"  {name:<12} {summary}")
+        print("see also: python -m hpcsuite info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog=PROG))

@@ -1,0 +1,1 @@
+"""Layers every kernel stands on; nothing here knows a kernel."""

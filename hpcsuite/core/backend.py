@@ -1,0 +1,171 @@
+"""Array backends: a registry of name -> loader, loaded lazily.
+
+The only module that imports CuPy. Kernels receive ``backend.xp`` (NumPy or CuPy)
+and never import either device library themselves. Loading ``cupy`` checks that a
+device is really usable: ``import cupy`` succeeds on a machine without a GPU and
+only the first allocation fails, far from the cause.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from hpcsuite.core.errors import BackendError, UsageError
+
+DEVICES = ("cpu", "gpu", "auto")
+
+
+@dataclass
+class Backend:
+    """An array module plus what the MPI layer needs to move its arrays.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"numpy"``, ``"cupy"``, ...).
+    xp : module
+        The array module kernels compute with.
+    device : str
+        ``"cpu"`` or ``"gpu"``, for records and output.
+    on_device : bool
+        True when arrays live in device memory, so MPI needs a synchronized stream
+        and, without CUDA-aware MPI, host staging.
+    device_id : int or None
+        The GPU this process is bound to.
+    description : str
+        Human-readable device name (e.g. ``"NVIDIA H100 80GB HBM3"``).
+    synchronize, to_host, from_host : callable
+        Wait for queued device work; copy an array to a host ``numpy.ndarray``;
+        copy a host array to this backend.
+    """
+
+    name: str
+    xp: ModuleType
+    device: str
+    on_device: bool = False
+    device_id: int | None = None
+    description: str = "cpu"
+    synchronize: Callable[[], None] = field(default=lambda: None)
+    to_host: Callable[[Any], np.ndarray] = field(default=np.asarray)
+    from_host: Callable[[np.ndarray], Any] = field(default=lambda a: a)
+
+
+_LOADERS: dict[str, Callable[[int], Backend]] = {}
+
+
+def register(name: str, loader: Callable[[int], Backend]) -> None:
+    """Register ``loader(local_rank) -> Backend`` under ``name`` (tests add staging backends)."""
+    _LOADERS[name] = loader
+
+
+def names() -> list[str]:
+    """Registered backend names."""
+    return sorted(_LOADERS)
+
+
+def load(name: str, local_rank: int = 0) -> Backend:
+    """Load backend ``name``, binding a device by node-local rank where it has devices.
+
+    Raises
+    ------
+    UsageError
+        For an unknown name.
+    BackendError
+        When the backend's library or device is not usable here.
+    """
+    try:
+        loader = _LOADERS[name]
+    except KeyError:
+        raise UsageError(f"no such backend: {name!r}; choose one of {', '.join(names())}") from None
+    return loader(local_rank)
+
+
+def select(device: str, local_rank: int = 0) -> Backend:
+    """Map ``--device cpu|gpu|auto`` to a backend; ``auto`` takes a GPU when one is usable."""
+    if device == "cpu":
+        return load("numpy")
+    if device == "gpu":
+        return load("cupy", local_rank)
+    if device == "auto":
+        try:
+            return load("cupy", local_rank)
+        except BackendError:
+            return load("numpy")
+    raise UsageError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+
+
+def _load_numpy(local_rank: int) -> Backend:
+    return Backend(name="numpy", xp=np, device="cpu", description=_cpu_model())
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def gpu_count() -> int:
+    """Number of usable CUDA devices through CuPy; 0 without CuPy or without a GPU."""
+    if importlib.util.find_spec("cupy") is None:
+        return 0
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() if cupy.cuda.is_available() else 0
+    except Exception:  # a broken driver or toolkit is "no usable GPU", not a crash
+        return 0
+
+
+def _load_cupy(local_rank: int) -> Backend:
+    if importlib.util.find_spec("cupy") is None:
+        raise BackendError(
+            "--device gpu needs CuPy, which is not installed; "
+            "install it with: pip install 'hpcsuite[gpu]' (CUDA 12), or use --device cpu"
+        )
+    import cupy
+
+    count = gpu_count()
+    if count == 0:
+        raise BackendError(
+            "--device gpu: no CUDA device visible to this process "
+            "(check nvidia-smi, CUDA_VISIBLE_DEVICES and the job's GPU request), "
+            "or use --device cpu"
+        )
+    # Bind by node-local rank: global rank 9 on a 4-GPU node is local rank 1.
+    device_id = local_rank % count
+    cupy.cuda.Device(device_id).use()
+    props = cupy.cuda.runtime.getDeviceProperties(device_id)
+    name = props["name"]
+    description = name.decode() if isinstance(name, bytes) else str(name)
+
+    def synchronize() -> None:
+        cupy.cuda.get_current_stream().synchronize()
+
+    return Backend(
+        name="cupy",
+        xp=cupy,
+        device="gpu",
+        on_device=True,
+        device_id=device_id,
+        description=description,
+        synchronize=synchronize,
+        to_host=cupy.asnumpy,
+        from_host=cupy.asarray,
+    )
+
+
+register("numpy", _load_numpy)
+register("cupy", _load_cupy)

@@ -1,0 +1,199 @@
+"""Shared command-line conventions and the one error and exit policy.
+
+Policy (every ``python -m hpcsuite.<module>`` follows it through :func:`run`):
+
+* A user mistake that every rank sees alike (bad arguments, or an error made
+  collective by :func:`hpcsuite.core.mpi.agree`): rank 0 prints one line, every rank
+  exits with the same non-zero status. No traceback.
+* A user error seen by one rank only, after ranks have started talking: that rank
+  prints the message tagged with its rank and aborts the whole job (``MPI_Abort``),
+  because the other ranks may already wait in a collective.
+* Any other exception: the traceback, every line tagged ``[rank r]``, then
+  ``MPI_Abort``: the job ends within seconds instead of hanging (mpi4py's
+  ``python -m mpi4py`` does the same).
+
+Argument parsing happens before MPI is initialized, so ``--help`` is fast and rank 0
+is recognized from the launcher's environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from hpcsuite.core.errors import HpcsuiteError, UsageError
+
+#: Environment variables through which launchers tell a process its rank.
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK", "SLURM_PROCID")
+
+
+def env_rank() -> int:
+    """This process's rank as the launcher announced it (0 when run without one)."""
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name)
+        if value and value.isdigit():
+            return int(value)
+    return 0
+
+
+def _mpi_rank_size() -> tuple[int, int] | None:
+    """Rank and size if MPI is up in this process, without importing mpi4py otherwise."""
+    if "mpi4py.MPI" not in sys.modules:
+        return None
+    from hpcsuite.core import mpi
+
+    if not mpi.is_running():
+        return None
+    comm = mpi.world()
+    return comm.rank, comm.size
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that prints on rank 0 only and raises :class:`UsageError` for bad input."""
+
+    def _print_message(self, message: str, file=None) -> None:  # noqa: ANN001 - argparse's signature
+        if env_rank() == 0:
+            super()._print_message(message, file)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        err = UsageError(message)
+        err.usage = self.format_usage()  # type: ignore[attr-defined]
+        raise err
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 0")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def shape(text: str) -> tuple[int, ...]:
+    """argparse type: ``10000x10000`` (or ``10000,10000``, or ``1000000``) -> tuple of ints."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        dims = ()
+    if not dims or any(d <= 0 for d in dims):
+        raise argparse.ArgumentTypeError(
+            f"bad shape {text!r}: give positive integers separated by 'x', e.g. 10000x10000"
+        )
+    return dims
+
+
+def check_writable(path: str | None, option: str) -> None:
+    """Fail early, before any work, when an output ``path`` cannot be written."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path!r} is a directory; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path!r}: folder {folder!r} does not exist; create it first")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path!r} is not writable; choose another path")
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """Options every kernel shares (an argparse parent parser)."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("common options")
+    g.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
+                   help="where to compute: cpu (NumPy), gpu (CuPy, one GPU per rank, "
+                        "chosen by node-local rank) or auto (gpu when usable) [%(default)s]")
+    g.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of the generated data; the same seed gives the same data "
+                        "at every rank count [%(default)s]")
+    g.add_argument("--warmup", type=nonnegative_int, default=0,
+                   help="untimed runs of the kernel before the timed ones [%(default)s]")
+    g.add_argument("--repeat", type=positive_int, default=1,
+                   help="timed runs of the kernel; statistics over them [%(default)s]")
+    g.add_argument("--check", action="store_true",
+                   help="verify the result against a one-process NumPy reference; exit 3 on mismatch")
+    g.add_argument("--json", metavar="PATH",
+                   help="append one JSON record of this run to PATH (rank 0 writes)")
+    g.add_argument("--quiet", action="store_true",
+                   help="print only the result line; no progress")
+    return p
+
+
+def _tag(text: str, rank: int) -> str:
+    return "".join(f"[rank {rank}] {line}\n" for line in text.rstrip("\n").splitlines())
+
+
+def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
+        prog: str = "hpcsuite") -> int:
+    """Run ``main(argv)`` under the error and exit policy; return the exit status.
+
+    Parameters
+    ----------
+    main : callable
+        The module's ``main``; returns an exit status or None for 0.
+    argv : sequence of str, optional
+        Arguments (default ``sys.argv[1:]``).
+    prog : str
+        Program name for messages.
+    """
+    try:
+        return int(main(argv) or 0)
+    except HpcsuiteError as err:
+        return _user_error(err, prog)
+    except SystemExit:
+        raise
+    except BrokenPipeError:  # `... | head` closed our stdout: not an error of ours
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - the job must end, whatever it was
+        return _crash(exc, prog)
+
+
+def _user_error(err: HpcsuiteError, prog: str) -> int:
+    where = _mpi_rank_size()
+    if where is None or err.collective or where[1] == 1:
+        # Every rank has the same error (or there is one rank): one message, same exit.
+        rank = where[0] if where else env_rank()
+        if rank == 0:
+            usage = getattr(err, "usage", "")
+            sys.stderr.write(f"{usage}{prog}: error: {err}\n")
+        return err.exit_code
+    rank, _ = where
+    sys.stderr.write(_tag(f"{prog}: error: {err}", rank))
+    from hpcsuite.core import mpi
+
+    mpi.abort(mpi.world(), err.exit_code)
+    return err.exit_code
+
+
+def _crash(exc: BaseException, prog: str) -> int:
+    where = _mpi_rank_size()
+    rank = where[0] if where else env_rank()
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, KeyboardInterrupt):
+        text = f"{prog}: interrupted\n"
+    sys.stderr.write(_tag(text, rank))
+    code = 130 if isinstance(exc, KeyboardInterrupt) else 1
+    if where is not None and where[1] > 1:
+        from hpcsuite.core import mpi
+
+        sys.stderr.write(_tag(f"{prog}: aborting all {where[1]} ranks", rank))
+        mpi.abort(mpi.world(), code)
+    return code

@@ -1,0 +1,244 @@
+"""The MPI layer: the only kernel-side module that imports mpi4py.
+
+Upper-case (buffer) methods move arrays; lower-case (pickle) methods move only small
+metadata. Arrays on a GPU are handled here once for every kernel: the device stream
+is synchronized before MPI touches a buffer (OMB-Py forgets this and its GPU numbers
+are wrong for it), and when the MPI library is not CUDA-aware the data is staged
+through host memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+from mpi4py.util import dtlib
+
+from hpcsuite.core.backend import Backend
+from hpcsuite.core.errors import HpcsuiteError, UsageError
+
+#: Set to 1 or 0 to force or deny CUDA-aware MPI (detection cannot see every build).
+GPU_AWARE_ENV = "HPCSUITE_GPU_AWARE"
+
+
+def world() -> MPI.Comm:
+    """Return ``MPI.COMM_WORLD`` (MPI is initialized when this module is imported)."""
+    return MPI.COMM_WORLD
+
+
+@lru_cache(maxsize=None)
+def _node_comm(handle: int) -> MPI.Comm:
+    comm = MPI.Comm.f2py(handle)
+    return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+
+
+def node_comm(comm: MPI.Comm) -> MPI.Comm:
+    """Communicator of the ranks that share a node with this one (cached per ``comm``)."""
+    return _node_comm(comm.py2f())
+
+
+def local_rank(comm: MPI.Comm) -> int:
+    """Rank within the node: what selects a GPU (global rank 9 on a 4-GPU node is not 9)."""
+    return node_comm(comm).rank
+
+
+def hosts(comm: MPI.Comm) -> list[str]:
+    """Processor (node) name of every rank, in rank order."""
+    return comm.allgather(MPI.Get_processor_name())  # comm: metadata
+
+
+def library_version() -> str:
+    """First line of the MPI library's version string, e.g. ``'MPICH Version: 4.2.0'``."""
+    text = MPI.Get_library_version().strip()
+    return " ".join(text.splitlines()[0].split()) if text else "unknown MPI"
+
+
+def _libmpi_query() -> bool | None:
+    """Ask the loaded libmpi through ``MPIX_Query_cuda_support`` (Open MPI, MPICH >= 4)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as f:
+            paths = {line.split()[-1] for line in f if "libmpi" in line and "/" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            query = getattr(ctypes.CDLL(path), "MPIX_Query_cuda_support", None)
+        except OSError:
+            continue
+        if query is not None:
+            query.restype = ctypes.c_int
+            return bool(query())
+    return None
+
+
+@lru_cache(maxsize=1)
+def gpu_aware() -> bool:
+    """Whether MPI may be handed device buffers directly.
+
+    ``HPCSUITE_GPU_AWARE=1`` or ``0`` decides; otherwise the library is asked through
+    ``MPIX_Query_cuda_support``; a library that cannot answer is taken as not
+    CUDA-aware, which is always correct (staging), only slower.
+    """
+    value = os.environ.get(GPU_AWARE_ENV, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    if value:
+        raise UsageError(f"{GPU_AWARE_ENV}={value!r} is not understood; set it to 1 or 0, or unset it")
+    return bool(_libmpi_query())
+
+
+def staging(backend: Backend) -> bool:
+    """True when this backend's arrays must pass MPI through host memory."""
+    return backend.on_device and not gpu_aware()
+
+
+def _send_view(backend: Backend, array: Any) -> Any:
+    if not backend.on_device:
+        return array
+    backend.synchronize()  # the kernel's stream must finish writing before MPI reads
+    return backend.to_host(array) if staging(backend) else array
+
+
+def _recv_buffer(backend: Backend, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    if backend.on_device and not staging(backend):
+        backend.synchronize()
+        return backend.xp.empty(shape, dtype=dtype)
+    return np.empty(shape, dtype=dtype)
+
+
+def _from_recv(backend: Backend, buffer: Any) -> Any:
+    return backend.from_host(buffer) if staging(backend) else buffer
+
+
+@contextmanager
+def _row_type(dtype: np.dtype, row_elements: int) -> Iterator[MPI.Datatype]:
+    # Count in rows, not elements: keeps counts far below 2**31 for big arrays.
+    rowtype = dtlib.from_numpy_dtype(np.dtype(dtype)).Create_contiguous(row_elements).Commit()
+    try:
+        yield rowtype
+    finally:
+        rowtype.Free()
+
+
+def scatter_rows(
+    comm: MPI.Comm,
+    backend: Backend,
+    array: Any | None,
+    counts: list[int],
+    row_shape: tuple[int, ...],
+    dtype: np.dtype,
+    *,
+    root: int = 0,
+) -> Any:
+    """Scatter contiguous runs of rows of ``array`` (significant at ``root`` only).
+
+    Parameters
+    ----------
+    comm : MPI.Comm
+    backend : Backend
+        Where the received block lives; staging happens here when needed.
+    array : array or None
+        C-contiguous global array on ``root``; ignored elsewhere.
+    counts : list of int
+        Rows per rank (uneven and zero counts are fine).
+    row_shape : tuple of int
+        Shape of one row.
+    dtype : numpy.dtype
+    root : int
+
+    Returns
+    -------
+    array
+        This rank's rows, shape ``(counts[rank], *row_shape)``.
+    """
+    row_elements = int(np.prod(row_shape, dtype=np.int64))
+    displs = np.concatenate(([0], np.cumsum(counts[:-1]))).astype(int).tolist()
+    recv = _recv_buffer(backend, (counts[comm.rank], *row_shape), dtype)
+    with _row_type(dtype, row_elements) as rowtype:
+        send = None
+        if comm.rank == root:
+            send = [_send_view(backend, array), counts, displs, rowtype]
+        comm.Scatterv(send, [recv, counts[comm.rank], rowtype], root=root)  # comm: scatter
+    return _from_recv(backend, recv)
+
+
+def gather_rows(
+    comm: MPI.Comm,
+    backend: Backend,
+    local: Any,
+    counts: list[int],
+    *,
+    root: int = 0,
+) -> np.ndarray | None:
+    """Gather every rank's rows, in rank order, into one host array on ``root``.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The global array on ``root`` (shape ``(sum(counts), *row_shape)``), None elsewhere.
+    """
+    row_shape = tuple(local.shape[1:])
+    dtype = np.dtype(local.dtype)
+    row_elements = int(np.prod(row_shape, dtype=np.int64))
+    displs = np.concatenate(([0], np.cumsum(counts[:-1]))).astype(int).tolist()
+    if backend.on_device:
+        # Gathered results land on the host; copying there first keeps both sides
+        # of the collective host buffers, whatever the MPI library supports.
+        backend.synchronize()
+        local = backend.to_host(local)
+    send = np.ascontiguousarray(local)
+    recv = np.empty((sum(counts), *row_shape), dtype=dtype) if comm.rank == root else None
+    with _row_type(dtype, row_elements) as rowtype:
+        spec = [recv, counts, displs, rowtype] if comm.rank == root else None
+        comm.Gatherv([send, len(send), rowtype], spec, root=root)  # comm: gather
+    return recv
+
+
+def max_over_ranks(comm: MPI.Comm, value: float) -> float:
+    """Maximum of a scalar over ranks, known on every rank (the slowest rank's time)."""
+    return comm.allreduce(value, op=MPI.MAX)  # comm: metadata
+
+
+@contextmanager
+def agree(comm: MPI.Comm) -> Iterator[None]:
+    """Make a user error on any rank an error on every rank.
+
+    Wrap a step that may fail on some ranks only (opening a file that only the root
+    reads, validating a block): every rank leaves the block together, and if any
+    raised :class:`HpcsuiteError`, all raise the lowest failing rank's error, marked
+    ``collective`` so the CLI exits cleanly everywhere instead of aborting.
+
+    Other exceptions pass through untouched: they are bugs, and the CLI aborts the
+    job for them.
+    """
+    error: HpcsuiteError | None = None
+    try:
+        yield
+    except HpcsuiteError as exc:
+        error = exc
+    errors = comm.allgather(error)  # comm: metadata
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        first.collective = True
+        raise first
+
+
+def abort(comm: MPI.Comm, code: int) -> None:
+    """End every rank of ``comm``'s job now (after flushing this rank's output)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    comm.Abort(code)
+
+
+def is_running() -> bool:
+    """True between MPI initialization and finalization (for the CLI's error policy)."""
+    return MPI.Is_initialized() and not MPI.Is_finalized()
