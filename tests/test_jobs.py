@@ -1,0 +1,145 @@
+"""Whole jobs under mpiexec, as a user runs them: output, exit codes, no hangs."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import numpy as np
+import pytest
+
+from conftest import launch, python
+
+MEAN = ("-m", "hpcsuite.mean")
+
+
+def _mean_line(stdout: str) -> str:
+    match = re.search(r"mean = (\S+)", stdout)
+    assert match, stdout
+    return match.group(1)
+
+
+def test_default_job_prints_the_same_bits_at_1_2_3_and_8_ranks():
+    seen = {}
+    for n in (1, 2, 3, 8):
+        proc = launch(n, *MEAN, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        seen[n] = _mean_line(proc.stdout)
+        assert f"ranks      {n} on 1 node" in proc.stdout
+    assert len(set(seen.values())) == 1, seen
+    assert abs(float(seen[1]) - 0.5) < 1e-4
+
+
+@pytest.mark.parametrize("extra", [
+    ("--shape", "3001x700", "--dtype", "float32"),
+    ("--shape", "1500x800", "--dtype", "int32", "--axis", "0"),
+])
+def test_local_and_scatter_agree_at_every_rank_count(extra):
+    lines = set()
+    for n, mode in ((1, "local"), (2, "scatter"), (3, "local"), (3, "scatter"), (4, "local")):
+        proc = launch(n, *MEAN, *extra, "--distribute", mode, "--check", timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "check      ok" in proc.stdout
+        lines.add(proc.stdout.splitlines()[0])
+    assert len(lines) == 1, lines
+
+
+def test_the_mean_of_a_file_matches_numpy(tmp_path):
+    data = np.random.default_rng(1).normal(size=(1234, 56))
+    np.save(tmp_path / "a.npy", data)
+    proc = launch(3, *MEAN, "--source", str(tmp_path / "a.npy"), "--quiet", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert float(_mean_line(proc.stdout)) == pytest.approx(data.mean(), rel=1e-12, abs=1e-15)
+
+
+def _bad_inputs(tmp):
+    np.save(tmp / "good.npy", np.ones((10, 4)))
+    (tmp / "trunc.npy").write_bytes((tmp / "good.npy").read_bytes()[:-16])
+    (tmp / "text.npy").write_text("not an array")
+    np.save(tmp / "vec.npy", np.ones(10))
+    return [
+        (("--shape", "0x5"), "bad shape '0x5'"),
+        (("--shape", "10xa"), "bad shape '10xa'"),
+        (("--dtype", "complex64"), "invalid choice: 'complex64'"),
+        (("--repeat", "0"), "'0' must be a positive integer"),
+        (("--source", str(tmp / "missing.npy")), "no such file"),
+        (("--source", str(tmp / "trunc.npy")), "is truncated"),
+        (("--source", str(tmp / "text.npy")), "not a readable .npy"),
+        (("--source", str(tmp / "good.npy"), "--shape", "4x10"), "holds shape 10x4 but --shape says 4x10"),
+        (("--source", str(tmp / "vec.npy"), "--axis", "1"), "--axis 1 needs an array of 2 or more"),
+        (("--source", "data.csv"), "unknown source 'data.csv'"),
+        (("--json", str(tmp / "nowhere" / "r.jsonl")), "does not exist"),
+        (("--output", "means.txt"), "must end in .npy"),
+        (("--device", "gpu"), "--device gpu"),
+    ]
+
+
+@pytest.mark.parametrize("distribute", ["local", "scatter"])
+def test_bad_input_gives_one_line_and_exit_2_on_every_rank(tmp_path, distribute):
+    for args, message in _bad_inputs(tmp_path):
+        if args[:2] == ("--device", "gpu") and "cupy" in python("-c", "import cupy").stderr:
+            message = "needs CuPy"
+        started = time.monotonic()
+        proc = launch(3, *MEAN, "--distribute", distribute, *args, timeout=30)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert time.monotonic() - started < 20
+        errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1 and message in errors[0], (args, proc.stderr)
+        assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_help_is_printed_once_and_imports_nothing_heavy():
+    proc = launch(3, *MEAN, "--help", timeout=30)
+    assert proc.returncode == 0 and proc.stdout.count("usage:") == 1
+    assert "--distribute" in proc.stdout and "--check" in proc.stdout
+    probe = python("-c", "import sys\nfrom hpcsuite import mean\n"
+                         "try:\n    mean.parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
+                         "print(sorted(m for m in ('mpi4py', 'cupy', 'torch', 'matplotlib') if m in sys.modules))")
+    assert probe.stdout.strip().endswith("[]"), probe.stdout
+
+
+@pytest.mark.parametrize("kind,code,marker", [
+    ("crash", 1, "RuntimeError: injected failure on rank 1"),
+    ("user", 2, "[rank 1] fault_job: error: injected user error"),
+])
+def test_a_failing_rank_ends_the_whole_job_within_seconds(kind, code, marker):
+    started = time.monotonic()
+    proc = launch(3, "tests/helpers/fault_job.py", kind, "1", timeout=30)
+    assert time.monotonic() - started < 10
+    assert proc.returncode == code, proc.stderr
+    assert marker in proc.stderr
+    if kind == "crash":
+        assert all(line.startswith("[rank 1]") for line in proc.stderr.splitlines()
+                   if "Traceback" in line or "File " in line)
+
+
+def test_an_agreed_error_exits_cleanly_everywhere_with_one_message():
+    proc = launch(4, "tests/helpers/fault_job.py", "agreed", "3", timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.count("injected user error on rank 3") == 1
+    assert "Abort" not in proc.stderr
+
+
+def test_json_record_describes_the_run(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    for n in (1, 2):
+        proc = launch(n, *MEAN, "--shape", "2000x300", "--repeat", "3", "--warmup", "1",
+                      "--json", str(path), timeout=60)
+        assert proc.returncode == 0, proc.stderr
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["ranks"] for r in recs] == [1, 2]
+    assert recs[0]["result"] == recs[1]["result"] == float(_mean_line(proc.stdout))
+    assert len(recs[1]["times"]["reduction"]) == 3 and recs[1]["times"]["unit"] == "s"
+    assert recs[1]["env"]["mpi_library"].startswith(("MPICH", "Open MPI"))
+    assert recs[1]["fom"]["value"] > 0 and recs[1]["params"]["bytes"] == 2000 * 300 * 8
+
+
+def test_info_reports_the_stack_and_ranks_per_node():
+    proc = launch(2, "-m", "hpcsuite", "info", timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    for field in ("numpy", "mpi4py", "mpi library", "cuda-aware mpi", "cupy", "torch"):
+        assert re.search(rf"^{field}\s", proc.stdout, re.M), field
+    assert "ranks          2 on 1 node" in proc.stdout
+    listing = python("-m", "hpcsuite")
+    assert "mean" in listing.stdout and listing.returncode == 0

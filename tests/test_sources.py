@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from hpcsuite.core import backend
+from hpcsuite.core.errors import InputError, UsageError
+from hpcsuite.core.partition import Layout
+from hpcsuite.core.sources import INT_HIGH, RandomSource, load_rows, open_source
+
+CPU = backend.load("numpy")
+
+
+def _read(source, start, stop):
+    out = np.empty((stop - start, *source.shape[1:]), dtype=source.dtype)
+    source.read(start, stop, out)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int32", "int64"])
+def test_random_data_does_not_depend_on_who_reads_which_blocks(dtype):
+    src = open_source("random", shape=(1000, 700), dtype=dtype, seed=3)
+    whole = _read(src, 0, 1000)
+    rows = src.layout.block_rows
+    pieces = [_read(src, a, min(a + 2 * rows, 1000)) for a in range(0, 1000, 2 * rows)]
+    assert np.array_equal(whole, np.concatenate(pieces))
+    assert whole.dtype == np.dtype(dtype)
+    if whole.dtype.kind == "f":
+        assert 0.0 <= whole.min() and whole.max() < 1.0
+    else:
+        assert 0 <= whole.min() and whole.max() < INT_HIGH
+    # Uniform enough that a broken generator (constant, zeros) shows.
+    assert abs(whole.mean() - (0.5 if whole.dtype.kind == "f" else (INT_HIGH - 1) / 2)) < 0.01 * whole.max()
+
+
+def test_random_data_depends_on_the_seed_and_blocks_differ():
+    a = _read(open_source("random", shape=(2000, 600), dtype=None, seed=1), 0, 2000)
+    b = _read(open_source("random", shape=(2000, 600), dtype=None, seed=2), 0, 2000)
+    assert not np.array_equal(a, b)
+    rows = Layout.for_shape((2000, 600)).block_rows
+    assert not np.array_equal(a[:rows], a[rows:2 * rows])
+
+
+def test_random_source_refuses_ranges_off_block_boundaries():
+    src = RandomSource((1000, 700), np.dtype("float64"), 0, Layout.for_shape((1000, 700)))
+    with pytest.raises(ValueError, match="blocks"):
+        _read(src, 1, 10)
+    _read(src, 1000, 1000)  # the empty range of a rank without blocks is fine anywhere
+
+
+def test_defaults_are_the_dask_tutorial_array():
+    src = open_source("random", shape=None, dtype=None, seed=0)
+    assert src.shape == (10000, 10000) and src.dtype == np.float64
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", ["<f8", ">f8", "<f4", "<i4", ">i8", "|u1", "|b1"])
+def test_npy_rows_equal_numpy_load(tmp_path, order, dtype):
+    data = np.asarray(np.random.default_rng(0).integers(0, 2, (37, 5, 3)), dtype=dtype, order=order)
+    path = tmp_path / "a.npy"
+    np.save(path, data)
+    src = open_source(str(path), shape=None, dtype=None, seed=0)
+    assert src.shape == (37, 5, 3) and src.dtype.isnative
+    assert np.array_equal(_read(src, 0, 37), data)
+    assert np.array_equal(_read(src, 5, 19), data[5:19])
+
+
+def test_hdf5_single_and_named_datasets(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    data = np.arange(60, dtype=np.float32).reshape(20, 3)
+    one, two = tmp_path / "one.h5", tmp_path / "two.h5"
+    with h5py.File(one, "w") as f:
+        f["g/x"] = data
+    with h5py.File(two, "w") as f:
+        f["x"] = data
+        f["y"] = data * 2
+    assert np.array_equal(_read(open_source(str(one), shape=None, dtype=None, seed=0), 3, 9), data[3:9])
+    src = open_source(f"{two}:y", shape=(20, 3), dtype="float32", seed=0)
+    assert np.array_equal(_read(src, 0, 20), data * 2)
+    with pytest.raises(InputError, match="2 datasets"):
+        open_source(str(two), shape=None, dtype=None, seed=0)
+    with pytest.raises(InputError, match="no dataset 'z'"):
+        open_source(f"{two}:z", shape=None, dtype=None, seed=0)
+
+
+def _bad_files(tmp_path):
+    good = np.ones((10, 4))
+    np.save(tmp_path / "good.npy", good)
+    raw = (tmp_path / "good.npy").read_bytes()
+    (tmp_path / "truncated.npy").write_bytes(raw[:-8])
+    (tmp_path / "text.npy").write_text("hello, not an array\n")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "pickle.npy").write_bytes(pickle.dumps([1, 2, 3]))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "complex.npy", np.ones(3, dtype=complex))
+    np.save(tmp_path / "scalar.npy", np.float64(1.0))
+    np.save(tmp_path / "zero.npy", np.ones((0, 3)))
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "fake.h5").write_text("not hdf5")
+    (tmp_path / "dir.npy").mkdir()
+
+
+@pytest.mark.parametrize("name,message", [
+    ("missing.npy", "no such file"),
+    ("truncated.npy", "truncated"),
+    ("text.npy", "not a readable .npy"),
+    ("empty.npy", "not a readable .npy"),
+    ("pickle.npy", "not a readable .npy"),
+    ("objects.npy", "never unpickles"),
+    ("complex.npy", "complex128 data"),
+    ("scalar.npy", "scalar"),
+    ("zero.npy", "zero-size"),
+    ("fake.h5", "not a readable HDF5"),
+    ("dir.npy", "directory"),
+])
+def test_bad_files_give_one_clear_error(tmp_path, name, message):
+    if name.endswith(".h5"):
+        pytest.importorskip("h5py")
+    _bad_files(tmp_path)
+    with pytest.raises(InputError, match=message) as info:
+        open_source(str(tmp_path / name), shape=None, dtype=None, seed=0)
+    assert str(tmp_path / name) in str(info.value)
+
+
+def test_unknown_source_kind_and_dtype(tmp_path):
+    _bad_files(tmp_path)
+    with pytest.raises(UsageError, match="unknown source"):
+        open_source(str(tmp_path / "notes.txt"), shape=None, dtype=None, seed=0)
+    with pytest.raises(UsageError, match="unknown dtype 'complex64'"):
+        open_source("random", shape=(3, 3), dtype="complex64", seed=0)
+
+
+def test_file_must_agree_with_shape_and_dtype(tmp_path):
+    _bad_files(tmp_path)
+    path = str(tmp_path / "good.npy")
+    with pytest.raises(InputError, match="holds shape 10x4 but --shape says 4x10"):
+        open_source(path, shape=(4, 10), dtype=None, seed=0)
+    with pytest.raises(InputError, match="holds float64 but --dtype says float32"):
+        open_source(path, shape=(10, 4), dtype="float32", seed=0)
+    assert open_source(path, shape=(10, 4), dtype="float64", seed=0).shape == (10, 4)
+
+
+def test_load_rows_through_a_device_backend_reads_block_by_block():
+    src = open_source("random", shape=(3000, 500), dtype="float32", seed=5)
+    copies = []
+    staged = backend.Backend(name="fake-device", xp=np, device="gpu", on_device=True,
+                             from_host=lambda a: copies.append(len(a)) or np.array(a))
+    got = load_rows(src, staged, src.layout, 0, 3000)
+    assert np.array_equal(got, load_rows(src, CPU, src.layout, 0, 3000))
+    assert copies and max(copies) <= src.layout.block_rows and sum(copies) == 3000
