@@ -63,7 +63,39 @@ def local(block: Any, xp: Any, axis: int | None) -> Any:
     array
         float64 partial: shape ``()``, ``block.shape[1:]`` or ``(rows, *block.shape[2:])``.
     """
+    if axis is None:
+        return xp.sum(block.reshape(-1), dtype=xp.float64)
     return xp.sum(block, axis=axis, dtype=xp.float64)
+
+
+def partials(rows: Any, spans: list[tuple[int, int]], xp: Any, axis: int | None) -> Any:
+    """``local`` of each block of a rank, in block order, as one float64 array.
+
+    For the total (axis None) the equal-sized blocks are summed in one batched call,
+    one row of a ``(blocks, elements)`` view each: the same bits as block-by-block
+    ``local`` (a test holds this), without a Python call per block, which keeps the
+    reduction at the memory bandwidth.
+
+    Parameters
+    ----------
+    rows : array
+        The rank's rows.
+    spans : list of (start, stop)
+        Local row range of each block (consecutive, in order); may be empty.
+    xp : module
+    axis : {None, 0, 1}
+    """
+    if not spans:
+        trailing = {None: (), 0: rows.shape[1:], 1: rows.shape[2:]}[axis]
+        return xp.empty((0, *trailing), dtype=xp.float64)
+    if axis is None:
+        first, size = spans[0][0], spans[0][1] - spans[0][0]
+        equal = next((i for i, (a, b) in enumerate(spans) if b - a != size), len(spans))
+        head = xp.sum(rows[first:first + equal * size].reshape(equal, -1), axis=1, dtype=xp.float64)
+        tail = [local(rows[a:b], xp, None) for a, b in spans[equal:]]
+        return xp.concatenate([head, xp.stack(tail)]) if tail else head
+    parts = [local(rows[a:b], xp, axis) for a, b in spans]
+    return xp.concatenate(parts) if axis == 1 else xp.stack(parts)
 
 
 # -- 2. combine: merge the per-block partials, pure ----------------------------------------
@@ -170,15 +202,10 @@ def run(comm: Any, backend: Any, source: Source | None, layout: Layout, *, axis:
         counts = layout.row_counts(comm.size)[0]
     else:
         counts = [len(layout.rank_blocks(comm.size, r)) for r in range(comm.size)]
-    # The shape of the partials of a rank that owns no blocks (more ranks than blocks).
-    empty_part = {None: (0,), 0: (0, *layout.row_shape), 1: (0, *layout.row_shape[1:])}[axis]
+    spans = [(a, b) for _, a, b in blocks]
 
     def reduce_once() -> float | np.ndarray | None:
-        if blocks:
-            partial = [local(rows[a:b], xp, axis) for _, a, b in blocks]
-            parts = xp.concatenate(partial) if axis == 1 else xp.stack(partial)
-        else:
-            parts = xp.empty(empty_part, dtype=xp.float64)
+        parts = partials(rows, spans, xp, axis)
         gathered = mpi.gather_rows(comm, backend, parts, counts, root=root)  # comm: gather partials
         return combine(gathered, axis, layout.shape) if comm.rank == root else None
 
@@ -303,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(args: Any, comm: Any, bk: Any, out: Outcome, layout: Layout, description: str,
             dtype_str: str, wall_s: float, hosts: list[str], check: dict[str, Any] | None) -> None:
     """Print the result on rank 0 and write the output file and the record."""
-    from hpcsuite.core import mpi, records
+    from hpcsuite.core import mpi
     from hpcsuite.core.timing import summarize
 
     axis = None if args.axis == "none" else int(args.axis)
@@ -332,6 +359,8 @@ def _report(args: Any, comm: Any, bk: Any, out: Outcome, layout: Layout, descrip
     if args.output:
         _save(args.output, out.value)
     if args.json:
+        from hpcsuite.core import records  # only now: it costs every rank start-up time
+
         env = records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(), device=bk.device,
                                   device_name=bk.description,
                                   gpu_aware=mpi.gpu_aware() if bk.on_device else None)

@@ -9,7 +9,6 @@ maximum over ranks: a parallel step is as slow as its slowest rank.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -92,9 +91,12 @@ def summarize(samples: Sequence[float]) -> Stats:
     """
     if not samples:
         raise ValueError("no samples to summarize")
-    data = [float(s) for s in samples]
-    mean = statistics.fmean(data)
-    stdev = statistics.stdev(data) if len(data) > 1 else 0.0
-    half = t95(len(data) - 1) * stdev / math.sqrt(len(data)) if len(data) > 1 else 0.0
-    return Stats(len(data), min(data), max(data), mean, statistics.median(data), stdev,
-                 mean - half, mean + half)
+    # By hand rather than with `statistics`, whose import (fractions, decimal, random)
+    # every rank would pay at start-up.
+    data = sorted(float(s) for s in samples)
+    n = len(data)
+    mean = math.fsum(data) / n
+    median = data[n // 2] if n % 2 else (data[n // 2 - 1] + data[n // 2]) / 2
+    stdev = math.sqrt(math.fsum((x - mean) ** 2 for x in data) / (n - 1)) if n > 1 else 0.0
+    half = t95(n - 1) * stdev / math.sqrt(n) if n > 1 else 0.0
+    return Stats(n, data[0], data[-1], mean, median, stdev, mean - half, mean + half)
