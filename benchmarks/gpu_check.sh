@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One script for a GPU machine (H100 class), under 5 minutes: the GPU tests, a GPU job
+# at two ranks, and the GPU reduction benchmark. Writes a short summary table to
+# ${OUT:-.}/gpu_check.txt and exits non-zero if anything failed.
+#
+# usage: bash benchmarks/gpu_check.sh      (needs CuPy, mpi4py with an MPI, pytest)
+set -u
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # works without `pip install -e .`
+out="${OUT:-.}/gpu_check.txt"
+log="${OUT:-.}/gpu_check.log"
+: >"$out"
+status=0
+
+step() {  # step NAME TIMEOUT CMD...: run, log everything, one summary line
+    local name=$1 limit=$2
+    shift 2
+    local start=$SECONDS
+    timeout -k 10 "$limit" "$@" >>"$log" 2>&1
+    local code=$?
+    [ "$code" = 0 ] || status=1
+    printf '%-28s %-6s %4ss\n' "$name" "$([ "$code" = 0 ] && echo ok || echo "FAIL($code)")" \
+        "$((SECONDS - start))" >>"$out"
+}
+
+{ echo "== python -m hpcsuite info"; python -m hpcsuite info; nvidia-smi -L; } >>"$log" 2>&1
+step "a usable GPU" 60 python -c "from hpcsuite.core import backend; assert backend.gpu_count() > 0, 'no usable GPU'"
+step "gpu tests (pytest -m gpu)" 240 python -m pytest -m gpu -q -p no:cacheprovider tests
+step "mean n=2 --device gpu" 120 mpiexec -n 2 python -m hpcsuite.mean --device gpu --check
+step "gpu reduction benchmark" 120 python benchmarks/gpu_mean_bench.py --gbytes 4
+echo "-- benchmark" >>"$out"
+sed -n '/^device /,/^reduction \//p' "$log" >>"$out"
+echo "-- gpu job" >>"$out"
+grep -A6 '^hpcsuite.mean: mean' "$log" | grep -E 'mean =|device|reduction|check' >>"$out"
+cat "$out"
+exit "$status"

@@ -1,0 +1,72 @@
+"""GPU tests (marked ``gpu``): run by benchmarks/gpu_check.sh on a machine with a GPU.
+
+tests/run.sh deselects them; on a machine without a usable GPU they skip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpcsuite import mean
+from hpcsuite.core import backend, mpi
+from hpcsuite.core.partition import Layout
+from hpcsuite.core.sources import RandomSource, load_rows
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(backend.gpu_count() == 0, reason="no usable CUDA GPU (CuPy + device)"),
+]
+CPU = backend.load("numpy")
+
+
+@pytest.fixture
+def gpu():
+    return backend.load("cupy")
+
+
+def test_cupy_backend_binds_a_device_and_round_trips(gpu):
+    import cupy
+
+    assert gpu.on_device and gpu.device == "gpu" and gpu.xp is cupy
+    host = np.arange(12.0).reshape(3, 4)
+    assert np.array_equal(gpu.to_host(gpu.from_host(host)), host)
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+@pytest.mark.parametrize("distribute", ["local", "scatter"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int32"])
+def test_gpu_mean_matches_the_cpu_mean(gpu, axis, distribute, dtype):
+    from mpi4py import MPI
+
+    layout = Layout((3001, 257), 64)
+    source = RandomSource(layout.shape, np.dtype(dtype), 9, layout)
+    ours = mean.run(MPI.COMM_SELF, gpu, source, layout, axis=axis, distribute=distribute).value
+    cpu = mean.run(MPI.COMM_SELF, CPU, source, layout, axis=axis, distribute=distribute).value
+    np.testing.assert_allclose(ours, cpu, rtol=1e-12)
+
+
+def test_generated_data_is_the_same_array_on_gpu_and_cpu(gpu):
+    layout = Layout((500, 300), 32)
+    source = RandomSource(layout.shape, np.dtype("float64"), 3, layout)
+    on_gpu = load_rows(source, gpu, layout, 0, 500)
+    assert np.array_equal(gpu.to_host(on_gpu), load_rows(source, CPU, layout, 0, 500))
+
+
+def test_host_staging_with_real_device_buffers(gpu, monkeypatch):
+    from mpi4py import MPI
+
+    monkeypatch.setenv(mpi.GPU_AWARE_ENV, "0")
+    mpi.gpu_aware.cache_clear()
+    try:
+        rows = gpu.xp.arange(40.0).reshape(10, 4)
+        got = mpi.scatter_rows(MPI.COMM_SELF, gpu, rows, [10], (4,), np.dtype("float64"))
+        assert isinstance(got, gpu.xp.ndarray)
+        assert np.array_equal(gpu.to_host(got), np.arange(40.0).reshape(10, 4))
+    finally:
+        mpi.gpu_aware.cache_clear()
+
+
+def test_auto_picks_the_gpu():
+    assert backend.select("auto").device == "gpu"
+
