@@ -247,6 +247,27 @@ def parser() -> cli.ArgumentParser:
     return p
 
 
+def _check_memory(comm: Any, args: Any, layout: Layout, itemsize: int, *, on_device: bool) -> None:
+    """Refuse, on every rank together, a job whose arrays would not fit in a node's memory."""
+    from hpcsuite.core import memory, mpi
+
+    start, stop = layout.rank_rows(comm.size, comm.rank)
+    row_bytes = layout.row_elements * itemsize
+    # Host bytes this rank allocates: its rows (on the GPU they pass through a block-
+    # sized buffer), plus on the root the whole array for --distribute scatter and
+    # again for --check's one-process reference.
+    need = layout.block_rows * row_bytes if on_device else (stop - start) * row_bytes
+    if comm.rank == 0:
+        need += layout.rows * row_bytes * ((args.distribute == "scatter") + args.check)
+    node = mpi.node_comm(comm)
+    node_need = node.allreduce(need)  # comm: metadata
+    with mpi.agree(comm):
+        if node.rank == 0:
+            memory.check_fits(node_need, memory.available_bytes(), where=f"node {mpi.processor_name()}",
+                              hint="use more nodes, fewer ranks per node, or a smaller --shape"
+                                   + (", or drop --check" if args.check else ""))
+
+
 def _progress(args: Any, comm: Any, text: str) -> None:
     # A progress line on a terminal; batch logs get the summary instead.
     if comm.rank == 0 and not args.quiet and sys.stderr.isatty():
@@ -300,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"this one has shape {shape}")
     layout = Layout.for_shape(shape)
     nbytes = math.prod(shape) * np.dtype(dtype_str).itemsize
+    _check_memory(comm, args, layout, np.dtype(dtype_str).itemsize, on_device=bk.on_device)
 
     _progress(args, comm, f"loading {description} ({nbytes / 1e6:.1f} MB) on {comm.size} ranks, "
                           f"{args.distribute}")

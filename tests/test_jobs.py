@@ -72,6 +72,7 @@ def _bad_inputs(tmp):
         (("--json", str(tmp / "nowhere" / "r.jsonl")), "does not exist"),
         (("--output", "means.txt"), "must end in .npy"),
         (("--device", "gpu"), "--device gpu"),
+        (("--shape", "1000000x1000000"), "GB is available there"),
     ]
 
 

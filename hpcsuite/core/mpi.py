@@ -49,9 +49,14 @@ def local_rank(comm: MPI.Comm) -> int:
     return node_comm(comm).rank
 
 
+def processor_name() -> str:
+    """This rank's processor (node) name; no communication."""
+    return MPI.Get_processor_name()
+
+
 def hosts(comm: MPI.Comm) -> list[str]:
-    """Processor (node) name of every rank, in rank order."""
-    return comm.allgather(MPI.Get_processor_name())  # comm: metadata
+    """Processor (node) name of every rank, in rank order (collective)."""
+    return comm.allgather(processor_name())  # comm: metadata
 
 
 def library_version() -> str:
