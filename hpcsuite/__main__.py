@@ -20,6 +20,7 @@ PROG = "hpcsuite"
 #: Runnable modules: name -> one-line summary (grows with the suite).
 MODULES = {
     "mean": "mean of a distributed array (Dask tutorial workload), bitwise reproducible",
+    "microbench": "MPI latency, bandwidth and collective benchmarks (OSU-compatible output)",
 }
 
 

@@ -144,3 +144,49 @@ def test_info_reports_the_stack_and_ranks_per_node():
     assert "ranks          2 on 1 node" in proc.stdout
     listing = python("-m", "hpcsuite")
     assert "mean" in listing.stdout and listing.returncode == 0
+
+
+MB = ("-m", "hpcsuite.microbench")
+
+
+@pytest.mark.parametrize("n,args,message", [
+    (2, ("nosuch",), "unknown test 'nosuch'"),
+    (2, (), "name at least one test"),
+    (2, ("latency", "--min", "64", "--max", "8"), "--min 64 is larger than --max 8"),
+    (2, ("latency", "--max", "12Q"), "bad size '12Q'"),
+    (3, ("latency",), "exactly 2 ranks, not 3"),
+    (3, ("multi_lat",), "even number of them, not 3"),
+    (1, ("allreduce",), "at least 2 ranks, not 1"),
+    (2, ("reduce_scatter", "--buffer", "pickle"), "no pickle form"),
+    (2, ("alltoall", "--max", "64G"), "GB is available there"),
+    (2, ("--all", "--time-per-size", "0"), "must be positive"),
+])
+def test_microbench_bad_arguments_give_one_line_and_exit_2(n, args, message):
+    proc = launch(n, *MB, *args, timeout=30)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_microbench_all_writes_records_and_osu_text(tmp_path):
+    path = tmp_path / "omb.jsonl"
+    proc = launch(2, *MB, "--all", "--max", "1K", "--iterations", "3", "--validate",
+                  "--json", str(path), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    from hpcsuite.microbench import output, runner
+
+    sections = [s for s in proc.stdout.split("\n\n") if s.strip()]
+    assert len(sections) == len(runner.TESTS)  # at n=2 every test applies
+    assert all(output.parse_osu(s) for s in sections)
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["kernel"] for r in recs} == {f"microbench.{n}" for n in runner.TESTS}
+    allreduce = [r for r in recs if r["kernel"] == "microbench.allreduce"]
+    assert allreduce[-1]["result"]["busbw_gbps"] > 0 and allreduce[-1]["fom"]["unit"] == "us"
+
+
+def test_microbench_help_starts_no_mpi():
+    probe = python("-c", "import sys\nfrom hpcsuite.microbench import __main__ as m\n"
+                         "try:\n    m.parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
+                         "print('mpi4py' in sys.modules)")
+    assert probe.stdout.strip().endswith("False"), probe.stdout

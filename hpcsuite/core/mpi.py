@@ -208,6 +208,15 @@ def gather_rows(
     return recv
 
 
+def datatype(dtype: np.dtype | type) -> MPI.Datatype:
+    """The predefined MPI datatype of a NumPy dtype (for buffers that carry no type).
+
+    Predefined, not ``dtlib``'s derived duplicate: reductions accept only the former.
+    """
+    predefined = getattr(MPI, "_typedict", {}).get(np.dtype(dtype).char)
+    return predefined if predefined is not None else dtlib.from_numpy_dtype(np.dtype(dtype))
+
+
 def max_over_ranks(comm: MPI.Comm, value: float) -> float:
     """Maximum of a scalar over ranks, known on every rank (the slowest rank's time)."""
     return comm.allreduce(value, op=MPI.MAX)  # comm: metadata

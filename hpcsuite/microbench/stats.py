@@ -1,0 +1,88 @@
+"""Statistics of one message size over iterations and ranks. Pure.
+
+Latencies are in microseconds, bandwidths in MB/s (10^6 B/s, as OSU). For allreduce
+the algorithm and bus bandwidth follow nccl-tests: ``algbw = bytes / time`` and
+``busbw = algbw * 2 (n - 1) / n``, the bandwidth each link must sustain in a ring.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+#: Bus-bandwidth factors (nccl-tests PERFORMANCE.md) for collectives that have one.
+BUS_FACTOR = {
+    "allreduce": lambda n: 2 * (n - 1) / n,
+    "iallreduce": lambda n: 2 * (n - 1) / n,
+    "reduce_scatter": lambda n: (n - 1) / n,
+    "allgather": lambda n: (n - 1) / n,
+    "allgatherv": lambda n: (n - 1) / n,
+    "alltoall": lambda n: (n - 1) / n,
+    "alltoallv": lambda n: (n - 1) / n,
+    "bcast": lambda n: 1.0,
+    "reduce": lambda n: 1.0,
+}
+
+
+def percentile(data: Sequence[float], q: float) -> float:
+    """``q``-th percentile (0..100) of sorted ``data``, linear interpolation (NumPy's default)."""
+    if not data:
+        return math.nan
+    pos = (len(data) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def describe(samples: Sequence[float]) -> dict[str, float]:
+    """min, max, mean, median, p99 and (sample) stddev of ``samples``."""
+    data = sorted(samples)
+    n = len(data)
+    if n == 0:
+        return {k: math.nan for k in ("min", "max", "mean", "median", "p99", "stddev")}
+    mean = math.fsum(data) / n
+    var = math.fsum((x - mean) ** 2 for x in data) / (n - 1) if n > 1 else 0.0
+    return {"min": data[0], "max": data[-1], "mean": mean, "median": percentile(data, 50),
+            "p99": percentile(data, 99), "stddev": math.sqrt(var)}
+
+
+def latency_row(times_s: Sequence[float], per_rank_means_s: Sequence[float]) -> dict[str, float]:
+    """Latency statistics in microseconds.
+
+    Parameters
+    ----------
+    times_s : sequence of float
+        Every timed iteration of every participating rank, in seconds.
+    per_rank_means_s : sequence of float
+        Each rank's mean: OSU's "Avg/Min/Max Latency" columns are the mean, min and
+        max of these, and are kept beside the per-iteration statistics.
+    """
+    row = {f"{k}_us": v * 1e6 for k, v in describe(times_s).items()}
+    means = list(per_rank_means_s)
+    row.update(avg_us=math.fsum(means) / len(means) * 1e6, rank_min_us=min(means) * 1e6,
+               rank_max_us=max(means) * 1e6)
+    return row
+
+
+def bandwidth_row(times_s: Sequence[float], nbytes_per_iteration: int) -> dict[str, float]:
+    """Bandwidth statistics in MB/s from per-iteration times; ``mbps`` is OSU's figure."""
+    rates = [nbytes_per_iteration / t / 1e6 for t in times_s if t > 0]
+    row = {f"{k}_mbps": v for k, v in describe(rates).items()}
+    total = math.fsum(times_s)
+    row["mbps"] = nbytes_per_iteration * len(times_s) / total / 1e6 if total > 0 else math.nan
+    return row
+
+
+def bus_bandwidth(test: str, nbytes: int, seconds: float, ranks: int) -> dict[str, float]:
+    """Algorithm and bus bandwidth in GB/s (10^9 B/s) for collectives that define them."""
+    if test not in BUS_FACTOR or seconds <= 0:
+        return {}
+    algbw = nbytes / seconds / 1e9
+    return {"algbw_gbps": algbw, "busbw_gbps": algbw * BUS_FACTOR[test](ranks)}
+
+
+def overlap_percent(pure: float, overall: float, compute: float) -> float:
+    """OSU's overlap: the share of the pure communication time hidden behind compute."""
+    if pure <= 0:
+        return math.nan
+    return max(0.0, min(100.0, 100.0 * (1.0 - (overall - compute) / pure)))

@@ -1,0 +1,126 @@
+"""Pure parts of hpcsuite.microbench: sizes, iteration schedule, statistics, formats."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hpcsuite.microbench import output, schedule, stats
+
+
+@pytest.mark.parametrize("text,expected", [("8", 8), ("4K", 4096), ("4M", 4 << 20), ("1MiB", 1 << 20),
+                                           ("2g", 2 << 30), (" 16 ", 16)])
+def test_parse_size_accepts_osu_style_units(text, expected):
+    assert schedule.parse_size(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "x", "-4", "4T", "1.5M"])
+def test_parse_size_rejects_nonsense(bad):
+    with pytest.raises(ValueError, match="bad size"):
+        schedule.parse_size(bad)
+
+
+def test_sizes_are_powers_of_two_in_range():
+    assert schedule.sizes(1, 16) == [1, 2, 4, 8, 16]
+    assert schedule.sizes(3, 40) == [4, 8, 16, 32]
+    assert schedule.sizes(1, 64, unit=4) == [4, 8, 16, 32, 64]
+    assert schedule.sizes(0, 2) == [0, 1, 2]
+    with pytest.raises(ValueError, match="larger than"):
+        schedule.sizes(64, 8)
+    with pytest.raises(ValueError, match="no power-of-two"):
+        schedule.sizes(5, 7)
+
+
+def test_iterations_shrink_for_large_messages_like_osu():
+    assert schedule.iterations("latency", 8192) == (10000, 100)
+    assert schedule.iterations("latency", 8193) == (1000, 10)
+    assert schedule.iterations("bandwidth", 1 << 20) == (20, 2)
+    assert schedule.iterations("collective", 4, iters=7, warmup=0) == (7, 0)
+
+
+def test_time_budget_caps_iterations_but_keeps_a_floor():
+    assert schedule.bounded(1000, 0.01, 1.0) == 100
+    assert schedule.bounded(1000, 1.0, 0.5) == 5
+    assert schedule.bounded(1000, 0.01, None) == 1000
+    assert schedule.bounded(3, 1.0, 0.1) == 3
+
+
+def test_describe_matches_numpy():
+    data = list(np.random.default_rng(0).exponential(size=101))
+    d = stats.describe(data)
+    assert d["min"] == min(data) and d["max"] == max(data)
+    assert d["median"] == pytest.approx(np.median(data))
+    assert d["p99"] == pytest.approx(np.percentile(data, 99))
+    assert d["stddev"] == pytest.approx(np.std(data, ddof=1))
+    assert math.isnan(stats.describe([])["mean"])
+
+
+def test_latency_row_keeps_osu_columns_beside_the_distribution():
+    row = stats.latency_row([1e-6, 2e-6, 3e-6, 6e-6], [1.5e-6, 4.5e-6])
+    assert row["avg_us"] == pytest.approx(3.0) and row["rank_min_us"] == pytest.approx(1.5)
+    assert row["rank_max_us"] == pytest.approx(4.5) and row["median_us"] == pytest.approx(2.5)
+
+
+def test_bandwidth_uses_total_bytes_over_total_time():
+    row = stats.bandwidth_row([1.0, 3.0], 4_000_000)
+    assert row["mbps"] == pytest.approx(2.0)
+    assert row["max_mbps"] == pytest.approx(4.0) and row["min_mbps"] == pytest.approx(4 / 3)
+
+
+def test_bus_bandwidth_follows_nccl_tests():
+    bw = stats.bus_bandwidth("allreduce", 1_000_000_000, 1.0, 4)
+    assert bw == {"algbw_gbps": 1.0, "busbw_gbps": 1.5}
+    assert stats.bus_bandwidth("gather", 10, 1.0, 4) == {}
+
+
+def test_overlap_percent_as_osu_defines_it():
+    assert stats.overlap_percent(10.0, 10.0, 10.0) == 100.0  # fully hidden
+    assert stats.overlap_percent(10.0, 20.0, 10.0) == 0.0    # nothing hidden
+    assert stats.overlap_percent(10.0, 15.0, 10.0) == 50.0
+    assert stats.overlap_percent(10.0, 40.0, 10.0) == 0.0    # clipped
+
+
+ROWS = [{"size": 1, "iterations": 10, "avg_us": 1.234, "rank_min_us": 1.0, "rank_max_us": 1.5,
+         "mbps": 0.81},
+        {"size": 4096, "iterations": 10, "avg_us": 12.5, "rank_min_us": 12.0, "rank_max_us": 13.0,
+         "mbps": 327.68}]
+
+
+@pytest.mark.parametrize("family,columns", [
+    ("latency", {"Latency (us)": "avg_us"}),
+    ("bandwidth", {"Bandwidth (MB/s)": "mbps"}),
+    ("collective", {"Avg Latency(us)": "avg_us", "Min Latency(us)": "rank_min_us",
+                    "Max Latency(us)": "rank_max_us", "Iterations": "iterations"}),
+])
+def test_osu_format_round_trips_through_the_parser(family, columns):
+    text = output.osu("Test", family, ROWS, "note")
+    assert text.startswith("# OSU MPI Test Test (note)\n# Size")
+    parsed = output.parse_osu(text)
+    assert [p["Size"] for p in parsed] == [1, 4096]
+    for got, row in zip(parsed, ROWS):
+        for header, key in columns.items():
+            assert got[header] == pytest.approx(row[key], abs=0.005)
+
+
+def test_parser_reads_real_osu_output():
+    real = ("# OSU MPI Latency Test v7.4\n# Datatype: MPI_CHAR.\n"
+            "# Size       Avg Latency(us)\n1                       0.21\n2                       0.20\n")
+    assert output.parse_osu(real) == [{"Size": 1, "Avg Latency(us)": 0.21}, {"Size": 2, "Avg Latency(us)": 0.2}]
+    with pytest.raises(ValueError, match="cannot parse"):
+        output.parse_osu("# Size   Latency (us)\n1 2 3\n")
+
+
+def test_csv_and_table_carry_every_statistic():
+    csv_text = output.to_csv("allreduce", "collective", ROWS)
+    assert csv_text.splitlines()[0].startswith("test,size,iterations,min_us,median_us")
+    assert len(csv_text.splitlines()) == 3
+    assert output.to_csv("allreduce", "collective", ROWS, header=False).count("\n") == 2
+    assert "iterations" in output.table("latency", "latency", ROWS, "note")
+
+
+def test_the_name_list_matches_the_registry():
+    from hpcsuite.microbench import NAMES, runner
+
+    assert tuple(runner.TESTS) == NAMES

@@ -1,0 +1,76 @@
+"""MPI tests of hpcsuite.microbench: every benchmark validates at any rank count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpcsuite.core.errors import UsageError
+from hpcsuite.microbench import runner
+from hpcsuite.microbench.buffers import Messages
+
+pytestmark = pytest.mark.mpi
+
+
+def _run(comm, name, kind, nbytes):
+    msgs = Messages(kind)
+    return runner.measure(comm, name, msgs, nbytes, iters=3, warmup=1, window=4, validate=True,
+                          budget=None)
+
+
+@pytest.mark.parametrize("name", list(runner.TESTS))
+@pytest.mark.parametrize("kind", ["numpy", "bytearray", "pickle", "pkl5"])
+def test_every_benchmark_validates_or_refuses_clearly(comm, name, kind):
+    msgs = Messages(kind)
+    problem = runner.rank_problem(name, comm.size)
+    if problem or (msgs.pickled and not runner.TESTS[name].pickle):
+        with pytest.raises(UsageError):
+            runner.check_request([name], msgs, comm.size)
+        return
+    for nbytes in (4, 4096, 65536):  # eager and rendezvous protocols
+        row = _run(comm, name, kind, nbytes)
+        if comm.rank == 0:
+            assert row["errors"] == [], row["errors"]
+            assert row["size"] == nbytes and row["iterations"] == 3
+            value = row["mbps"] if runner.TESTS[name].family == "bandwidth" else row["median_us"]
+            assert value > 0
+        else:
+            assert row is None
+
+
+class Corrupting(Messages):
+    """Flips one received byte: validation must notice."""
+
+    def read(self, buf, dtype=np.uint8):
+        data = super().read(buf, dtype).copy()
+        if data.size:
+            data[0] += 1
+        return data
+
+
+@pytest.mark.parametrize("name", ["bcast", "allreduce", "alltoall", "multi_lat"])
+def test_validation_catches_a_corrupted_buffer(comm, name):
+    if runner.rank_problem(name, comm.size):
+        return  # the refusal itself is covered above
+    row = runner.measure(comm, name, Corrupting("numpy"), 64, iters=2, warmup=0, window=2,
+                         validate=True, budget=None)
+    if comm.rank == 0:
+        assert row["errors"] and "mismatch" in row["errors"][0]
+
+
+def test_time_budget_gives_every_rank_the_same_count(comm):
+    name = "allreduce" if comm.size > 1 else None
+    if name is None:
+        return
+    row = runner.measure(comm, name, Messages("numpy"), 1024, iters=100000, warmup=1, window=1,
+                         validate=False, budget=0.01)
+    if comm.rank == 0:
+        assert 5 <= row["iterations"] < 100000
+
+
+def test_nonblocking_rows_carry_the_overlap(comm):
+    if comm.size < 2:
+        return
+    row = _run(comm, "iallreduce", "numpy", 1024)
+    if comm.rank == 0:
+        assert 0.0 <= row["overlap_pct"] <= 100.0 and row["pure_us"] > 0 and row["compute_us"] > 0
