@@ -158,6 +158,7 @@ MB = ("-m", "hpcsuite.microbench")
     (3, ("multi_lat",), "even number of them, not 3"),
     (1, ("allreduce",), "at least 2 ranks, not 1"),
     (2, ("reduce_scatter", "--buffer", "pickle"), "no pickle form"),
+    (2, ("latency", "--buffer", "numpy,gpu"), "unknown buffer 'gpu'"),
     (2, ("alltoall", "--max", "64G"), "GB is available there"),
     (2, ("--all", "--time-per-size", "0"), "must be positive"),
 ])
@@ -190,3 +191,11 @@ def test_microbench_help_starts_no_mpi():
                          "try:\n    m.parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
                          "print('mpi4py' in sys.modules)")
     assert probe.stdout.strip().endswith("False"), probe.stdout
+
+
+def test_microbench_compares_buffer_kinds_in_one_run():
+    proc = launch(2, *MB, "latency", "--buffer", "numpy,pickle,pkl5", "--max", "64",
+                  "--iterations", "5", "--format", "csv", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("test,size") and len(lines) == 1 + 3 * 7  # one header, 3 kinds x 7 sizes

@@ -29,6 +29,15 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"unknown buffer {(bad or [text])[0]!r}; choose from {', '.join(KINDS)}")
+    return list(dict.fromkeys(kinds))
+
+
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
     p = cli.ArgumentParser(
@@ -42,9 +51,10 @@ def parser() -> cli.ArgumentParser:
     p.add_argument("tests", nargs="*", metavar="TEST", help="benchmarks to run (see below)")
     p.add_argument("--all", action="store_true",
                    help="the standard set: every test that fits the rank count")
-    p.add_argument("--buffer", choices=KINDS, default="numpy",
-                   help="message kind: numpy, cupy (GPU), bytearray, pickle or pkl5 "
-                        "(lower-case API) [%(default)s]")
+    p.add_argument("--buffer", type=_kinds, default=["numpy"], metavar="KIND[,KIND...]",
+                   help="message kinds, one run of each test per kind: numpy, cupy (GPU), "
+                        "bytearray, pickle or pkl5 (lower-case API); e.g. numpy,pickle,pkl5 "
+                        "shows what pickling costs [numpy]")
     p.add_argument("--min", type=_size, default=None, metavar="BYTES",
                    help="smallest message, e.g. 1, 4K [1; 4 for reductions]")
     p.add_argument("--max", type=_size, default=None, metavar="BYTES",
@@ -86,34 +96,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     comm = mpi.world()
     local_rank = mpi.local_rank(comm)
+    jobs = []  # (messages, test names) per buffer kind
     with mpi.agree(comm):
         if comm.rank == 0:
             cli.check_writable(args.json, "--json")
-        msgs = Messages(args.buffer, local_rank)
-        names = list(args.tests)
-        if args.all:
-            names += [n for n in runner.TESTS if n not in names
-                      and runner.rank_problem(n, comm.size) is None
-                      and (runner.TESTS[n].pickle or not msgs.pickled)]
-        runner.check_request(names, msgs, comm.size)
-        plans = {n: _sizes(runner, n, args) for n in names}
-    runner.check_memory(comm, names, max(max(s) for s in plans.values()), msgs.pickled)
+        for kind in args.buffer:
+            msgs = Messages(kind, local_rank)
+            names = list(args.tests)
+            if args.all:
+                names += [n for n in runner.TESTS if n not in names
+                          and runner.rank_problem(n, comm.size) is None
+                          and (runner.TESTS[n].pickle or not msgs.pickled)]
+            runner.check_request(names, msgs, comm.size)
+            jobs.append((msgs, names))
+        plans = {n: _sizes(runner, n, args) for _, names in jobs for n in names}
+    for msgs, names in jobs:
+        runner.check_memory(comm, names, max(max(plans[n]) for n in names), msgs.pickled)
 
-    note = f"hpcsuite.microbench, {comm.size} ranks, {msgs.path}"
-    env = None
     errors: list[str] = []
-    for i, name in enumerate(names):
-        rows = []
-        for nbytes in plans[name]:
-            row = runner.measure(comm, name, msgs, nbytes, iters=args.iterations,
-                                 warmup=args.warmup, window=args.window,
-                                 validate=args.validate, budget=args.time_per_size)
-            if row is not None:
-                rows.append(row)
-                errors += [f"{name} size {nbytes}: {e}" for e in row.pop("errors")]
-        if comm.rank == 0:
-            env = env or _environment(mpi, comm, msgs)
-            _emit(args, name, runner.TESTS[name], rows, note, first=i == 0, env=env, comm=comm)
+    first = True
+    for msgs, names in jobs:
+        note = f"hpcsuite.microbench, {comm.size} ranks, {msgs.path}"
+        env = _environment(mpi, comm, msgs) if comm.rank == 0 else None
+        for name in names:
+            rows = []
+            for nbytes in plans[name]:
+                row = runner.measure(comm, name, msgs, nbytes, iters=args.iterations,
+                                     warmup=args.warmup, window=args.window,
+                                     validate=args.validate, budget=args.time_per_size)
+                if row is not None:
+                    rows.append(row)
+                    errors += [f"{name} ({msgs.kind}) size {nbytes}: {e}" for e in row.pop("errors")]
+            if comm.rank == 0:
+                _emit(args, name, runner.TESTS[name], rows, note, first=first, env=env, comm=comm,
+                      kind=msgs.kind)
+            first = False
     failed = comm.bcast(bool(errors), root=0)  # comm: metadata
     if failed:
         if comm.rank == 0:
@@ -146,7 +163,7 @@ def _environment(mpi: Any, comm: Any, msgs: Any) -> dict[str, Any]:
 
 
 def _emit(args: Any, name: str, spec: Any, rows: list[dict[str, Any]], note: str, *, first: bool,
-          env: dict[str, Any], comm: Any) -> None:
+          env: dict[str, Any], comm: Any, kind: str) -> None:
     """Print one test's rows in the chosen format, and append its records."""
     recs = []
     if args.json or args.format == "json":
@@ -159,7 +176,7 @@ def _emit(args: Any, name: str, spec: Any, rows: list[dict[str, Any]], note: str
                    {"name": "bandwidth", "value": row["mbps"], "unit": "MB/s", "higher_is_better": True})
             recs.append(records.make(
                 f"microbench.{name}", ranks=comm.size, env=env, fom=fom, result=row,
-                params={"test": name, "size": row["size"], "buffer": args.buffer,
+                params={"test": name, "size": row["size"], "buffer": kind,
                         "path": note.split(", ", 2)[-1], "iterations": row["iterations"],
                         "window": args.window if spec.family == "bandwidth" else None},
                 times={"unit": "us", "median": row.get("median_us")}))
