@@ -21,6 +21,7 @@ PROG = "hpcsuite"
 MODULES = {
     "mean": "mean of a distributed array (Dask tutorial workload), bitwise reproducible",
     "microbench": "MPI latency, bandwidth and collective benchmarks (OSU-compatible output)",
+    "report": "scaling tables, plots, Markdown/HTML/CSV from JSON records (one process)",
 }
 
 

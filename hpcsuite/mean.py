@@ -390,7 +390,7 @@ def _report(args: Any, comm: Any, bk: Any, out: Outcome, layout: Layout, descrip
                   "seed": args.seed, "axis": args.axis, "distribute": args.distribute,
                   "block_rows": layout.block_rows, "warmup": args.warmup, "repeat": args.repeat,
                   "bytes": nbytes}
-        times = {"unit": "s", "reduction": out.times, "reduction_stats": stats.as_dict(),
+        times = {"unit": "s", "samples": out.times, "reduction": out.times, "reduction_stats": stats.as_dict(),
                  "load": out.load_s, "wall": wall_s}
         fom = {"name": "bandwidth", "value": bandwidth, "unit": "GB/s", "higher_is_better": True}
         result = out.value if axis is None else {"size": int(np.size(out.value))}

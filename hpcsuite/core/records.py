@@ -88,7 +88,8 @@ def make(kernel: str, *, params: dict[str, Any], ranks: int, env: dict[str, Any]
     env : dict
         From :func:`fingerprint`.
     times : dict
-        Timings; every entry carries its unit.
+        Timings in ``times["unit"]``; ``times["samples"]`` holds the kernel's timed
+        repetitions, which reports use for medians and confidence intervals.
     fom : dict or None
         Figure of merit: ``{"name", "value", "unit", "higher_is_better"}``.
     result, check : optional

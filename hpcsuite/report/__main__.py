@@ -1,0 +1,111 @@
+"""``python -m hpcsuite.report RESULTS...``: scaling tables, plots, Markdown, HTML and CSV.
+
+Examples
+--------
+python -m hpcsuite.report results/
+python -m hpcsuite.report results/ --compare old-results/ --out report-new
+python -m hpcsuite.report results/ --reference reference.json   # exit 1 if a bound is broken
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hpcsuite.core import cli
+from hpcsuite.core.errors import CheckError, UsageError
+
+PROG = "hpcsuite.report"
+
+
+def parser() -> cli.ArgumentParser:
+    """The command-line interface."""
+    p = cli.ArgumentParser(
+        prog=f"python -m {PROG}",
+        description="Scaling report from hpcsuite JSON records (sweeps, sbatch runs, --json runs): "
+                    "strong and weak scaling tables (median time with 95 %% CI, speedup, "
+                    "efficiency, Karp-Flatt), latency/bandwidth curves, plots, Markdown, "
+                    "self-contained HTML and CSV.",
+    )
+    p.add_argument("results", nargs="+", metavar="RESULTS", help="record files (.jsonl) or folders")
+    p.add_argument("--out", default="hpcsuite-report", metavar="DIR",
+                   help="folder for report.md, report.html, report.csv and plots/ [%(default)s]")
+    p.add_argument("--compare", nargs="+", metavar="OLD", help="older records to compare with")
+    p.add_argument("--threshold", type=float, default=0.05,
+                   help="relative change flagged by --compare [%(default)s]")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when --compare finds a regression")
+    p.add_argument("--reference", metavar="FILE",
+                   help="JSON bounds {kernel: {fom: [value, lower, upper, unit]}}; exit 1 if one is broken")
+    p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
+    p.add_argument("--quiet", action="store_true", help="no terminal tables")
+    return p
+
+
+def _write(path: Path, text: str | bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(text.encode() if isinstance(text, str) else text)
+    os.replace(tmp, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m hpcsuite.report``; return the exit status."""
+    args = parser().parse_args(argv)
+    if not 0 < args.threshold < 10:
+        raise UsageError(f"--threshold {args.threshold!r} must be a fraction such as 0.05")
+    from hpcsuite.report import checks, load, render, series
+
+    records, problems = load.load(args.results)
+    all_series = series.build(records)
+    lines: list[str] = []
+    regressions = violations = 0
+    if args.compare:
+        old_records, old_problems = load.load(args.compare)
+        problems += old_problems
+        for c in checks.compare(all_series, series.build(old_records), args.threshold):
+            if c["verdict"] != "same":
+                regressions += c["verdict"] == "regression"
+                lines.append(f"{c['verdict']}: {c['series']} at {c['x']}: {c['metric']} "
+                             f"{c['old']:.4g} -> {c['new']:.4g} ({100 * c['change']:+.1f} %)")
+        if not lines:
+            lines.append(f"no change beyond {100 * args.threshold:g} % against {' '.join(args.compare)}")
+    if args.reference:
+        for r in checks.against_reference(all_series, checks.load_reference(args.reference)):
+            violations += not r["passed"]
+            verdict = "pass" if r["passed"] else "FAIL"
+            lines.append(f"reference {verdict}: {r['series']} at {r['x']}: {r['metric']} "
+                         f"{r['value']:.4g} {r['unit']} in [{r['low']:.4g}, {r['high']:.4g}] {r['why']}")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, list[Path]] = {}
+    if not args.no_plots:
+        try:
+            from hpcsuite.report import plots
+        except ImportError:
+            raise UsageError("plots need matplotlib: pip install 'hpcsuite[report]', or use --no-plots") from None
+        for i, s in enumerate(all_series):
+            figures[s.key] = plots.draw(s, out / "plots", i)
+    _write(out / "report.md", render.markdown(all_series, figures, out, problems, lines))
+    _write(out / "report.html", render.html_page(all_series, figures, problems, lines))
+    _write(out / "report.csv", render.to_csv(all_series))
+
+    if not args.quiet:
+        print(render.terminal(all_series))
+        for line in lines:
+            print(line)
+        for p in problems:
+            print(f"skipped: {p}", file=sys.stderr)
+        print(f"{len(records)} records, {len(all_series)} series -> {out}/report.md, report.html, "
+              f"report.csv" + (", plots/" if figures and any(figures.values()) else ""))
+    if violations:
+        raise CheckError(f"{violations} reference bound(s) broken (see above)")
+    if regressions and args.fail_on_regression:
+        raise CheckError(f"{regressions} regression(s) against {' '.join(args.compare)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog=PROG))
