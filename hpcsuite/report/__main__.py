@@ -36,9 +36,9 @@ def parser() -> cli.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.05,
                    help="relative change flagged by --compare [%(default)s]")
     p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 1 when --compare finds a regression")
+                   help="exit 3 when --compare finds a regression")
     p.add_argument("--reference", metavar="FILE",
-                   help="JSON bounds {kernel: {fom: [value, lower, upper, unit]}}; exit 1 if one is broken")
+                   help="JSON bounds {kernel: {fom: [value, lower, upper, unit]}}; exit 3 if one is broken")
     p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
     p.add_argument("--quiet", action="store_true", help="no terminal tables")
     return p
