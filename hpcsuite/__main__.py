@@ -22,6 +22,8 @@ MODULES = {
     "mean": "mean of a distributed array (Dask tutorial workload), bitwise reproducible",
     "microbench": "MPI latency, bandwidth and collective benchmarks (OSU-compatible output)",
     "report": "scaling tables, plots, Markdown/HTML/CSV from JSON records (one process)",
+    "sweep": "strong/weak scaling series, locally or one Slurm job per point, resumable",
+    "slurm": "the launcher inside slurm/*.sbatch (srun with the right PMI, or mpirun)",
 }
 
 

@@ -50,8 +50,13 @@ def local_rank(comm: MPI.Comm) -> int:
 
 
 def processor_name() -> str:
-    """This rank's processor (node) name; no communication."""
-    return MPI.Get_processor_name()
+    """This rank's node name; no communication.
+
+    Under Slurm, the scheduler's name for the node (``SLURMD_NODENAME``), which is what
+    users see in ``squeue`` and what tells nodes apart when several share one host;
+    elsewhere MPI's processor name.
+    """
+    return os.environ.get("SLURMD_NODENAME") or MPI.Get_processor_name()
 
 
 def hosts(comm: MPI.Comm) -> list[str]:

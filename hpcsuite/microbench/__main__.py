@@ -115,9 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     errors: list[str] = []
     first = True
+    hosts = mpi.hosts(comm)
     for msgs, names in jobs:
         note = f"hpcsuite.microbench, {comm.size} ranks, {msgs.path}"
-        env = _environment(mpi, comm, msgs) if comm.rank == 0 else None
+        env = _environment(mpi, hosts, msgs) if comm.rank == 0 else None
         for name in names:
             rows = []
             for nbytes in plans[name]:
@@ -154,10 +155,10 @@ def _sizes(runner: Any, name: str, args: Any) -> list[int]:
         raise UsageError(f"{name}: {exc}") from None
 
 
-def _environment(mpi: Any, comm: Any, msgs: Any) -> dict[str, Any]:
+def _environment(mpi: Any, hosts: list[str], msgs: Any) -> dict[str, Any]:
     from hpcsuite.core import records
 
-    return records.fingerprint(hosts=[mpi.processor_name()], mpi_library=mpi.library_version(),
+    return records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(),
                                device=msgs.backend.device, device_name=msgs.backend.description,
                                gpu_aware=mpi.gpu_aware() if msgs.backend.on_device else None)
 

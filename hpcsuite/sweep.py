@@ -1,0 +1,336 @@
+"""``python -m hpcsuite.sweep MODULE --ranks 1,2,4 ...``: run a scaling series, collect it.
+
+Strong scaling runs one problem at every rank count; weak scaling (``--weak-shape``)
+grows the problem with the ranks (``--shape`` rows times the rank count). Each point
+(rank count x repetition) is one job:
+
+* ``--launcher local``: ``mpiexec -n N`` on this machine, one point after another;
+* ``--launcher slurm``: one batch job per point (``sbatch``), all submitted at once,
+  polled with ``squeue``/``scontrol`` (a progress line shows pending, running, done and
+  failed).
+
+Everything lives in ``--out``: the plan (``sweep.json``), one records file and one log
+per point, the job scripts, and ``results.jsonl`` with every record collected. Running
+the same command again resumes: finished points are kept, jobs still queued are waited
+for, failed and missing ones run again. Failed points are reported with their log tail,
+and the collected series is printed as a scaling table (``python -m hpcsuite.report``
+draws the plots).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hpcsuite.core import cli, records
+from hpcsuite.core.errors import UsageError
+
+PROG = "hpcsuite.sweep"
+MODULES = ("mean", "microbench")
+#: Slurm states after which a job will not run again.
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+         "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of the series."""
+
+    name: str
+    ranks: int
+    nodes: int
+    repeat: int
+    args: tuple[str, ...]
+
+
+def plan(module: str, ranks: Sequence[int], args: Sequence[str], *, repeat: int = 1,
+         weak_shape: tuple[int, ...] | None = None, ranks_per_node: int | None = None) -> list[Point]:
+    """The points of a sweep. Pure.
+
+    Raises
+    ------
+    UsageError
+        For an unknown module, bad rank counts, or weak scaling of a module without ``--shape``.
+    """
+    if module not in MODULES:
+        raise UsageError(f"unknown module {module!r}; choose one of {', '.join(MODULES)}")
+    if not ranks or any(r < 1 for r in ranks):
+        raise UsageError(f"--ranks {','.join(map(str, ranks))!r}: give positive rank counts, e.g. 1,2,4")
+    if weak_shape is not None and module != "mean":
+        raise UsageError(f"--weak-shape needs a module with --shape (mean), not {module!r}")
+    if weak_shape is not None and any(a == "--shape" or a.startswith("--shape=") for a in args):
+        raise UsageError("give the per-rank shape with --weak-shape only, not also --shape")
+    points = []
+    for r in sorted(set(ranks)):
+        extra: tuple[str, ...] = ()
+        if weak_shape is not None:
+            extra = ("--shape", "x".join(map(str, (weak_shape[0] * r, *weak_shape[1:]))))
+        nodes = math.ceil(r / ranks_per_node) if ranks_per_node else 1
+        for k in range(repeat):
+            points.append(Point(f"{module}-n{r}-r{k}", r, nodes, k, (*args, *extra)))
+    return points
+
+
+def job_script(point: Point, module: str, out: Path, *, python: str, ranks_per_node: int | None,
+               time_limit: str) -> str:
+    """The batch script of one point. Every value is shell-quoted. Pure."""
+    q = shlex.quote
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={q(point.name)}", f"#SBATCH --ntasks={point.ranks}",
+             f"#SBATCH --nodes={point.nodes}", f"#SBATCH --time={q(time_limit)}",
+             f"#SBATCH --output={q(str(out / 'logs' / (point.name + '.log')))}"]
+    if ranks_per_node:
+        lines.append(f"#SBATCH --ntasks-per-node={min(ranks_per_node, point.ranks)}")
+    record = out / "records" / f"{point.name}.jsonl"
+    cmd = [python, "-m", "hpcsuite.slurm", module, *point.args, "--json", str(record)]
+    lines += ["set -euo pipefail", "exec " + " ".join(q(c) for c in cmd), ""]
+    return "\n".join(lines)
+
+
+def done(out: Path, point: Point) -> bool:
+    """Whether the point left at least one valid record."""
+    path = out / "records" / f"{point.name}.jsonl"
+    return path.exists() and any(rec is not None for _, rec, _ in records.read(path))
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "    (no log)"
+    return "\n".join("    " + line for line in text[-lines:]) or "    (empty log)"
+
+
+class Progress:
+    """One status line, rewritten in place on a terminal, printed on change elsewhere."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.last = total, ""
+        self.tty = sys.stderr.isatty()
+
+    def show(self, counts: dict[str, int]) -> None:
+        text = (f"{PROG}: {counts.get('pending', 0)} pending, {counts.get('running', 0)} running, "
+                f"{counts.get('done', 0)} done, {counts.get('failed', 0)} failed of {self.total}")
+        if text != self.last:
+            sys.stderr.write(("\r" + text) if self.tty else text + "\n")
+            sys.stderr.flush()
+            self.last = text
+
+    def close(self) -> None:
+        if self.tty and self.last:
+            sys.stderr.write("\n")
+
+
+def run_local(points: list[Point], module: str, out: Path, *, python: str, timeout: float,
+              progress: Progress, status: dict[str, str]) -> None:
+    """Run points one after another with this environment's mpiexec."""
+    mpiexec = shutil.which("mpiexec", path=str(Path(python).parent)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        raise UsageError("--launcher local needs mpiexec on PATH (pip install 'hpcsuite[mpich]')")
+    for p in points:
+        status[p.name] = "running"
+        progress.show(_counts(status))
+        record = out / "records" / f"{p.name}.jsonl"
+        cmd = [mpiexec, "-n", str(p.ranks), python, "-m", f"hpcsuite.{module}", *p.args, "--json", str(record)]
+        with open(out / "logs" / f"{p.name}.log", "w") as log:
+            log.write("$ " + " ".join(shlex.quote(c) for c in cmd) + "\n")
+            log.flush()
+            try:
+                code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout).returncode
+            except subprocess.TimeoutExpired:
+                log.write(f"\n{PROG}: killed after {timeout:g} s (--timeout)\n")
+                code = -1
+        status[p.name] = "done" if code == 0 and done(out, p) else "failed"
+        progress.show(_counts(status))
+
+
+def _slurm(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=60)
+
+
+def job_states(ids: Sequence[str]) -> dict[str, str]:
+    """Slurm state of each job id (``squeue`` for live jobs, ``scontrol`` for ended ones)."""
+    states: dict[str, str] = {}
+    if ids:
+        out = _slurm("squeue", "-h", "-o", "%i %T", "-j", ",".join(ids)).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                states[parts[0]] = parts[1]
+    for job in ids:
+        if job not in states:
+            text = _slurm("scontrol", "show", "job", "-o", job).stdout
+            state = next((f.split("=", 1)[1] for f in text.split() if f.startswith("JobState=")), "GONE")
+            states[job] = state
+    return states
+
+
+def run_slurm(points: list[Point], module: str, out: Path, state: dict[str, Any], *, python: str,
+              ranks_per_node: int | None, time_limit: str, sbatch_args: Sequence[str],
+              progress: Progress, status: dict[str, str], save) -> None:
+    """Submit every point not already queued, then poll until all have ended."""
+    if shutil.which("sbatch") is None:
+        raise UsageError("--launcher slurm needs sbatch on PATH; use --launcher local on a machine without Slurm")
+    jobs: dict[str, str] = state.setdefault("jobs", {})
+    live = job_states([jobs[p.name] for p in points if p.name in jobs])
+    for p in points:
+        queued = p.name in jobs and live.get(jobs[p.name]) not in FINAL | {"GONE", None}
+        if queued:
+            continue  # resumed: still pending or running from the last invocation
+        script = out / "jobs" / f"{p.name}.sbatch"
+        script.write_text(job_script(p, module, out, python=python, ranks_per_node=ranks_per_node,
+                                     time_limit=time_limit))
+        proc = _slurm("sbatch", "--parsable", *sbatch_args, str(script))
+        if proc.returncode != 0:
+            raise UsageError(f"sbatch refused {script}: {proc.stderr.strip()}")
+        jobs[p.name] = proc.stdout.strip().split(";")[0]
+        save()
+    pending = {p.name: p for p in points}
+    while pending:
+        states = job_states([jobs[n] for n in pending])
+        for name, p in list(pending.items()):
+            s = states.get(jobs[name], "GONE")
+            if s in FINAL or s == "GONE":
+                status[name] = "done" if s in ("COMPLETED", "GONE") and done(out, p) else "failed"
+                del pending[name]
+            else:
+                status[name] = "pending" if s in ("PENDING", "CONFIGURING") else "running"
+        progress.show(_counts(status))
+        if pending:
+            time.sleep(0.25)
+
+
+def _counts(status: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in status.values():
+        counts[s] = counts.get(s, 0) + 1
+    return counts
+
+
+def collect(out: Path, points: list[Point]) -> list[dict[str, Any]]:
+    """Every valid record of the finished points, written to ``out/results.jsonl`` atomically."""
+    recs = []
+    for p in points:
+        path = out / "records" / f"{p.name}.jsonl"
+        if path.exists():
+            recs += [r for _, r, _ in records.read(path) if r is not None]
+    tmp = out / f".results.jsonl.{os.getpid()}"
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in recs))
+    os.replace(tmp, out / "results.jsonl")
+    return recs
+
+
+def parser() -> cli.ArgumentParser:
+    """The command-line interface."""
+    p = cli.ArgumentParser(
+        prog=f"python -m {PROG}",
+        description="Run a strong or weak scaling series of a module locally (mpiexec) or on "
+                    "Slurm (one job per point), resumably, and collect its records.",
+        epilog="options after -- go to the module. example: python -m hpcsuite.sweep mean "
+               "--ranks 1,2,4,8 --repeat 3 --launcher slurm -- --shape 20000x10000 --repeat 5",
+    )
+    p.add_argument("module", help=f"module to run: {', '.join(MODULES)}")
+    p.add_argument("--ranks", required=True, help="rank counts, e.g. 1,2,4,8")
+    p.add_argument("--repeat", type=cli.positive_int, default=1, help="runs per rank count [%(default)s]")
+    p.add_argument("--weak-shape", type=cli.shape, metavar="SHAPE",
+                   help="weak scaling: the shape per rank; rows grow with the rank count")
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local", help="[%(default)s]")
+    p.add_argument("--ranks-per-node", type=cli.positive_int, help="Slurm: tasks per node (sets --nodes)")
+    p.add_argument("--time", default="00:15:00", help="Slurm: time limit per job [%(default)s]")
+    p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
+                   help="extra sbatch option, e.g. --sbatch-arg=--partition=debug (repeatable)")
+    p.add_argument("--timeout", type=float, default=600, help="local: seconds per point [%(default)s]")
+    p.add_argument("--out", default="sweep", help="folder for the plan, logs and records [%(default)s]")
+    p.add_argument("--dry-run", action="store_true", help="print the job scripts or commands; run nothing")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m hpcsuite.sweep``; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after "--" belongs to the module, untouched by our parser.
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser().parse_args(argv[:cut])
+    args.module_args = argv[cut + 1:]
+    try:
+        ranks = [int(r) for r in args.ranks.split(",") if r.strip()]
+    except ValueError:
+        raise UsageError(f"--ranks {args.ranks!r}: give rank counts separated by commas, e.g. 1,2,4") from None
+    points = plan(args.module, ranks, args.module_args, repeat=args.repeat, weak_shape=args.weak_shape,
+                  ranks_per_node=args.ranks_per_node)
+    out = Path(args.out).resolve()
+    python = sys.executable
+    if args.dry_run:
+        for p in points:
+            if args.launcher == "slurm":
+                print(f"# {out / 'jobs' / (p.name + '.sbatch')}")
+                print(job_script(p, args.module, out, python=python, ranks_per_node=args.ranks_per_node,
+                                 time_limit=args.time))
+            else:
+                print(" ".join(shlex.quote(c) for c in ["mpiexec", "-n", str(p.ranks), python, "-m",
+                                                        f"hpcsuite.{args.module}", *p.args, "--json",
+                                                        str(out / "records" / f"{p.name}.jsonl")]))
+        return 0
+
+    for sub in ("records", "logs", "jobs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    plan_doc = {"module": args.module, "points": [asdict(p) for p in points]}
+    state_path = out / "sweep.json"
+    state: dict[str, Any] = {}
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        if state.get("plan") != json.loads(json.dumps(plan_doc)):
+            raise UsageError(f"{out} holds a different sweep; use another --out or remove it")
+    state["plan"] = plan_doc
+
+    def save() -> None:
+        tmp = state_path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+        os.replace(tmp, state_path)
+
+    save()
+    status = {p.name: ("done" if done(out, p) else "pending") for p in points}
+    todo = [p for p in points if status[p.name] != "done"]
+    if len(todo) < len(points):
+        print(f"{PROG}: resuming: {len(points) - len(todo)} of {len(points)} points already done", file=sys.stderr)
+    progress = Progress(len(points))
+    try:
+        if args.launcher == "local":
+            run_local(todo, args.module, out, python=python, timeout=args.timeout, progress=progress,
+                      status=status)
+        else:
+            run_slurm(todo, args.module, out, state, python=python, ranks_per_node=args.ranks_per_node,
+                      time_limit=args.time, sbatch_args=args.sbatch_arg, progress=progress,
+                      status=status, save=save)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"{PROG}: interrupted; queued jobs keep running. Run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    progress.close()
+    save()
+    recs = collect(out, points)
+    failed = [p for p in points if status[p.name] == "failed"]
+    for p in failed:
+        print(f"{PROG}: point {p.name} ({p.ranks} ranks) failed; log {out / 'logs' / (p.name + '.log')}:")
+        print(_tail(out / "logs" / f"{p.name}.log"))
+    if recs:
+        from hpcsuite.report import render, series
+
+        print(render.terminal(series.build(recs)))
+    print(f"{PROG}: {len(points) - len(failed)} of {len(points)} points done; records in "
+          f"{out / 'results.jsonl'}; plots: python -m hpcsuite.report {out / 'results.jsonl'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog=PROG))

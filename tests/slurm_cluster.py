@@ -1,0 +1,186 @@
+"""A throwaway Slurm cluster on this host, for tests: real slurmctld + several slurmd.
+
+No systemd, no munge (``auth/none``: fine for a test cluster, never for a real one),
+no cgroups; every file lives in one temporary folder. Several slurmd daemons on this
+host play several nodes. Facts behind the settings: shared/notes/slurm-local.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+DAEMONS = ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo", "scancel")
+
+
+def missing() -> list[str]:
+    """Slurm programs this host lacks (empty when a cluster can start)."""
+    return [d for d in DAEMONS if shutil.which(d) is None]
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class SlurmCluster:
+    """Start with :meth:`start`, stop with :meth:`stop` (idempotent, leaves nothing running).
+
+    Parameters
+    ----------
+    root : Path
+        Folder for configuration, state, spool, logs.
+    nodes : int
+        Number of slurmd daemons (nodes ``node1`` .. ``nodeN``).
+    cpus : int
+        CPUs each node declares (more than real cores is fine: ``config_overrides``).
+    """
+
+    def __init__(self, root: Path, nodes: int = 2, cpus: int = 4) -> None:
+        self.root = Path(root)
+        self.names = [f"node{i + 1}" for i in range(nodes)]
+        self.cpus = cpus
+        self.conf = self.root / "etc" / "slurm.conf"
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def _write_config(self) -> None:
+        r = self.root
+        for d in ("etc", "state", "run", "log", "tmp", "spool"):
+            (r / d).mkdir(parents=True, exist_ok=True)
+        for n in self.names:
+            (r / "spool" / n).mkdir(exist_ok=True)
+            (r / "tmp" / n).mkdir(exist_ok=True)
+        ctl_port, *node_ports = _free_ports(1 + len(self.names))
+        host = socket.gethostname()
+        nodes = "\n".join(
+            f"NodeName={n} NodeHostname={host} NodeAddr=127.0.0.1 Port={p} CPUs={self.cpus} "
+            f"Sockets=1 CoresPerSocket={self.cpus} ThreadsPerCore=1 RealMemory=1000 State=UNKNOWN"
+            for n, p in zip(self.names, node_ports))
+        self.conf.write_text(f"""\
+ClusterName=hpcsuite-test
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctl_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/none
+CredType=cred/none
+MailProg=/bin/true
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=pmi2
+StateSaveLocation={r}/state
+SlurmdSpoolDir={r}/spool/%n
+SlurmctldPidFile={r}/run/slurmctld.pid
+SlurmdPidFile={r}/run/slurmd-%n.pid
+SlurmctldLogFile={r}/log/slurmctld.log
+SlurmdLogFile={r}/log/slurmd-%n.log
+TmpFS={r}/tmp/%n
+SchedulerParameters=batch_sched_delay=0
+MinJobAge=600
+KillWait=2
+MessageTimeout=5
+ReturnToService=2
+SlurmdParameters=config_overrides
+{nodes}
+PartitionName=debug Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE State=UP
+""")
+        (r / "etc" / "cgroup.conf").write_text("CgroupPlugin=cgroup/v1\n")
+
+    def run(self, *cmd: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:
+        """Run a Slurm client command against this cluster."""
+        proc = subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        return proc
+
+    def _wait(self, what: str, ok, timeout: float = 30) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if ok():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"slurm test cluster: {what} not ready in {timeout} s; logs in {self.root / 'log'}")
+
+    def start(self) -> SlurmCluster:
+        """Write the configuration, start the daemons, wait until every node is idle."""
+        self._write_config()
+        subprocess.run(["slurmctld", "-i"], env=self.env, check=True, timeout=30)  # daemonizes
+        self._wait("slurmctld", lambda: self.run("scontrol", "ping", check=False).returncode == 0)
+        for n in self.names:
+            subprocess.run(["slurmd", "-N", n], env=self.env, check=True, timeout=30)
+        self._wait("nodes", lambda: self.run("sinfo", "-h", "-N", "-o", "%T", check=False)
+                   .stdout.split() == ["idle"] * len(self.names))
+        return self
+
+    def stop(self) -> None:
+        """Cancel every job, then stop the daemons (TERM, then KILL)."""
+        if self.conf.exists():
+            self.run("scancel", "--full", "--user", "root", check=False, timeout=10)
+        pids = []
+        for pidfile in (self.root / "run").glob("*.pid"):
+            try:
+                pids.append(int(pidfile.read_text().split()[0]))
+            except (OSError, ValueError, IndexError):
+                continue
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            end = time.monotonic() + 3
+            while time.monotonic() < end and any(_alive(p) for p in pids):
+                time.sleep(0.05)
+        # slurmstepd of a killed job may outlive its slurmd; end those of this cluster too.
+        subprocess.run(["pkill", "-KILL", "-f", f"slurmstepd.*{self.root}"], check=False)
+
+    def submit(self, script: str | Path, *args: str, sbatch_args: tuple[str, ...] = (),
+               cwd: Path | None = None) -> str:
+        """``sbatch --parsable``; returns the job id."""
+        proc = subprocess.run(["sbatch", "--parsable", *sbatch_args, str(script), *args], env=self.env,
+                              capture_output=True, text=True, timeout=30, cwd=cwd)
+        if proc.returncode != 0:
+            raise RuntimeError(f"sbatch failed: {proc.stderr.strip()}")
+        return proc.stdout.strip().split(";")[0]
+
+    def state(self, job: str) -> str:
+        """JobState of ``job`` (PENDING, RUNNING, COMPLETED, FAILED...)."""
+        out = self.run("scontrol", "show", "job", job, "-o", check=False).stdout
+        for field in out.split():
+            if field.startswith("JobState="):
+                return field.split("=", 1)[1]
+        return "UNKNOWN"
+
+    def wait(self, job: str, timeout: float = 120) -> str:
+        """Poll until ``job`` ends; returns its final state."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            state = self.state(job)
+            if state not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "UNKNOWN"):
+                return state
+            time.sleep(0.1)
+        self.run("scancel", job, check=False)
+        raise TimeoutError(f"job {job} still {self.state(job)} after {timeout} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
