@@ -24,6 +24,7 @@ MODULES = {
     "report": "scaling tables, plots, Markdown/HTML/CSV from JSON records (one process)",
     "sweep": "strong/weak scaling series, locally or one Slurm job per point, resumable",
     "slurm": "the launcher inside slurm/*.sbatch (srun with the right PMI, or mpirun)",
+    "deploy": "Kubernetes manifests (MPIJob, Indexed Job + Service) and SageMaker configuration",
 }
 
 

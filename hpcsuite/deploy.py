@@ -1,0 +1,231 @@
+"""``python -m hpcsuite.deploy k8s|sagemaker ...``: launch files beyond Slurm.
+
+``k8s`` renders a manifest for a distributed run, in one of two shapes:
+
+* ``--kind mpijob`` (default): a Kubeflow ``MPIJob`` (``kubeflow.org/v2beta1``), for
+  clusters with the MPI Operator. It creates the launcher and worker pods, the
+  hostfile and the SSH keys; workers run ``sshd``, the launcher runs ``mpirun``.
+* ``--kind indexed-job``: plain Kubernetes, no operator: an Indexed ``Job`` (one pod
+  per worker, stable host names ``NAME-i.NAME``) plus the headless ``Service`` that
+  gives those names. Pod 0 waits until every peer resolves, then runs ``mpiexec``
+  over SSH; the others run ``sshd``. The job succeeds when pod 0 does
+  (``successPolicy``, Kubernetes 1.31+). The image needs sshd, and a Secret with an
+  SSH key pair (``--ssh-secret``) is mounted at ``/root/.ssh``.
+
+Never a ``Deployment``: its pods must restart ``Always``, so a finished run would be
+started again forever (the article this project began from made that mistake).
+
+``sagemaker`` writes the estimator configuration for SageMaker's MPI distribution
+(entry point ``hpcsuite.train.mnist``); it is documented, not run here.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from hpcsuite.core import cli
+from hpcsuite.core.errors import UsageError
+
+PROG = "hpcsuite.deploy"
+MPI_IMPLEMENTATIONS = {"openmpi": "OpenMPI", "mpich": "MPICH", "intel": "Intel"}
+
+
+def _resources(cpu: str, memory: str, gpus: int) -> dict[str, Any]:
+    res: dict[str, Any] = {"requests": {"cpu": cpu, "memory": memory},
+                           "limits": {"cpu": cpu, "memory": memory}}
+    if gpus:
+        res["limits"]["nvidia.com/gpu"] = gpus  # GPUs are limits only; requests follow them
+    return res
+
+
+def _container(name: str, image: str, command: list[str], resources: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "command": command,
+            "resources": resources}
+
+
+def _run_command(module: str, args: Sequence[str], total: int) -> list[str]:
+    return ["mpirun", "-n", str(total), "python", "-m", f"hpcsuite.{module}", *args]
+
+
+def mpijob(name: str, image: str, *, workers: int, slots: int, gpus: int, cpu: str, memory: str,
+           module: str, args: Sequence[str], mpi: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    """A Kubeflow MPIJob (v2beta1). Pure."""
+    meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/name": "hpcsuite"}}
+    if namespace:
+        meta["namespace"] = namespace
+    launcher = _container("launcher", image, _run_command(module, args, workers * slots),
+                          _resources("1", "2Gi", 0))
+    worker = _container("worker", image, ["/usr/sbin/sshd", "-De"], _resources(cpu, memory, gpus))
+    return [{
+        "apiVersion": "kubeflow.org/v2beta1", "kind": "MPIJob", "metadata": meta,
+        "spec": {
+            "slotsPerWorker": slots,
+            "mpiImplementation": MPI_IMPLEMENTATIONS[mpi],
+            "runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": 0},
+            "mpiReplicaSpecs": {
+                # The launcher may be retried if it fails to reach the workers at start.
+                "Launcher": {"replicas": 1, "restartPolicy": "OnFailure",
+                             "template": {"spec": {"containers": [launcher]}}},
+                "Worker": {"replicas": workers, "restartPolicy": "Never",
+                           "template": {"spec": {"containers": [worker]}}},
+            },
+        },
+    }]
+
+
+def indexed_job(name: str, image: str, *, workers: int, slots: int, gpus: int, cpu: str, memory: str,
+                module: str, args: Sequence[str], ssh_secret: str,
+                namespace: str | None = None) -> list[dict[str, Any]]:
+    """A headless Service plus an Indexed Job, no operator needed. Pure."""
+    meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/name": "hpcsuite"}}
+    if namespace:
+        meta["namespace"] = namespace
+    hosts = ",".join(f"{name}-{i}.{name}" for i in range(workers))
+    run = " ".join(shlex.quote(c) for c in
+                   ["mpiexec", "-launcher", "ssh", "-hosts", hosts, "-ppn", str(slots), "-n",
+                    str(workers * slots), "python", "-m", f"hpcsuite.{module}", *args])
+    script = "\n".join([
+        "set -eu",
+        "/usr/sbin/sshd",  # every pod serves ssh; pod 0 also launches
+        '[ "$JOB_COMPLETION_INDEX" = 0 ] || exec sleep infinity',
+        f"for h in $(echo {shlex.quote(hosts)} | tr , ' '); do",
+        '  until getent hosts "$h" >/dev/null; do sleep 1; done',
+        "done",
+        f"exec {run}",
+    ])
+    container = _container("hpcsuite", image, ["/bin/bash", "-c", script], _resources(cpu, memory, gpus))
+    container["volumeMounts"] = [{"name": "ssh", "mountPath": "/root/.ssh", "readOnly": True}]
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+               "spec": {"clusterIP": "None", "selector": {"job-name": name},
+                        "publishNotReadyAddresses": True}}
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": {
+        "completionMode": "Indexed", "completions": workers, "parallelism": workers,
+        "backoffLimit": 0,
+        # Pod 0 is the run; the others only serve it: the job is done when pod 0 is.
+        "successPolicy": {"rules": [{"succeededIndexes": "0"}]},
+        "template": {"metadata": {"labels": {"job-name": name}}, "spec": {
+            "subdomain": name, "restartPolicy": "Never", "containers": [container],
+            "volumes": [{"name": "ssh", "secret": {"secretName": ssh_secret, "defaultMode": 0o600}}],
+        }},
+    }}
+    return [service, job]
+
+
+def sagemaker(*, instance_type: str, instance_count: int, processes_per_host: int, role: str,
+              framework_version: str, py_version: str, args: Sequence[str]) -> dict[str, Any]:
+    """Keyword arguments for ``sagemaker.pytorch.PyTorch`` with the MPI distribution. Pure."""
+    return {
+        "entry_point": "launch_mnist.py",
+        "source_dir": ".",
+        "role": role,
+        "framework_version": framework_version,
+        "py_version": py_version,
+        "instance_count": instance_count,
+        "instance_type": instance_type,
+        "distribution": {"mpi": {"enabled": True, "processes_per_host": processes_per_host}},
+        "hyperparameters": {"module": "hpcsuite.train.mnist", "args": " ".join(shlex.quote(a) for a in args)},
+    }
+
+
+#: The entry point SageMaker runs on every process: it starts hpcsuite.train.mnist,
+#: which reads SM_HOSTS, SM_CURRENT_HOST, SM_MODEL_DIR and SM_CHANNEL_TRAINING itself.
+SAGEMAKER_ENTRY = '''"""SageMaker entry point written by python -m hpcsuite.deploy sagemaker."""
+import argparse
+import runpy
+import shlex
+import sys
+
+# SageMaker passes the hyperparameters as --module NAME --args "OPTIONS".
+parser = argparse.ArgumentParser()
+parser.add_argument("--module", default="hpcsuite.train.mnist")
+parser.add_argument("--args", default="")
+known, _ = parser.parse_known_args()
+sys.argv = [known.module, *shlex.split(known.args)]
+runpy.run_module(known.module, run_name="__main__")
+'''
+
+
+def dump(docs: list[dict[str, Any]]) -> str:
+    """YAML (PyYAML when installed; JSON otherwise, which is YAML too)."""
+    try:
+        import yaml
+    except ImportError:
+        return "\n---\n".join(json.dumps(d, indent=2) for d in docs) + "\n"
+    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
+
+
+def parser() -> cli.ArgumentParser:
+    """The command-line interface."""
+    p = cli.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="target", required=True)
+    k = sub.add_parser("k8s", help="a Kubernetes manifest (MPIJob or Indexed Job + headless Service)")
+    k.add_argument("--kind", choices=("mpijob", "indexed-job"), default="mpijob", help="[%(default)s]")
+    k.add_argument("--name", default="hpcsuite", help="job name (a DNS label) [%(default)s]")
+    k.add_argument("--namespace")
+    k.add_argument("--image", required=True, help="container image with hpcsuite, MPI and sshd")
+    k.add_argument("--workers", type=cli.positive_int, default=2, help="worker pods [%(default)s]")
+    k.add_argument("--slots-per-worker", type=cli.positive_int, default=1, help="ranks per pod [%(default)s]")
+    k.add_argument("--gpus-per-worker", type=cli.nonnegative_int, default=0, help="[%(default)s]")
+    k.add_argument("--cpu", default="2", help="CPU request and limit per worker [%(default)s]")
+    k.add_argument("--memory", default="4Gi", help="memory request and limit per worker [%(default)s]")
+    k.add_argument("--mpi", choices=tuple(MPI_IMPLEMENTATIONS), default="mpich",
+                   help="MPI in the image (MPIJob) [%(default)s]")
+    k.add_argument("--ssh-secret", default="hpcsuite-ssh", help="indexed-job: Secret with the SSH keys [%(default)s]")
+    k.add_argument("--module", default="mean", help="hpcsuite module to run [%(default)s]")
+    k.add_argument("--output", help="write the manifest here instead of printing it")
+    s = sub.add_parser("sagemaker", help="SageMaker estimator configuration (MPI distribution)")
+    s.add_argument("--instance-type", default="ml.p3.2xlarge")
+    s.add_argument("--instance-count", type=cli.positive_int, default=2)
+    s.add_argument("--processes-per-host", type=cli.positive_int, default=1)
+    s.add_argument("--role", default="arn:aws:iam::ACCOUNT_ID:role/SageMakerExecutionRole")
+    s.add_argument("--framework-version", default="2.3")
+    s.add_argument("--py-version", default="py311")
+    s.add_argument("--output", default="sagemaker_estimator.json", help="[%(default)s]")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m hpcsuite.deploy``; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser().parse_args(argv[:cut])
+    module_args = argv[cut + 1:]
+    if args.target == "sagemaker":
+        config = sagemaker(instance_type=args.instance_type, instance_count=args.instance_count,
+                           processes_per_host=args.processes_per_host, role=args.role,
+                           framework_version=args.framework_version, py_version=args.py_version,
+                           args=module_args)
+        import os
+
+        with open(args.output, "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=2)
+        entry = os.path.join(os.path.dirname(os.path.abspath(args.output)), "launch_mnist.py")
+        with open(entry, "w", encoding="utf-8") as f:
+            f.write(SAGEMAKER_ENTRY)
+        print(f"wrote {args.output} and {entry}; start with: "
+              "sagemaker.pytorch.PyTorch(**json.load(open('" + args.output + "'))).fit('s3://bucket/data')")
+        return 0
+    import re
+
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?", args.name):
+        raise UsageError(f"--name {args.name!r} must be a DNS label: lower-case letters, digits and '-'")
+    common = dict(workers=args.workers, slots=args.slots_per_worker, gpus=args.gpus_per_worker,
+                  cpu=args.cpu, memory=args.memory, module=args.module, args=module_args,
+                  namespace=args.namespace)
+    docs = (mpijob(args.name, args.image, mpi=args.mpi, **common) if args.kind == "mpijob"
+            else indexed_job(args.name, args.image, ssh_secret=args.ssh_secret, **common))
+    text = dump(docs)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog=PROG))
