@@ -190,10 +190,8 @@ def parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.deploy``; return the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    cut = argv.index("--") if "--" in argv else len(argv)
-    args = parser().parse_args(argv[:cut])
-    module_args = argv[cut + 1:]
+    ours, module_args = cli.split_passthrough(argv)
+    args = parser().parse_args(ours)
     if args.target == "sagemaker":
         config = sagemaker(instance_type=args.instance_type, instance_count=args.instance_count,
                            processes_per_host=args.processes_per_host, role=args.role,

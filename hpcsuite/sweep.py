@@ -256,11 +256,9 @@ def parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.sweep``; return the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # Everything after "--" belongs to the module, untouched by our parser.
-    cut = argv.index("--") if "--" in argv else len(argv)
-    args = parser().parse_args(argv[:cut])
-    args.module_args = argv[cut + 1:]
+    ours, theirs = cli.split_passthrough(argv)  # after "--": the module's options
+    args = parser().parse_args(ours)
+    args.module_args = theirs
     try:
         ranks = [int(r) for r in args.ranks.split(",") if r.strip()]
     except ValueError:

@@ -64,6 +64,13 @@ class ArgumentParser(argparse.ArgumentParser):
         raise err
 
 
+def split_passthrough(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """Split ``argv`` at the first ``--``: our options, and the options we pass through untouched."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    return argv[:cut], argv[cut + 1:]
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     value = _int(text)
