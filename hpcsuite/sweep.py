@@ -82,12 +82,22 @@ def plan(module: str, ranks: Sequence[int], args: Sequence[str], *, repeat: int 
 
 
 def job_script(point: Point, module: str, out: Path, *, python: str, ranks_per_node: int | None,
-               time_limit: str) -> str:
-    """The batch script of one point. Every value is shell-quoted. Pure."""
+               time_limit: str, exclusive: bool = True, serial_name: str | None = None) -> str:
+    """The batch script of one point. Every value is shell-quoted. Pure.
+
+    ``exclusive`` keeps other jobs off the point's nodes (timings of a scaling series
+    mean nothing on shared nodes); ``serial_name`` gives every point that one job name
+    with ``--dependency=singleton``, so Slurm runs them one at a time.
+    """
     q = shlex.quote
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={q(point.name)}", f"#SBATCH --ntasks={point.ranks}",
-             f"#SBATCH --nodes={point.nodes}", f"#SBATCH --time={q(time_limit)}",
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={q(serial_name or point.name)}",
+             f"#SBATCH --ntasks={point.ranks}", f"#SBATCH --nodes={point.nodes}",
+             f"#SBATCH --time={q(time_limit)}",
              f"#SBATCH --output={q(str(out / 'logs' / (point.name + '.log')))}"]
+    if exclusive:
+        lines.append("#SBATCH --exclusive")
+    if serial_name:
+        lines.append("#SBATCH --dependency=singleton")
     if ranks_per_node:
         lines.append(f"#SBATCH --ntasks-per-node={min(ranks_per_node, point.ranks)}")
     record = out / "records" / f"{point.name}.jsonl"
@@ -176,7 +186,8 @@ def job_states(ids: Sequence[str]) -> dict[str, str]:
 
 def run_slurm(points: list[Point], module: str, out: Path, state: dict[str, Any], *, python: str,
               ranks_per_node: int | None, time_limit: str, sbatch_args: Sequence[str],
-              progress: Progress, status: dict[str, str], save) -> None:
+              progress: Progress, status: dict[str, str], save, exclusive: bool = True,
+              serial_name: str | None = None) -> None:
     """Submit every point not already queued, then poll until all have ended."""
     if shutil.which("sbatch") is None:
         raise UsageError("--launcher slurm needs sbatch on PATH; use --launcher local on a machine without Slurm")
@@ -188,7 +199,7 @@ def run_slurm(points: list[Point], module: str, out: Path, state: dict[str, Any]
             continue  # resumed: still pending or running from the last invocation
         script = out / "jobs" / f"{p.name}.sbatch"
         script.write_text(job_script(p, module, out, python=python, ranks_per_node=ranks_per_node,
-                                     time_limit=time_limit))
+                                     time_limit=time_limit, exclusive=exclusive, serial_name=serial_name))
         proc = _slurm("sbatch", "--parsable", *sbatch_args, str(script))
         if proc.returncode != 0:
             raise UsageError(f"sbatch refused {script}: {proc.stderr.strip()}")
@@ -229,6 +240,10 @@ def collect(out: Path, points: list[Point]) -> list[dict[str, Any]]:
     return recs
 
 
+def _serial_name(args: Any, out: Path) -> str | None:
+    return f"hpcsuite-sweep-{out.name}" if args.one_at_a_time else None
+
+
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
     p = cli.ArgumentParser(
@@ -246,6 +261,11 @@ def parser() -> cli.ArgumentParser:
     p.add_argument("--launcher", choices=("local", "slurm"), default="local", help="[%(default)s]")
     p.add_argument("--ranks-per-node", type=cli.positive_int, help="Slurm: tasks per node (sets --nodes)")
     p.add_argument("--time", default="00:15:00", help="Slurm: time limit per job [%(default)s]")
+    p.add_argument("--shared", action="store_true",
+                   help="Slurm: let other jobs share the nodes (default: --exclusive)")
+    p.add_argument("--one-at-a-time", action="store_true",
+                   help="Slurm: run the points one after another (--dependency=singleton), "
+                        "for nodes that share hardware")
     p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
                    help="extra sbatch option, e.g. --sbatch-arg=--partition=debug (repeatable)")
     p.add_argument("--timeout", type=float, default=600, help="local: seconds per point [%(default)s]")
@@ -272,7 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.launcher == "slurm":
                 print(f"# {out / 'jobs' / (p.name + '.sbatch')}")
                 print(job_script(p, args.module, out, python=python, ranks_per_node=args.ranks_per_node,
-                                 time_limit=args.time))
+                                 time_limit=args.time, exclusive=not args.shared,
+                                 serial_name=_serial_name(args, out)))
             else:
                 print(" ".join(shlex.quote(c) for c in ["mpiexec", "-n", str(p.ranks), python, "-m",
                                                         f"hpcsuite.{args.module}", *p.args, "--json",
@@ -308,7 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             run_slurm(todo, args.module, out, state, python=python, ranks_per_node=args.ranks_per_node,
                       time_limit=args.time, sbatch_args=args.sbatch_arg, progress=progress,
-                      status=status, save=save)
+                      status=status, save=save, exclusive=not args.shared,
+                      serial_name=_serial_name(args, out))
     except KeyboardInterrupt:
         progress.close()
         print(f"{PROG}: interrupted; queued jobs keep running. Run the same command again to resume.",

@@ -88,15 +88,15 @@ def _sweep(cluster, out, *args):
 
 def test_strong_scaling_sweep_on_slurm_end_to_end(cluster, tmp_path):
     out = tmp_path / "sweep"
-    proc = _sweep(cluster, out, "--ranks", "1,2,4", "--ranks-per-node", "2", "--", "--shape", "4000x1000",
-                  "--repeat", "3")
+    proc = _sweep(cluster, out, "--ranks", "1,2,4", "--ranks-per-node", "2", "--one-at-a-time", "--",
+                  "--shape", "4000x1000", "--repeat", "3")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 of 3 points done" in proc.stdout and "strong scaling" in proc.stdout
     recs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert sorted((r["ranks"], r["nodes"]) for r in recs) == [(1, 1), (2, 1), (4, 2)]
     assert "0 pending, 0 running, 3 done, 0 failed of 3" in proc.stderr
-    again = _sweep(cluster, out, "--ranks", "1,2,4", "--ranks-per-node", "2", "--", "--shape", "4000x1000",
-                   "--repeat", "3")
+    again = _sweep(cluster, out, "--ranks", "1,2,4", "--ranks-per-node", "2", "--one-at-a-time", "--",
+                   "--shape", "4000x1000", "--repeat", "3")
     assert "resuming: 3 of 3 points already done" in again.stderr
 
 

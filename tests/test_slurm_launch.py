@@ -74,7 +74,11 @@ def test_job_script_quotes_every_value(tmp_path):
     assert shlex.split(exec_line[len("exec "):]) == ["/opt/py thon", "-m", "hpcsuite.slurm", "mean", "--source",
                                                      "x y'$(reboot).npy", "--json",
                                                      str(tmp_path / "records" / "mean-n2-r0.jsonl")]
-    assert "#SBATCH --ntasks=2" in text and "#SBATCH --nodes=1" in text
+    assert "#SBATCH --ntasks=2" in text and "#SBATCH --nodes=1" in text and "#SBATCH --exclusive" in text
+    serial = sweep.job_script(point, "mean", tmp_path, python="py", ranks_per_node=None, time_limit="1",
+                              exclusive=False, serial_name="s1")
+    assert "--exclusive" not in serial and "#SBATCH --job-name=s1" in serial
+    assert "#SBATCH --dependency=singleton" in serial
 
 
 def test_local_sweep_collects_resumes_and_reports_failures(tmp_path):
