@@ -15,17 +15,9 @@ from collections.abc import Sequence
 
 import hpcsuite
 from hpcsuite.core import cli
+from hpcsuite.registry import MODULES  # name -> (summary, parallel, shaped)
 
 PROG = "hpcsuite"
-#: Runnable modules: name -> one-line summary (grows with the suite).
-MODULES = {
-    "mean": "mean of a distributed array (Dask tutorial workload), bitwise reproducible",
-    "microbench": "MPI latency, bandwidth and collective benchmarks (OSU-compatible output)",
-    "report": "scaling tables, plots, Markdown/HTML/CSV from JSON records (one process)",
-    "sweep": "strong/weak scaling series, locally or one Slurm job per point, resumable",
-    "slurm": "the launcher inside slurm/*.sbatch (srun with the right PMI, or mpirun)",
-    "deploy": "Kubernetes manifests (MPIJob, Indexed Job + Service) and SageMaker configuration",
-}
 
 
 def _version(module: str) -> str:
@@ -104,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return info()
     if cli.env_rank() == 0:
         print("runnable modules (mpirun -n N python -m hpcsuite.NAME --help):")
-        for name, summary in MODULES.items():
+        for name, (summary, _, _) in MODULES.items():
             print(f"  {name:<12} {summary}")
         print("see also: python -m hpcsuite info")
     return 0

@@ -25,10 +25,7 @@ from hpcsuite.core import cli
 from hpcsuite.core.errors import UsageError
 
 PROG = "hpcsuite.slurm"
-#: Modules a template may launch (hpcsuite.MODULE).
-MODULES = ("mean", "microbench")
-#: Modules that take --json.
-RECORDING = ("mean", "microbench")
+from hpcsuite.registry import PARALLEL as MODULES  # what a template may launch
 
 
 def mpi_family() -> str:
@@ -81,7 +78,7 @@ def command(module: str, args: Sequence[str], env: Mapping[str, str], *, python:
         ntasks = env.get("SLURM_NTASKS") or env.get("SLURM_NPROCS") or "1"
         cmd = ["mpirun", "-n", ntasks]
     cmd += [python, "-m", f"hpcsuite.{module}", *args]
-    if module in RECORDING and not any(a == "--json" or a.startswith("--json=") for a in args):
+    if not any(a == "--json" or a.startswith("--json=") for a in args):
         folder = env.get("HPCSUITE_RESULTS") or os.path.join(env.get("SLURM_SUBMIT_DIR", "."), "results")
         name = f"{env.get('SLURM_JOB_NAME', 'hpcsuite')}-{env.get('SLURM_JOB_ID', 'local')}.jsonl"
         cmd += ["--json", os.path.join(folder, name)]

@@ -36,7 +36,8 @@ from hpcsuite.core import cli, records
 from hpcsuite.core.errors import UsageError
 
 PROG = "hpcsuite.sweep"
-MODULES = ("mean", "microbench")
+from hpcsuite.registry import PARALLEL as MODULES
+from hpcsuite.registry import SHAPED
 #: Slurm states after which a job will not run again.
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
          "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
@@ -66,8 +67,8 @@ def plan(module: str, ranks: Sequence[int], args: Sequence[str], *, repeat: int 
         raise UsageError(f"unknown module {module!r}; choose one of {', '.join(MODULES)}")
     if not ranks or any(r < 1 for r in ranks):
         raise UsageError(f"--ranks {','.join(map(str, ranks))!r}: give positive rank counts, e.g. 1,2,4")
-    if weak_shape is not None and module != "mean":
-        raise UsageError(f"--weak-shape needs a module with --shape (mean), not {module!r}")
+    if weak_shape is not None and module not in SHAPED:
+        raise UsageError(f"--weak-shape needs a module with --shape ({', '.join(SHAPED)}), not {module!r}")
     if weak_shape is not None and any(a == "--shape" or a.startswith("--shape=") for a in args):
         raise UsageError("give the per-rank shape with --weak-shape only, not also --shape")
     points = []

@@ -199,3 +199,31 @@ def test_microbench_compares_buffer_kinds_in_one_run():
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("test,size") and len(lines) == 1 + 3 * 7  # one header, 3 kinds x 7 sizes
+
+
+@pytest.mark.parametrize("module,args,message", [
+    ("stream", ("--size", "0"), "'0' must be a positive integer"),
+    ("stream", ("--size", "10000000000000"), "GB is available there"),
+    ("montecarlo", ("--vol", "-0.2"), "--vol -0.2 must be a positive number"),
+    ("montecarlo", ("--rate", "nan"), "--rate nan must be a finite number"),
+    ("montecarlo", ("--paths", "x"), "'x' is not an integer"),
+])
+def test_kernel_bad_arguments_give_one_line_and_exit_2(module, args, message):
+    proc = launch(2, "-m", f"hpcsuite.{module}", *args, timeout=30)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_stream_and_montecarlo_jobs_check_out_and_record(tmp_path):
+    path = tmp_path / "r.jsonl"
+    for module, args in (("stream", ("--size", "200000", "--repeat", "3")),
+                         ("montecarlo", ("--paths", "300000"))):
+        proc = launch(3, "-m", f"hpcsuite.{module}", *args, "--json", str(path), timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "check      ok" in proc.stdout
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["kernel"] for r in recs] == ["stream", "montecarlo"]
+    assert recs[0]["fom"]["unit"] == "MB/s" and recs[1]["fom"]["unit"] == "paths/s"
+    assert all(r["check"]["passed"] and r["ranks"] == 3 for r in recs)

@@ -107,3 +107,16 @@ def test_dry_run_prints_scripts_and_runs_nothing(tmp_path):
     assert proc.returncode == 0 and proc.stdout.count("#!/bin/bash") == 2
     assert not (tmp_path / "d").exists()
     assert sys.executable in proc.stdout
+
+
+def test_every_parallel_module_has_its_batch_templates():
+    from conftest import ROOT
+    from hpcsuite.registry import PARALLEL
+
+    for name in PARALLEL:
+        for variant in (name, f"{name}-gpu"):
+            script = ROOT / "slurm" / f"{variant}.sbatch"
+            assert script.exists(), f"{name} needs slurm/{variant}.sbatch (README, Contributing)"
+            text = script.read_text()
+            assert f"-m hpcsuite.slurm {name}" in text and '"$@"' in text and "#SBATCH --output=%x-%j.out" in text
+            assert ("--gpus-per-node" in text) == variant.endswith("-gpu")

@@ -1,0 +1,23 @@
+"""The runnable modules, in one place: ``python -m hpcsuite`` lists them, the Slurm
+launcher and the sweep accept them. A new module adds one line here, a
+``slurm/NAME.sbatch`` template, and its tests."""
+
+from __future__ import annotations
+
+#: name -> (summary, runs under MPI and writes --json records, takes --shape)
+MODULES: dict[str, tuple[str, bool, bool]] = {
+    "mean": ("mean of a distributed array (Dask tutorial workload), bitwise reproducible", True, True),
+    "stream": ("STREAM copy/scale/add/triad per rank, aggregated over ranks", True, False),
+    "montecarlo": ("European option by Monte Carlo vs Black-Scholes, rank-count independent", True, False),
+    "microbench": ("MPI latency, bandwidth and collective benchmarks (OSU-compatible output)", True, False),
+    "report": ("scaling tables, plots, Markdown/HTML/CSV from JSON records (one process)", False, False),
+    "sweep": ("strong/weak scaling series, locally or one Slurm job per point, resumable", False, False),
+    "slurm": ("the launcher inside slurm/*.sbatch (srun with the right PMI, or mpirun)", False, False),
+    "deploy": ("Kubernetes manifests (MPIJob, Indexed Job + Service) and SageMaker configuration",
+               False, False),
+}
+
+#: Modules that run as MPI jobs and write records: what templates and sweeps launch.
+PARALLEL = tuple(name for name, (_, parallel, _) in MODULES.items() if parallel)
+#: Parallel modules whose problem grows with --shape (weak scaling by shape).
+SHAPED = tuple(name for name, (_, _, shaped) in MODULES.items() if shaped)

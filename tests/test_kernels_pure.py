@@ -1,0 +1,61 @@
+"""Pure parts of the scientific kernels: closed forms and local computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hpcsuite import montecarlo, stream
+
+
+def test_stream_kernels_follow_the_recurrence():
+    a, b, c = np.full(10, 2.0), np.full(10, 2.0), np.zeros(10)
+    ops = stream.kernels(a, b, c, np)
+    for _ in range(3):
+        for name in stream.KERNELS:
+            ops[name]()
+    want = stream.expected(3)
+    assert stream.errors((a, b, c), want, np) == [0.0, 0.0, 0.0]
+    assert want[0] != 2.0  # the recurrence moved
+
+
+def test_stream_errors_see_a_wrong_value():
+    a = np.full(10, 2.0)
+    a[3] = 3.0
+    assert stream.errors((a,), (2.0,), np)[0] == pytest.approx(0.05)
+
+
+def test_stream_default_size_respects_the_cache_rule_and_memory():
+    n, note = stream.default_size(1, None)
+    assert n >= max(1 << 23, 4 * stream.last_level_cache_bytes() // 8) and note == ""
+    n, note = stream.default_size(4, 10**9)
+    assert 3 * 8 * n * 4 <= 10**9 // 2 + 3 * 8 * 4 and "below STREAM" in note
+
+
+@pytest.mark.parametrize("kind,expected", [("call", 10.450583572185565), ("put", 5.573526022256971)])
+def test_black_scholes_textbook_values(kind, expected):
+    # S=100, K=100, r=5 %, sigma=20 %, T=1 (Hull's example values)
+    assert montecarlo.black_scholes(kind, 100, 100, 0.05, 0.2, 1.0) == pytest.approx(expected, rel=1e-12)
+
+
+def test_put_call_parity_holds():
+    call = montecarlo.black_scholes("call", 90, 100, 0.03, 0.3, 2.0)
+    put = montecarlo.black_scholes("put", 90, 100, 0.03, 0.3, 2.0)
+    assert call - put == pytest.approx(90 - 100 * math.exp(-0.06), rel=1e-12)
+
+
+def test_monte_carlo_combine_gives_mean_and_standard_error():
+    payoffs = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    sums = [payoffs[:4].sum(), payoffs[4:].sum()]
+    squares = [(payoffs[:4] ** 2).sum(), (payoffs[4:] ** 2).sum()]
+    mean, se = montecarlo.combine(sums, squares, 6)
+    assert mean == pytest.approx(3.5) and se == pytest.approx(payoffs.std(ddof=1) / math.sqrt(6))
+
+
+def test_monte_carlo_local_payoffs():
+    z = np.zeros(4)  # S_T = S0 exp((r - s^2/2) T)
+    s, sq = montecarlo.local(z, np, kind="call", spot=100, strike=90, rate=0.0, vol=0.2, maturity=1.0)
+    st = 100 * math.exp(-0.02)
+    assert float(s) == pytest.approx(4 * (st - 90)) and float(sq) == pytest.approx(4 * (st - 90) ** 2)

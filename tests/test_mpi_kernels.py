@@ -1,0 +1,40 @@
+"""MPI tests of the scientific kernels: hold at any rank count (run at n = 1..4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpcsuite import montecarlo, stream
+from hpcsuite.core import backend
+
+pytestmark = pytest.mark.mpi
+CPU = backend.load("numpy")
+OPTION = dict(kind="call", spot=100.0, strike=105.0, rate=0.05, vol=0.2, maturity=1.0)
+
+
+def test_stream_validates_and_times_every_kernel(comm):
+    out = stream.run(comm, CPU, 10007, iterations=3)
+    assert out["errors"] == [0.0, 0.0, 0.0]
+    assert all(len(out["times"][k]) == 3 for k in stream.KERNELS)
+    assert comm.allgather(out["times"]["triad"]) == [out["times"]["triad"]] * comm.size
+
+
+@pytest.mark.parametrize("paths", [1, 1000, montecarlo.BLOCK * 3 + 17])
+def test_monte_carlo_price_is_bitwise_the_one_process_price(comm, paths):
+    from mpi4py import MPI
+
+    got = montecarlo.run(comm, CPU, paths, 7, OPTION)
+    if comm.rank == 0:
+        alone = montecarlo.run(MPI.COMM_SELF, CPU, paths, 7, OPTION)
+        assert got == alone
+    else:
+        assert got is None
+
+
+def test_monte_carlo_price_is_within_four_standard_errors(comm):
+    got = montecarlo.run(comm, CPU, 1 << 20, 3, OPTION)
+    if comm.rank == 0:
+        price, se = got
+        assert abs(price - montecarlo.black_scholes(**OPTION)) <= 4 * se
+        assert 0 < se < 0.02
