@@ -149,6 +149,14 @@ def test_info_reports_the_stack_and_ranks_per_node():
 MB = ("-m", "hpcsuite.microbench")
 
 
+def _one_usage_error(proc, message):
+    """Exit 2, one error line naming the problem, no traceback."""
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("n,args,message", [
     (2, ("nosuch",), "unknown test 'nosuch'"),
     (2, (), "name at least one test"),
@@ -163,11 +171,7 @@ MB = ("-m", "hpcsuite.microbench")
     (2, ("--all", "--time-per-size", "0"), "must be positive"),
 ])
 def test_microbench_bad_arguments_give_one_line_and_exit_2(n, args, message):
-    proc = launch(n, *MB, *args, timeout=30)
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and message in errors[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+    _one_usage_error(launch(n, *MB, *args, timeout=30), message)
 
 
 def test_microbench_all_writes_records_and_osu_text(tmp_path):
@@ -209,11 +213,7 @@ def test_microbench_compares_buffer_kinds_in_one_run():
     ("montecarlo", ("--paths", "x"), "'x' is not an integer"),
 ])
 def test_kernel_bad_arguments_give_one_line_and_exit_2(module, args, message):
-    proc = launch(2, "-m", f"hpcsuite.{module}", *args, timeout=30)
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and message in errors[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+    _one_usage_error(launch(2, "-m", f"hpcsuite.{module}", *args, timeout=30), message)
 
 
 def test_stream_and_montecarlo_jobs_check_out_and_record(tmp_path):
