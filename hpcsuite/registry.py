@@ -8,6 +8,7 @@ from __future__ import annotations
 MODULES: dict[str, tuple[str, bool, bool]] = {
     "mean": ("mean of a distributed array (Dask tutorial workload), bitwise reproducible", True, True),
     "stream": ("STREAM copy/scale/add/triad per rank, aggregated over ranks", True, False),
+    "stencil": ("2-D heat diffusion, 5-point Jacobi with halo exchange on a Cartesian rank grid", True, True),
     "montecarlo": ("European option by Monte Carlo vs Black-Scholes, rank-count independent", True, False),
     "microbench": ("MPI latency, bandwidth and collective benchmarks (OSU-compatible output)", True, False),
     "report": ("scaling tables, plots, Markdown/HTML/CSV from JSON records (one process)", False, False),

@@ -59,3 +59,35 @@ def test_monte_carlo_local_payoffs():
     s, sq = montecarlo.local(z, np, kind="call", spot=100, strike=90, rate=0.0, vol=0.2, maturity=1.0)
     st = 100 * math.exp(-0.02)
     assert float(s) == pytest.approx(4 * (st - 90)) and float(sq) == pytest.approx(4 * (st - 90) ** 2)
+
+
+def test_stencil_update_gives_the_same_bits_for_any_split():
+    from hpcsuite import stencil
+
+    shape = (9, 7)
+    u = stencil.initial((0, 9), (0, 7), shape, np)
+    u[1:-1, 1:-1] += np.random.default_rng(0).random((9, 7))
+    whole, parts = np.zeros_like(u), np.zeros_like(u)
+    stencil.update(u, whole, 0.2, 1, 10, 1, 8)
+    for r0, r1, c0, c1 in ((1, 4, 1, 8), (4, 10, 1, 3), (4, 10, 3, 8)):
+        stencil.update(u, parts, 0.2, r0, r1, c0, c1)
+    assert whole.tobytes() == parts.tobytes()
+
+
+def test_stencil_sine_mode_decays_by_the_scheme_factor():
+    from hpcsuite import stencil
+
+    shape, steps = (15, 11), 25
+    got = stencil.reference(shape, steps, 0.25)
+    mode = stencil.initial((0, 15), (0, 11), shape, np)[1:-1, 1:-1]
+    g = stencil.decay(shape, 0.25)
+    assert 0 < g < 1
+    np.testing.assert_allclose(got, g ** steps * mode, rtol=1e-12, atol=1e-15)
+
+
+def test_stencil_initial_blocks_tile_the_global_mode():
+    from hpcsuite import stencil
+
+    whole = stencil.initial((0, 8), (0, 6), (8, 6), np)
+    block = stencil.initial((3, 8), (2, 6), (8, 6), np)
+    assert np.array_equal(block[1:-1, 1:-1], whole[4:9, 3:7]) and not block[0].any() and not block[:, 0].any()

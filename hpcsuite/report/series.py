@@ -24,7 +24,7 @@ from hpcsuite.core.timing import summarize
 from hpcsuite.report import scaling
 
 #: Parameters that may differ inside a series.
-SCALE_PARAMS = {"shape", "bytes", "warmup", "repeat", "size", "iterations"}
+SCALE_PARAMS = {"shape", "bytes", "warmup", "repeat", "size", "iterations", "proc_grid"}
 
 
 def env_key(env: dict[str, Any]) -> str:
