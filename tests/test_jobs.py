@@ -215,6 +215,9 @@ def test_microbench_compares_buffer_kinds_in_one_run():
     ("stencil", ("--alpha", "0.3"), "above 0.25 the scheme is unstable"),
     ("stencil", ("--shape", "1x100"), "too small for 2x1 ranks"),
     ("stencil", ("--shape", "10x10x10"), "must be two-dimensional"),
+    ("matmul", ("--n", "1", "--proc-grid", "2x1"), "too small for a 2x1 process grid"),
+    ("matmul", ("--n", "1000000"), "GB is available there"),
+    ("matmul", ("--dtype", "int8"), "invalid choice: 'int8'"),
 ])
 def test_kernel_bad_arguments_give_one_line_and_exit_2(module, args, message):
     _one_usage_error(launch(2, "-m", f"hpcsuite.{module}", *args, timeout=30), message)
@@ -224,11 +227,12 @@ def test_stream_and_montecarlo_jobs_check_out_and_record(tmp_path):
     path = tmp_path / "r.jsonl"
     for module, args in (("stream", ("--size", "200000", "--repeat", "3")),
                          ("montecarlo", ("--paths", "300000")),
-                         ("stencil", ("--shape", "120x90", "--steps", "7", "--check", "--overlap"))):
+                         ("stencil", ("--shape", "120x90", "--steps", "7", "--check", "--overlap")),
+                         ("matmul", ("--n", "150", "--panel", "32", "--check"))):
         proc = launch(3, "-m", f"hpcsuite.{module}", *args, "--json", str(path), timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert "check      ok" in proc.stdout
     recs = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [r["kernel"] for r in recs] == ["stream", "montecarlo", "stencil"]
+    assert [r["kernel"] for r in recs] == ["stream", "montecarlo", "stencil", "matmul"]
     assert recs[0]["fom"]["unit"] == "MB/s" and recs[1]["fom"]["unit"] == "paths/s"
     assert all(r["check"]["passed"] and r["ranks"] == 3 for r in recs)

@@ -91,3 +91,25 @@ def test_stencil_initial_blocks_tile_the_global_mode():
     whole = stencil.initial((0, 8), (0, 6), (8, 6), np)
     block = stencil.initial((3, 8), (2, 6), (8, 6), np)
     assert np.array_equal(block[1:-1, 1:-1], whole[4:9, 3:7]) and not block[0].any() and not block[:, 0].any()
+
+
+@pytest.mark.parametrize("n,p,q,width", [(10, 1, 1, 4), (10, 3, 2, 100), (7, 7, 1, 1), (100, 2, 3, 16)])
+def test_summa_panels_cover_k_once_with_the_right_owners(n, p, q, width):
+    from hpcsuite import matmul
+    from hpcsuite.core.partition import owned
+
+    got = matmul.panels(n, p, q, width)
+    assert got[0][0] == 0 and got[-1][1] == n
+    for (k0, k1, jq, ip), nxt in zip(got, got[1:] + [(n, n, 0, 0)]):
+        assert k1 == nxt[0] and 0 < k1 - k0 <= width
+        a0, a1 = owned(n, q, jq)  # A's columns [k0, k1) sit in column block jq
+        b0, b1 = owned(n, p, ip)  # B's rows [k0, k1) sit in row block ip
+        assert a0 <= k0 and k1 <= a1 and b0 <= k0 and k1 <= b1
+
+
+def test_matrix_blocks_tile_the_global_matrix():
+    from hpcsuite import matmul
+
+    whole = matmul.rows_of(0, 5, (0, 6), (0, 9), 9, "float64")
+    assert np.array_equal(matmul.rows_of(0, 5, (2, 5), (3, 9), 9, "float64"), whole[2:5, 3:9])
+    assert not np.array_equal(whole, matmul.rows_of(1, 5, (0, 6), (0, 9), 9, "float64"))

@@ -52,3 +52,24 @@ def test_stencil_is_bitwise_the_one_process_numpy_run(comm, shape, overlap):
     field = stencil.gather(cart, CPU, local, where, shape)
     if comm.rank == 0:
         assert field.tobytes() == stencil.reference(shape, 13, 0.2).tobytes()
+
+
+@pytest.mark.parametrize("n,width", [(33, 8), (64, 64), (5, 2)])
+def test_summa_matches_numpy_on_any_grid(comm, n, width):
+    from hpcsuite import matmul
+    from hpcsuite.stencil import grid_dims
+
+    dims = grid_dims(comm.size, None)
+    if max(dims) > n:
+        return  # refused by the CLI (tests/test_jobs.py); nothing to multiply here
+    grid = matmul.Grid(comm, n, dims, 3, "float64")
+    c = matmul.summa(grid, CPU, width)
+    parts = grid.cart.gather(((grid.rows, grid.cols), c), root=0)
+    grid.free()
+    if comm.rank == 0:
+        full = np.empty((n, n))
+        for (rows, cols), block in parts:
+            full[rows[0]:rows[1], cols[0]:cols[1]] = block
+        a = matmul.rows_of(0, 3, (0, n), (0, n), n, "float64")
+        b = matmul.rows_of(1, 3, (0, n), (0, n), n, "float64")
+        np.testing.assert_allclose(full, a @ b, rtol=1e-12)

@@ -55,7 +55,7 @@ def test_sweep_plan_strong_and_weak():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"module": "stencil", "ranks": [1]}, "unknown module"),
+    ({"module": "nosuch", "ranks": [1]}, "unknown module"),
     ({"module": "mean", "ranks": [0, 2]}, "positive rank counts"),
     ({"module": "microbench", "ranks": [2], "weak_shape": (10, 10)}, "needs a module with --shape"),
     ({"module": "mean", "ranks": [2], "weak_shape": (10, 10), "args": ["--shape", "5x5"]}, "not also --shape"),

@@ -1,0 +1,161 @@
+"""``python -m hpcsuite.matmul``: distributed C = A B by SUMMA on a 2-D grid of ranks.
+
+A, B and C (``n x n``) are split in blocks over a ``P x Q`` process grid
+(``MPI_Dims_create``; any rank count works, a prime ``p`` as ``p x 1``). SUMMA walks the
+inner dimension in panels: the owner of each panel of A broadcasts it along its process
+row, the owner of the matching panel of B along its process column, and every rank adds
+the product of the two panels to its block of C. Panels are cut where either
+decomposition changes owner and at most ``--panel`` wide.
+
+Check: the relative Frobenius error of C against NumPy's ``A @ B`` on one process.
+Figure of merit: GFLOP/s, counting ``2 n^3`` operations.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hpcsuite.core import cli
+from hpcsuite.core.errors import UsageError
+from hpcsuite.core.partition import owned, split
+
+PROG = "hpcsuite.matmul"
+TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
+
+
+def rows_of(matrix: int, seed: int, rows: tuple[int, int], cols: tuple[int, int], n: int,
+            dtype: str) -> np.ndarray:
+    """Block ``rows x cols`` of matrix 0 (A) or 1 (B): each global row from its own stream. Pure."""
+    out = np.empty((rows[1] - rows[0], cols[1] - cols[0]), dtype=dtype)
+    for i, r in enumerate(range(*rows)):
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(matrix, r))))
+        out[i] = rng.random(n)[cols[0]:cols[1]]
+    return out
+
+
+def panels(n: int, p: int, q: int, width: int) -> list[tuple[int, int, int, int]]:
+    """SUMMA panels ``(k0, k1, owner column of A, owner row of B)``. Pure.
+
+    Breaks fall where A's column blocks (split over ``q``) or B's row blocks (split over
+    ``p``) change owner, and every ``width`` columns in between.
+    """
+    a_counts, a_starts = split(n, q)
+    b_counts, b_starts = split(n, p)
+    breaks = sorted(set(a_starts) | set(b_starts) | {n})
+    out = []
+    for k0, k1 in zip(breaks, breaks[1:]):
+        for s in range(k0, k1, width):
+            e = min(s + width, k1)
+            jq = max(j for j in range(q) if a_starts[j] <= s and a_counts[j] > 0)
+            ip = max(i for i in range(p) if b_starts[i] <= s and b_counts[i] > 0)
+            out.append((s, e, jq, ip))
+    return out
+
+
+class Grid:
+    """A ``P x Q`` Cartesian grid of ranks with its row and column communicators,
+    and this rank's blocks of A and B (generated once, outside the timed multiply)."""
+
+    def __init__(self, comm: Any, n: int, dims: tuple[int, int], seed: int, dtype: str) -> None:
+        self.n, self.dims, self.dtype = n, dims, dtype
+        self.cart = comm.Create_cart(list(dims), periods=[False, False], reorder=False)
+        self.i, self.j = self.cart.Get_coords(self.cart.rank)
+        self.rows, self.cols = owned(n, dims[0], self.i), owned(n, dims[1], self.j)
+        self.row_comm = self.cart.Sub([False, True])  # ranks (i, *); my rank there is j
+        self.col_comm = self.cart.Sub([True, False])  # ranks (*, j); my rank there is i
+        self.a = rows_of(0, seed, self.rows, self.cols, n, dtype)  # A[rows, cols]
+        self.b = rows_of(1, seed, self.rows, self.cols, n, dtype)  # B[rows, cols]
+
+    def free(self) -> None:
+        """Release the communicators."""
+        for c in (self.row_comm, self.col_comm, self.cart):
+            c.Free()
+
+
+def summa(grid: Grid, backend: Any, width: int) -> Any:
+    """C = A B over the grid's ranks; returns this rank's block of C."""
+    xp, n, dtype = backend.xp, grid.n, grid.dtype
+    p, q = grid.dims
+    rows, cols, i, j, a, b = grid.rows, grid.cols, grid.i, grid.j, grid.a, grid.b
+    row_comm, col_comm = grid.row_comm, grid.col_comm
+    c = xp.zeros((rows[1] - rows[0], cols[1] - cols[0]), dtype=dtype)
+    for k0, k1, owner_j, owner_i in panels(n, p, q, width):
+        a_panel = np.ascontiguousarray(a[:, k0 - cols[0]:k1 - cols[0]]) if j == owner_j \
+            else np.empty((rows[1] - rows[0], k1 - k0), dtype=dtype)
+        b_panel = np.ascontiguousarray(b[k0 - rows[0]:k1 - rows[0], :]) if i == owner_i \
+            else np.empty((k1 - k0, cols[1] - cols[0]), dtype=dtype)
+        row_comm.Bcast(a_panel, root=owner_j)  # comm: A's panel along the process row
+        col_comm.Bcast(b_panel, root=owner_i)  # comm: B's panel along the process column
+        if backend.on_device:
+            c += backend.from_host(a_panel) @ backend.from_host(b_panel)
+        else:
+            c += a_panel @ b_panel
+    backend.synchronize()
+    return c
+
+
+def parser() -> cli.ArgumentParser:
+    """The command-line interface."""
+    p = cli.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0],
+                           parents=[cli.common_parser()])
+    g = p.add_argument_group("matmul options")
+    g.add_argument("--n", type=cli.positive_int, default=2048, help="matrix order [%(default)s]")
+    g.add_argument("--dtype", choices=tuple(TOLERANCE), default="float64", help="[%(default)s]")
+    g.add_argument("--panel", type=cli.positive_int, default=512, help="largest SUMMA panel width [%(default)s]")
+    g.add_argument("--proc-grid", type=cli.shape, default=None, metavar="PxQ",
+                   help="process grid [balanced: MPI_Dims_create]")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m hpcsuite.matmul``; return the exit status."""
+    args = parser().parse_args(argv)
+    from hpcsuite.core import app, memory, mpi
+    from hpcsuite.core.timing import measure
+    from hpcsuite.stencil import grid_dims
+
+    ctx = app.begin(args)
+    comm = ctx.comm
+    n, item = args.n, np.dtype(args.dtype).itemsize
+    with mpi.agree(comm):
+        dims = grid_dims(comm.size, args.proc_grid)
+        if dims[0] > n or dims[1] > n:
+            raise UsageError(f"--n {n} is too small for a {dims[0]}x{dims[1]} process grid; "
+                             "every rank needs part of the matrix")
+        need = 5 * n * n * item // comm.size + (3 * n * n * item if args.check and comm.rank == 0 else 0)
+        memory.check_fits(need, memory.available_bytes(), where=f"node {mpi.processor_name()} (one rank)",
+                          hint="lower --n, use more nodes, or drop --check")
+    grid = Grid(comm, n, dims, args.seed, args.dtype)
+    times, c = measure(lambda: summa(grid, ctx.backend, args.panel), warmup=args.warmup,
+                       repeat=args.repeat, barrier=comm.Barrier)
+    times = [mpi.max_over_ranks(comm, t) for t in times]
+    check = None
+    if args.check:
+        parts = grid.cart.gather(((grid.rows, grid.cols), ctx.backend.to_host(c)), root=0)  # comm: C
+        if grid.cart.rank == 0:
+            full = np.empty((n, n), dtype=args.dtype)
+            for (rows, cols), block in parts:
+                full[rows[0]:rows[1], cols[0]:cols[1]] = block
+            a = rows_of(0, args.seed, (0, n), (0, n), n, args.dtype)
+            b = rows_of(1, args.seed, (0, n), (0, n), n, args.dtype)
+            ref = a @ b
+            err = float(np.linalg.norm(full - ref) / np.linalg.norm(ref))
+            tol = TOLERANCE[args.dtype]
+            check = {"passed": err <= tol, "relative_frobenius_error": err, "tolerance": tol,
+                     "detail": f"||C - numpy A@B||_F / ||A@B||_F = {err:.2e} (allowed {tol:g})"}
+    grid.free()
+    gflops = 2 * n ** 3 / min(times) / 1e9
+    return app.finish(ctx, args, kernel="matmul", headline=f"{gflops:.2f} GFLOP/s (n {n}, {args.dtype})",
+                      details=[f"matrices   {n}x{n} {args.dtype}, panels up to {args.panel} wide",
+                               f"ranks grid {dims[0]}x{dims[1]} (SUMMA)"],
+                      params={"n": n, "dtype": args.dtype, "panel": args.panel, "proc_grid": list(dims),
+                              "size": n, "bytes": 3 * n * n * item, "repeat": args.repeat},
+                      samples=times, fom=("GFLOP/s", gflops, "GFLOP/s"), check=check)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog=PROG))
