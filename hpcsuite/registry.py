@@ -10,6 +10,7 @@ MODULES: dict[str, tuple[str, bool, bool]] = {
     "stream": ("STREAM copy/scale/add/triad per rank, aggregated over ranks", True, False),
     "stencil": ("2-D heat diffusion, 5-point Jacobi with halo exchange on a Cartesian rank grid", True, True),
     "matmul": ("dense C = A B by SUMMA on a 2-D rank grid (any rank count), GFLOP/s", True, False),
+    "fft": ("distributed 2-D/3-D complex FFT, slab decomposition with Alltoallv transposes", True, True),
     "montecarlo": ("European option by Monte Carlo vs Black-Scholes, rank-count independent", True, False),
     "microbench": ("MPI latency, bandwidth and collective benchmarks (OSU-compatible output)", True, False),
     "report": ("scaling tables, plots, Markdown/HTML/CSV from JSON records (one process)", False, False),

@@ -113,3 +113,11 @@ def test_matrix_blocks_tile_the_global_matrix():
     whole = matmul.rows_of(0, 5, (0, 6), (0, 9), 9, "float64")
     assert np.array_equal(matmul.rows_of(0, 5, (2, 5), (3, 9), 9, "float64"), whole[2:5, 3:9])
     assert not np.array_equal(whole, matmul.rows_of(1, 5, (0, 6), (0, 9), 9, "float64"))
+
+
+def test_fft_flops_and_input_slabs():
+    from hpcsuite import fft
+
+    assert fft.flops((4, 4)) == 5 * 16 * 4 and fft.flops((1,)) == 0
+    whole = fft.slab((6, 3), 0, 6, 1)
+    assert np.array_equal(fft.slab((6, 3), 2, 5, 1), whole[2:5]) and whole.dtype == np.complex128

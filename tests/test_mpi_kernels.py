@@ -73,3 +73,17 @@ def test_summa_matches_numpy_on_any_grid(comm, n, width):
         a = matmul.rows_of(0, 3, (0, n), (0, n), n, "float64")
         b = matmul.rows_of(1, 3, (0, n), (0, n), n, "float64")
         np.testing.assert_allclose(full, a @ b, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(16, 12), (7, 5, 3), (2, 9), (9, 2, 4)])
+def test_fft_matches_numpy_and_round_trips(comm, shape):
+    from hpcsuite import fft
+    from hpcsuite.core.partition import owned
+
+    rows, cols = owned(shape[0], comm.size, comm.rank), owned(shape[1], comm.size, comm.rank)
+    data = fft.slab(shape, *rows, 5)
+    x = fft.forward(comm, CPU, data, shape)
+    back = fft.inverse(comm, CPU, x, shape)
+    np.testing.assert_allclose(back, data, rtol=0, atol=1e-12)
+    ref = np.fft.fftn(fft.slab(shape, 0, shape[0], 5))
+    np.testing.assert_allclose(x, ref[:, cols[0]:cols[1]], rtol=0, atol=1e-10)
