@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import hpcsuite
 from hpcsuite.core import cli
-from hpcsuite.registry import MODULES  # name -> (summary, parallel, shaped)
+from hpcsuite.registry import MODULES  # name -> (summary, parallel, shaped, gpu)
 
 PROG = "hpcsuite"
 
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return info()
     if cli.env_rank() == 0:
         print("runnable modules (mpirun -n N python -m hpcsuite.NAME --help):")
-        for name, (summary, _, _) in MODULES.items():
+        for name, (summary, *_) in MODULES.items():
             print(f"  {name:<12} {summary}")
         print("see also: python -m hpcsuite info")
     return 0

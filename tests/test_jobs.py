@@ -220,6 +220,9 @@ def test_microbench_compares_buffer_kinds_in_one_run():
     ("matmul", ("--dtype", "int8"), "invalid choice: 'int8'"),
     ("fft", ("--shape", "64"), "must be 2-D or 3-D"),
     ("fft", ("--shape", "100000x100000x100"), "GB is available there"),
+    ("kmer", ("-k", "32"), "-k 32 is out of range"),
+    ("kmer", ("--source", "reads.fa.gz"), "is compressed"),
+    ("kmer", ("--source", "no-such.fq"), "no such file"),
 ])
 def test_kernel_bad_arguments_give_one_line_and_exit_2(module, args, message):
     _one_usage_error(launch(2, "-m", f"hpcsuite.{module}", *args, timeout=30), message)
@@ -231,11 +234,12 @@ def test_stream_and_montecarlo_jobs_check_out_and_record(tmp_path):
                          ("montecarlo", ("--paths", "300000")),
                          ("stencil", ("--shape", "120x90", "--steps", "7", "--check", "--overlap")),
                          ("matmul", ("--n", "150", "--panel", "32", "--check")),
-                         ("fft", ("--shape", "30x20x6", "--check"))):
+                         ("fft", ("--shape", "30x20x6", "--check")),
+                         ("kmer", ("--reads", "500", "-k", "11", "--check"))):
         proc = launch(3, "-m", f"hpcsuite.{module}", *args, "--json", str(path), timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert "check      ok" in proc.stdout
     recs = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [r["kernel"] for r in recs] == ["stream", "montecarlo", "stencil", "matmul", "fft"]
+    assert [r["kernel"] for r in recs] == ["stream", "montecarlo", "stencil", "matmul", "fft", "kmer"]
     assert recs[0]["fom"]["unit"] == "MB/s" and recs[1]["fom"]["unit"] == "paths/s"
     assert all(r["check"]["passed"] and r["ranks"] == 3 for r in recs)

@@ -121,3 +121,76 @@ def test_fft_flops_and_input_slabs():
     assert fft.flops((4, 4)) == 5 * 16 * 4 and fft.flops((1,)) == 0
     whole = fft.slab((6, 3), 0, 6, 1)
     assert np.array_equal(fft.slab((6, 3), 2, 5, 1), whole[2:5]) and whole.dtype == np.complex128
+
+
+def _fastq(tmp_path, n=40):
+    rng = np.random.default_rng(2)
+    lines = []
+    for i in range(n):
+        seq = "".join(rng.choice(list("ACGTN"), size=int(rng.integers(5, 40))))
+        qual = "@" + "I" * (len(seq) - 1)  # a quality line that starts with '@', as FASTQ allows
+        lines += [f"@read{i} x", seq, "+", qual]
+    path = tmp_path / "r.fq"
+    path.write_text("\n".join(lines) + "\n")
+    return path, [ln for ln in lines[1::4]]
+
+
+def _fasta(tmp_path, n=30):
+    rng = np.random.default_rng(3)
+    out, seqs = [], []
+    for i in range(n):
+        seq = "".join(rng.choice(list("ACGTacgtN"), size=int(rng.integers(1, 90))))
+        seqs.append(seq)
+        out.append(f">chr{i} description")
+        out += [seq[j:j + 25] for j in range(0, len(seq), 25)]  # wrapped at 25 columns
+    path = tmp_path / "g.fa"
+    path.write_text("\n".join(out) + "\n")
+    return path, seqs
+
+
+@pytest.mark.parametrize("maker", [_fastq, _fasta])
+def test_byte_ranges_read_every_record_exactly_once(tmp_path, maker):
+    from hpcsuite import kmer
+    from hpcsuite.core.partition import owned
+
+    path, seqs = maker(tmp_path)
+    fmt = kmer.file_format(str(path))
+    size = path.stat().st_size
+    for parts in (1, 2, 3, 7, 50):
+        got = []
+        for r in range(parts):
+            got += kmer.read_range(str(path), fmt, *owned(size, parts, r))
+        assert [s.decode() for s in got] == seqs, parts
+
+
+def test_kmer_codes_count_like_counter():
+    from hpcsuite import kmer
+
+    seqs = [b"ACGTACGTNNACG", b"acgtac", b"GG", b"TTTTTTT"]
+    for k in (1, 3, 5):
+        codes, counts = kmer.count(kmer.encode(seqs, k))
+        got = {kmer.decode(c, k): int(n) for c, n in zip(codes, counts)}
+        assert got == dict(kmer.reference_counts(seqs, k))
+    big = kmer.encode([b"T" * 40], 31)
+    assert len(big) == 10 and kmer.decode(int(big[0]), 31) == "T" * 31
+
+
+def test_kmer_merge_and_owner():
+    from hpcsuite import kmer
+
+    codes, counts = kmer.merge(np.array([5, 3, 5, 9], np.uint64), np.array([1, 2, 3, 4], np.uint64))
+    assert codes.tolist() == [3, 5, 9] and counts.tolist() == [2, 4, 4]
+    owners = kmer.owner(np.arange(10000, dtype=np.uint64), 7)
+    assert set(owners.tolist()) == set(range(7)) and max(np.bincount(owners)) < 1.2 * 10000 / 7
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("a.txt", "hello\n", "neither FASTA"), ("a.fa.gz", "x", "compressed"), ("missing.fa", None, "no such file")])
+def test_kmer_refuses_unreadable_inputs(tmp_path, name, content, message):
+    from hpcsuite import kmer
+    from hpcsuite.core.errors import InputError
+
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    with pytest.raises(InputError, match=message):
+        kmer.file_format(str(tmp_path / name))

@@ -87,3 +87,27 @@ def test_fft_matches_numpy_and_round_trips(comm, shape):
     np.testing.assert_allclose(back, data, rtol=0, atol=1e-12)
     ref = np.fft.fftn(fft.slab(shape, 0, shape[0], 5))
     np.testing.assert_allclose(x, ref[:, cols[0]:cols[1]], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("k", [1, 7, 31])
+def test_kmer_counts_equal_counter_at_any_rank_count(comm, shared_tmp, k):
+    from hpcsuite import kmer
+    from hpcsuite.core.partition import owned
+
+    path = shared_tmp / "reads.fq"
+    if comm.rank == 0:
+        rng = np.random.default_rng(9)
+        with open(path, "w") as f:
+            for i in range(300):
+                seq = "".join(rng.choice(list("ACGTN"), size=60))
+                f.write(f"@r{i}\n{seq}\n+\n{'@' * 60}\n")
+    comm.Barrier()
+    size = path.stat().st_size
+    seqs = kmer.read_range(str(path), "fastq", *owned(size, comm.size, comm.rank))
+    codes, counts, _ = kmer.run(comm, seqs, k)
+    assert np.all(kmer.owner(codes, comm.size) == comm.rank)  # each k-mer lives on its owner only
+    gathered = comm.gather((codes, counts, seqs), root=0)
+    if comm.rank == 0:
+        ours = {kmer.decode(c, k): int(n) for part in gathered for c, n in zip(part[0], part[1])}
+        assert ours == dict(kmer.reference_counts([s for part in gathered for s in part[2]], k))
+        assert sum(len(part[2]) for part in gathered) == 300
