@@ -243,3 +243,23 @@ def test_stream_and_montecarlo_jobs_check_out_and_record(tmp_path):
     assert [r["kernel"] for r in recs] == ["stream", "montecarlo", "stencil", "matmul", "fft", "kmer"]
     assert recs[0]["fom"]["unit"] == "MB/s" and recs[1]["fom"]["unit"] == "paths/s"
     assert all(r["check"]["passed"] and r["ranks"] == 3 for r in recs)
+
+
+def test_suite_small_runs_every_kernel_and_writes_one_record_each(tmp_path):
+    from hpcsuite.suite import SIZES
+
+    path = tmp_path / "suite.jsonl"
+    started = time.monotonic()
+    proc = launch(2, "-m", "hpcsuite.suite", "--size", "small", "--json", str(path), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 60  # "small finishes in under a minute on 2 cores"
+    table = proc.stdout.split("hpcsuite.suite: --size small")[1].splitlines()[2:]
+    assert [line.split()[0] for line in table] == list(SIZES["small"])
+    assert all(line.rstrip().endswith("ok") for line in table)
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    assert sorted(r["kernel"] for r in recs) == sorted(SIZES["small"])
+    assert all(r["check"]["passed"] for r in recs)
+
+
+def test_suite_refuses_unknown_kernels():
+    _one_usage_error(launch(2, "-m", "hpcsuite.suite", "--only", "mean,nbody", timeout=30), "--only 'mean,nbody'")
