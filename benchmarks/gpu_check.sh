@@ -28,12 +28,15 @@ step "a usable GPU" 60 python -c "from hpcsuite.core import backend; assert back
 step "gpu tests (pytest -m gpu)" 240 python -m pytest -m gpu -q -p no:cacheprovider tests
 step "mean n=2 --device gpu" 120 mpiexec -n 2 python -m hpcsuite.mean --device gpu --check
 step "gpu reduction benchmark" 120 python benchmarks/gpu_mean_bench.py --gbytes 4
+step "suite small --device gpu" 180 mpiexec -n 1 python -m hpcsuite.suite --size small --device gpu
 step "microbench cupy, validated" 120 mpiexec -n 2 python -m hpcsuite.microbench latency bw allreduce \
     --buffer cupy --validate --max 4M --time-per-size 2 --format table
 echo "-- benchmark" >>"$out"
 sed -n '/^device /,/^reduction \//p' "$log" >>"$out"
 echo "-- gpu job" >>"$out"
 grep -A6 '^hpcsuite.mean: mean' "$log" | grep -E 'mean =|device|reduction|check' >>"$out"
+echo "-- suite on the GPU" >>"$out"
+sed -n '/^hpcsuite.suite: --size small/,/^kmer/p' "$log" >>"$out"
 echo "-- microbench with device buffers (largest sizes)" >>"$out"
 grep -B1 -E '^ +(4194304|1048576) ' "$log" >>"$out"
 cat "$out"

@@ -3,7 +3,7 @@
 The global grid of ``NY x NX`` interior points (zero on the boundary) is split over a
 ``P x Q`` process grid (``Create_cart``); each step exchanges one-point halos with the
 four neighbours by non-blocking sends and receives, then updates
-``u += alpha (u_N + u_S + u_W + u_E - 4 u)``. With ``--overlap`` the interior is
+``u <- (1 - 4 alpha) u + alpha (u_N + u_S + u_W + u_E)``. With ``--overlap`` the interior is
 updated while the halos are in flight and the edges after they arrive.
 
 Checks: the field after the steps is bitwise equal to a one-process NumPy run of the
@@ -46,29 +46,29 @@ STRIP_BYTES = 1 << 18
 def update(u: Any, v: Any, alpha: float, r0: int, r1: int, c0: int, c1: int) -> None:
     """One Jacobi step for padded rows ``[r0, r1)`` and columns ``[c0, c1)``: v from u. Pure.
 
-    ``v = c + alpha * (((N + S) + (W + E)) - 4 c)``, always in this order, so any split
-    of the grid gives the same bits per point. On the CPU the rows go in strips whose
-    temporaries stay in cache (3x faster than whole-array NumPy, same bits); device
-    arrays take the whole range in one expression.
+    ``v = (1 - 4 alpha) c + alpha (((N + S) + W) + E)``, always in this order, so any
+    split of the grid gives the same bits per point. On the CPU the rows go in strips
+    whose temporaries stay in cache (3.5x faster than whole-array NumPy, same bits);
+    device arrays take the whole range in one expression.
     """
+    beta = 1.0 - 4.0 * alpha
     if not isinstance(u, np.ndarray):
-        c = u[r0:r1, c0:c1]
-        v[r0:r1, c0:c1] = c + alpha * ((u[r0 - 1:r1 - 1, c0:c1] + u[r0 + 1:r1 + 1, c0:c1])
-                                       + (u[r0:r1, c0 - 1:c1 - 1] + u[r0:r1, c0 + 1:c1 + 1]) - 4.0 * c)
+        v[r0:r1, c0:c1] = beta * u[r0:r1, c0:c1] + alpha * (
+            ((u[r0 - 1:r1 - 1, c0:c1] + u[r0 + 1:r1 + 1, c0:c1]) + u[r0:r1, c0 - 1:c1 - 1])
+            + u[r0:r1, c0 + 1:c1 + 1])
         return
     width = c1 - c0
     rows = max(1, STRIP_BYTES // max(8 * width, 1))
-    t, t2 = np.empty((rows, width)), np.empty((rows, width))
+    t = np.empty((rows, width))
     for a in range(r0, r1, rows):
         b = min(a + rows, r1)
-        s, s2, c = t[:b - a], t2[:b - a], u[a:b, c0:c1]
+        s, out = t[:b - a], v[a:b, c0:c1]
         np.add(u[a - 1:b - 1, c0:c1], u[a + 1:b + 1, c0:c1], out=s)
-        np.add(u[a:b, c0 - 1:c1 - 1], u[a:b, c0 + 1:c1 + 1], out=s2)
-        s += s2
-        np.multiply(c, 4.0, out=s2)
-        s -= s2
+        s += u[a:b, c0 - 1:c1 - 1]
+        s += u[a:b, c0 + 1:c1 + 1]
         s *= alpha
-        np.add(c, s, out=v[a:b, c0:c1])
+        np.multiply(u[a:b, c0:c1], beta, out=out)
+        out += s
 
 
 def decay(shape: tuple[int, int], alpha: float) -> float:

@@ -70,3 +70,22 @@ def test_host_staging_with_real_device_buffers(gpu, monkeypatch):
 def test_auto_picks_the_gpu():
     assert backend.select("auto").device == "gpu"
 
+
+
+def test_kernels_agree_with_their_cpu_runs_on_the_gpu(gpu):
+    from mpi4py import MPI
+
+    from hpcsuite import fft, montecarlo, stencil, stream
+
+    comm = MPI.COMM_SELF
+    out = stream.run(comm, gpu, 1 << 20, iterations=3)
+    assert out["errors"] == [0.0, 0.0, 0.0]
+    local, _, _ = stencil.run(comm, gpu, (300, 200), 10, 0.2, dims=(1, 1), overlap=True)
+    np.testing.assert_allclose(gpu.to_host(local), stencil.reference((300, 200), 10, 0.2), rtol=1e-12, atol=1e-15)
+    option = dict(kind="call", spot=100.0, strike=105.0, rate=0.05, vol=0.2, maturity=1.0)
+    price, se = montecarlo.run(comm, gpu, 1 << 20, 1, option)
+    cpu_price, _ = montecarlo.run(comm, CPU, 1 << 20, 1, option)
+    assert abs(price - cpu_price) < 1e-9 * abs(cpu_price) and se > 0
+    data = fft.slab((16, 8, 4), 0, 16, 2)
+    x = fft.forward(comm, gpu, gpu.from_host(data), (16, 8, 4))
+    np.testing.assert_allclose(gpu.to_host(x), np.fft.fftn(data), rtol=1e-12, atol=1e-10)

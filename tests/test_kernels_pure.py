@@ -202,7 +202,7 @@ def test_stencil_cache_strips_give_the_bits_of_the_whole_array_expression():
     u = np.random.default_rng(1).random((300, 200))
     strips, whole = np.zeros_like(u), np.zeros_like(u)
     stencil.update(u, strips, 0.2, 1, 299, 1, 199)
-    c = u[1:299, 1:199]  # the expression device arrays use
-    whole[1:299, 1:199] = c + 0.2 * ((u[0:298, 1:199] + u[2:300, 1:199]) + (u[1:299, 0:198] + u[1:299, 2:200])
-                                     - 4.0 * c)
+    # the expression device arrays use
+    whole[1:299, 1:199] = (1 - 4 * 0.2) * u[1:299, 1:199] + 0.2 * (
+        ((u[0:298, 1:199] + u[2:300, 1:199]) + u[1:299, 0:198]) + u[1:299, 2:200])
     assert strips.tobytes() == whole.tobytes()
