@@ -1,0 +1,124 @@
+"""hpcsuite.train inside MPI jobs (n = 1..4): the optimizer equals one-process big-batch
+training, ranks stay identical, compression stays close, mismatches are caught."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch") if os.environ.get("CI") != "true" else __import__("torch")
+import hpcsuite.train as hvd  # noqa: E402
+
+pytestmark = pytest.mark.mpi
+B = 4  # samples per rank and step
+
+
+@pytest.fixture(autouse=True)
+def _hvd():
+    hvd.init()
+    yield
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+
+
+def _data(step, n):
+    g = torch.Generator().manual_seed(1000 + step)
+    return torch.randn(n, 6, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def _flat(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def _train(opt_cls, kwargs, steps, *, compression=hvd.Compression.none, passes=1, fusion=1 << 26):
+    """Distributed run and the one-process run on the concatenated batches."""
+    size, rank = hvd.size(), hvd.rank()
+    model, alone = _model(), _model()
+    opt = hvd.DistributedOptimizer(opt_cls(model.parameters(), **kwargs), model.named_parameters(),
+                                   compression=compression, backward_passes_per_step=passes, fusion_bytes=fusion)
+    ref = opt_cls(alone.parameters(), **kwargs)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for step in range(steps):
+        x, y = _data(step, size * B * passes)
+        opt.zero_grad()
+        for k in range(passes):  # this rank's micro-batches
+            lo = (k * size + rank) * B
+            loss_fn(model(x[lo:lo + B]), y[lo:lo + B]).backward()
+        opt.step()
+        ref.zero_grad()
+        loss_fn(alone(x), y).backward()
+        ref.step()
+        flats = hvd.allgather_object(_flat(model))
+        assert all(torch.equal(flats[0], f) for f in flats), "ranks diverged"
+    return _flat(model), _flat(alone)
+
+
+@pytest.mark.parametrize("opt_cls,kwargs", [(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+                                            (torch.optim.Adam, {"lr": 0.01})])
+def test_optimizer_equals_one_process_on_the_combined_batch(opt_cls, kwargs):
+    ours, alone = _train(opt_cls, kwargs, steps=5)
+    torch.testing.assert_close(ours, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_two_backward_passes_per_step_equal_one_step_on_the_doubled_batch():
+    ours, alone = _train(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, steps=4, passes=2)
+    torch.testing.assert_close(ours, alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("compression,tol", [(hvd.Compression.fp16, 2e-3), (hvd.Compression.bf16, 2e-2)])
+def test_sixteen_bit_compression_stays_within_tolerance(compression, tol):
+    ours, alone = _train(torch.optim.SGD, {"lr": 0.1}, steps=5, compression=compression)
+    assert torch.max(torch.abs(ours - alone)) <= tol * torch.max(torch.abs(alone))
+
+
+def test_fusion_uses_ceil_bytes_over_buffer_reductions():
+    model = _model()
+    grad_bytes = sum(p.numel() * 4 for p in model.parameters())
+    fusion = 256
+    before = hvd.ops.reduction_calls()
+    _train(torch.optim.SGD, {"lr": 0.1}, steps=1, fusion=fusion)
+    assert hvd.ops.reduction_calls() - before <= math.ceil(grad_bytes / fusion) + 1
+
+
+def test_broadcast_makes_a_diverged_rank_identical():
+    model = _model(seed=hvd.rank())  # every rank starts different
+    opt = torch.optim.Adam(model.parameters(), lr=0.01 * (hvd.rank() + 1))
+    model(torch.randn(2, 6)).sum().backward()
+    opt.step()
+    hvd.broadcast_parameters(model.state_dict(), root_rank=0)
+    hvd.broadcast_optimizer_state(opt, root_rank=0)
+    flats = hvd.allgather_object((_flat(model), opt.state_dict()))
+    assert all(torch.equal(flats[0][0], f[0]) for f in flats)
+    assert all(f[1]["param_groups"][0]["lr"] == 0.01 for f in flats)
+    assert all(torch.equal(flats[0][1]["state"][0]["exp_avg"], f[1]["state"][0]["exp_avg"]) for f in flats)
+
+
+def test_mismatched_collectives_raise_the_same_error_everywhere():
+    name = "weights" if hvd.rank() == 0 else "biases"
+    if hvd.size() == 1:
+        return  # one rank always agrees with itself
+    with pytest.raises(hvd.CollectiveMismatch, match="rank 0: allreduce\\(weights") as info:
+        hvd.allreduce(torch.ones(3), name=name)
+    assert "rank 1: allreduce(biases" in str(info.value) and info.value.collective
+
+
+def test_collectives_on_tensors():
+    r, n = hvd.rank(), hvd.size()
+    t = torch.full((3,), float(r))
+    assert torch.equal(hvd.allreduce(t, op=hvd.Sum), torch.full((3,), float(n * (n - 1) / 2)))
+    assert torch.allclose(hvd.allreduce(t), torch.full((3,), (n - 1) / 2))
+    gathered = hvd.allgather(torch.arange(r + 1))
+    assert torch.equal(gathered, torch.cat([torch.arange(i + 1) for i in range(n)]))
+    assert torch.equal(hvd.broadcast(t, n - 1), torch.full((3,), float(n - 1)))
+    handle = hvd.allreduce_async(torch.ones(5), op=hvd.Sum)
+    assert torch.equal(hvd.synchronize(handle), torch.full((5,), float(n)))
+    half = hvd.allreduce(torch.full((4,), 1.5, dtype=torch.bfloat16), op=hvd.Sum)
+    assert half.dtype == torch.bfloat16 and torch.equal(half.float(), torch.full((4,), 1.5 * n))
+    assert hvd.broadcast_object({"rank": r}, root_rank=0) == {"rank": 0}
+    assert hvd.allgather_object(r) == list(range(n))
+    assert hvd.local_size() == n and 0 <= hvd.local_rank() < n
