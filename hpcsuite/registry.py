@@ -17,6 +17,8 @@ MODULES: dict[str, tuple[str, bool, bool, bool]] = {
     "montecarlo": ("European option by Monte Carlo vs Black-Scholes, rank-count independent", True, False,
                    True),
     "suite": ("every kernel at a size class (small, medium, large), one summary table", True, False, True),
+    "train.mnist": ("Horovod-style data-parallel training of the bundled digits (or MNIST)", True, False,
+                    True),
     "microbench": ("MPI latency, bandwidth and collective benchmarks (OSU-compatible output)", True, False,
                    True),
     "report": ("scaling tables, plots, Markdown/HTML/CSV from JSON records (one process)", False, False, False),

@@ -122,3 +122,14 @@ def test_collectives_on_tensors():
     assert hvd.broadcast_object({"rank": r}, root_rank=0) == {"rank": 0}
     assert hvd.allgather_object(r) == list(range(n))
     assert hvd.local_size() == n and 0 <= hvd.local_rank() < n
+
+
+def test_wrapping_keeps_the_optimizer_state():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(2, 6)).sum().backward()
+    opt.step()
+    wrapped = hvd.DistributedOptimizer(opt, model.named_parameters())
+    before = opt.state_dict()["state"][0]["momentum_buffer"]
+    assert torch.equal(wrapped.state_dict()["state"][0]["momentum_buffer"], before)
+    assert isinstance(wrapped, torch.optim.SGD)

@@ -137,7 +137,11 @@ def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any
         Largest chunk of gradients one MPI reduction carries.
     """
     cls = type(optimizer.__class__.__name__, (optimizer.__class__,), dict(_DistributedOptimizer.__dict__))
-    return cls(optimizer.param_groups, named_parameters, compression, backward_passes_per_step, op, fusion_bytes)
+    wrapped = cls(optimizer.param_groups, named_parameters, compression, backward_passes_per_step, op, fusion_bytes)
+    # Keep what the optimizer already holds (momenta, step counts - e.g. from a checkpoint):
+    # re-initializing the class with the parameter groups alone would drop it.
+    wrapped.load_state_dict(optimizer.state_dict())
+    return wrapped
 
 
 def calls_per_step(grad_bytes: int, fusion_bytes: int = FUSION_BYTES) -> int:

@@ -1,0 +1,218 @@
+"""``python -m hpcsuite.train.mnist``: Horovod's MNIST example, made real.
+
+Data never downloads: by default scikit-learn's bundled 8x8 digits (1797 images, 20 %
+held out for testing); with ``--data-dir``, real MNIST from its four IDX files. Each
+epoch every sample is seen exactly once across ranks, reshuffled by seed; the learning
+rate is scaled by the number of ranks; test metrics are averaged over ranks.
+
+Checkpoints (rank 0, atomic) every ``--checkpoint-every`` steps and at the end;
+``--resume`` continues from the last one, bit for bit as if never stopped. On SIGUSR1
+(Slurm's ``--signal=B:USR1@60`` before the time limit) the job checkpoints, asks Slurm
+to requeue it, and exits; the requeued job resumes. Also a SageMaker entry point: it
+reads SM_MODEL_DIR and SM_CHANNEL_TRAINING when present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from hpcsuite.core import cli
+from hpcsuite.core.errors import CheckError, InputError, UsageError
+
+PROG = "hpcsuite.train.mnist"
+_signalled = {"usr1": False}
+
+
+def parser() -> cli.ArgumentParser:
+    """The command-line interface."""
+    p = cli.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
+    p.add_argument("--epochs", type=cli.positive_int, default=20, help="[%(default)s]")
+    p.add_argument("--batch-size", type=cli.positive_int, default=32, help="per rank [%(default)s]")
+    p.add_argument("--lr", type=float, default=0.02, help="learning rate of one rank; times the rank count [%(default)s]")
+    p.add_argument("--momentum", type=float, default=0.9, help="[%(default)s]")
+    p.add_argument("--hidden", type=cli.positive_int, default=128, help="hidden units [%(default)s]")
+    p.add_argument("--seed", type=cli.nonnegative_int, default=0, help="[%(default)s]")
+    p.add_argument("--fp16-allreduce", action="store_true", help="send gradients as float16")
+    p.add_argument("--data-dir", default=os.environ.get("SM_CHANNEL_TRAINING"),
+                   help="folder with MNIST's four IDX files [bundled digits]")
+    p.add_argument("--checkpoint-dir", default=os.environ.get("SM_MODEL_DIR", "checkpoints"),
+                   help="[%(default)s]")
+    p.add_argument("--checkpoint-every", type=cli.nonnegative_int, default=0,
+                   help="also checkpoint every N steps (0: at the end only) [%(default)s]")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint if there is one")
+    p.add_argument("--max-steps", type=cli.positive_int, default=None,
+                   help="checkpoint and stop after N steps of this run (time-sliced runs; --resume goes on)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="[%(default)s]")
+    p.add_argument("--target-accuracy", type=float, default=None,
+                   help="exit 3 when the final test accuracy is below this fraction")
+    p.add_argument("--json", metavar="PATH", help="append a record of the run")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def _on_usr1(signum: int, frame: Any) -> None:
+    _signalled["usr1"] = True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train; return the exit status."""
+    args = parser().parse_args(argv)
+    if not args.lr > 0:
+        raise UsageError(f"--lr {args.lr!r} must be positive")
+    import numpy as np
+    import torch
+
+    import hpcsuite.train as hvd
+    from hpcsuite.train import checkpoint, data
+
+    hvd.init()
+    rank, size = hvd.rank(), hvd.size()
+    device = torch.device("cpu")
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device visible; use --device cpu")
+        device = torch.device("cuda", hvd.local_rank() % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(args.seed)
+    signal.signal(signal.SIGUSR1, _on_usr1)
+
+    if args.data_dir:
+        x_train, y_train, x_test, y_test = data.mnist(args.data_dir)
+        source = f"MNIST from {args.data_dir}"
+    else:
+        x, y = data.digits()
+        x_train, y_train, x_test, y_test = data.split(x, y, 0.2, seed=12345)
+        source = "scikit-learn digits (bundled)"
+    features = x_train.shape[1]
+    model = torch.nn.Sequential(torch.nn.Linear(features, args.hidden), torch.nn.ReLU(),
+                                torch.nn.Linear(args.hidden, 10)).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr * size, momentum=args.momentum)
+    config = {"features": features, "hidden": args.hidden, "batch_size": args.batch_size, "ranks": size,
+              "lr": args.lr, "seed": args.seed, "source": source}
+    start_epoch = start_step = 0
+    path = os.path.join(args.checkpoint_dir, "mnist.pt")
+    if args.resume and os.path.exists(path):
+        state = checkpoint.load(path) if rank == 0 else None
+        state = hvd.broadcast_object(state, 0, name="checkpoint")
+        if state["config"] != config:
+            changed = sorted(k for k in config if state["config"].get(k) != config[k])
+            raise InputError(f"checkpoint {path!r} was written with other settings ({', '.join(changed)}); "
+                             "use the same options, or another --checkpoint-dir")
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise InputError(f"checkpoint {path!r} does not fit this model ({str(exc)[:200]})") from None
+        start_epoch, start_step = state["epoch"], state["step"]
+    hvd.broadcast_parameters(model.state_dict(), root_rank=0)
+    hvd.broadcast_optimizer_state(opt, root_rank=0)
+    opt = hvd.DistributedOptimizer(opt, named_parameters=model.named_parameters(),
+                                   compression=hvd.Compression.fp16 if args.fp16_allreduce else hvd.Compression.none)
+    sampler = data.ExactSampler(len(x_train), size, rank, args.batch_size, args.seed)
+    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def save(epoch: int, step: int) -> None:
+        if rank == 0:
+            checkpoint.save(path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                                   "step": step, "config": config})
+
+    def evaluate() -> tuple[float, float]:
+        model.eval()
+        mine = np.arange(len(x_test))[rank::size]
+        with torch.no_grad():
+            out = model(torch.from_numpy(x_test[mine]).to(device))
+            target = torch.from_numpy(y_test[mine]).to(device)
+            sums = torch.tensor([float((out.argmax(1) == target).sum()), float(loss_fn(out, target) * len(mine))
+                                 if len(mine) else 0.0, float(len(mine))])
+        total = hvd.allreduce(sums, op=hvd.Sum, name="test metrics")
+        model.train()
+        return float(total[0] / total[2]), float(total[1] / total[2])
+
+    tty = rank == 0 and not args.quiet and sys.stderr.isatty()
+    started, samples, done_steps = time.perf_counter(), 0, 0
+    accuracy = loss_value = float("nan")
+    for epoch in range(start_epoch, args.epochs):
+        for step in range(start_step if epoch == start_epoch else 0, sampler.steps):
+            idx = sampler.batch_indices(epoch, step)
+            opt.zero_grad()
+            if len(idx):
+                loss = loss_fn(model(xt[idx].to(device)), yt[idx].to(device))
+                loss_value = loss.item()
+            else:  # this rank's samples ran out: contribute a zero gradient
+                loss = sum(p.sum() * 0.0 for p in model.parameters())
+            loss.backward()
+            opt.step()
+            samples += len(idx)
+            done_steps += 1
+            stop = hvd.allreduce(torch.tensor([float(_signalled["usr1"])]), op=hvd.Sum, name="stop?")
+            if args.checkpoint_every and (epoch * sampler.steps + step + 1) % args.checkpoint_every == 0:
+                save(epoch, step + 1)
+            if stop.item() > 0:
+                save(epoch, step + 1)
+                return _requeue(rank, epoch, step + 1)
+            if args.max_steps is not None and done_steps >= args.max_steps:
+                save(epoch, step + 1)
+                if rank == 0:
+                    print(f"{PROG}: stopped after {done_steps} steps (--max-steps) at epoch {epoch} "
+                          f"step {step + 1}; checkpoint {path}", flush=True)
+                return 0
+            if tty:
+                sys.stderr.write(f"\r{PROG}: epoch {epoch + 1}/{args.epochs} step {step + 1}/{sampler.steps} "
+                                 f"loss {loss_value:.4f}")
+        accuracy, test_loss = evaluate()
+        if rank == 0 and not args.quiet:
+            sys.stderr.write(("\r" if tty else "") + f"{PROG}: epoch {epoch + 1}/{args.epochs} test accuracy "
+                             f"{100 * accuracy:.2f} % loss {test_loss:.4f}\n")
+    if start_epoch >= args.epochs:
+        accuracy, _ = evaluate()
+    save(args.epochs, 0)
+    elapsed = time.perf_counter() - started
+    digest = hashlib.sha256(b"".join(p.detach().cpu().numpy().tobytes() for p in model.parameters())).hexdigest()
+    rate = hvd.allreduce(torch.tensor([float(samples)]), op=hvd.Sum, name="samples").item() / max(elapsed, 1e-9)
+    if rank == 0:
+        print(f"{PROG}: test accuracy {100 * accuracy:.2f} % after {args.epochs} epochs on {size} ranks "
+              f"({source}); {rate:.0f} samples/s; parameters sha256 {digest[:16]}", flush=True)
+        if args.json:
+            _record(args, size, accuracy, rate, elapsed, digest)
+    if args.target_accuracy is not None and accuracy < args.target_accuracy:
+        err = CheckError(f"test accuracy {accuracy:.4f} is below --target-accuracy {args.target_accuracy}")
+        err.collective = True  # every rank computed the same averaged accuracy
+        raise err
+    return 0
+
+
+def _requeue(rank: int, epoch: int, step: int) -> int:
+    """After SIGUSR1: the checkpoint is written; ask Slurm to run the job again."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if rank == 0:
+        print(f"{PROG}: SIGUSR1: checkpoint at epoch {epoch} step {step}; "
+              + (f"requeueing job {job}" if job else "not under Slurm, stopping"), flush=True)
+        if job:
+            subprocess.run(["scontrol", "requeue", job], check=False, timeout=60)
+    return 0
+
+
+def _record(args: Any, size: int, accuracy: float, rate: float, elapsed: float, digest: str) -> None:
+    from hpcsuite.core import mpi, records
+
+    env = records.fingerprint(hosts=[mpi.processor_name()], mpi_library=mpi.library_version(),
+                              device=args.device, device_name=args.device)
+    records.append(args.json, records.make(
+        "train.mnist", params={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                               "fp16_allreduce": args.fp16_allreduce, "seed": args.seed},
+        ranks=size, env=env, times={"unit": "s", "wall": elapsed},
+        fom={"name": "throughput", "value": rate, "unit": "samples/s", "higher_is_better": True},
+        result={"test_accuracy": accuracy, "params_sha256": digest}))
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog=PROG))

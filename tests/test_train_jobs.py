@@ -1,0 +1,67 @@
+"""hpcsuite.train.mnist and failing training jobs, as whole MPI jobs."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+
+from conftest import launch
+
+if os.environ.get("CI") != "true":
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+
+MNIST = ("-m", "hpcsuite.train.mnist", "--quiet")
+
+
+def _digest(out: str) -> str:
+    match = re.search(r"parameters sha256 ([0-9a-f]+)", out)
+    assert match, out
+    return match.group(1)
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 4])
+def test_mnist_reaches_95_percent_with_the_same_hyper_parameters(tmp_path, ranks):
+    proc = launch(ranks, *MNIST, "--checkpoint-dir", str(tmp_path), "--target-accuracy", "0.95", timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    accuracy = float(re.search(r"test accuracy ([\d.]+) %", proc.stdout).group(1))
+    assert accuracy >= 95.0
+
+
+def test_a_run_stopped_mid_epoch_and_resumed_ends_bitwise_equal(tmp_path):
+    common = (*MNIST, "--epochs", "3")
+    straight = launch(2, *common, "--checkpoint-dir", str(tmp_path / "a"), timeout=120)
+    first = launch(2, *common, "--checkpoint-dir", str(tmp_path / "b"), "--max-steps", "10", timeout=120)
+    assert "stopped after 10 steps" in first.stdout, first.stdout + first.stderr
+    resumed = launch(2, *common, "--checkpoint-dir", str(tmp_path / "b"), "--resume", timeout=120)
+    assert straight.returncode == resumed.returncode == 0, resumed.stderr
+    assert _digest(straight.stdout) == _digest(resumed.stdout)
+
+
+def test_bad_checkpoints_give_a_clear_error(tmp_path):
+    (tmp_path / "mnist.pt").write_bytes(b"certainly not a checkpoint")
+    proc = launch(2, *MNIST, "--checkpoint-dir", str(tmp_path), "--resume", timeout=60)
+    assert proc.returncode == 2 and "is corrupt or not an hpcsuite checkpoint" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    ok = launch(1, *MNIST, "--checkpoint-dir", str(tmp_path / "c"), "--epochs", "1", timeout=60)
+    assert ok.returncode == 0
+    other = launch(1, *MNIST, "--checkpoint-dir", str(tmp_path / "c"), "--hidden", "64", "--resume", timeout=60)
+    assert other.returncode == 2 and "written with other settings (hidden)" in other.stderr
+
+
+def test_a_rank_that_stops_reducing_aborts_the_job_with_a_message():
+    started = time.monotonic()
+    proc = launch(3, "tests/helpers/train_faults.py", "stall", env={"HPCSUITE_TRAIN_TIMEOUT": "3"}, timeout=60)
+    assert time.monotonic() - started < 20
+    assert proc.returncode != 0
+    assert "no progress for 3 s in gradients" in proc.stderr or "no progress for 3 s" in proc.stderr
+
+
+def test_a_rank_that_raises_ends_the_training_job_at_once():
+    started = time.monotonic()
+    proc = launch(3, "tests/helpers/train_faults.py", "raise", timeout=60)
+    assert time.monotonic() - started < 10 and proc.returncode == 1
+    assert "[rank 1] RuntimeError: injected failure" in proc.stderr
