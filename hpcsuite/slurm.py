@@ -10,14 +10,21 @@ Python, tested, instead of in a dozen shell scripts:
 * one record appended to ``$HPCSUITE_RESULTS/<job name>-<job id>.jsonl`` (default
   folder ``results`` in the submission folder), unless the options name ``--json``.
 
-The command is built as a list and ``exec``'d: options pass through untouched, with
-no shell and no ``eval``, whatever quotes or spaces they hold.
+The command is built as a list and run as a child: options pass through untouched,
+with no shell and no ``eval``, whatever quotes or spaces they hold. Signals the job
+receives (``--signal=B:USR1@60`` before the time limit, TERM, INT) are forwarded to it.
+When the module exits with :data:`REQUEUE_EXIT` - a trainer that checkpointed on
+SIGUSR1 - the launcher asks Slurm to requeue the job, *after* every rank has finished
+cleanly (requeueing while ranks still run would kill them mid-exit and leave stale MPI
+shared-memory segments that break the requeued run's start).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -26,6 +33,10 @@ from hpcsuite.core.errors import UsageError
 
 PROG = "hpcsuite.slurm"
 from hpcsuite.registry import PARALLEL as MODULES  # what a template may launch
+
+#: Exit status of a module that checkpointed and wants the job requeued (EX_TEMPFAIL).
+REQUEUE_EXIT = 75
+FORWARDED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)
 
 
 def mpi_family() -> str:
@@ -101,8 +112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     env.setdefault("OMP_NUM_THREADS", env.get("SLURM_CPUS_PER_TASK", "1"))
     print(f"{PROG}: job {env.get('SLURM_JOB_ID', '-')} on {env.get('SLURM_JOB_NODELIST', '-')}, "
           f"{env.get('SLURM_NTASKS', '?')} tasks: {' '.join(cmd)}", flush=True)
-    os.execvpe(cmd[0], cmd, env)
-    return 0  # not reached
+    child = subprocess.Popen(cmd, env=env)
+    for sig in FORWARDED:
+        signal.signal(sig, lambda signum, frame: child.send_signal(signum))
+    code = child.wait()
+    if code == REQUEUE_EXIT and env.get("SLURM_JOB_ID"):
+        print(f"{PROG}: the module checkpointed and asked for more time: requeueing job "
+              f"{env['SLURM_JOB_ID']}", flush=True)
+        subprocess.run(["scontrol", "requeue", env["SLURM_JOB_ID"]], check=False, timeout=60)
+        return 0
+    return code
 
 
 if __name__ == "__main__":

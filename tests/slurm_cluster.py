@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+#: Folder-name prefix of every test cluster (how leftovers are recognized).
+PREFIX = "hpcsuite-slurm-"
 DAEMONS = ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo", "scancel")
 
 
@@ -74,6 +76,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/none
 CredType=cred/none
+# Credentials live 5 s (default 120): a requeued job may start again that soon.
+AuthInfo=cred_expire=5
 MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -117,7 +121,17 @@ PartitionName=debug Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE St
         raise RuntimeError(f"slurm test cluster: {what} not ready in {timeout} s; logs in {self.root / 'log'}")
 
     def start(self) -> SlurmCluster:
-        """Write the configuration, start the daemons, wait until every node is idle."""
+        """Write the configuration, start the daemons, wait until every node is idle.
+
+        Leftovers of an earlier test cluster (a test run killed before its clean-up)
+        are ended first: their job ids restart at 1 too, and MPI's shared-memory names
+        would collide with this cluster's jobs.
+        """
+        for pid in _processes_with(b"SLURM_CONF=", lambda conf: PREFIX in conf and str(self.root) not in conf):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         self._write_config()
         subprocess.run(["slurmctld", "-i"], env=self.env, check=True, timeout=30)  # daemonizes
         self._wait("slurmctld", lambda: self.run("scontrol", "ping", check=False).returncode == 0)
@@ -146,8 +160,13 @@ PartitionName=debug Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE St
             end = time.monotonic() + 3
             while time.monotonic() < end and any(_alive(p) for p in pids):
                 time.sleep(0.05)
-        # slurmstepd of a killed job may outlive its slurmd; end those of this cluster too.
-        subprocess.run(["pkill", "-KILL", "-f", f"slurmstepd.*{self.root}"], check=False)
+        # slurmstepd and job processes may outlive their slurmd: end every process that
+        # carries this cluster's SLURM_CONF (they would confuse the next cluster's jobs).
+        for pid in _processes_with(b"SLURM_CONF=", lambda conf: conf == str(self.conf)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def submit(self, script: str | Path, *args: str, sbatch_args: tuple[str, ...] = (),
                cwd: Path | None = None) -> str:
@@ -176,6 +195,22 @@ PartitionName=debug Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE St
             time.sleep(0.1)
         self.run("scancel", job, check=False)
         raise TimeoutError(f"job {job} still {self.state(job)} after {timeout} s")
+
+
+def _processes_with(prefix: bytes, accept) -> list[int]:
+    """PIDs (other than this one) with an environment entry ``prefix + value`` where ``accept(value)``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                entries = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(e.startswith(prefix) and accept(e[len(prefix):].decode(errors="replace")) for e in entries):
+            found.append(int(name))
+    return found
 
 
 def _alive(pid: int) -> bool:

@@ -11,12 +11,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
-from slurm_cluster import SlurmCluster, missing
+from conftest import ROOT, launch
+from slurm_cluster import PREFIX, SlurmCluster, missing
 
 if missing() and os.environ.get("CI") != "true":
     pytest.skip(f"Slurm is not installed here (missing {', '.join(missing())}; "
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def cluster():
     assert not missing(), f"CI must install Slurm; missing {missing()}"
-    root = Path(tempfile.mkdtemp(prefix="hpcsuite-slurm-"))
+    root = Path(tempfile.mkdtemp(prefix=PREFIX))
     c = SlurmCluster(root, nodes=2, cpus=4)
     c.env["HPCSUITE_PYTHON"] = sys.executable
     c.env["PATH"] = f"{Path(sys.executable).parent}:{c.env.get('PATH', '')}"
@@ -104,3 +105,40 @@ def test_a_failing_sweep_point_is_reported_with_its_log_tail(cluster, tmp_path):
     proc = _sweep(cluster, tmp_path / "bad", "--ranks", "1,2", "--", "--source", "missing.npy")
     assert proc.returncode == 1
     assert "point mean-n1-r0 (1 ranks) failed" in proc.stdout and "no such file" in proc.stdout
+
+
+def _field(cluster, job, name):
+    out = cluster.run("scontrol", "show", "job", job, "-o", check=False).stdout
+    return next((f.split("=", 1)[1] for f in out.split() if f.startswith(name + "=")), None)
+
+
+def test_training_signalled_before_its_limit_requeues_and_resumes_losslessly(cluster, tmp_path):
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("torch")
+    cluster.env.update(HPCSUITE_RESULTS=str(tmp_path / "results"), HPCSUITE_CHECKPOINTS=str(tmp_path / "ck"))
+    args = ("--epochs", "30")
+    job = cluster.submit(ROOT / "slurm" / "train.mnist.sbatch", *args, sbatch_args=("--ntasks-per-node=2",),
+                         cwd=tmp_path)
+    log = tmp_path / f"hpcsuite-train-mnist-{job}.out"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (log.exists() and "epoch 3/30" in log.read_text()):
+        time.sleep(0.1)
+    # What --signal=B:USR1@60 does 60 s before the time limit, now:
+    cluster.run("scancel", "--signal=USR1", "--batch", job)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (_field(cluster, job, "Restarts"), _field(cluster, job, "JobState")) \
+            != ("1", "PENDING"):
+        time.sleep(0.1)
+    assert _field(cluster, job, "Restarts") == "1", log.read_text()
+    # Slurm holds a requeued job back until the old credentials expire (5 s on the test
+    # cluster, AuthInfo=cred_expire), then runs it again.
+    assert cluster.wait(job, timeout=120) == "COMPLETED", log.read_text()
+    text = log.read_text()
+    assert "SIGUSR1: checkpoint at epoch" in text and f"requeueing job {job}" in text
+    resumed = json.loads((tmp_path / "results" / f"hpcsuite-train-mnist-{job}.jsonl").read_text().splitlines()[-1])
+    # The same training without interruption, outside Slurm: the same parameters, bit for bit.
+    uninterrupted = launch(2, "-m", "hpcsuite.train.mnist", "--quiet", *args, "--checkpoint-dir",
+                           str(tmp_path / "straight"), "--json", str(tmp_path / "straight.jsonl"), timeout=180)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    straight = json.loads((tmp_path / "straight.jsonl").read_text())
+    assert resumed["result"]["params_sha256"] == straight["result"]["params_sha256"]

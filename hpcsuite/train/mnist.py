@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -191,14 +190,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _requeue(rank: int, epoch: int, step: int) -> int:
-    """After SIGUSR1: the checkpoint is written; ask Slurm to run the job again."""
-    job = os.environ.get("SLURM_JOB_ID")
+    """After SIGUSR1: the checkpoint is written; every rank exits with REQUEUE_EXIT, and the
+    launcher (python -m hpcsuite.slurm) requeues the job once all ranks are gone."""
+    from hpcsuite.slurm import REQUEUE_EXIT
+
     if rank == 0:
-        print(f"{PROG}: SIGUSR1: checkpoint at epoch {epoch} step {step}; "
-              + (f"requeueing job {job}" if job else "not under Slurm, stopping"), flush=True)
-        if job:
-            subprocess.run(["scontrol", "requeue", job], check=False, timeout=60)
-    return 0
+        print(f"{PROG}: SIGUSR1: checkpoint at epoch {epoch} step {step}; exiting for a requeue "
+              f"(status {REQUEUE_EXIT})", flush=True)
+    return REQUEUE_EXIT
 
 
 def _record(args: Any, size: int, accuracy: float, rate: float, elapsed: float, digest: str) -> None:
