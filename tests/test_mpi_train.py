@@ -35,7 +35,8 @@ def _flat(model):
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
-def _train(opt_cls, kwargs, steps, *, compression=hvd.Compression.none, passes=1, fusion=1 << 26):
+def _train(opt_cls, kwargs, steps, *, compression=hvd.Compression.none, passes=1, fusion=1 << 26,
+           module_zero_grad=False):
     """Distributed run and the one-process run on the concatenated batches."""
     size, rank = hvd.size(), hvd.rank()
     model, alone = _model(), _model()
@@ -45,7 +46,10 @@ def _train(opt_cls, kwargs, steps, *, compression=hvd.Compression.none, passes=1
     loss_fn = torch.nn.CrossEntropyLoss()
     for step in range(steps):
         x, y = _data(step, size * B * passes)
-        opt.zero_grad()
+        if module_zero_grad:
+            model.zero_grad(set_to_none=True)  # drops the fused views: the optimizer must cope
+        else:
+            opt.zero_grad()
         for k in range(passes):  # this rank's micro-batches
             lo = (k * size + rank) * B
             loss_fn(model(x[lo:lo + B]), y[lo:lo + B]).backward()
@@ -133,3 +137,23 @@ def test_wrapping_keeps_the_optimizer_state():
     before = opt.state_dict()["state"][0]["momentum_buffer"]
     assert torch.equal(wrapped.state_dict()["state"][0]["momentum_buffer"], before)
     assert isinstance(wrapped, torch.optim.SGD)
+
+
+def test_gradients_replaced_by_module_zero_grad_are_still_reduced():
+    ours, alone = _train(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, steps=3, module_zero_grad=True)
+    torch.testing.assert_close(ours, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_a_parameter_without_gradient_receives_the_average():
+    model = torch.nn.ModuleDict({"used": torch.nn.Linear(3, 1), "idle": torch.nn.Linear(3, 1)})
+    for p in model.parameters():
+        torch.nn.init.constant_(p, 1.0)
+    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=1.0), model.named_parameters())
+    opt.zero_grad()
+    # Only rank 0 uses "idle"; every rank uses "used".
+    out = model["used"](torch.ones(1, 3)) + (model["idle"](torch.ones(1, 3)) if hvd.rank() == 0 else 0)
+    out.sum().backward()
+    opt.step()
+    idle = hvd.allgather_object(model["idle"].weight.detach().clone())
+    assert all(torch.equal(idle[0], w) for w in idle)
+    assert torch.allclose(idle[0], torch.full((1, 3), 1.0 - 1.0 / hvd.size()))

@@ -65,3 +65,22 @@ def test_a_rank_that_raises_ends_the_training_job_at_once():
     proc = launch(3, "tests/helpers/train_faults.py", "raise", timeout=60)
     assert time.monotonic() - started < 10 and proc.returncode == 1
     assert "[rank 1] RuntimeError: injected failure" in proc.stderr
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn", "resnet"])
+def test_synthetic_benchmark_reports_rates_and_fused_reductions(tmp_path, model):
+    import json
+    import math
+
+    path = tmp_path / "s.jsonl"
+    fusion = 1 << 20
+    proc = launch(2, "-m", "hpcsuite.train.synthetic", "--model", model, "--batch-size", "4",
+                  "--num-warmup-batches", "1", "--num-batches-per-iter", "2", "--num-iters", "2",
+                  "--fusion-bytes", str(fusion), "--baseline", "100", "--json", str(path), timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "samples/s per rank" in proc.stdout and "scaling efficiency" in proc.stdout
+    rec = json.loads(path.read_text())
+    result = rec["result"]
+    assert rec["ranks"] == 2 and rec["fom"]["unit"] == "samples/s" and rec["fom"]["value"] > 0
+    # Fusion: at most ceil(gradient bytes / buffer) + 1 reductions per step.
+    assert result["reductions_per_step"] <= math.ceil(result["gradient_bytes"] / fusion) + 1

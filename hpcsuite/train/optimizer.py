@@ -2,9 +2,10 @@
 
 As Horovod's, it subclasses the wrapped optimizer's own class, so learning-rate
 schedulers and ``isinstance`` checks keep working. Gradients are reduced with tensor
-fusion: every gradient of a dtype is packed into one flat buffer, which is reduced in
-chunks of at most ``fusion_bytes`` - ``ceil(gradient bytes / fusion_bytes)`` MPI calls
-per dtype and step, whatever the number of tensors. One negotiation per step checks
+fusion: the gradients of a dtype are views of one flat buffer (backward writes
+straight into it), which is reduced in place in chunks of at most ``fusion_bytes`` -
+``ceil(gradient bytes / fusion_bytes)`` MPI calls per dtype and step, whatever the
+number of tensors. On one rank nothing is exchanged. One negotiation per step checks
 that all ranks reduce the same gradients (see :mod:`hpcsuite.train.ops`).
 
 The reduction runs when ``step()`` (or ``synchronize()``) is called, after backward.
@@ -57,9 +58,26 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         self._passes: dict[int, int] = {}
         self._synchronized = False
         self._skip = False
-        for p in params_in_order:
-            if p.requires_grad:
-                p.register_post_accumulate_grad_hook(self._count_pass)
+        # Gradients live in one flat buffer per dtype and device (as DDP's
+        # gradient_as_bucket_view): backward accumulates straight into it, and the
+        # reduction needs no packing or unpacking copies.
+        trained = [p for p in params_in_order if p.requires_grad]
+        self._buckets: list[tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]] = []
+        by_kind: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+        for p in trained:
+            by_kind.setdefault((p.dtype, p.device), []).append(p)
+            p.register_post_accumulate_grad_hook(self._count_pass)
+        for (dtype, device), params in by_kind.items():
+            flat = torch.zeros(sum(p.numel() for p in params), dtype=dtype, device=device)
+            views, offset = [], 0
+            for p in params:
+                view = flat[offset:offset + p.numel()].view_as(p)
+                if p.grad is not None:
+                    view.copy_(p.grad)
+                p.grad = view
+                views.append(view)
+                offset += p.numel()
+            self._buckets.append((flat, params, views))
 
     def _count_pass(self, p: torch.Tensor) -> None:
         self._passes[id(p)] = self._passes.get(id(p), 0) + 1
@@ -71,32 +89,39 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         if passes != self._passes_per_step:
             raise HpcsuiteError(f"{passes} backward passes before the step, but backward_passes_per_step="
                                 f"{self._passes_per_step}: call step() after exactly that many")
-        grads = [(self._names[id(p)], p) for g in self.param_groups for p in g["params"] if p.grad is not None]
-        ops.negotiate("gradients", [(n, p.grad) for n, p in grads],
+        ops.negotiate("gradients", [(self._names[id(p)], p) for _, params, _ in self._buckets for p in params],
                       (self._op, self._compression.__name__, self._passes_per_step))
         size = ops.size()
-        groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
-        for _, p in grads:
-            groups.setdefault((p.grad.dtype, p.grad.device), []).append(p)
+        scale = self._passes_per_step * (size if self._op == ops.Average else 1)
         with torch.no_grad():
-            for params in groups.values():
-                flat = torch.cat([p.grad.reshape(-1) for p in params])
-                scale = self._passes_per_step * (size if self._op == ops.Average else 1)
+            for flat, params, views in self._buckets:
+                for p, view in zip(params, views):
+                    if p.grad is None:  # unused this step: contributes zeros, receives the average
+                        view.zero_()
+                        p.grad = view
+                    elif p.grad.data_ptr() != view.data_ptr():  # replaced (model.zero_grad())
+                        view.copy_(p.grad)
+                        p.grad = view
                 if scale != 1:
                     flat.div_(scale)  # before compressing: a sum of many can overflow float16
+                if size == 1:
+                    continue  # nothing to exchange
                 wire, ctx = self._compression.compress(flat)
                 wire = wire.contiguous()
                 chunk = max(1, self._fusion_bytes // wire.element_size())
                 with ops._watchdog(f"gradient reduction ({len(params)} tensors)"):
                     for start in range(0, wire.numel(), chunk):
                         ops._allreduce_inplace(wire[start:start + chunk], ops.Sum)
-                flat = self._compression.decompress(wire, ctx)
-                offset = 0
-                for p in params:
-                    n = p.grad.numel()
-                    p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
-                    offset += n
+                if wire.data_ptr() != flat.data_ptr():
+                    flat.copy_(self._compression.decompress(wire, ctx))
         self._synchronized = True
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the gradients, keeping them as views of the fused buffers (whatever ``set_to_none``)."""
+        for flat, params, views in self._buckets:
+            flat.zero_()
+            for p, view in zip(params, views):
+                p.grad = view
 
     @contextmanager
     def skip_synchronize(self):
