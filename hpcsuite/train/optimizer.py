@@ -2,8 +2,9 @@
 
 As Horovod's, it subclasses the wrapped optimizer's own class, so learning-rate
 schedulers and ``isinstance`` checks keep working. Gradients are reduced with tensor
-fusion: the gradients of a dtype are views of one flat buffer (backward writes
-straight into it), which is reduced in place in chunks of at most ``fusion_bytes`` -
+fusion: the gradients of a dtype are gathered in one flat buffer (and left there as
+views, so backward can write straight into it when ``zero_grad(set_to_none=False)``),
+which is reduced in place in chunks of at most ``fusion_bytes`` -
 ``ceil(gradient bytes / fusion_bytes)`` MPI calls per dtype and step, whatever the
 number of tensors. On one rank nothing is exchanged. One negotiation per step checks
 that all ranks reduce the same gradients (see :mod:`hpcsuite.train.ops`).
@@ -95,6 +96,12 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         scale = self._passes_per_step * (size if self._op == ops.Average else 1)
         with torch.no_grad():
             for flat, params, views in self._buckets:
+                if size == 1:  # nothing to exchange: leave the gradients where backward put them
+                    if self._passes_per_step > 1:
+                        for p in params:
+                            if p.grad is not None:
+                                p.grad.div_(self._passes_per_step)
+                    continue
                 for p, view in zip(params, views):
                     if p.grad is None:  # unused this step: contributes zeros, receives the average
                         view.zero_()
@@ -104,8 +111,6 @@ class _DistributedOptimizer(torch.optim.Optimizer):
                         p.grad = view
                 if scale != 1:
                     flat.div_(scale)  # before compressing: a sum of many can overflow float16
-                if size == 1:
-                    continue  # nothing to exchange
                 wire, ctx = self._compression.compress(flat)
                 wire = wire.contiguous()
                 chunk = max(1, self._fusion_bytes // wire.element_size())
@@ -117,11 +122,20 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         self._synchronized = True
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Zero the gradients, keeping them as views of the fused buffers (whatever ``set_to_none``)."""
+        """Reset the gradients: to None (the default, as torch), or to zero in the fused buffers.
+
+        ``None`` is cheaper: backward then writes fresh gradients instead of adding to
+        zeroed ones, and they are copied into the fused buffer only when there are
+        other ranks to exchange with.
+        """
         for flat, params, views in self._buckets:
-            flat.zero_()
-            for p, view in zip(params, views):
-                p.grad = view
+            if set_to_none:
+                for p in params:
+                    p.grad = None
+            else:
+                flat.zero_()
+                for p, view in zip(params, views):
+                    p.grad = view
 
     @contextmanager
     def skip_synchronize(self):
