@@ -29,6 +29,9 @@ step "gpu tests (pytest -m gpu)" 240 python -m pytest -m gpu -q -p no:cacheprovi
 step "mean n=2 --device gpu" 120 mpiexec -n 2 python -m hpcsuite.mean --device gpu --check
 step "gpu reduction benchmark" 120 python benchmarks/gpu_mean_bench.py --gbytes 4
 step "suite small --device gpu" 180 mpiexec -n 1 python -m hpcsuite.suite --size small --device gpu
+step "train.mnist --device cuda" 120 mpiexec -n 1 python -m hpcsuite.train.mnist --device cuda \
+    --checkpoint-dir "${OUT:-.}/ck" --target-accuracy 0.95 --quiet
+step "train.synthetic resnet cuda" 120 mpiexec -n 1 python -m hpcsuite.train.synthetic --model resnet --device cuda
 step "microbench cupy, validated" 120 mpiexec -n 2 python -m hpcsuite.microbench latency bw allreduce \
     --buffer cupy --validate --max 4M --time-per-size 2 --format table
 echo "-- benchmark" >>"$out"
@@ -37,6 +40,8 @@ echo "-- gpu job" >>"$out"
 grep -A6 '^hpcsuite.mean: mean' "$log" | grep -E 'mean =|device|reduction|check' >>"$out"
 echo "-- suite on the GPU" >>"$out"
 sed -n '/^hpcsuite.suite: --size small/,/^kmer/p' "$log" >>"$out"
+echo "-- training on the GPU" >>"$out"
+grep -E '^hpcsuite.train.mnist: test accuracy|samples/s per rank|step time' "$log" >>"$out"
 echo "-- microbench with device buffers (largest sizes)" >>"$out"
 grep -B1 -E '^ +(4194304|1048576) ' "$log" >>"$out"
 cat "$out"

@@ -19,6 +19,8 @@ MODULES: dict[str, tuple[str, bool, bool, bool]] = {
     "suite": ("every kernel at a size class (small, medium, large), one summary table", True, False, True),
     "train.mnist": ("Horovod-style data-parallel training of the bundled digits (or MNIST)", True, False,
                     True),
+    "train.synthetic": ("Horovod's synthetic training benchmark: MLP, CNN or ResNet-style, samples/s",
+                        True, False, True),
     "microbench": ("MPI latency, bandwidth and collective benchmarks (OSU-compatible output)", True, False,
                    True),
     "report": ("scaling tables, plots, Markdown/HTML/CSV from JSON records (one process)", False, False, False),
