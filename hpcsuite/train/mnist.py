@@ -73,12 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     hvd.init()
     rank, size = hvd.rank(), hvd.size()
-    device = torch.device("cpu")
-    if args.device == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA device visible; use --device cpu")
-        device = torch.device("cuda", hvd.local_rank() % torch.cuda.device_count())
-        torch.cuda.set_device(device)
+    device = hvd.ops.bind_device(args.device)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(args.seed)
     signal.signal(signal.SIGUSR1, _on_usr1)

@@ -99,6 +99,17 @@ def local_size() -> int:
     return _state.local.size
 
 
+def bind_device(kind: str) -> torch.device:
+    """``"cpu"``, or ``"cuda"``: the GPU of this rank's node-local rank, made current."""
+    if kind != "cuda":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise HpcsuiteError("--device cuda: no CUDA device visible to this process; use --device cpu")
+    device = torch.device("cuda", local_rank() % torch.cuda.device_count())
+    torch.cuda.set_device(device)
+    return device
+
+
 def reduction_calls() -> int:
     """MPI reduction calls issued so far (for the fusion benchmark and tests)."""
     return _state.calls

@@ -91,12 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hpcsuite.train.optimizer import FUSION_BYTES
 
     hvd.init()
-    device = torch.device("cpu")
-    if args.device == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA device visible; use --device cpu")
-        device = torch.device("cuda", hvd.local_rank() % torch.cuda.device_count())
-        torch.cuda.set_device(device)
+    device = hvd.ops.bind_device(args.device)
     torch.manual_seed(0)
     model, sample = build(args.model)
     model = model.to(device)
