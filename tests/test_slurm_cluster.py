@@ -142,3 +142,4 @@ def test_training_signalled_before_its_limit_requeues_and_resumes_losslessly(clu
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     straight = json.loads((tmp_path / "straight.jsonl").read_text())
     assert resumed["result"]["params_sha256"] == straight["result"]["params_sha256"]
+    assert resumed["env"]["hosts"] == ["node1"] and resumed["ranks"] == 2

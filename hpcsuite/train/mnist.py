@@ -172,11 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     digest = hashlib.sha256(b"".join(p.detach().cpu().numpy().tobytes() for p in model.parameters())).hexdigest()
     rate = hvd.allreduce(torch.tensor([float(samples)]), op=hvd.Sum, name="samples").item() / max(elapsed, 1e-9)
+    hosts = hvd.allgather_object(hvd.ops.mpi.processor_name(), name="hosts")  # every node, for the record
     if rank == 0:
         print(f"{PROG}: test accuracy {100 * accuracy:.2f} % after {args.epochs} epochs on {size} ranks "
               f"({source}); {rate:.0f} samples/s; parameters sha256 {digest[:16]}", flush=True)
         if args.json:
-            _record(args, size, accuracy, rate, elapsed, digest)
+            _record(args, size, hosts, accuracy, rate, elapsed, digest)
     if args.target_accuracy is not None and accuracy < args.target_accuracy:
         err = CheckError(f"test accuracy {accuracy:.4f} is below --target-accuracy {args.target_accuracy}")
         err.collective = True  # every rank computed the same averaged accuracy
@@ -195,10 +196,11 @@ def _requeue(rank: int, epoch: int, step: int) -> int:
     return REQUEUE_EXIT
 
 
-def _record(args: Any, size: int, accuracy: float, rate: float, elapsed: float, digest: str) -> None:
+def _record(args: Any, size: int, hosts: list[str], accuracy: float, rate: float, elapsed: float,
+            digest: str) -> None:
     from hpcsuite.core import mpi, records
 
-    env = records.fingerprint(hosts=[mpi.processor_name()], mpi_library=mpi.library_version(),
+    env = records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(),
                               device=args.device, device_name=args.device)
     records.append(args.json, records.make(
         "train.mnist", params={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,

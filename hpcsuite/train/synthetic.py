@@ -126,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mean = sum(rates) / len(rates)
     sd = math.sqrt(sum((r - mean) ** 2 for r in rates) / max(len(rates) - 1, 1))
     everyone = hvd.allgather_object(mean, name="rates")
+    hosts = hvd.allgather_object(hvd.ops.mpi.processor_name(), name="hosts")  # every node, for the record
     total = sum(everyone)
     grad_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     if hvd.rank() == 0:
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             from hpcsuite.core import mpi, records
 
-            env = records.fingerprint(hosts=[mpi.processor_name()], mpi_library=mpi.library_version(),
+            env = records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(),
                                       device=args.device, device_name=args.device)
             records.append(args.json, records.make(
                 "train.synthetic", params={"model": args.model, "batch_size": args.batch_size,
