@@ -10,7 +10,7 @@
 
 BLAS runs one thread per rank (OPENBLAS_NUM_THREADS=1 etc.), so n ranks use n cores.
 
-usage: python benchmarks/kernels_bench.py [--quick]
+usage: python benchmarks/kernels_bench.py [--quick] [--only stream,stencil,...]
 """
 
 from __future__ import annotations
@@ -103,7 +103,10 @@ def counter_kmer(reads: int, k: int) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller problems (a smoke test of this script)")
+    p.add_argument("--only", default="stream,stencil,matmul,fft,montecarlo,kmer",
+                   help="comma list of kernels to run [all]")
     args = p.parse_args()
+    only = set(args.only.split(","))
     q = args.quick
     n_stream = 2_000_000 if q else 50_000_000
     grid, steps = ("512x512", "10") if q else ("4096x4096", "50")
@@ -112,25 +115,32 @@ def main() -> int:
     paths = 1_000_000 if q else 20_000_000
     reads = 2_000 if q else 40_000
 
-    triad_np = numpy_triad(n_stream)
     rows = []
-    s1, s2 = (ours("stream", r, ["--size", str(n_stream), "--repeat", "5"]) for r in (1, 2))
-    rows.append(("stream triad MB/s", s1, s2, triad_np, "NumPy triad, 1 process", s1 / triad_np, ">= 0.90"))
-    bound = triad_np * 1e6 / 16  # site updates/s if each update moved only its 16 bytes
-    t1, t2 = (ours("stencil", r, ["--shape", grid, "--steps", steps, "--repeat", "3"]) for r in (1, 2))
-    rows.append(("stencil site updates/s", t1, t2, bound, "triad BW / 16 B per update", t1 / bound, ">= 0.50"))
-    mm = numpy_matmul(n_mm)
-    m1, m2 = (ours("matmul", r, ["--n", str(n_mm), "--repeat", "3"]) for r in (1, 2))
-    rows.append((f"matmul GFLOP/s (n {n_mm})", m1, m2, mm, "NumPy A @ B, 1 thread", m2 / m1, "n2/n1 >= 1.6"))
-    ff = numpy_fft(fft_shape)
-    f1, f2 = (ours("fft", r, ["--shape", "x".join(map(str, fft_shape)), "--repeat", "3"]) for r in (1, 2))
-    rows.append(("fft GFLOP/s", f1, f2, ff, "numpy.fft, 1 process", f1 / ff, "-"))
-    mc = numpy_montecarlo(paths)
-    c1, c2 = (ours("montecarlo", r, ["--paths", str(paths), "--no-check", "--repeat", "3"]) for r in (1, 2))
-    rows.append(("montecarlo paths/s", c1, c2, mc, "NumPy, 1 process", c1 / mc, "-"))
-    kc = counter_kmer(reads, 21)
-    k1, k2 = (ours("kmer", r, ["--reads", str(reads), "--repeat", "3"]) for r in (1, 2))
-    rows.append(("kmer bases/s", k1, k2, kc, "Counter, 1 process", k1 / kc, "-"))
+    if only & {"stream", "stencil"}:
+        triad_np = numpy_triad(n_stream)
+    if "stream" in only:
+        s1, s2 = (ours("stream", r, ["--size", str(n_stream), "--repeat", "5"]) for r in (1, 2))
+        rows.append(("stream triad MB/s", s1, s2, triad_np, "NumPy triad, 1 process", s1 / triad_np, ">= 0.90"))
+    if "stencil" in only:
+        bound = triad_np * 1e6 / 16  # site updates/s if each update moved only its 16 bytes
+        t1, t2 = (ours("stencil", r, ["--shape", grid, "--steps", steps, "--repeat", "3"]) for r in (1, 2))
+        rows.append(("stencil site updates/s", t1, t2, bound, "triad BW / 16 B per update", t1 / bound, ">= 0.50"))
+    if "matmul" in only:
+        mm = numpy_matmul(n_mm)
+        m1, m2 = (ours("matmul", r, ["--n", str(n_mm), "--repeat", "3"]) for r in (1, 2))
+        rows.append((f"matmul GFLOP/s (n {n_mm})", m1, m2, mm, "NumPy A @ B, 1 thread", m2 / m1, "n2/n1 >= 1.6"))
+    if "fft" in only:
+        ff = numpy_fft(fft_shape)
+        f1, f2 = (ours("fft", r, ["--shape", "x".join(map(str, fft_shape)), "--repeat", "3"]) for r in (1, 2))
+        rows.append(("fft GFLOP/s", f1, f2, ff, "numpy.fft, 1 process", f1 / ff, "-"))
+    if "montecarlo" in only:
+        mc = numpy_montecarlo(paths)
+        c1, c2 = (ours("montecarlo", r, ["--paths", str(paths), "--no-check", "--repeat", "3"]) for r in (1, 2))
+        rows.append(("montecarlo paths/s", c1, c2, mc, "NumPy, 1 process", c1 / mc, "-"))
+    if "kmer" in only:
+        kc = counter_kmer(reads, 21)
+        k1, k2 = (ours("kmer", r, ["--reads", str(reads), "--repeat", "3"]) for r in (1, 2))
+        rows.append(("kmer bases/s", k1, k2, kc, "Counter, 1 process", k1 / kc, "-"))
 
     print(f"\n{'figure of merit':<28}{'n=1':>12}{'n=2':>12}{'limit':>12}  {'limit is':<28}{'ratio':>7}  target")
     for name, a, b, lim, what, ratio, target in rows:

@@ -206,3 +206,25 @@ def test_stencil_cache_strips_give_the_bits_of_the_whole_array_expression():
     whole[1:299, 1:199] = (1 - 4 * 0.2) * u[1:299, 1:199] + 0.2 * (
         ((u[0:298, 1:199] + u[2:300, 1:199]) + u[1:299, 0:198]) + u[1:299, 2:200])
     assert strips.tobytes() == whole.tobytes()
+
+
+def test_stencil_numba_loop_gives_the_bits_of_the_numpy_strips():
+    from hpcsuite import stencil
+
+    assert stencil.engine("auto", on_device=False) == "numba"  # numba is in the test extra
+    u = np.random.default_rng(2).random((300, 200))
+    strips, loop = np.zeros_like(u), np.zeros_like(u)
+    for r0, r1, c0, c1 in ((1, 299, 1, 199), (5, 6, 3, 150), (100, 299, 198, 199)):
+        stencil.update(u, strips, 0.2, r0, r1, c0, c1, "numpy")
+        stencil.update(u, loop, 0.2, r0, r1, c0, c1, "numba")
+        assert strips.tobytes() == loop.tobytes()
+
+
+def test_stencil_engine_choices_name_the_fix():
+    from hpcsuite import stencil
+    from hpcsuite.core.errors import UsageError
+
+    assert stencil.engine("numpy", on_device=False) == "numpy"
+    assert stencil.engine("auto", on_device=True) == "device"
+    with pytest.raises(UsageError, match="runs on the CPU"):
+        stencil.engine("numba", on_device=True)

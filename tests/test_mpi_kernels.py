@@ -42,13 +42,14 @@ def test_monte_carlo_price_is_within_four_standard_errors(comm):
 
 @pytest.mark.parametrize("shape", [(37, 23), (8, 64), (64, 5)])
 @pytest.mark.parametrize("overlap", [False, True])
-def test_stencil_is_bitwise_the_one_process_numpy_run(comm, shape, overlap):
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_stencil_is_bitwise_the_one_process_numpy_run(comm, shape, overlap, engine):
     from hpcsuite import stencil
 
     dims = stencil.grid_dims(comm.size, None)
     if dims[0] > shape[0] or dims[1] > shape[1]:
         dims = (comm.size, 1) if comm.size <= shape[0] else (1, comm.size)
-    local, where, cart = stencil.run(comm, CPU, shape, 13, 0.2, dims=dims, overlap=overlap)
+    local, where, cart = stencil.run(comm, CPU, shape, 13, 0.2, dims=dims, overlap=overlap, engine=engine)
     field = stencil.gather(cart, CPU, local, where, shape)
     if comm.rank == 0:
         assert field.tobytes() == stencil.reference(shape, 13, 0.2).tobytes()

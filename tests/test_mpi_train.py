@@ -13,6 +13,8 @@ import hpcsuite.train as hvd  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 B = 4  # samples per rank and step
+MODES = hvd.ops.OVERLAP_MODES
+SMALL = 256  # bytes: the test model's 652 bytes of gradients in 3 buckets, tensors split across them
 
 
 @pytest.fixture(autouse=True)
@@ -35,13 +37,14 @@ def _flat(model):
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
-def _train(opt_cls, kwargs, steps, *, compression=hvd.Compression.none, passes=1, fusion=1 << 26,
-           module_zero_grad=False):
+def _train(opt_cls, kwargs, steps, *, compression=hvd.Compression.none, passes=1, fusion=SMALL,
+           module_zero_grad=False, overlap="sync"):
     """Distributed run and the one-process run on the concatenated batches."""
     size, rank = hvd.size(), hvd.rank()
     model, alone = _model(), _model()
     opt = hvd.DistributedOptimizer(opt_cls(model.parameters(), **kwargs), model.named_parameters(),
-                                   compression=compression, backward_passes_per_step=passes, fusion_bytes=fusion)
+                                   compression=compression, backward_passes_per_step=passes, fusion_bytes=fusion,
+                                   overlap=overlap)
     ref = opt_cls(alone.parameters(), **kwargs)
     loss_fn = torch.nn.CrossEntropyLoss()
     for step in range(steps):
@@ -62,31 +65,60 @@ def _train(opt_cls, kwargs, steps, *, compression=hvd.Compression.none, passes=1
     return _flat(model), _flat(alone)
 
 
+@pytest.mark.parametrize("overlap", MODES)
+@pytest.mark.parametrize("fusion", [SMALL, 1 << 26])
 @pytest.mark.parametrize("opt_cls,kwargs", [(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
                                             (torch.optim.Adam, {"lr": 0.01})])
-def test_optimizer_equals_one_process_on_the_combined_batch(opt_cls, kwargs):
-    ours, alone = _train(opt_cls, kwargs, steps=5)
+def test_optimizer_equals_one_process_on_the_combined_batch(opt_cls, kwargs, fusion, overlap):
+    ours, alone = _train(opt_cls, kwargs, steps=5, fusion=fusion, overlap=overlap)
     torch.testing.assert_close(ours, alone, rtol=1e-5, atol=1e-6)
 
 
-def test_two_backward_passes_per_step_equal_one_step_on_the_doubled_batch():
-    ours, alone = _train(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, steps=4, passes=2)
+@pytest.mark.parametrize("overlap", MODES)
+def test_two_backward_passes_per_step_equal_one_step_on_the_doubled_batch(overlap):
+    ours, alone = _train(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, steps=4, passes=2, overlap=overlap)
     torch.testing.assert_close(ours, alone, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("overlap", MODES)
 @pytest.mark.parametrize("compression,tol", [(hvd.Compression.fp16, 2e-3), (hvd.Compression.bf16, 2e-2)])
-def test_sixteen_bit_compression_stays_within_tolerance(compression, tol):
-    ours, alone = _train(torch.optim.SGD, {"lr": 0.1}, steps=5, compression=compression)
+def test_sixteen_bit_compression_stays_within_tolerance(compression, tol, overlap):
+    ours, alone = _train(torch.optim.SGD, {"lr": 0.1}, steps=5, compression=compression, overlap=overlap)
     assert torch.max(torch.abs(ours - alone)) <= tol * torch.max(torch.abs(alone))
 
 
-def test_fusion_uses_ceil_bytes_over_buffer_reductions():
+@pytest.mark.parametrize("compression", [hvd.Compression.none, hvd.Compression.fp16])
+def test_fusion_uses_ceil_bytes_over_buffer_reductions(compression):
     model = _model()
-    grad_bytes = sum(p.numel() * 4 for p in model.parameters())
-    fusion = 256
+    wire_bytes = sum(p.numel() for p in model.parameters()) * (2 if compression is hvd.Compression.fp16 else 4)
     before = hvd.ops.reduction_calls()
-    _train(torch.optim.SGD, {"lr": 0.1}, steps=1, fusion=fusion)
-    assert hvd.ops.reduction_calls() - before <= math.ceil(grad_bytes / fusion) + 1
+    _train(torch.optim.SGD, {"lr": 0.1}, steps=1, fusion=SMALL, compression=compression)
+    expected = math.ceil(wire_bytes / SMALL) if hvd.size() > 1 else 0  # one rank exchanges nothing
+    assert hvd.ops.reduction_calls() - before == expected
+
+
+@pytest.mark.parametrize("overlap", ["poll", "thread"])
+def test_reductions_start_during_backward(overlap):
+    """The last layer's buckets are started by the gradient hooks, before step()."""
+    model = _model()
+    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters(),
+                                   fusion_bytes=SMALL, overlap=overlap)
+    opt.zero_grad()
+    x, y = _data(0, B)
+    torch.nn.CrossEntropyLoss()(model(x), y).backward()
+    started = len(opt._started)
+    opt.step()
+    if hvd.size() > 1:
+        # 3 buckets; the first (last layer) is complete before the first layer's gradients
+        assert 1 <= started <= 3
+    else:
+        assert started == 0
+
+
+def test_unknown_overlap_mode_is_named():
+    model = _model()
+    with pytest.raises(hvd.ops.HpcsuiteError, match="overlap='eager' is not an overlap mode"):
+        hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), overlap="eager")
 
 
 def test_broadcast_makes_a_diverged_rank_identical():
@@ -139,16 +171,20 @@ def test_wrapping_keeps_the_optimizer_state():
     assert isinstance(wrapped, torch.optim.SGD)
 
 
-def test_gradients_replaced_by_module_zero_grad_are_still_reduced():
-    ours, alone = _train(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, steps=3, module_zero_grad=True)
+@pytest.mark.parametrize("overlap", MODES)
+def test_gradients_replaced_by_module_zero_grad_are_still_reduced(overlap):
+    ours, alone = _train(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, steps=3, module_zero_grad=True,
+                         overlap=overlap)
     torch.testing.assert_close(ours, alone, rtol=1e-5, atol=1e-6)
 
 
-def test_a_parameter_without_gradient_receives_the_average():
+@pytest.mark.parametrize("overlap", MODES)
+def test_a_parameter_without_gradient_receives_the_average(overlap):
     model = torch.nn.ModuleDict({"used": torch.nn.Linear(3, 1), "idle": torch.nn.Linear(3, 1)})
     for p in model.parameters():
         torch.nn.init.constant_(p, 1.0)
-    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=1.0), model.named_parameters())
+    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=1.0), model.named_parameters(),
+                                   fusion_bytes=64, overlap=overlap)
     opt.zero_grad()
     # Only rank 0 uses "idle"; every rank uses "used".
     out = model["used"](torch.ones(1, 3)) + (model["idle"](torch.ones(1, 3)) if hvd.rank() == 0 else 0)
@@ -157,3 +193,17 @@ def test_a_parameter_without_gradient_receives_the_average():
     idle = hvd.allgather_object(model["idle"].weight.detach().clone())
     assert all(torch.equal(idle[0], w) for w in idle)
     assert torch.allclose(idle[0], torch.full((1, 3), 1.0 - 1.0 / hvd.size()))
+
+
+@pytest.mark.parametrize("python_op", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_sixteen_bit_sums_by_mpi_or_by_the_python_op(dtype, python_op, monkeypatch):
+    """Where MPI sums the 16-bit type itself it is used; the Python op is the fallback."""
+    if python_op:
+        monkeypatch.setitem(hvd.ops._state.ops, ("native", dtype), None)
+    n = hvd.size()
+    t = torch.full((1000,), hvd.rank() + 0.5, dtype=dtype)
+    got = hvd.allreduce(t, op=hvd.Sum)
+    assert got.dtype == dtype and torch.equal(got.float(), torch.full((1000,), n * n / 2))
+    if dtype == torch.float16 and not python_op and "MPICH" in hvd.ops.MPI.Get_library_version():
+        assert hvd.ops._native16(dtype) is not None  # MPICH 4+ sums MPIX_C_FLOAT16 in C

@@ -73,7 +73,8 @@ class ExactSampler:
 
     Rank ``r`` takes every ``size``-th index of the epoch's permutation, so counts differ
     by at most one; every rank runs :attr:`steps` steps, and a rank whose samples ran
-    out takes an empty batch (zero gradient) for its last step.
+    out takes an empty batch (zero gradient) for its last step. :meth:`step_total` lets
+    a short last step weigh every sample as much as a full one.
     """
 
     def __init__(self, n: int, size: int, rank: int, batch: int, seed: int) -> None:
@@ -87,3 +88,12 @@ class ExactSampler:
     def batch_indices(self, epoch: int, step: int) -> np.ndarray:
         """Indices of batch ``step`` of ``epoch`` (possibly empty)."""
         return self.indices(epoch)[step * self.batch:(step + 1) * self.batch]
+
+    def step_total(self, step: int) -> int:
+        """Samples in batch ``step`` summed over all ranks (the same in every epoch). Pure.
+
+        Scaling each rank's summed loss by ``size / step_total`` makes the gradient
+        averaged over ranks the mean over the step's samples, also for a short last step.
+        """
+        return sum(max(0, min(self.batch, len(range(r, self.n, self.size)) - step * self.batch))
+                   for r in range(self.size))

@@ -113,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sampler = data.ExactSampler(len(x_train), size, rank, args.batch_size, args.seed)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     loss_fn = torch.nn.CrossEntropyLoss()
+    summed = torch.nn.CrossEntropyLoss(reduction="sum")
 
     def save(epoch: int, step: int) -> None:
         if rank == 0:
@@ -139,8 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             idx = sampler.batch_indices(epoch, step)
             opt.zero_grad()
             if len(idx):
-                loss = loss_fn(model(xt[idx].to(device)), yt[idx].to(device))
-                loss_value = loss.item()
+                # Each rank's sum over the mean rank share: averaged over ranks, the mean
+                # over all the step's samples, also when the last batches are short.
+                batch_sum = summed(model(xt[idx].to(device)), yt[idx].to(device))
+                loss = batch_sum / (sampler.step_total(step) / size)
+                loss_value = batch_sum.item() / len(idx)
             else:  # this rank's samples ran out: contribute a zero gradient
                 loss = sum(p.sum() * 0.0 for p in model.parameters())
             loss.backward()

@@ -11,13 +11,20 @@ or stuck elsewhere - prints what it waited for and aborts the job.
 
 CPU tensors move in place through their NumPy views; CUDA tensors go to MPI directly
 when it is CUDA-aware (after the stream is synchronized) and through host copies
-otherwise. float16 and bfloat16 are reduced by a user-defined MPI operation that
-adds in float32.
+otherwise. float16 and bfloat16 are summed by MPI itself where the library has the
+datatype (MPICH 4+: float16), else by a user-defined MPI operation that adds in float32
+(on the host: MPI cannot run a Python operation on device memory).
+
+Gradient reductions may overlap backward (:func:`start_sum` / :func:`wait_sums`):
+``poll`` starts ``Iallreduce`` and drives it with ``Test`` from later gradient hooks,
+``thread`` hands blocking ``Allreduce`` calls to one background thread on its own
+communicator, ``sync`` reduces at once (blocking).
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 from collections.abc import Sequence
@@ -40,9 +47,16 @@ class CollectiveMismatch(HpcsuiteError):
     """Ranks called different collectives, or the same one on different tensors."""
 
 
+#: How gradient reductions run: at once, ``Iallreduce`` + ``Test``, or a background thread.
+OVERLAP_MODES = ("sync", "poll", "thread")
+
+
 class _State:
     comm: Any = None
     local: Any = None
+    worker: Any = None  # the background reduction thread ("thread" mode), started on first use
+    worker_comm: Any = None
+    gpu_aware: bool | None = None
     ops: dict[str, Any] = {}
     calls: int = 0  # reductions issued (the fusion target counts them)
 
@@ -56,14 +70,21 @@ def init(comm: Any = None) -> None:
         return
     base = comm if comm is not None else mpi.world()
     _state.comm = base.Dup()
+    # The background thread's own communicator: its collectives never interleave with
+    # the main thread's on one communicator (MPI orders collectives per communicator).
+    _state.worker_comm = base.Dup()
     _state.local = mpi.node_comm(_state.comm)
 
 
 def shutdown() -> None:
     """Release the communicators (``init`` may be called again)."""
-    if _state.comm is not None:
-        _state.comm.Free()
-    _state.comm = _state.local = None
+    if _state.worker is not None:
+        _state.worker.stop()
+        _state.worker = None
+    for c in (_state.comm, _state.worker_comm):
+        if c is not None:
+            c.Free()
+    _state.comm = _state.worker_comm = _state.local = None
 
 
 def _comm() -> Any:
@@ -190,26 +211,74 @@ def _add16(kind: str):
     return op
 
 
-def _mpi_op(dtype: torch.dtype, op: str) -> Any:
-    if dtype in (torch.float16, torch.bfloat16):
-        key = "f16" if dtype == torch.float16 else "bf16"
-        if key not in _state.ops:
-            _state.ops[key] = MPI.Op.Create(_add16(key), commute=True)
-        return _state.ops[key]
-    return MPI.SUM
+_NATIVE16 = {torch.float16: ("FLOAT16_T", 0x3C00), torch.bfloat16: ("BFLOAT16_T", 0x3F80)}  # name, 1.0
 
 
-def _host_view(t: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-    """A NumPy view of a contiguous CPU tensor (16-bit floats as uint16 words), and the tensor."""
+def _native16(dtype: torch.dtype) -> Any:
+    """MPI's own 16-bit float datatype if this library can sum it (MPICH 4+ sums
+    ``MPIX_C_FLOAT16`` in C), else None. Asked once, locally, by summing 1 + 1."""
+    key = ("native", dtype)
+    if key not in _state.ops:
+        name, one = _NATIVE16[dtype]
+        datatype = getattr(MPI, name, MPI.DATATYPE_NULL)
+        found = None
+        if datatype != MPI.DATATYPE_NULL:
+            a, b = np.full(2, one, np.uint16), np.full(2, one, np.uint16)
+            try:
+                MPI.SUM.Reduce_local([a, datatype], [b, datatype])
+                two = torch.tensor([2.0], dtype=dtype).view(torch.int16).numpy().view(np.uint16)[0]
+                found = datatype if (b == two).all() else None
+            except MPI.Exception:
+                found = None
+        _state.ops[key] = found
+    return _state.ops[key]
+
+
+def _reduction(buffer: torch.Tensor) -> tuple[Any, Any]:
+    """The MPI buffer and the summing op for a contiguous tensor MPI can read.
+
+    16-bit floats use MPI's own datatype and ``MPI.SUM`` where the library sums them in
+    C, else uint16 words and a Python operation that adds in float32 (slower).
+    """
+    buf, _ = _host_view(buffer)
+    if buffer.dtype not in _HALF:
+        return buf, MPI.SUM
+    native = _native16(buffer.dtype)
+    if native is not None:
+        return [buf, native], MPI.SUM
+    key = "f16" if buffer.dtype == torch.float16 else "bf16"
+    if key not in _state.ops:
+        _state.ops[key] = MPI.Op.Create(_add16(key), commute=True)
+    return buf, _state.ops[key]
+
+
+def _host_view(t: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    """An MPI buffer for a contiguous tensor - a NumPy view on the host (16-bit floats as
+    uint16 words), the tensor itself (CUDA array interface) on a device - and the tensor."""
+    if t.is_cuda:
+        return t, t
     if t.dtype in (torch.float16, torch.bfloat16):
         return t.view(torch.int16).numpy().view(np.uint16), t
     return t.numpy(), t
 
 
+def _direct(tensor: torch.Tensor) -> bool:
+    """Whether MPI takes this CUDA tensor's device memory as it is (CUDA-aware MPI, not 16-bit)."""
+    if not tensor.is_cuda or tensor.dtype in _HALF:
+        return False
+    if _state.gpu_aware is None:
+        _state.gpu_aware = mpi.gpu_aware()
+    return _state.gpu_aware
+
+
 @contextmanager
 def _on_host(tensor: torch.Tensor, write_back: bool = True):
-    """Yield a contiguous CPU tensor holding ``tensor``'s data; copy results back if needed."""
-    if tensor.is_cuda:
+    """Yield a contiguous tensor MPI can read: CPU, or the CUDA tensor itself when MPI is
+    CUDA-aware; results are copied back if needed."""
+    if _direct(tensor) and tensor.is_contiguous():
+        torch.cuda.current_stream(tensor.device).synchronize()  # queued kernels finish first
+        yield tensor.detach()
+    elif tensor.is_cuda:
         torch.cuda.current_stream(tensor.device).synchronize()  # queued kernels finish first
         host = tensor.detach().to("cpu", copy=True).contiguous()
         yield host
@@ -227,9 +296,9 @@ def _on_host(tensor: torch.Tensor, write_back: bool = True):
 def _allreduce_inplace(t: torch.Tensor, op: str) -> None:
     comm = _comm()
     with _on_host(t) as host:
-        buf, _ = _host_view(host)
+        buf, mpi_op = _reduction(host)
         _state.calls += 1
-        comm.Allreduce(MPI.IN_PLACE, buf, op=_mpi_op(t.dtype, op))  # comm: the reduction
+        comm.Allreduce(MPI.IN_PLACE, buf, op=mpi_op)  # comm: the reduction
         if op == Average:
             host.div_(comm.size)
 
@@ -249,11 +318,114 @@ def allreduce(tensor: torch.Tensor, op: str = Average, name: str | None = None) 
     return allreduce_(tensor.detach().clone(), op, name)
 
 
+class Pending:
+    """A started in-place sum over ranks of a contiguous tensor (see :func:`start_sum`)."""
+
+    def __init__(self, tensor: torch.Tensor, buffer: torch.Tensor, request: Any = None,
+                 done: threading.Event | None = None) -> None:
+        self.tensor = tensor  # where the sum must end up
+        self.buffer = buffer  # what MPI reduces: the tensor itself, or a host copy of it
+        self.request = request  # "poll": the Iallreduce request
+        self.done = done  # "thread": set by the worker when its Allreduce returned
+        self.error: BaseException | None = None
+
+
+class _Worker(threading.Thread):
+    """One background thread that runs blocking reductions in submission order."""
+
+    def __init__(self, comm: Any) -> None:
+        super().__init__(name="hpcsuite-train-reduce", daemon=True)
+        self.comm = comm
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+
+    def run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            pending, buf, op = job
+            try:
+                self.comm.Allreduce(MPI.IN_PLACE, buf, op=op)  # comm: the reduction, off the main thread
+            except BaseException as exc:  # re-raised on the waiting thread
+                pending.error = exc
+            pending.done.set()
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+        self.join(timeout=5)
+
+
+def _worker() -> _Worker:
+    if _state.worker is None:
+        _comm()
+        if MPI.Query_thread() < MPI.THREAD_MULTIPLE:
+            raise HpcsuiteError("overlap='thread' needs MPI initialized with MPI_THREAD_MULTIPLE; "
+                                "this MPI gives less: use overlap='poll' or 'sync'")
+        _state.worker = _Worker(_state.worker_comm)
+        _state.worker.start()
+    return _state.worker
+
+
+def _staged(tensor: torch.Tensor) -> torch.Tensor:
+    """What MPI reduces for ``tensor``: the tensor itself, or a contiguous host copy."""
+    if tensor.is_cuda:
+        torch.cuda.current_stream(tensor.device).synchronize()  # queued kernels finish first
+        if _direct(tensor) and tensor.is_contiguous():
+            return tensor.detach()
+        return tensor.detach().to("cpu", copy=True)
+    return tensor.detach() if tensor.is_contiguous() else tensor.detach().contiguous()
+
+
+def start_sum(tensor: torch.Tensor, mode: str) -> Pending:
+    """Start summing ``tensor`` over ranks, in place; finish with :func:`wait_sums`.
+
+    Every rank must start the same sums in the same order. ``mode`` is one of
+    :data:`OVERLAP_MODES`: ``sync`` sums before returning, ``poll`` starts an
+    ``Iallreduce`` (call :func:`progress` now and then), ``thread`` queues the sum for the
+    background thread.
+    """
+    buffer = _staged(tensor)
+    buf, op = _reduction(buffer)
+    _state.calls += 1
+    if mode == "poll":
+        return Pending(tensor, buffer, request=_comm().Iallreduce(MPI.IN_PLACE, buf, op=op))  # comm: started
+    if mode == "thread":
+        pending = Pending(tensor, buffer, done=threading.Event())
+        _worker().jobs.put((pending, buf, op))
+        return pending
+    if mode != "sync":
+        raise HpcsuiteError(f"unknown overlap mode {mode!r}; use one of {', '.join(OVERLAP_MODES)}")
+    _comm().Allreduce(MPI.IN_PLACE, buf, op=op)  # comm: the reduction
+    return Pending(tensor, buffer)
+
+
+def progress(pendings: Sequence[Pending]) -> None:
+    """Let started ``Iallreduce`` calls advance (MPI progresses them only inside MPI calls)."""
+    requests = [p.request for p in pendings if p.request is not None]
+    if requests:
+        MPI.Request.Testall(requests)
+
+
+def wait_sums(pendings: Sequence[Pending], what: str) -> None:
+    """Wait for started sums (under the stall watchdog) and put results where they belong."""
+    if not pendings:
+        return
+    with _watchdog(what):
+        requests = [p.request for p in pendings if p.request is not None]
+        if requests:
+            MPI.Request.Waitall(requests)
+        for p in pendings:
+            if p.done is not None:
+                p.done.wait()
+                if p.error is not None:
+                    raise p.error
+    for p in pendings:
+        if p.buffer.data_ptr() != p.tensor.data_ptr():
+            p.tensor.copy_(p.buffer.to(p.tensor.device))
+
+
 class Handle:
     """An outstanding reduction (the result is ready after :func:`synchronize`)."""
 
-    def __init__(self, tensor: torch.Tensor, host: torch.Tensor, request: Any, op: str, name: str) -> None:
-        self.tensor, self.host, self.request, self.op, self.name = tensor, host, request, op, name
+    def __init__(self, pending: Pending, op: str, name: str) -> None:
+        self.pending, self.op, self.name = pending, op, name
 
 
 def allreduce_async_(tensor: torch.Tensor, op: str = Average, name: str | None = None) -> Handle:
@@ -261,15 +433,7 @@ def allreduce_async_(tensor: torch.Tensor, op: str = Average, name: str | None =
     if op not in (Average, Sum):
         raise HpcsuiteError(f"unknown reduction op {op!r}; use hvd.Average or hvd.Sum")
     negotiate("allreduce", [(name or "tensor", tensor)], op)
-    if tensor.is_cuda:
-        torch.cuda.current_stream(tensor.device).synchronize()
-        host = tensor.detach().to("cpu", copy=True)
-    else:
-        host = tensor.detach() if tensor.is_contiguous() else tensor.detach().contiguous()
-    buf, _ = _host_view(host)
-    _state.calls += 1
-    request = _comm().Iallreduce(MPI.IN_PLACE, buf, op=_mpi_op(tensor.dtype, op))  # comm: started
-    return Handle(tensor, host, request, op, name or "tensor")
+    return Handle(start_sum(tensor, "poll"), op, name or "tensor")
 
 
 def allreduce_async(tensor: torch.Tensor, op: str = Average, name: str | None = None) -> Handle:
@@ -279,18 +443,18 @@ def allreduce_async(tensor: torch.Tensor, op: str = Average, name: str | None = 
 
 def synchronize(handle: Handle) -> torch.Tensor:
     """Wait for ``handle``; returns the reduced tensor."""
-    with _watchdog(f"allreduce of {handle.name!r}"):
-        handle.request.Wait()
+    wait_sums([handle.pending], f"allreduce of {handle.name!r}")
+    tensor = handle.pending.tensor
     if handle.op == Average:
-        handle.host.div_(_comm().size)
-    if handle.host.data_ptr() != handle.tensor.data_ptr():
-        handle.tensor.copy_(handle.host.to(handle.tensor.device))
-    return handle.tensor
+        with torch.no_grad():
+            tensor.div_(_comm().size)
+    return tensor
 
 
 def poll(handle: Handle) -> bool:
     """Whether ``handle`` has completed (drives MPI progress)."""
-    return bool(handle.request.Test())
+    request = handle.pending.request
+    return request is None or bool(request.Test())
 
 
 def broadcast_(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None) -> torch.Tensor:

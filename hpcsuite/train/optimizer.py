@@ -1,23 +1,29 @@
 """``DistributedOptimizer``: average gradients over ranks before each optimizer step.
 
 As Horovod's, it subclasses the wrapped optimizer's own class, so learning-rate
-schedulers and ``isinstance`` checks keep working. Gradients are reduced with tensor
-fusion: the gradients of a dtype are gathered in one flat buffer (and left there as
-views, so backward can write straight into it when ``zero_grad(set_to_none=False)``),
-which is reduced in place in chunks of at most ``fusion_bytes`` -
-``ceil(gradient bytes / fusion_bytes)`` MPI calls per dtype and step, whatever the
-number of tensors. On one rank nothing is exchanged. One negotiation per step checks
-that all ranks reduce the same gradients (see :mod:`hpcsuite.train.ops`).
+schedulers and ``isinstance`` checks keep working. On one rank nothing is exchanged.
 
-The reduction runs when ``step()`` (or ``synchronize()``) is called, after backward.
-Overlapping it with backward (reductions started from gradient hooks) is not built
-yet: MPI's non-blocking reductions make no progress without MPI calls, and which of a
-progress thread, polling or this synchronous scheme is fastest has still to be measured.
+Tensor fusion: the gradients of a dtype live in one flat buffer (the parameters'
+``.grad`` are views into it, so backward writes straight into it when
+``zero_grad(set_to_none=False)``), laid out in reverse registration order - the order
+backward produces them. The buffer is reduced in place in buckets of at most
+``fusion_bytes`` on the wire: ``ceil(gradient bytes / fusion_bytes)`` MPI calls per dtype
+and step, whatever the number of tensors.
+
+Overlap: a bucket's reduction starts from the gradient hooks as soon as every gradient
+in it (and in every bucket before it, so that all ranks start the same reductions in
+the same order) is final, while backward goes on with earlier layers. How it is driven
+is ``overlap`` (see :data:`hpcsuite.train.ops.OVERLAP_MODES`): ``thread`` (a background
+thread runs blocking reductions), ``poll`` (``Iallreduce``, advanced by ``Test`` from
+later hooks) or ``sync`` (all buckets reduced with blocking calls in ``step()``, after
+backward). One negotiation per step, before the first bucket, checks that all ranks
+reduce the same gradients (see :mod:`hpcsuite.train.ops`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from contextlib import contextmanager
 from typing import Any
@@ -28,13 +34,43 @@ from hpcsuite.core.errors import HpcsuiteError
 from hpcsuite.train import ops
 from hpcsuite.train.compression import Compression
 
-#: Default fusion buffer: the largest chunk one MPI reduction carries.
-FUSION_BYTES = 64 << 20
+#: Default fusion buffer: the largest chunk one MPI reduction carries. Measured
+#: (benchmarks/overlap_bench.py, n=2, MLP/CNN/ResNet): 4 MiB and 64 MiB tie within 2 %,
+#: 256 KiB-1 MiB are 3-8 % slower; 4 MiB gives large models several buckets to overlap.
+FUSION_BYTES = 4 << 20
+#: Environment variable choosing the overlap mode when the caller does not.
+OVERLAP_ENV = "HPCSUITE_TRAIN_OVERLAP"
+#: Default overlap mode. Measured as above: ``poll`` and ``sync`` tie within 2 % on one
+#: node (little to hide behind shared-memory reductions), ``thread`` is 5-8 % slower (its
+#: thread competes with backward for the rank's core); ``poll`` hides more where the
+#: network is slower, at the cost of a ``Testall`` per gradient hook.
+OVERLAP = "poll"
+
+
+def overlap_mode(value: str | None = None) -> str:
+    """The overlap mode: ``value``, else ``$HPCSUITE_TRAIN_OVERLAP``, else :data:`OVERLAP`."""
+    mode = value or os.environ.get(OVERLAP_ENV, "").strip() or OVERLAP
+    if mode not in ops.OVERLAP_MODES:
+        source = "overlap" if value else OVERLAP_ENV
+        raise HpcsuiteError(f"{source}={mode!r} is not an overlap mode; use one of {', '.join(ops.OVERLAP_MODES)}")
+    return mode
+
+
+class _Bucket:
+    """One slice of a flat gradient buffer, reduced by one MPI call."""
+
+    def __init__(self, flat: torch.Tensor, lo: int, hi: int, params: list[torch.Tensor]) -> None:
+        self.flat, self.lo, self.hi, self.params = flat, lo, hi, params
+        self.waiting = len(params)  # gradients in it not yet final this step
+        self.pending: Any = None  # the started reduction
+        self.ctx: Any = None  # compression context
+        self.wire: torch.Tensor | None = None
 
 
 class _DistributedOptimizer(torch.optim.Optimizer):
     def __init__(self, params: Any, named_parameters: Iterable[tuple[str, torch.Tensor]] | None,
-                 compression: Any, backward_passes_per_step: int, op: str, fusion_bytes: int) -> None:
+                 compression: Any, backward_passes_per_step: int, op: str, fusion_bytes: int,
+                 overlap: str | None) -> None:
         super(self.__class__, self).__init__(params)
         if backward_passes_per_step < 1:
             raise HpcsuiteError(f"backward_passes_per_step={backward_passes_per_step!r} must be at least 1")
@@ -46,6 +82,8 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         self._passes_per_step = backward_passes_per_step
         self._op = op
         self._fusion_bytes = fusion_bytes
+        self._overlap = overlap_mode(overlap)
+        self._size = ops.size()
         params_in_order = [p for g in self.param_groups for p in g["params"]]
         if named_parameters is not None:
             names = {id(p): n for n, p in named_parameters}
@@ -61,81 +99,143 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         self._skip = False
         # Gradients live in one flat buffer per dtype and device (as DDP's
         # gradient_as_bucket_view): backward accumulates straight into it, and the
-        # reduction needs no packing or unpacking copies.
-        trained = [p for p in params_in_order if p.requires_grad]
-        self._buckets: list[tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]] = []
+        # reduction needs no packing or unpacking copies. Reverse order: the last
+        # layers' gradients are final first, so the first buckets fill first.
+        trained = [p for p in reversed(params_in_order) if p.requires_grad]
+        self._params = trained
+        self._view: dict[int, torch.Tensor] = {}
+        self._buckets_of: dict[int, list[_Bucket]] = {}
+        self._buckets: list[_Bucket] = []
         by_kind: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
         for p in trained:
             by_kind.setdefault((p.dtype, p.device), []).append(p)
-            p.register_post_accumulate_grad_hook(self._count_pass)
+            p.register_post_accumulate_grad_hook(self._on_grad)
         for (dtype, device), params in by_kind.items():
             flat = torch.zeros(sum(p.numel() for p in params), dtype=dtype, device=device)
-            views, offset = [], 0
+            spans, offset = [], 0
             for p in params:
                 view = flat[offset:offset + p.numel()].view_as(p)
                 if p.grad is not None:
                     view.copy_(p.grad)
                 p.grad = view
-                views.append(view)
+                self._view[id(p)] = view
+                spans.append((offset, offset + p.numel(), p))
                 offset += p.numel()
-            self._buckets.append((flat, params, views))
+            wire_size = compression.compress(flat[:0])[0].element_size()
+            chunk = max(1, fusion_bytes // wire_size)
+            for lo in range(0, flat.numel(), chunk):
+                hi = min(lo + chunk, flat.numel())
+                inside = [p for a, b, p in spans if a < hi and b > lo]
+                bucket = _Bucket(flat, lo, hi, inside)
+                self._buckets.append(bucket)
+                for p in inside:
+                    self._buckets_of.setdefault(id(p), []).append(bucket)
+        self._next = 0  # the next bucket to start
+        self._started: list[_Bucket] = []
 
-    def _count_pass(self, p: torch.Tensor) -> None:
-        self._passes[id(p)] = self._passes.get(id(p), 0) + 1
+    # -- during backward -------------------------------------------------------------------
+
+    def _on_grad(self, p: torch.Tensor) -> None:
+        """Post-accumulate hook: count the pass; once the gradient is final, start what can start."""
+        passes = self._passes[id(p)] = self._passes.get(id(p), 0) + 1
+        if self._size == 1 or passes != self._passes_per_step or self._overlap == "sync":
+            return
+        with torch.no_grad():
+            self._adopt(p)
+        for bucket in self._buckets_of[id(p)]:
+            bucket.waiting -= 1
+        self._start_ready()
+        if self._overlap == "poll":
+            ops.progress([b.pending for b in self._started])
+
+    def _adopt(self, p: torch.Tensor) -> None:
+        """Make ``p.grad`` the view into the fused buffer (zeros when it has no gradient)."""
+        view = self._view[id(p)]
+        if p.grad is None:  # unused this step: contributes zeros, receives the average
+            view.zero_()
+        elif p.grad.data_ptr() != view.data_ptr():  # a fresh tensor (set_to_none, model.zero_grad())
+            view.copy_(p.grad)
+        p.grad = view
+
+    def _start_ready(self, everything: bool = False) -> None:
+        """Start the buckets that are ready, in order (every rank starts them in the same order)."""
+        while self._next < len(self._buckets) and (everything or self._buckets[self._next].waiting == 0):
+            if self._next == 0:
+                self._negotiate()
+            self._start(self._buckets[self._next])
+            self._next += 1
+
+    def _negotiate(self) -> None:
+        ops.negotiate("gradients", [(self._names[id(p)], p) for b in self._buckets for p in b.params],
+                      (self._op, self._compression.__name__, self._passes_per_step, self._fusion_bytes))
+
+    def _start(self, bucket: _Bucket) -> None:
+        scale = self._passes_per_step * (self._size if self._op == ops.Average else 1)
+        with torch.no_grad():
+            segment = bucket.flat[bucket.lo:bucket.hi]
+            if scale != 1:
+                segment.div_(scale)  # before compressing: a sum of many can overflow float16
+            wire, bucket.ctx = self._compression.compress(segment)
+            bucket.wire = wire.contiguous()
+            bucket.pending = ops.start_sum(bucket.wire, self._overlap)
+        self._started.append(bucket)
+
+    # -- after backward --------------------------------------------------------------------
 
     def synchronize(self) -> None:
         """Reduce the gradients now (e.g. before clipping them); ``step()`` then skips it
         inside :meth:`skip_synchronize`."""
         passes = max(self._passes.values(), default=0)
         if passes != self._passes_per_step:
+            self._drain()
             raise HpcsuiteError(f"{passes} backward passes before the step, but backward_passes_per_step="
                                 f"{self._passes_per_step}: call step() after exactly that many")
-        ops.negotiate("gradients", [(self._names[id(p)], p) for _, params, _ in self._buckets for p in params],
-                      (self._op, self._compression.__name__, self._passes_per_step))
-        size = ops.size()
-        scale = self._passes_per_step * (size if self._op == ops.Average else 1)
+        if self._size == 1:  # nothing to exchange: leave the gradients where backward put them
+            if self._passes_per_step > 1:
+                with torch.no_grad():
+                    for p in self._params:
+                        if p.grad is not None:
+                            p.grad.div_(self._passes_per_step)
+            self._synchronized = True
+            return
         with torch.no_grad():
-            for flat, params, views in self._buckets:
-                if size == 1:  # nothing to exchange: leave the gradients where backward put them
-                    if self._passes_per_step > 1:
-                        for p in params:
-                            if p.grad is not None:
-                                p.grad.div_(self._passes_per_step)
-                    continue
-                for p, view in zip(params, views):
-                    if p.grad is None:  # unused this step: contributes zeros, receives the average
-                        view.zero_()
-                        p.grad = view
-                    elif p.grad.data_ptr() != view.data_ptr():  # replaced (model.zero_grad())
-                        view.copy_(p.grad)
-                        p.grad = view
-                if scale != 1:
-                    flat.div_(scale)  # before compressing: a sum of many can overflow float16
-                wire, ctx = self._compression.compress(flat)
-                wire = wire.contiguous()
-                chunk = max(1, self._fusion_bytes // wire.element_size())
-                with ops._watchdog(f"gradient reduction ({len(params)} tensors)"):
-                    for start in range(0, wire.numel(), chunk):
-                        ops._allreduce_inplace(wire[start:start + chunk], ops.Sum)
-                if wire.data_ptr() != flat.data_ptr():
-                    flat.copy_(self._compression.decompress(wire, ctx))
+            for b in self._buckets[self._next:]:
+                for p in b.params:
+                    self._adopt(p)
+        self._start_ready(everything=True)
+        self._drain()
         self._synchronized = True
+
+    def _drain(self) -> None:
+        """Wait for every started bucket and unpack the results; reset for the next step."""
+        started, self._started, self._next = self._started, [], 0
+        ops.wait_sums([b.pending for b in started], f"gradient reduction ({len(started)} buckets)")
+        with torch.no_grad():
+            for b in started:
+                if b.wire.data_ptr() != b.flat.data_ptr() + b.lo * b.flat.element_size():
+                    b.flat[b.lo:b.hi].copy_(self._compression.decompress(b.wire, b.ctx))
+                b.pending = b.wire = b.ctx = None
+        for b in self._buckets:
+            b.waiting = len(b.params)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients: to None (the default, as torch), or to zero in the fused buffers.
 
         ``None`` is cheaper: backward then writes fresh gradients instead of adding to
         zeroed ones, and they are copied into the fused buffer only when there are
-        other ranks to exchange with.
+        other ranks to exchange with. Reductions still in flight (backward without a
+        step) are finished first, so MPI writes nothing into the buffers afterwards.
         """
-        for flat, params, views in self._buckets:
-            if set_to_none:
-                for p in params:
+        if self._started:
+            self._drain()
+        self._passes.clear()
+        with torch.no_grad():
+            for p in self._params:
+                if set_to_none:
                     p.grad = None
-            else:
-                flat.zero_()
-                for p, view in zip(params, views):
-                    p.grad = view
+                else:
+                    self._view[id(p)].zero_()
+                    p.grad = self._view[id(p)]
 
     @contextmanager
     def skip_synchronize(self):
@@ -159,7 +259,8 @@ class _DistributedOptimizer(torch.optim.Optimizer):
 
 def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any = None,
                          compression: Any = Compression.none, backward_passes_per_step: int = 1,
-                         op: str = ops.Average, fusion_bytes: int = FUSION_BYTES) -> torch.optim.Optimizer:
+                         op: str = ops.Average, fusion_bytes: int = FUSION_BYTES,
+                         overlap: str | None = None) -> torch.optim.Optimizer:
     """Wrap ``optimizer`` so that ``step()`` averages (or sums) gradients over ranks first.
 
     Parameters
@@ -173,10 +274,14 @@ def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any
         Backward passes accumulated (and averaged) before each reduction.
     op : hvd.Average or hvd.Sum
     fusion_bytes : int
-        Largest chunk of gradients one MPI reduction carries.
+        Largest chunk of gradients one MPI reduction carries (on the wire: after compression).
+    overlap : {"sync", "poll", "thread"}, optional
+        How reductions overlap backward (module docstring); default
+        ``$HPCSUITE_TRAIN_OVERLAP``, else :data:`OVERLAP`, the fastest measured.
     """
     cls = type(optimizer.__class__.__name__, (optimizer.__class__,), dict(_DistributedOptimizer.__dict__))
-    wrapped = cls(optimizer.param_groups, named_parameters, compression, backward_passes_per_step, op, fusion_bytes)
+    wrapped = cls(optimizer.param_groups, named_parameters, compression, backward_passes_per_step, op, fusion_bytes,
+                  overlap)
     # Keep what the optimizer already holds (momenta, step counts - e.g. from a checkpoint):
     # re-initializing the class with the parameter groups alone would drop it.
     wrapped.load_state_dict(optimizer.state_dict())

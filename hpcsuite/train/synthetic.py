@@ -73,7 +73,10 @@ def parser() -> cli.ArgumentParser:
     p.add_argument("--num-batches-per-iter", type=cli.positive_int, default=10, help="[%(default)s]")
     p.add_argument("--num-iters", type=cli.positive_int, default=5, help="[%(default)s]")
     p.add_argument("--fp16-allreduce", action="store_true")
-    p.add_argument("--fusion-bytes", type=cli.positive_int, default=None, help="fusion buffer [64 MiB]")
+    p.add_argument("--fusion-bytes", type=cli.positive_int, default=None, help="fusion buffer [4 MiB]")
+    p.add_argument("--overlap", choices=("sync", "poll", "thread"), default=None,
+                   help="how gradient reductions overlap backward [$HPCSUITE_TRAIN_OVERLAP, else the "
+                        "fastest measured]")
     p.add_argument("--baseline", type=float, default=None, metavar="SAMPLES_PER_SEC",
                    help="one-rank samples/s, for the scaling efficiency")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -99,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hvd.broadcast_parameters(model.state_dict(), root_rank=0)
     opt = hvd.DistributedOptimizer(opt, named_parameters=model.named_parameters(),
                                    compression=hvd.Compression.fp16 if args.fp16_allreduce else hvd.Compression.none,
-                                   fusion_bytes=args.fusion_bytes or FUSION_BYTES)
+                                   fusion_bytes=args.fusion_bytes or FUSION_BYTES, overlap=args.overlap)
     data = torch.randn(args.batch_size, *sample, device=device)
     target = torch.randint(0, 10, (args.batch_size,), device=device)
     loss_fn = torch.nn.CrossEntropyLoss()
