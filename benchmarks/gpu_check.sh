@@ -32,6 +32,10 @@ step "suite small --device gpu" 180 mpiexec -n 1 python -m hpcsuite.suite --size
 step "train.mnist --device cuda" 120 mpiexec -n 1 python -m hpcsuite.train.mnist --device cuda \
     --checkpoint-dir "${OUT:-.}/ck" --target-accuracy 0.95 --quiet
 step "train.synthetic resnet cuda" 120 mpiexec -n 1 python -m hpcsuite.train.synthetic --model resnet --device cuda
+step "train on cuda at n=2 (tests)" 180 mpiexec -n 2 python -m mpi4py -m pytest --with-mpi -m "mpi and gpu" -q \
+    -p no:cacheprovider tests/test_gpu_train.py
+step "train.synthetic n=2 cuda fp16" 120 mpiexec -n 2 python -m hpcsuite.train.synthetic --model resnet \
+    --device cuda --fp16-allreduce
 step "microbench cupy, validated" 120 mpiexec -n 2 python -m hpcsuite.microbench latency bw allreduce \
     --buffer cupy --validate --max 4M --time-per-size 2 --format table
 echo "-- benchmark" >>"$out"

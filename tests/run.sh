@@ -20,14 +20,14 @@ timeout -k 10 900 "$PYTHON" -m pytest -m "not mpi and not gpu" -p no:cacheprovid
     --timeout 300 --junitxml="$HPCSUITE_TEST_LOGS/plain.xml" "$@" tests || failed=1
 
 for n in $RANKS; do
-    echo "== MPI tests at n=$n: mpiexec -n $n python -m mpi4py -m pytest --with-mpi -m mpi"
+    echo "== MPI tests at n=$n: mpiexec -n $n python -m mpi4py -m pytest --with-mpi -m \"mpi and not gpu\""
     timeout -k 10 600 mpiexec -n "$n" sh -c '
         r=${PMI_RANK:-${OMPI_COMM_WORLD_RANK:-${PMIX_RANK:-0}}}
         if [ "$r" = 0 ]; then
             exec "$0" "$@" --junitxml="$HPCSUITE_TEST_LOGS/mpi'"$n"'.xml"
         else
             exec "$0" "$@" -q >"$HPCSUITE_TEST_LOGS/mpi'"$n"'-rank$r.log" 2>&1
-        fi' "$PYTHON" -m mpi4py -m pytest --with-mpi -m mpi -p no:cacheprovider "$@" tests
+        fi' "$PYTHON" -m mpi4py -m pytest --with-mpi -m "mpi and not gpu" -p no:cacheprovider "$@" tests
     code=$?
     if [ "$code" != 0 ]; then
         failed=1

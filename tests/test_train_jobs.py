@@ -23,9 +23,10 @@ def _digest(out: str) -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize("ranks", [1, 2, 4])
-def test_mnist_reaches_95_percent_with_the_same_hyper_parameters(tmp_path, ranks):
-    proc = launch(ranks, *MNIST, "--checkpoint-dir", str(tmp_path), "--target-accuracy", "0.95", timeout=240)
+@pytest.mark.parametrize("ranks,extra", [(1, ()), (2, ()), (4, ()), (2, ("--fp16-allreduce",))])
+def test_mnist_reaches_95_percent_with_the_same_hyper_parameters(tmp_path, ranks, extra):
+    proc = launch(ranks, *MNIST, *extra, "--checkpoint-dir", str(tmp_path), "--target-accuracy", "0.95",
+                  timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     accuracy = float(re.search(r"test accuracy ([\d.]+) %", proc.stdout).group(1))
     assert accuracy >= 95.0
