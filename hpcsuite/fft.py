@@ -9,6 +9,8 @@ same steps backwards and returns the input layout.
 Checks: the forward transform against ``numpy.fft.fftn`` on one process, and the round
 trip against the input. Figure of merit: GFLOP/s, counting ``5 N log2 N`` per
 transform of ``N`` points (the usual convention).
+
+Not mpi4py-fft: it installs only from source, against the system FFTW and a compiler.
 """
 
 from __future__ import annotations
