@@ -38,13 +38,13 @@ def _flat(model):
 
 
 def _train(opt_cls, kwargs, steps, *, compression=hvd.Compression.none, passes=1, fusion=SMALL,
-           module_zero_grad=False, overlap="sync"):
+           module_zero_grad=False, overlap="sync", predivide=1.0):
     """Distributed run and the one-process run on the concatenated batches."""
     size, rank = hvd.size(), hvd.rank()
     model, alone = _model(), _model()
     opt = hvd.DistributedOptimizer(opt_cls(model.parameters(), **kwargs), model.named_parameters(),
                                    compression=compression, backward_passes_per_step=passes, fusion_bytes=fusion,
-                                   overlap=overlap)
+                                   overlap=overlap, gradient_predivide_factor=predivide)
     ref = opt_cls(alone.parameters(), **kwargs)
     loss_fn = torch.nn.CrossEntropyLoss()
     for step in range(steps):
@@ -207,3 +207,76 @@ def test_sixteen_bit_sums_add_in_float32_in_rank_order_and_round_once(dtype, mod
     hvd.ops.wait_sums([hvd.ops.start_sum(mine, mode)], "test")
     assert torch.equal(mine, total.to(dtype))
     assert torch.equal(hvd.allreduce(inputs[hvd.rank()], op=hvd.Sum), total.to(dtype))
+
+
+def test_horovod_allreduce_signature_ops_and_scaling():
+    r, n = hvd.rank(), hvd.size()
+    t = torch.full((3,), float(r + 1))
+    assert torch.equal(hvd.allreduce(t, average=False), torch.full((3,), n * (n + 1) / 2))
+    assert torch.equal(hvd.allreduce(t, op=hvd.Min), torch.ones(3))
+    assert torch.equal(hvd.allreduce(t, op=hvd.Max), torch.full((3,), float(n)))
+    assert torch.equal(hvd.allreduce(t, op=hvd.Product), torch.full((3,), float(math.factorial(n))))
+    assert torch.equal(hvd.allreduce(t.half(), op=hvd.Max), torch.full((3,), float(n)).half())
+    scaled = hvd.allreduce(t, op=hvd.Sum, prescale_factor=2.0, postscale_factor=0.25)
+    assert torch.equal(scaled, torch.full((3,), n * (n + 1) / 4))
+    squeezed = hvd.allreduce(t, compression=hvd.Compression.fp16)
+    assert squeezed.dtype == torch.float32 and torch.equal(squeezed, torch.full((3,), (n + 1) / 2))
+    handle = hvd.allreduce_async(t, op=hvd.Sum, postscale_factor=2.0)
+    assert torch.equal(hvd.synchronize(handle), torch.full((3,), float(n * (n + 1))))
+    assert torch.equal(t, torch.full((3,), float(r + 1)))  # the out-of-place forms leave it alone
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: hvd.allreduce(torch.ones(2), op=hvd.Adasum), "Adasum is not supported"),
+    (lambda: hvd.allreduce(torch.ones(2), average=True, op=hvd.Sum), "not both"),
+    (lambda: hvd.allreduce(torch.ones(2, dtype=torch.int64)), "use op=hvd.Sum and divide"),
+    (lambda: hvd.DistributedOptimizer(torch.optim.SGD(_model().parameters(), lr=0.1), op=hvd.Adasum),
+     "Adasum is not supported"),
+    (lambda: hvd.DistributedOptimizer(torch.optim.SGD(_model().parameters(), lr=0.1), op=hvd.Sum,
+                                      gradient_predivide_factor=2.0), "needs op=hvd.Average"),
+])
+def test_unsupported_horovod_options_are_named(call, message):
+    with pytest.raises(hvd.ops.HpcsuiteError, match=message):
+        call()
+
+
+def test_grouped_allreduce_and_broadcast_async():
+    r, n = hvd.rank(), hvd.size()
+    group = [torch.full((2, 3), float(r)), torch.full((4,), float(r), dtype=torch.float64), torch.full((1,), 1.0)]
+    out = hvd.grouped_allreduce(group, op=hvd.Sum, name="g")
+    assert [o.dtype for o in out] == [torch.float32, torch.float64, torch.float32]
+    assert all(torch.equal(o, torch.full_like(o, n * (n - 1) / 2)) for o in out[:2])
+    assert torch.equal(out[2], torch.full((1,), float(n)))
+    assert torch.equal(group[0], torch.full((2, 3), float(r)))  # copies
+    hvd.grouped_allreduce_(group)
+    assert torch.equal(group[1], torch.full((4,), (n - 1) / 2, dtype=torch.float64))
+    handle = hvd.broadcast_async(torch.full((5,), float(r)), root_rank=n - 1)
+    assert torch.equal(hvd.synchronize(handle), torch.full((5,), float(n - 1)))
+
+
+def test_topology_and_build_queries():
+    assert hvd.cross_size() == 1 and hvd.cross_rank() == 0  # one node here
+    assert hvd.mpi_built() and hvd.mpi_enabled() and not hvd.gloo_built() and hvd.nccl_built() == 0
+    assert hvd.mpi_threads_supported()  # mpi4py asks for MPI_THREAD_MULTIPLE; overlap="thread" needs it
+    assert hvd.cuda_built() == torch.backends.cuda.is_built()
+
+
+def test_gradient_predivide_factor_gives_the_same_average():
+    ours, alone = _train(torch.optim.SGD, {"lr": 0.1}, steps=3, predivide=2.0)
+    torch.testing.assert_close(ours, alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("overlap", MODES)
+def test_sparse_gradients_are_reduced_dense(overlap):
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(10, 4, sparse=True)
+    opt = hvd.DistributedOptimizer(torch.optim.SGD(emb.parameters(), lr=1.0), emb.named_parameters(),
+                                   overlap=overlap)
+    before = emb.weight.detach().clone()
+    opt.zero_grad()
+    emb(torch.tensor([hvd.rank() % 10])).sum().backward()  # each rank touches its own row
+    opt.step()
+    want = before.clone()
+    for r in range(hvd.size()):
+        want[r % 10] -= 1.0 / hvd.size()
+    torch.testing.assert_close(emb.weight.detach(), want)

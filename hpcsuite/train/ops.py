@@ -40,6 +40,11 @@ from hpcsuite.core.partition import owned
 
 Average = "average"
 Sum = "sum"
+Min = "min"
+Max = "max"
+Product = "product"
+Adasum = "adasum"  # Horovod's name, so scripts import; using it is a clear error
+_MPI_OP = {Average: "SUM", Sum: "SUM", Min: "MIN", Max: "MAX", Product: "PROD"}
 TIMEOUT_ENV = "HPCSUITE_TRAIN_TIMEOUT"
 
 
@@ -54,6 +59,7 @@ OVERLAP_MODES = ("sync", "poll", "thread")
 class _State:
     comm: Any = None
     local: Any = None
+    cross: Any = None
     worker: Any = None  # the background reduction thread ("thread" mode), started on first use
     worker_comm: Any = None
     gpu_aware: bool | None = None
@@ -73,6 +79,8 @@ def init(comm: Any = None) -> None:
     # the main thread's on one communicator (MPI orders collectives per communicator).
     _state.worker_comm = base.Dup()
     _state.local = mpi.node_comm(_state.comm)
+    # Horovod's "cross" communicator: the ranks with this local rank, one per node.
+    _state.cross = _state.comm.Split(_state.local.rank, _state.comm.rank)
 
 
 def shutdown() -> None:
@@ -80,10 +88,10 @@ def shutdown() -> None:
     if _state.worker is not None:
         _state.worker.stop()
         _state.worker = None
-    for c in (_state.comm, _state.worker_comm):
+    for c in (_state.comm, _state.worker_comm, _state.cross):
         if c is not None:
             c.Free()
-    _state.comm = _state.worker_comm = _state.local = None
+    _state.comm = _state.worker_comm = _state.local = _state.cross = None
 
 
 def _comm() -> Any:
@@ -117,6 +125,59 @@ def local_size() -> int:
     """Ranks on this node."""
     _comm()
     return _state.local.size
+
+
+def cross_rank() -> int:
+    """This rank's node index (among the ranks with the same local rank)."""
+    _comm()
+    return _state.cross.rank
+
+
+def cross_size() -> int:
+    """Nodes that run a rank with this local rank."""
+    _comm()
+    return _state.cross.size
+
+
+def mpi_threads_supported() -> bool:
+    """Whether MPI runs with ``MPI_THREAD_MULTIPLE`` (other threads may call MPI too)."""
+    return MPI.Query_thread() == MPI.THREAD_MULTIPLE
+
+
+def mpi_built() -> bool:
+    """True: every collective here is MPI."""
+    return True
+
+
+def mpi_enabled() -> bool:
+    """True: every collective here is MPI."""
+    return True
+
+
+def gloo_built() -> bool:
+    """False: no Gloo; MPI carries everything."""
+    return False
+
+
+gloo_enabled = gloo_built
+
+
+def nccl_built() -> int:
+    """0 (Horovod returns the NCCL version): GPU tensors go through MPI, not NCCL."""
+    return 0
+
+
+def ddl_built() -> bool:
+    """False, as Horovod without IBM DDL."""
+    return False
+
+
+ccl_built = rocm_built = ddl_built
+
+
+def cuda_built() -> bool:
+    """Whether CUDA tensors can be reduced: this torch has CUDA (MPI or host staging moves them)."""
+    return torch.backends.cuda.is_built()
 
 
 def bind_device(kind: str) -> torch.device:
@@ -281,31 +342,94 @@ def _on_host(tensor: torch.Tensor, write_back: bool = True):
             tensor.copy_(host)
 
 
-def _allreduce_inplace(t: torch.Tensor, op: str) -> None:
+def _resolve(op: str | None, average: bool | None = None) -> str:
+    """The reduction op from Horovod's arguments (``average=`` is Horovod's deprecated form)."""
+    if op is not None and average is not None:
+        raise HpcsuiteError("give op= or the deprecated average=, not both")
+    if op is None:
+        op = Sum if average is False else Average
+    if op == Adasum:
+        raise HpcsuiteError("op=hvd.Adasum is not supported by hpcsuite.train; use hvd.Average")
+    if op not in _MPI_OP:
+        raise HpcsuiteError(f"unknown reduction op {op!r}; use hvd.Average, Sum, Min, Max or Product")
+    return op
+
+
+def _allreduce_inplace(t: torch.Tensor, op: str, prescale: float = 1.0, postscale: float = 1.0) -> None:
     comm = _comm()
+    if op == Average and not (t.dtype.is_floating_point or t.dtype.is_complex):
+        raise HpcsuiteError(f"hvd.Average of a {t.dtype} tensor is not exact; use op=hvd.Sum and divide")
     with _on_host(t) as host:
+        if prescale != 1:
+            host.mul_(prescale)
         _state.calls += 1
-        if host.dtype in _HALF:
+        if host.dtype in _HALF and op in (Sum, Average):
             _Sum16(comm, host).run()
+        elif host.dtype in _HALF:  # min, max, product: exact enough in float32
+            wide = host.float()
+            comm.Allreduce(MPI.IN_PLACE, wide.numpy(), op=getattr(MPI, _MPI_OP[op]))  # comm: the reduction
+            host.copy_(wide)
         else:
-            comm.Allreduce(MPI.IN_PLACE, _host_view(host)[0], op=MPI.SUM)  # comm: the reduction
+            comm.Allreduce(MPI.IN_PLACE, _host_view(host)[0], op=getattr(MPI, _MPI_OP[op]))  # comm: the reduction
         if op == Average:
             host.div_(comm.size)
+        if postscale != 1:
+            host.mul_(postscale)
 
 
-def allreduce_(tensor: torch.Tensor, op: str = Average, name: str | None = None) -> torch.Tensor:
-    """Reduce ``tensor`` over ranks in place (``Average`` or ``Sum``); returns it."""
-    if op not in (Average, Sum):
-        raise HpcsuiteError(f"unknown reduction op {op!r}; use hvd.Average or hvd.Sum")
-    negotiate("allreduce", [(name or "tensor", tensor)], op)
+def allreduce_(tensor: torch.Tensor, average: bool | None = None, name: str | None = None, op: str | None = None,
+               prescale_factor: float = 1.0, postscale_factor: float = 1.0) -> torch.Tensor:
+    """Reduce ``tensor`` over ranks in place; returns it.
+
+    ``op``: ``Average`` (default), ``Sum``, ``Min``, ``Max`` or ``Product``; the tensor is
+    multiplied by ``prescale_factor`` before and ``postscale_factor`` after (Horovod's
+    signature, ``average`` included).
+    """
+    op = _resolve(op, average)
+    negotiate("allreduce", [(name or "tensor", tensor)], (op, prescale_factor, postscale_factor))
     with _watchdog(f"allreduce of {name or 'a tensor'!r}"):
-        _allreduce_inplace(tensor, op)
+        _allreduce_inplace(tensor, op, prescale_factor, postscale_factor)
     return tensor
 
 
-def allreduce(tensor: torch.Tensor, op: str = Average, name: str | None = None) -> torch.Tensor:
-    """Reduce a copy of ``tensor`` over ranks."""
-    return allreduce_(tensor.detach().clone(), op, name)
+def allreduce(tensor: torch.Tensor, average: bool | None = None, name: str | None = None,
+              compression: Any = None, op: str | None = None, prescale_factor: float = 1.0,
+              postscale_factor: float = 1.0) -> torch.Tensor:
+    """Reduce a copy of ``tensor`` over ranks (sent as ``compression`` makes it)."""
+    wire, ctx = compression.compress(tensor.detach()) if compression is not None else (tensor.detach(), None)
+    out = allreduce_(wire.clone(), average, name, op, prescale_factor, postscale_factor)
+    return compression.decompress(out, ctx) if compression is not None else out
+
+
+def grouped_allreduce_(tensors: Sequence[torch.Tensor], average: bool | None = None, name: str | None = None,
+                       op: str | None = None, prescale_factor: float = 1.0,
+                       postscale_factor: float = 1.0) -> list[torch.Tensor]:
+    """Reduce several tensors in place, fused: one reduction per dtype and device."""
+    op = _resolve(op, average)
+    tensors = list(tensors)
+    negotiate("grouped_allreduce", [(f"{name or 'group'}.{i}", t) for i, t in enumerate(tensors)],
+              (op, prescale_factor, postscale_factor))
+    kinds: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+    for t in tensors:
+        kinds.setdefault((t.dtype, t.device), []).append(t)
+    with _watchdog(f"grouped allreduce {name or ''}"), torch.no_grad():
+        for group in kinds.values():
+            flat = torch.cat([t.reshape(-1) for t in group])
+            _allreduce_inplace(flat, op, prescale_factor, postscale_factor)
+            offset = 0
+            for t in group:
+                t.copy_(flat[offset:offset + t.numel()].view_as(t))
+                offset += t.numel()
+    return tensors
+
+
+def grouped_allreduce(tensors: Sequence[torch.Tensor], average: bool | None = None, name: str | None = None,
+                      compression: Any = None, op: str | None = None, prescale_factor: float = 1.0,
+                      postscale_factor: float = 1.0) -> list[torch.Tensor]:
+    """Reduced copies of several tensors (one fused reduction per dtype and device)."""
+    pairs = [compression.compress(t.detach()) if compression is not None else (t.detach(), None) for t in tensors]
+    outs = grouped_allreduce_([w.clone() for w, _ in pairs], average, name, op, prescale_factor, postscale_factor)
+    return [compression.decompress(o, c) if compression is not None else o for o, (_, c) in zip(outs, pairs)]
 
 
 class Pending:
@@ -429,32 +553,58 @@ def wait_sums(pendings: Sequence[Pending], what: str) -> None:
 
 
 class Handle:
-    """An outstanding reduction (the result is ready after :func:`synchronize`)."""
+    """An outstanding collective (the result is ready after :func:`synchronize`)."""
 
-    def __init__(self, pending: Pending, op: str, name: str) -> None:
-        self.pending, self.op, self.name = pending, op, name
-
-
-def allreduce_async_(tensor: torch.Tensor, op: str = Average, name: str | None = None) -> Handle:
-    """Start reducing ``tensor`` in place (``Iallreduce``); finish with :func:`synchronize`."""
-    if op not in (Average, Sum):
-        raise HpcsuiteError(f"unknown reduction op {op!r}; use hvd.Average or hvd.Sum")
-    negotiate("allreduce", [(name or "tensor", tensor)], op)
-    return Handle(start_sum(tensor, "poll"), op, name or "tensor")
+    def __init__(self, pending: Pending, op: str | None, name: str, postscale: float = 1.0) -> None:
+        self.pending, self.op, self.name, self.postscale = pending, op, name, postscale
 
 
-def allreduce_async(tensor: torch.Tensor, op: str = Average, name: str | None = None) -> Handle:
+def allreduce_async_(tensor: torch.Tensor, average: bool | None = None, name: str | None = None,
+                     op: str | None = None, prescale_factor: float = 1.0, postscale_factor: float = 1.0) -> Handle:
+    """Start reducing ``tensor`` in place; finish with :func:`synchronize` (arguments as
+    :func:`allreduce_`). Sums and averages run as ``Iallreduce``; min, max and product
+    complete before this returns."""
+    op = _resolve(op, average)
+    negotiate("allreduce", [(name or "tensor", tensor)], (op, prescale_factor, postscale_factor))
+    if op not in (Sum, Average):
+        _allreduce_inplace(tensor, op, prescale_factor, postscale_factor)
+        return Handle(Pending(tensor, tensor), None, name or "tensor")
+    if op == Average and not tensor.dtype.is_floating_point:
+        raise HpcsuiteError(f"hvd.Average of a {tensor.dtype} tensor is not exact; use op=hvd.Sum and divide")
+    if prescale_factor != 1:
+        with torch.no_grad():
+            tensor.mul_(prescale_factor)
+    return Handle(start_sum(tensor, "poll"), op, name or "tensor", postscale_factor)
+
+
+def allreduce_async(tensor: torch.Tensor, average: bool | None = None, name: str | None = None,
+                    op: str | None = None, prescale_factor: float = 1.0, postscale_factor: float = 1.0) -> Handle:
     """Start reducing a copy of ``tensor``."""
-    return allreduce_async_(tensor.detach().clone(), op, name)
+    return allreduce_async_(tensor.detach().clone(), average, name, op, prescale_factor, postscale_factor)
+
+
+def broadcast_async_(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None) -> Handle:
+    """Start overwriting ``tensor`` with ``root_rank``'s (``Ibcast``); finish with :func:`synchronize`."""
+    negotiate("broadcast", [(name or "tensor", tensor)], root_rank)
+    buffer = _staged(tensor)
+    request = _comm().Ibcast(_host_view(buffer)[0], root=root_rank)  # comm: started
+    return Handle(Pending(tensor, buffer, request=request), None, name or "tensor")
+
+
+def broadcast_async(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None) -> Handle:
+    """Start broadcasting into a copy of ``tensor``."""
+    return broadcast_async_(tensor.detach().clone(), root_rank, name)
 
 
 def synchronize(handle: Handle) -> torch.Tensor:
-    """Wait for ``handle``; returns the reduced tensor."""
-    wait_sums([handle.pending], f"allreduce of {handle.name!r}")
+    """Wait for ``handle``; returns the result tensor."""
+    wait_sums([handle.pending], f"collective on {handle.name!r}")
     tensor = handle.pending.tensor
-    if handle.op == Average:
-        with torch.no_grad():
+    with torch.no_grad():
+        if handle.op == Average:
             tensor.div_(_comm().size)
+        if handle.postscale != 1:
+            tensor.mul_(handle.postscale)
     return tensor
 
 

@@ -70,14 +70,21 @@ class _Bucket:
 class _DistributedOptimizer(torch.optim.Optimizer):
     def __init__(self, params: Any, named_parameters: Iterable[tuple[str, torch.Tensor]] | None,
                  compression: Any, backward_passes_per_step: int, op: str, fusion_bytes: int,
-                 overlap: str | None) -> None:
+                 overlap: str | None, predivide: float = 1.0) -> None:
         super(self.__class__, self).__init__(params)
         if backward_passes_per_step < 1:
             raise HpcsuiteError(f"backward_passes_per_step={backward_passes_per_step!r} must be at least 1")
         if fusion_bytes < 64:
             raise HpcsuiteError(f"fusion_bytes={fusion_bytes!r} is too small; use at least 64 (bytes)")
+        if op == ops.Adasum:
+            raise HpcsuiteError("op=hvd.Adasum is not supported by hpcsuite.train; use hvd.Average")
         if op not in (ops.Average, ops.Sum):
             raise HpcsuiteError(f"unknown reduction op {op!r}; use hvd.Average or hvd.Sum")
+        if predivide != 1.0 and op != ops.Average:
+            raise HpcsuiteError("gradient_predivide_factor needs op=hvd.Average (it splits the average)")
+        if not predivide > 0:
+            raise HpcsuiteError(f"gradient_predivide_factor={predivide!r} must be positive")
+        self._predivide = predivide
         self._compression = compression
         self._passes_per_step = backward_passes_per_step
         self._op = op
@@ -153,6 +160,8 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         view = self._view[id(p)]
         if p.grad is None:  # unused this step: contributes zeros, receives the average
             view.zero_()
+        elif p.grad.is_sparse:  # embeddings with sparse=True: reduced dense (sparse_as_dense)
+            view.copy_(p.grad.to_dense())
         elif p.grad.data_ptr() != view.data_ptr():  # a fresh tensor (set_to_none, model.zero_grad())
             view.copy_(p.grad)
         p.grad = view
@@ -169,8 +178,17 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         ops.negotiate("gradients", [(self._names[id(p)], p) for b in self._buckets for p in b.params],
                       (self._op, self._compression.__name__, self._passes_per_step, self._fusion_bytes))
 
+    def _scales(self) -> tuple[float, float]:
+        """Divisor before the sum and factor after it. Averages divide before (a sum of many
+        can overflow float16) - all of it, or ``gradient_predivide_factor`` of it, as Horovod."""
+        if self._op != ops.Average:
+            return self._passes_per_step, 1.0
+        if self._predivide == 1.0:
+            return self._passes_per_step * self._size, 1.0
+        return self._passes_per_step * self._predivide, self._predivide / self._size
+
     def _start(self, bucket: _Bucket) -> None:
-        scale = self._passes_per_step * (self._size if self._op == ops.Average else 1)
+        scale = self._scales()[0]
         with torch.no_grad():
             segment = bucket.flat[bucket.lo:bucket.hi]
             if scale != 1:
@@ -210,10 +228,13 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         """Wait for every started bucket and unpack the results; reset for the next step."""
         started, self._started, self._next = self._started, [], 0
         ops.wait_sums([b.pending for b in started], f"gradient reduction ({len(started)} buckets)")
+        post = self._scales()[1]
         with torch.no_grad():
             for b in started:
                 if b.wire.data_ptr() != b.flat.data_ptr() + b.lo * b.flat.element_size():
                     b.flat[b.lo:b.hi].copy_(self._compression.decompress(b.wire, b.ctx))
+                if post != 1.0:
+                    b.flat[b.lo:b.hi].mul_(post)
                 b.pending = b.wire = b.ctx = None
         for b in self._buckets:
             b.waiting = len(b.params)
@@ -259,7 +280,8 @@ class _DistributedOptimizer(torch.optim.Optimizer):
 
 def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any = None,
                          compression: Any = Compression.none, backward_passes_per_step: int = 1,
-                         op: str = ops.Average, fusion_bytes: int = FUSION_BYTES,
+                         op: str = ops.Average, gradient_predivide_factor: float = 1.0, num_groups: int = 0,
+                         groups: Any = None, sparse_as_dense: bool = False, fusion_bytes: int = FUSION_BYTES,
                          overlap: str | None = None) -> torch.optim.Optimizer:
     """Wrap ``optimizer`` so that ``step()`` averages (or sums) gradients over ranks first.
 
@@ -273,6 +295,12 @@ def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any
     backward_passes_per_step : int
         Backward passes accumulated (and averaged) before each reduction.
     op : hvd.Average or hvd.Sum
+    gradient_predivide_factor : float
+        Averages divide by this before the sum and by ``size / factor`` after (Horovod's);
+        the default divides all before.
+    num_groups, groups, sparse_as_dense
+        Accepted for Horovod scripts: buckets follow ``fusion_bytes`` whatever the
+        grouping (the result is the same), and sparse gradients are always reduced dense.
     fusion_bytes : int
         Largest chunk of gradients one MPI reduction carries (on the wire: after compression).
     overlap : {"sync", "poll", "thread"}, optional
@@ -280,8 +308,9 @@ def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any
         ``$HPCSUITE_TRAIN_OVERLAP``, else :data:`OVERLAP`, the fastest measured.
     """
     cls = type(optimizer.__class__.__name__, (optimizer.__class__,), dict(_DistributedOptimizer.__dict__))
+    del num_groups, groups, sparse_as_dense  # see the docstring
     wrapped = cls(optimizer.param_groups, named_parameters, compression, backward_passes_per_step, op, fusion_bytes,
-                  overlap)
+                  overlap, gradient_predivide_factor)
     # Keep what the optimizer already holds (momenta, step counts - e.g. from a checkpoint):
     # re-initializing the class with the parameter groups alone would drop it.
     wrapped.load_state_dict(optimizer.state_dict())
