@@ -85,3 +85,18 @@ def test_synthetic_benchmark_reports_rates_and_fused_reductions(tmp_path, model)
     assert rec["ranks"] == 2 and rec["fom"]["unit"] == "samples/s" and rec["fom"]["value"] > 0
     # Fusion: at most ceil(gradient bytes / buffer) + 1 reductions per step.
     assert result["reductions_per_step"] <= math.ceil(result["gradient_bytes"] / fusion) + 1
+
+
+@pytest.mark.parametrize("extra", [(), ("--fp16-allreduce", "--gradient-predivide-factor", "2")])
+def test_a_horovod_style_script_runs_with_one_import_changed(extra):
+    proc = launch(2, "tests/helpers/horovod_style.py", *extra, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = re.findall(r"Accuracy: ([\d.]+)%", proc.stdout)
+    assert len(lines) == 1, proc.stdout  # rank 0 prints
+    assert float(lines[0]) >= 85.0  # one process: 89.9 %
+
+
+def test_a_horovod_style_script_asking_for_adasum_gets_a_clear_error():
+    proc = launch(2, "tests/helpers/horovod_style.py", "--use-adasum", timeout=120)
+    assert proc.returncode != 0 and "Adasum is not supported" in proc.stderr
+    assert "Traceback" not in proc.stderr.split("Adasum")[-1][:200]
