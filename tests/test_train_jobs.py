@@ -98,5 +98,4 @@ def test_a_horovod_style_script_runs_with_one_import_changed(extra):
 
 def test_a_horovod_style_script_asking_for_adasum_gets_a_clear_error():
     proc = launch(2, "tests/helpers/horovod_style.py", "--use-adasum", timeout=120)
-    assert proc.returncode != 0 and "Adasum is not supported" in proc.stderr
-    assert "Traceback" not in proc.stderr.split("Adasum")[-1][:200]
+    assert proc.returncode != 0 and "op=hvd.Adasum is not supported by hpcsuite.train" in proc.stderr
