@@ -83,8 +83,10 @@ def test_synthetic_benchmark_reports_rates_and_fused_reductions(tmp_path, model)
     rec = json.loads(path.read_text())
     result = rec["result"]
     assert rec["ranks"] == 2 and rec["fom"]["unit"] == "samples/s" and rec["fom"]["value"] > 0
-    # Fusion: at most ceil(gradient bytes / buffer) + 1 reductions per step.
-    assert result["reductions_per_step"] <= math.ceil(result["gradient_bytes"] / fusion) + 1
+    # Fusion: exactly ceil(gradient bytes / buffer) reductions per step (one dtype).
+    assert result["reductions_per_step"] == math.ceil(result["gradient_bytes"] / fusion)
+    assert result["overlap"] == "poll" and 0 < result["exposed_reduction_s_per_step"] < 10
+    assert "exposed reduction" in proc.stdout
 
 
 @pytest.mark.parametrize("extra", [(), ("--fp16-allreduce", "--gradient-predivide-factor", "2")])
