@@ -280,3 +280,27 @@ def test_sparse_gradients_are_reduced_dense(overlap):
     for r in range(hvd.size()):
         want[r % 10] -= 1.0 / hvd.size()
     torch.testing.assert_close(emb.weight.detach(), want)
+
+
+def test_gradients_flow_through_the_collectives_as_horovods():
+    r, n = hvd.rank(), hvd.size()
+    x = torch.full((2,), float(r + 1), requires_grad=True)
+    (hvd.allreduce(x, op=hvd.Sum, name="s") * (r + 1)).sum().backward()
+    assert torch.equal(x.grad, torch.full((2,), n * (n + 1) / 2))  # the sum of every rank's upstream
+    x.grad = None
+    hvd.allreduce(x, name="a").sum().backward()  # average: d/dx_r of mean_j x_j, summed over ranks' losses
+    assert torch.allclose(x.grad, torch.ones(2))
+    rows = torch.full((r + 1, 3), 1.0, requires_grad=True)  # uneven first dimensions
+    gathered = hvd.allgather(rows, name="g")
+    assert gathered.shape == (n * (n + 1) // 2, 3)
+    (gathered * (r + 1)).sum().backward()
+    assert torch.allclose(rows.grad, torch.full((r + 1, 3), (n + 1) / 2))  # averaged over ranks
+    b = torch.full((3,), float(r), requires_grad=True)
+    hvd.broadcast(b, root_rank=0, name="b").sum().backward()
+    assert torch.equal(b.grad, torch.ones(3) if r == 0 else torch.zeros(3))
+    pair = [torch.ones(2, requires_grad=True), torch.ones(3, dtype=torch.float64, requires_grad=True)]
+    outs = hvd.grouped_allreduce(pair, op=hvd.Sum, name="gr")
+    (outs[0].sum() + outs[1].sum()).backward()
+    assert torch.equal(pair[0].grad, torch.full((2,), float(n))) and pair[1].grad.dtype == torch.float64
+    with pytest.raises(hvd.ops.HpcsuiteError, match="has no gradient"):
+        hvd.allreduce(x, op=hvd.Max, name="m").sum().backward()

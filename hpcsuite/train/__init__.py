@@ -13,6 +13,7 @@ Names and semantics follow ``horovod.torch``::
 Launch with ``mpirun -n N python train.py`` or ``srun``; no rendezvous, no torchrun.
 """
 
+from hpcsuite.train.autograd import allgather, allreduce, broadcast, grouped_allreduce
 from hpcsuite.train.compression import Compression
 from hpcsuite.train.functions import (
     allgather_object,
@@ -28,13 +29,10 @@ from hpcsuite.train.ops import (
     Min,
     Product,
     Sum,
-    allgather,
-    allreduce,
     allreduce_,
     allreduce_async,
     allreduce_async_,
     barrier,
-    broadcast,
     broadcast_,
     broadcast_async,
     broadcast_async_,
@@ -45,7 +43,6 @@ from hpcsuite.train.ops import (
     ddl_built,
     gloo_built,
     gloo_enabled,
-    grouped_allreduce,
     grouped_allreduce_,
     init,
     is_initialized,

@@ -392,15 +392,6 @@ def allreduce_(tensor: torch.Tensor, average: bool | None = None, name: str | No
     return tensor
 
 
-def allreduce(tensor: torch.Tensor, average: bool | None = None, name: str | None = None,
-              compression: Any = None, op: str | None = None, prescale_factor: float = 1.0,
-              postscale_factor: float = 1.0) -> torch.Tensor:
-    """Reduce a copy of ``tensor`` over ranks (sent as ``compression`` makes it)."""
-    wire, ctx = compression.compress(tensor.detach()) if compression is not None else (tensor.detach(), None)
-    out = allreduce_(wire.clone(), average, name, op, prescale_factor, postscale_factor)
-    return compression.decompress(out, ctx) if compression is not None else out
-
-
 def grouped_allreduce_(tensors: Sequence[torch.Tensor], average: bool | None = None, name: str | None = None,
                        op: str | None = None, prescale_factor: float = 1.0,
                        postscale_factor: float = 1.0) -> list[torch.Tensor]:
@@ -421,15 +412,6 @@ def grouped_allreduce_(tensors: Sequence[torch.Tensor], average: bool | None = N
                 t.copy_(flat[offset:offset + t.numel()].view_as(t))
                 offset += t.numel()
     return tensors
-
-
-def grouped_allreduce(tensors: Sequence[torch.Tensor], average: bool | None = None, name: str | None = None,
-                      compression: Any = None, op: str | None = None, prescale_factor: float = 1.0,
-                      postscale_factor: float = 1.0) -> list[torch.Tensor]:
-    """Reduced copies of several tensors (one fused reduction per dtype and device)."""
-    pairs = [compression.compress(t.detach()) if compression is not None else (t.detach(), None) for t in tensors]
-    outs = grouped_allreduce_([w.clone() for w, _ in pairs], average, name, op, prescale_factor, postscale_factor)
-    return [compression.decompress(o, c) if compression is not None else o for o, (_, c) in zip(outs, pairs)]
 
 
 class Pending:
@@ -623,13 +605,9 @@ def broadcast_(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None
     return tensor
 
 
-def broadcast(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None) -> torch.Tensor:
-    """``root_rank``'s ``tensor``, as a new tensor on every rank."""
-    return broadcast_(tensor.detach().clone(), root_rank, name)
-
-
-def allgather(tensor: torch.Tensor, name: str | None = None) -> torch.Tensor:
-    """Concatenate every rank's ``tensor`` along dimension 0 (first dimensions may differ)."""
+def allgather_counts(tensor: torch.Tensor, name: str | None = None) -> tuple[torch.Tensor, list[int]]:
+    """Every rank's ``tensor`` concatenated along dimension 0 (first dimensions may differ),
+    and every rank's first dimension. (Differentiable form: :mod:`hpcsuite.train.autograd`.)"""
     comm = _comm()
     negotiate("allgather", [(name or "tensor", tensor[:0])], tuple(tensor.shape[1:]))
     with _watchdog(f"allgather of {name or 'a tensor'!r}"), _on_host(tensor, write_back=False) as host:
@@ -641,7 +619,7 @@ def allgather(tensor: torch.Tensor, name: str | None = None) -> torch.Tensor:
         elems = [c * row for c in counts]
         displs = np.concatenate(([0], np.cumsum(elems)[:-1])).astype(int).tolist()
         comm.Allgatherv(send.reshape(-1), [recv.reshape(-1), elems, displs, mpi.datatype(recv.dtype)])  # comm
-    return out.to(tensor.device)
+    return out.to(tensor.device), counts
 
 
 def broadcast_object(obj: Any, root_rank: int = 0, name: str | None = None) -> Any:
