@@ -304,3 +304,41 @@ def test_gradients_flow_through_the_collectives_as_horovods():
     assert torch.equal(pair[0].grad, torch.full((2,), float(n))) and pair[1].grad.dtype == torch.float64
     with pytest.raises(hvd.ops.HpcsuiteError, match="has no gradient"):
         hvd.allreduce(x, op=hvd.Max, name="m").sum().backward()
+
+
+@pytest.mark.parametrize("shape", [(B, 3), (B, 3, 5, 4)])
+def test_sync_batch_norm_equals_batch_norm_on_the_whole_batch(shape):
+    """Outputs, input gradients, and parameters after a step match one process."""
+    r, n = hvd.rank(), hvd.size()
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(n * shape[0], *shape[1:], generator=g) * 3 + 1
+    weights = torch.randn(x[:1].numel(), generator=g).view(1, *shape[1:])  # a fixed loss per sample
+    sync, plain = hvd.SyncBatchNorm(shape[1]), torch.nn.BatchNorm1d(shape[1]) if len(shape) == 2 else \
+        torch.nn.BatchNorm2d(shape[1])
+    opt = hvd.DistributedOptimizer(torch.optim.SGD(sync.parameters(), lr=0.5), sync.named_parameters())
+    ref_opt = torch.optim.SGD(plain.parameters(), lr=0.5)
+    mine = x[r * shape[0]:(r + 1) * shape[0]].clone().requires_grad_()
+    whole = x.clone().requires_grad_()
+    out = sync(mine)
+    (out * weights).sum().div(shape[0]).backward()  # per-rank mean loss, averaged by the optimizer
+    opt.step()
+    ref = plain(whole)
+    (ref * weights).sum().div(n * shape[0]).backward()
+    ref_opt.step()
+    torch.testing.assert_close(out, ref[r * shape[0]:(r + 1) * shape[0]], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mine.grad / n, whole.grad[r * shape[0]:(r + 1) * shape[0]], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(sync.weight, plain.weight, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(sync.running_var, plain.running_var, rtol=1e-5, atol=1e-6)
+    sync.eval(), plain.eval()
+    torch.testing.assert_close(sync(x), plain(x), rtol=1e-5, atol=1e-5)
+
+
+def test_convert_sync_batchnorm_keeps_the_state():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    with torch.no_grad():
+        model[1].weight.fill_(2.0)
+        model[1].running_mean.fill_(0.5)
+    converted = hvd.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert isinstance(converted[1], hvd.SyncBatchNorm) and isinstance(converted[0], torch.nn.Conv2d)
+    assert torch.equal(converted[1].weight, torch.full((2,), 2.0))
+    assert torch.equal(converted[1].running_mean, torch.full((2,), 0.5))

@@ -60,6 +60,7 @@ from hpcsuite.train.ops import (
     synchronize,
 )
 from hpcsuite.train.optimizer import DistributedOptimizer
+from hpcsuite.train.sync_batch_norm import SyncBatchNorm
 
 __all__ = [
     "Adasum", "allgather", "allgather_object", "allreduce", "allreduce_", "allreduce_async",
@@ -69,5 +70,5 @@ __all__ = [
     "DistributedOptimizer", "gloo_built", "gloo_enabled", "grouped_allreduce", "grouped_allreduce_", "init",
     "is_initialized", "local_rank", "local_size", "Max", "Min", "mpi_built", "mpi_enabled",
     "mpi_threads_supported", "nccl_built", "poll", "Product", "rank", "rocm_built", "shutdown", "size",
-    "Sum", "synchronize",
+    "Sum", "synchronize", "SyncBatchNorm",
 ]
