@@ -342,3 +342,40 @@ def test_convert_sync_batchnorm_keeps_the_state():
     assert isinstance(converted[1], hvd.SyncBatchNorm) and isinstance(converted[0], torch.nn.Conv2d)
     assert torch.equal(converted[1].weight, torch.full((2,), 2.0))
     assert torch.equal(converted[1].running_mean, torch.full((2,), 0.5))
+
+
+def test_alltoall_moves_rows_and_gradients_back():
+    r, n = hvd.rank(), hvd.size()
+    splits = [(r + j) % 3 for j in range(n)]  # uneven, some empty
+    x = torch.arange(sum(splits) * 2, dtype=torch.float32).view(-1, 2).add(100 * r).requires_grad_()
+    out, received = hvd.alltoall(x, splits=torch.tensor(splits), name="a2a")
+    assert received.tolist() == [(j + r) % 3 for j in range(n)]
+    expected, start = [], 0
+    for j in range(n):  # rank j sends me rows [sum of its splits before r, +splits_j[r])
+        theirs = [(j + k) % 3 for k in range(n)]
+        lo = sum(theirs[:r])
+        rows = torch.arange(sum(theirs) * 2, dtype=torch.float32).view(-1, 2).add(100 * j)[lo:lo + theirs[r]]
+        expected.append(rows)
+    assert torch.equal(out, torch.cat(expected))
+    (out * 2).sum().backward()
+    assert torch.equal(x.grad, torch.full_like(x, 2.0))
+    even = hvd.alltoall(torch.arange(2 * n, dtype=torch.float64).view(2 * n, 1) + 10 * r)
+    assert torch.equal(even.view(-1), torch.tensor([10.0 * j + 2 * r + k for j in range(n) for k in range(2)],
+                                                   dtype=torch.float64))
+    with pytest.raises(hvd.ops.HpcsuiteError, match="must be"):
+        hvd.alltoall(torch.ones(3, 2), splits=[3] + [1] * (n - 1) if n > 1 else [2])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_reducescatter_keeps_this_ranks_rows_of_the_sum(dtype):
+    r, n = hvd.rank(), hvd.size()
+    rows = 2 * n + 1  # uneven: the first rank gets one more
+    x = (torch.arange(rows * 3, dtype=torch.float32).view(rows, 3) + r).to(dtype).requires_grad_()
+    out = hvd.reducescatter(x, op=hvd.Sum, name="rs")
+    total = sum(torch.arange(rows * 3, dtype=torch.float32).view(rows, 3) + j for j in range(n))
+    lo = 2 * r + min(r, 1)
+    assert out.dtype == dtype and torch.equal(out.float(), total[lo:lo + 2 + (1 if r < 1 else 0)].to(dtype).float())
+    mean = hvd.reducescatter(x.detach().float(), name="rs.mean")
+    torch.testing.assert_close(mean, total[lo:lo + mean.shape[0]] / n)
+    out.float().sum().backward()
+    assert torch.equal(x.grad.float(), torch.full((rows, 3), float(n)))  # Horovod's backward: times n for Sum

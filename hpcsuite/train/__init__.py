@@ -13,7 +13,7 @@ Names and semantics follow ``horovod.torch``::
 Launch with ``mpirun -n N python train.py`` or ``srun``; no rendezvous, no torchrun.
 """
 
-from hpcsuite.train.autograd import allgather, allreduce, broadcast, grouped_allreduce
+from hpcsuite.train.autograd import allgather, allreduce, alltoall, broadcast, grouped_allreduce, reducescatter
 from hpcsuite.train.compression import Compression
 from hpcsuite.train.functions import (
     allgather_object,
@@ -64,11 +64,11 @@ from hpcsuite.train.sync_batch_norm import SyncBatchNorm
 
 __all__ = [
     "Adasum", "allgather", "allgather_object", "allreduce", "allreduce_", "allreduce_async",
-    "allreduce_async_", "Average", "barrier", "broadcast", "broadcast_", "broadcast_async",
+    "allreduce_async_", "alltoall", "Average", "barrier", "broadcast", "broadcast_", "broadcast_async",
     "broadcast_async_", "broadcast_object", "broadcast_optimizer_state", "broadcast_parameters",
     "ccl_built", "CollectiveMismatch", "Compression", "cross_rank", "cross_size", "cuda_built", "ddl_built",
     "DistributedOptimizer", "gloo_built", "gloo_enabled", "grouped_allreduce", "grouped_allreduce_", "init",
     "is_initialized", "local_rank", "local_size", "Max", "Min", "mpi_built", "mpi_enabled",
-    "mpi_threads_supported", "nccl_built", "poll", "Product", "rank", "rocm_built", "shutdown", "size",
+    "mpi_threads_supported", "nccl_built", "poll", "Product", "rank", "reducescatter", "rocm_built", "shutdown", "size",
     "Sum", "synchronize", "SyncBatchNorm",
 ]

@@ -119,3 +119,48 @@ def broadcast(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None)
     """``root_rank``'s ``tensor`` as a new tensor on every rank. Differentiable: the root
     receives the gradients averaged over ranks, the others zeros."""
     return _Broadcast.apply(tensor, root_rank, name)
+
+
+class _Alltoall(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor, splits: Any, name: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+        out, received = ops.alltoall_splits(tensor.detach(), splits, name)
+        ctx.received, ctx.name = received, name
+        counts = torch.tensor(received, dtype=torch.int32)
+        ctx.mark_non_differentiable(counts)
+        return out, counts
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor, _counts: Any) -> tuple[Any, ...]:
+        back, _ = ops.alltoall_splits(grad.contiguous(), ctx.received, f"{ctx.name or 'tensor'}.grad")
+        return back, None, None
+
+
+def alltoall(tensor: torch.Tensor, splits: Any = None, name: str | None = None) -> Any:
+    """Send ``splits[r]`` rows of ``tensor`` (in order) to rank ``r``; returns the rows received
+    in rank order, and - when ``splits`` is given - how many came from each rank (Horovod's
+    return convention). Differentiable: gradients travel back the same way."""
+    out, counts = _Alltoall.apply(tensor, splits, name)
+    return out if splits is None else (out, counts)
+
+
+class _Reducescatter(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor, op: str, name: str | None, pre: float, post: float) -> torch.Tensor:
+        ctx.op, ctx.name, ctx.scale = op, name, pre * post
+        return ops.reducescatter_(tensor.detach(), op, name, pre, post)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        grad = grad * (ctx.scale * (ops.size() if ctx.op == ops.Sum else 1))  # Horovod's scaling
+        back, _ = ops.allgather_counts(grad.contiguous(), f"{ctx.name or 'tensor'}.grad")
+        return back, None, None, None, None
+
+
+def reducescatter(tensor: torch.Tensor, name: str | None = None, compression: Any = None, op: str = ops.Average,
+                  prescale_factor: float = 1.0, postscale_factor: float = 1.0) -> torch.Tensor:
+    """Reduce ``tensor`` over ranks (``Average`` or ``Sum``) and keep this rank's block of rows
+    (the first dimension split evenly, the first ranks one more). Differentiable, with
+    Horovod's backward: the gradients allgathered (times the rank count for ``Sum``)."""
+    wire, ctx = _compressed(tensor, compression)
+    return _decompressed(_Reducescatter.apply(wire, op, name, prescale_factor, postscale_factor), ctx, compression)

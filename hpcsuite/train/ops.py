@@ -622,6 +622,70 @@ def allgather_counts(tensor: torch.Tensor, name: str | None = None) -> tuple[tor
     return out.to(tensor.device), counts
 
 
+def _rows(counts: Sequence[int], row: int) -> tuple[list[int], list[int]]:
+    """Element counts and displacements of consecutive blocks of ``counts`` rows. Pure."""
+    elems = [c * row for c in counts]
+    return elems, [sum(elems[:i]) for i in range(len(elems))]
+
+
+def alltoall_splits(tensor: torch.Tensor, splits: Sequence[int] | None = None,
+                    name: str | None = None) -> tuple[torch.Tensor, list[int]]:
+    """Send rows ``[sum(splits[:r]), +splits[r])`` of ``tensor`` to rank ``r``; returns the
+    rows received, concatenated in rank order, and how many came from each rank.
+
+    ``splits`` defaults to the first dimension split evenly (the first ranks one more).
+    """
+    comm = _comm()
+    n = comm.size
+    rows = int(tensor.shape[0]) if tensor.dim() else 0
+    if tensor.dim() == 0:
+        raise HpcsuiteError("alltoall needs a tensor with a first dimension to split")
+    if splits is None:
+        splits = [hi - lo for lo, hi in (owned(rows, n, r) for r in range(n))]
+    splits = [int(s) for s in (splits.tolist() if isinstance(splits, torch.Tensor) else splits)]
+    if len(splits) != n or any(s < 0 for s in splits) or sum(splits) != rows:
+        raise HpcsuiteError(f"alltoall splits {splits} must be {n} non-negative row counts adding up to the "
+                            f"first dimension, {rows}")
+    negotiate("alltoall", [(name or "tensor", tensor[:0])], tuple(tensor.shape[1:]))
+    with _watchdog(f"alltoall of {name or 'a tensor'!r}"), _on_host(tensor, write_back=False) as host:
+        received = comm.alltoall(splits)  # comm: row counts
+        row = int(np.prod(host.shape[1:], dtype=np.int64))
+        out = torch.empty((sum(received), *host.shape[1:]), dtype=host.dtype)
+        send, _ = _host_view(host.contiguous())
+        recv, _ = _host_view(out)
+        z = mpi.datatype(recv.dtype)
+        comm.Alltoallv([send.reshape(-1), *_rows(splits, row), z], [recv.reshape(-1), *_rows(received, row), z])  # comm
+    return out.to(tensor.device), received
+
+
+def reducescatter_(tensor: torch.Tensor, op: str = Average, name: str | None = None, prescale_factor: float = 1.0,
+                   postscale_factor: float = 1.0) -> torch.Tensor:
+    """Reduce ``tensor`` over ranks (``Sum`` or ``Average``) and return this rank's block of
+    rows of the result (the first dimension split evenly, the first ranks one more)."""
+    comm = _comm()
+    op = _resolve(op)
+    if op not in (Sum, Average):
+        raise HpcsuiteError(f"reducescatter supports hvd.Sum and hvd.Average, not {op!r}")
+    if tensor.dim() == 0:
+        raise HpcsuiteError("reducescatter needs a tensor with a first dimension to split")
+    negotiate("reducescatter", [(name or "tensor", tensor)], (op, prescale_factor, postscale_factor))
+    rows = [hi - lo for lo, hi in (owned(int(tensor.shape[0]), comm.size, r) for r in range(comm.size))]
+    with _watchdog(f"reducescatter of {name or 'a tensor'!r}"), _on_host(tensor, write_back=False) as host:
+        wide = host.float() if host.dtype in _HALF else host.contiguous()  # MPI has no fast 16-bit sum
+        if prescale_factor != 1:
+            wide = wide * prescale_factor
+        row = int(np.prod(host.shape[1:], dtype=np.int64))
+        out = torch.empty((rows[comm.rank], *host.shape[1:]), dtype=wide.dtype)
+        _state.calls += 1
+        comm.Reduce_scatter(_host_view(wide)[0].reshape(-1), _host_view(out)[0].reshape(-1),
+                            [c * row for c in rows], op=MPI.SUM)  # comm: the reduction
+        if op == Average:
+            out.div_(comm.size)
+        if postscale_factor != 1:
+            out.mul_(postscale_factor)
+    return out.to(dtype=tensor.dtype, device=tensor.device)
+
+
 def broadcast_object(obj: Any, root_rank: int = 0, name: str | None = None) -> Any:
     """``root_rank``'s picklable object on every rank (objects travel in memory, never from files)."""
     negotiate("broadcast_object", [], (name, root_rank))
