@@ -379,3 +379,16 @@ def test_reducescatter_keeps_this_ranks_rows_of_the_sum(dtype):
     torch.testing.assert_close(mean, total[lo:lo + mean.shape[0]] / n)
     out.float().sum().backward()
     assert torch.equal(x.grad.float(), torch.full((rows, 3), float(n)))  # Horovod's backward: times n for Sum
+
+
+def test_fusion_buffer_from_the_environment_horovods_name_included(monkeypatch):
+    from hpcsuite.train.optimizer import FUSION_BYTES, fusion_size
+
+    assert fusion_size() == FUSION_BYTES and fusion_size(1000) == 1000
+    monkeypatch.setenv("HOROVOD_FUSION_THRESHOLD", "2048")
+    assert fusion_size() == 2048
+    monkeypatch.setenv("HPCSUITE_TRAIN_FUSION_BYTES", "4096")
+    assert fusion_size() == 4096
+    monkeypatch.setenv("HPCSUITE_TRAIN_FUSION_BYTES", "lots")
+    with pytest.raises(hvd.ops.HpcsuiteError, match="is not a byte count"):
+        fusion_size()

@@ -50,6 +50,27 @@ OVERLAP_ENV = "HPCSUITE_TRAIN_OVERLAP"
 OVERLAP = "poll"
 
 
+#: Environment variables giving the fusion buffer when the caller does not (the second is
+#: Horovod's, so job scripts written for it keep their setting).
+FUSION_ENVS = ("HPCSUITE_TRAIN_FUSION_BYTES", "HOROVOD_FUSION_THRESHOLD")
+
+
+def fusion_size(value: int | None = None) -> int:
+    """The fusion buffer in bytes: ``value``, else the first of :data:`FUSION_ENVS` set, else
+    :data:`FUSION_BYTES`."""
+    if value is not None:
+        return value
+    for name in FUSION_ENVS:
+        text = os.environ.get(name, "").strip()
+        if text:
+            try:
+                return int(text)
+            except ValueError:
+                raise HpcsuiteError(f"{name}={text!r} is not a byte count; give an integer such as "
+                                    f"{FUSION_BYTES}") from None
+    return FUSION_BYTES
+
+
 def overlap_mode(value: str | None = None) -> str:
     """The overlap mode: ``value``, else ``$HPCSUITE_TRAIN_OVERLAP``, else :data:`OVERLAP`."""
     mode = value or os.environ.get(OVERLAP_ENV, "").strip() or OVERLAP
@@ -78,7 +99,8 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         if backward_passes_per_step < 1:
             raise HpcsuiteError(f"backward_passes_per_step={backward_passes_per_step!r} must be at least 1")
         if fusion_bytes < 64:
-            raise HpcsuiteError(f"fusion_bytes={fusion_bytes!r} is too small; use at least 64 (bytes)")
+            raise HpcsuiteError(f"fusion buffer of {fusion_bytes!r} bytes is too small (fusion_bytes or "
+                                f"{' / '.join(FUSION_ENVS)}); use at least 64")
         if op == ops.Adasum:
             raise HpcsuiteError("op=hvd.Adasum is not supported by hpcsuite.train; use hvd.Average")
         if op not in (ops.Average, ops.Sum):
@@ -288,7 +310,7 @@ class _DistributedOptimizer(torch.optim.Optimizer):
 def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any = None,
                          compression: Any = Compression.none, backward_passes_per_step: int = 1,
                          op: str = ops.Average, gradient_predivide_factor: float = 1.0, num_groups: int = 0,
-                         groups: Any = None, sparse_as_dense: bool = False, fusion_bytes: int = FUSION_BYTES,
+                         groups: Any = None, sparse_as_dense: bool = False, fusion_bytes: int | None = None,
                          overlap: str | None = None) -> torch.optim.Optimizer:
     """Wrap ``optimizer`` so that ``step()`` averages (or sums) gradients over ranks first.
 
@@ -308,16 +330,18 @@ def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any
     num_groups, groups, sparse_as_dense
         Accepted for Horovod scripts: buckets follow ``fusion_bytes`` whatever the
         grouping (the result is the same), and sparse gradients are always reduced dense.
-    fusion_bytes : int
-        Largest chunk of gradients one MPI reduction carries (on the wire: after compression).
+    fusion_bytes : int, optional
+        Largest chunk of gradients one MPI reduction carries (on the wire: after
+        compression); default ``$HPCSUITE_TRAIN_FUSION_BYTES``, else Horovod's
+        ``$HOROVOD_FUSION_THRESHOLD``, else :data:`FUSION_BYTES`.
     overlap : {"sync", "poll", "thread"}, optional
         How reductions overlap backward (module docstring); default
         ``$HPCSUITE_TRAIN_OVERLAP``, else :data:`OVERLAP`, the fastest measured.
     """
     cls = type(optimizer.__class__.__name__, (optimizer.__class__,), dict(_DistributedOptimizer.__dict__))
     del num_groups, groups, sparse_as_dense  # see the docstring
-    wrapped = cls(optimizer.param_groups, named_parameters, compression, backward_passes_per_step, op, fusion_bytes,
-                  overlap, gradient_predivide_factor)
+    wrapped = cls(optimizer.param_groups, named_parameters, compression, backward_passes_per_step, op,
+                  fusion_size(fusion_bytes), overlap, gradient_predivide_factor)
     # Keep what the optimizer already holds (momenta, step counts - e.g. from a checkpoint):
     # re-initializing the class with the parameter groups alone would drop it.
     wrapped.load_state_dict(optimizer.state_dict())

@@ -73,7 +73,7 @@ def parser() -> cli.ArgumentParser:
     p.add_argument("--num-batches-per-iter", type=cli.positive_int, default=10, help="[%(default)s]")
     p.add_argument("--num-iters", type=cli.positive_int, default=5, help="[%(default)s]")
     p.add_argument("--fp16-allreduce", action="store_true")
-    p.add_argument("--fusion-bytes", type=cli.positive_int, default=None, help="fusion buffer [4 MiB]")
+    p.add_argument("--fusion-bytes", type=cli.positive_int, default=None, help="fusion buffer [$HPCSUITE_TRAIN_FUSION_BYTES, $HOROVOD_FUSION_THRESHOLD, else 4 MiB]")
     p.add_argument("--overlap", choices=("sync", "poll", "thread"), default=None,
                    help="how gradient reductions overlap backward [$HPCSUITE_TRAIN_OVERLAP, else the "
                         "fastest measured]")
@@ -91,7 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     import hpcsuite.train as hvd
-    from hpcsuite.train.optimizer import FUSION_BYTES
 
     hvd.init()
     device = hvd.ops.bind_device(args.device)
@@ -102,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hvd.broadcast_parameters(model.state_dict(), root_rank=0)
     opt = hvd.DistributedOptimizer(opt, named_parameters=model.named_parameters(),
                                    compression=hvd.Compression.fp16 if args.fp16_allreduce else hvd.Compression.none,
-                                   fusion_bytes=args.fusion_bytes or FUSION_BYTES, overlap=args.overlap)
+                                   fusion_bytes=args.fusion_bytes, overlap=args.overlap)
     data = torch.randn(args.batch_size, *sample, device=device)
     target = torch.randint(0, 10, (args.batch_size,), device=device)
     loss_fn = torch.nn.CrossEntropyLoss()
