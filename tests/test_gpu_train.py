@@ -45,3 +45,30 @@ def test_cuda_training_equals_cpu_training(overlap, compression, staged, monkeyp
                                atol=1e-4)
     everyone = hvd.allgather_object(on_gpu)
     assert all(torch.equal(everyone[0], p) for p in everyone), "ranks diverged"
+
+
+@pytest.mark.parametrize("staged", [True, False])
+def test_collectives_on_cuda_tensors_equal_the_cpu_ones(staged, monkeypatch):
+    hvd.init()
+    if not staged and not hvd.ops.mpi.gpu_aware():
+        staged = True
+    monkeypatch.setattr(hvd.ops._state, "gpu_aware", not staged)
+    device = hvd.ops.bind_device("cuda")
+    r, n = hvd.rank(), hvd.size()
+    x = torch.arange(6 * n, dtype=torch.float32).view(2 * n, 3) + r
+    calls = {
+        "allreduce": lambda t: hvd.allreduce(t, op=hvd.Sum),
+        "allreduce fp16": lambda t: hvd.allreduce(t.half(), op=hvd.Sum).float(),
+        "allgather": lambda t: hvd.allgather(t[:r + 1]),
+        "broadcast": lambda t: hvd.broadcast(t, root_rank=n - 1),
+        "alltoall": lambda t: hvd.alltoall(t),
+        "reducescatter": lambda t: hvd.reducescatter(t, op=hvd.Sum),
+        "grouped": lambda t: torch.cat([o.reshape(-1) for o in hvd.grouped_allreduce([t, t[0]], op=hvd.Sum)]),
+        "async": lambda t: hvd.synchronize(hvd.allreduce_async(t, op=hvd.Sum)),
+    }
+    for name, call in calls.items():
+        on_gpu, on_cpu = call(x.to(device)), call(x)
+        assert on_gpu.is_cuda, name
+        assert torch.equal(on_gpu.cpu(), on_cpu), name
+    bn = hvd.SyncBatchNorm(3).to(device)
+    torch.testing.assert_close(bn(x.to(device)).cpu(), hvd.SyncBatchNorm(3)(x), rtol=1e-5, atol=1e-5)
