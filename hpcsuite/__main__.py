@@ -66,11 +66,13 @@ def info() -> int:
         lines.append(f"mpi library    {mpi.library_version()}")
         lines.append(f"cuda-aware mpi {'yes' if mpi.gpu_aware() else 'no'} "
                      f"(override with {mpi.GPU_AWARE_ENV}=1|0)")
+        lines.append(f"mpi threads    {mpi.thread_level()} (hpcsuite.train overlap='thread' needs multiple)")
     except ImportError as exc:
         lines.append(f"mpi library    unusable: {exc} (pip install 'hpcsuite[mpich]', or build "
                      "mpi4py against your MPI)")
     lines += _gpu_lines()
     lines.append(f"torch          {_version('torch')}")
+    lines.append(f"numba          {_version('numba')} (the stencil's compiled CPU loop; pip install 'hpcsuite[fast]')")
     per_node = Counter(hosts)
     lines.append(f"ranks          {size} on {len(per_node)} node{'s' if len(per_node) > 1 else ''}")
     for host, n in sorted(per_node.items()):

@@ -139,7 +139,7 @@ def test_json_record_describes_the_run(tmp_path):
 def test_info_reports_the_stack_and_ranks_per_node():
     proc = launch(2, "-m", "hpcsuite", "info", timeout=30)
     assert proc.returncode == 0, proc.stderr
-    for field in ("numpy", "mpi4py", "mpi library", "cuda-aware mpi", "cupy", "torch"):
+    for field in ("numpy", "mpi4py", "mpi library", "cuda-aware mpi", "mpi threads", "cupy", "torch", "numba"):
         assert re.search(rf"^{field}\s", proc.stdout, re.M), field
     assert "ranks          2 on 1 node" in proc.stdout
     listing = python("-m", "hpcsuite")

@@ -70,6 +70,13 @@ def library_version() -> str:
     return " ".join(text.splitlines()[0].split()) if text else "unknown MPI"
 
 
+def thread_level() -> str:
+    """The thread support MPI gave this process, e.g. ``'multiple'``."""
+    names = {MPI.THREAD_SINGLE: "single", MPI.THREAD_FUNNELED: "funneled",
+             MPI.THREAD_SERIALIZED: "serialized", MPI.THREAD_MULTIPLE: "multiple"}
+    return names.get(MPI.Query_thread(), "unknown")
+
+
 def _libmpi_query() -> bool | None:
     """Ask the loaded libmpi through ``MPIX_Query_cuda_support`` (Open MPI, MPICH >= 4)."""
     try:
