@@ -23,7 +23,8 @@ def _digest(out: str) -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize("ranks,extra", [(1, ()), (2, ()), (4, ()), (2, ("--fp16-allreduce",))])
+@pytest.mark.parametrize("ranks,extra", [(1, ()), (2, ()), (4, ()), (2, ("--fp16-allreduce",)),
+                                         (3, ("--compression", "bf16"))])
 def test_mnist_reaches_95_percent_with_the_same_hyper_parameters(tmp_path, ranks, extra):
     proc = launch(ranks, *MNIST, *extra, "--checkpoint-dir", str(tmp_path), "--target-accuracy", "0.95",
                   timeout=240)

@@ -38,7 +38,10 @@ def parser() -> cli.ArgumentParser:
     p.add_argument("--momentum", type=float, default=0.9, help="[%(default)s]")
     p.add_argument("--hidden", type=cli.positive_int, default=128, help="hidden units [%(default)s]")
     p.add_argument("--seed", type=cli.nonnegative_int, default=0, help="[%(default)s]")
-    p.add_argument("--fp16-allreduce", action="store_true", help="send gradients as float16")
+    p.add_argument("--fp16-allreduce", action="store_true", help="send gradients as float16 (Horovod's flag; "
+                   "same as --compression fp16)")
+    p.add_argument("--compression", choices=("none", "fp16", "bf16"), default=None,
+                   help="gradients on the wire [none]")
     p.add_argument("--data-dir", default=os.environ.get("SM_CHANNEL_TRAINING"),
                    help="folder with MNIST's four IDX files [bundled digits]")
     p.add_argument("--checkpoint-dir", default=os.environ.get("SM_MODEL_DIR", "checkpoints"),
@@ -65,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not args.lr > 0:
         raise UsageError(f"--lr {args.lr!r} must be positive")
+    if args.fp16_allreduce and args.compression not in (None, "fp16"):
+        raise UsageError(f"--fp16-allreduce contradicts --compression {args.compression}; give one of them")
+    compression = "fp16" if args.fp16_allreduce else (args.compression or "none")
     import numpy as np
     import torch
 
@@ -109,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hvd.broadcast_parameters(model.state_dict(), root_rank=0)
     hvd.broadcast_optimizer_state(opt, root_rank=0)
     opt = hvd.DistributedOptimizer(opt, named_parameters=model.named_parameters(),
-                                   compression=hvd.Compression.fp16 if args.fp16_allreduce else hvd.Compression.none)
+                                   compression=getattr(hvd.Compression, compression))
     sampler = data.ExactSampler(len(x_train), size, rank, args.batch_size, args.seed)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -208,7 +214,7 @@ def _record(args: Any, size: int, hosts: list[str], accuracy: float, rate: float
                               device=args.device, device_name=args.device)
     records.append(args.json, records.make(
         "train.mnist", params={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                               "fp16_allreduce": args.fp16_allreduce, "seed": args.seed},
+                               "compression": compression, "seed": args.seed},
         ranks=size, env=env, times={"unit": "s", "wall": elapsed},
         fom={"name": "throughput", "value": rate, "unit": "samples/s", "higher_is_better": True},
         result={"test_accuracy": accuracy, "params_sha256": digest}))
