@@ -392,3 +392,41 @@ def test_fusion_buffer_from_the_environment_horovods_name_included(monkeypatch):
     monkeypatch.setenv("HPCSUITE_TRAIN_FUSION_BYTES", "lots")
     with pytest.raises(hvd.ops.HpcsuiteError, match="is not a byte count"):
         fusion_size()
+
+
+@pytest.mark.parametrize("overlap", MODES)
+def test_synchronize_twice_reduces_once_and_zero_grad_resets(overlap):
+    n = hvd.size()
+    model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.constant_(model.weight, 0.0)
+    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=1.0), model.named_parameters(),
+                                   op=hvd.Sum, overlap=overlap)
+    opt.zero_grad()
+    model(torch.ones(1, 2)).sum().backward()
+    opt.synchronize()
+    opt.synchronize()
+    assert torch.equal(model.weight.grad, torch.full((1, 2), float(n)))  # summed once
+    opt.zero_grad()  # the step is skipped: the next one must reduce its own gradients
+    model(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    assert torch.equal(model.weight.detach(), torch.full((1, 2), -float(n)))
+
+
+def test_wrapping_the_same_parameters_again_leaves_the_old_optimizer_idle():
+    model, alone = _model(), _model()
+    first = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters(),
+                                     fusion_bytes=SMALL, overlap="poll")
+    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters(),
+                                   fusion_bytes=SMALL, overlap="poll")
+    ref = torch.optim.SGD(alone.parameters(), lr=0.1)
+    n, r = hvd.size(), hvd.rank()
+    for step in range(2):
+        x, y = _data(step, n * B)
+        opt.zero_grad()
+        torch.nn.CrossEntropyLoss()(model(x[r * B:(r + 1) * B]), y[r * B:(r + 1) * B]).backward()
+        opt.step()
+        ref.zero_grad()
+        torch.nn.CrossEntropyLoss()(alone(x), y).backward()
+        ref.step()
+    assert not first._started and not first._passes
+    torch.testing.assert_close(_flat(model), _flat(alone), rtol=1e-5, atol=1e-6)

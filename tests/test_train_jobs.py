@@ -26,11 +26,16 @@ def _digest(out: str) -> str:
 @pytest.mark.parametrize("ranks,extra", [(1, ()), (2, ()), (4, ()), (2, ("--fp16-allreduce",)),
                                          (3, ("--compression", "bf16"))])
 def test_mnist_reaches_95_percent_with_the_same_hyper_parameters(tmp_path, ranks, extra):
+    import json
+
+    record = tmp_path / "r.jsonl"
     proc = launch(ranks, *MNIST, *extra, "--checkpoint-dir", str(tmp_path), "--target-accuracy", "0.95",
-                  timeout=240)
+                  "--json", str(record), timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     accuracy = float(re.search(r"test accuracy ([\d.]+) %", proc.stdout).group(1))
     assert accuracy >= 95.0
+    params = json.loads(record.read_text())["params"]
+    assert params["compression"] == ("none" if not extra else extra[-1].replace("--fp16-allreduce", "fp16"))
 
 
 def test_a_run_stopped_mid_epoch_and_resumed_ends_bitwise_equal(tmp_path):

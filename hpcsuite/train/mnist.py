@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--lr {args.lr!r} must be positive")
     if args.fp16_allreduce and args.compression not in (None, "fp16"):
         raise UsageError(f"--fp16-allreduce contradicts --compression {args.compression}; give one of them")
-    compression = "fp16" if args.fp16_allreduce else (args.compression or "none")
+    args.compression = "fp16" if args.fp16_allreduce else (args.compression or "none")
     import numpy as np
     import torch
 
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hvd.broadcast_parameters(model.state_dict(), root_rank=0)
     hvd.broadcast_optimizer_state(opt, root_rank=0)
     opt = hvd.DistributedOptimizer(opt, named_parameters=model.named_parameters(),
-                                   compression=getattr(hvd.Compression, compression))
+                                   compression=getattr(hvd.Compression, args.compression))
     sampler = data.ExactSampler(len(x_train), size, rank, args.batch_size, args.seed)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -214,7 +214,7 @@ def _record(args: Any, size: int, hosts: list[str], accuracy: float, rate: float
                               device=args.device, device_name=args.device)
     records.append(args.json, records.make(
         "train.mnist", params={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                               "compression": compression, "seed": args.seed},
+                               "compression": args.compression, "seed": args.seed},
         ranks=size, env=env, times={"unit": "s", "wall": elapsed},
         fom={"name": "throughput", "value": rate, "unit": "samples/s", "higher_is_better": True},
         result={"test_accuracy": accuracy, "params_sha256": digest}))

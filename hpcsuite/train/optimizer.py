@@ -141,7 +141,12 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         by_kind: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
         for p in trained:
             by_kind.setdefault((p.dtype, p.device), []).append(p)
-            p.register_post_accumulate_grad_hook(self._on_grad)
+            # The newest DistributedOptimizer owns the parameter: an older one's hook would
+            # start reductions that nothing ever finishes.
+            old = getattr(p, "_hpcsuite_grad_hook", None)
+            if old is not None:
+                old.remove()
+            p._hpcsuite_grad_hook = p.register_post_accumulate_grad_hook(self._on_grad)
         for (dtype, device), params in by_kind.items():
             flat = torch.zeros(sum(p.numel() for p in params), dtype=dtype, device=device)
             spans, offset = [], 0
@@ -229,7 +234,9 @@ class _DistributedOptimizer(torch.optim.Optimizer):
 
     def synchronize(self) -> None:
         """Reduce the gradients now (e.g. before clipping them); ``step()`` then skips it
-        inside :meth:`skip_synchronize`."""
+        inside :meth:`skip_synchronize`. Calling it again before the step does nothing."""
+        if self._synchronized:
+            return
         passes = max(self._passes.values(), default=0)
         if passes != self._passes_per_step:
             self._drain()
@@ -279,6 +286,7 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         if self._started:
             self._drain()
         self._passes.clear()
+        self._synchronized = False  # the next step reduces the next gradients
         with torch.no_grad():
             for p in self._params:
                 if set_to_none:
