@@ -8,6 +8,7 @@ host play several nodes. Facts behind the settings: shared/notes/slurm-local.md.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -68,8 +69,13 @@ class SlurmCluster:
             f"NodeName={n} NodeHostname={host} NodeAddr=127.0.0.1 Port={p} CPUs={self.cpus} "
             f"Sockets=1 CoresPerSocket={self.cpus} ThreadsPerCore=1 RealMemory=1000 State=UNKNOWN"
             for n, p in zip(self.names, node_ports))
+        # Job ids from a random start: MPICH names its shared-memory segments after the
+        # job and step, and a segment left in /dev/shm by a killed rank of an earlier
+        # cluster's job with the same id breaks MPI_Init ("Message truncated").
+        first_job = random.randrange(1000, 60_000_000)
         self.conf.write_text(f"""\
 ClusterName=hpcsuite-test
+FirstJobId={first_job}
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctl_port}
 SlurmUser=root
