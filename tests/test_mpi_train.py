@@ -258,7 +258,6 @@ def test_topology_and_build_queries():
     assert hvd.cross_size() == 1 and hvd.cross_rank() == 0  # one node here
     assert hvd.mpi_built() and hvd.mpi_enabled() and not hvd.gloo_built() and hvd.nccl_built() == 0
     assert hvd.mpi_threads_supported()  # mpi4py asks for MPI_THREAD_MULTIPLE; overlap="thread" needs it
-    assert hvd.cuda_built() == torch.backends.cuda.is_built()
 
 
 def test_gradient_predivide_factor_gives_the_same_average():

@@ -320,26 +320,24 @@ def _pinned(tensor: torch.Tensor) -> torch.Tensor:
     return host
 
 
+def _staged(tensor: torch.Tensor) -> torch.Tensor:
+    """What MPI reduces for ``tensor``: the tensor itself, or a contiguous host copy."""
+    if tensor.is_cuda:
+        torch.cuda.current_stream(tensor.device).synchronize()  # queued kernels finish first
+        if _direct(tensor) and tensor.is_contiguous():
+            return tensor.detach()
+        return _pinned(tensor)
+    return tensor.detach() if tensor.is_contiguous() else tensor.detach().contiguous()
+
+
 @contextmanager
 def _on_host(tensor: torch.Tensor, write_back: bool = True):
-    """Yield a contiguous tensor MPI can read: CPU, or the CUDA tensor itself when MPI is
-    CUDA-aware; results are copied back if needed."""
-    if _direct(tensor) and tensor.is_contiguous():
-        torch.cuda.current_stream(tensor.device).synchronize()  # queued kernels finish first
-        yield tensor.detach()
-    elif tensor.is_cuda:
-        torch.cuda.current_stream(tensor.device).synchronize()  # queued kernels finish first
-        host = _pinned(tensor)
-        yield host
-        if write_back:
-            tensor.copy_(host.to(tensor.device))
-    elif tensor.is_contiguous():
-        yield tensor.detach()
-    else:
-        host = tensor.detach().contiguous()
-        yield host
-        if write_back:
-            tensor.copy_(host)
+    """Yield a contiguous tensor MPI can read (see :func:`_staged`); results are copied
+    back if it is a copy."""
+    host = _staged(tensor)
+    yield host
+    if write_back and host.data_ptr() != tensor.data_ptr():
+        tensor.copy_(host.to(tensor.device))
 
 
 def _resolve(op: str | None, average: bool | None = None) -> str:
@@ -355,10 +353,14 @@ def _resolve(op: str | None, average: bool | None = None) -> str:
     return op
 
 
+def _check_average(op: str, dtype: torch.dtype) -> None:
+    if op == Average and not (dtype.is_floating_point or dtype.is_complex):
+        raise HpcsuiteError(f"hvd.Average of a {dtype} tensor is not exact; use op=hvd.Sum and divide")
+
+
 def _allreduce_inplace(t: torch.Tensor, op: str, prescale: float = 1.0, postscale: float = 1.0) -> None:
     comm = _comm()
-    if op == Average and not (t.dtype.is_floating_point or t.dtype.is_complex):
-        raise HpcsuiteError(f"hvd.Average of a {t.dtype} tensor is not exact; use op=hvd.Sum and divide")
+    _check_average(op, t.dtype)
     with _on_host(t) as host:
         if prescale != 1:
             host.mul_(prescale)
@@ -460,16 +462,6 @@ def _worker() -> _Worker:
     return _state.worker
 
 
-def _staged(tensor: torch.Tensor) -> torch.Tensor:
-    """What MPI reduces for ``tensor``: the tensor itself, or a contiguous host copy."""
-    if tensor.is_cuda:
-        torch.cuda.current_stream(tensor.device).synchronize()  # queued kernels finish first
-        if _direct(tensor) and tensor.is_contiguous():
-            return tensor.detach()
-        return _pinned(tensor)
-    return tensor.detach() if tensor.is_contiguous() else tensor.detach().contiguous()
-
-
 def start_sum(tensor: torch.Tensor, mode: str) -> Pending:
     """Start summing ``tensor`` over ranks, in place; finish with :func:`wait_sums`.
 
@@ -551,8 +543,7 @@ def allreduce_async_(tensor: torch.Tensor, average: bool | None = None, name: st
     if op not in (Sum, Average):
         _allreduce_inplace(tensor, op, prescale_factor, postscale_factor)
         return Handle(Pending(tensor, tensor), None, name or "tensor")
-    if op == Average and not tensor.dtype.is_floating_point:
-        raise HpcsuiteError(f"hvd.Average of a {tensor.dtype} tensor is not exact; use op=hvd.Sum and divide")
+    _check_average(op, tensor.dtype)
     if prescale_factor != 1:
         with torch.no_grad():
             tensor.mul_(prescale_factor)
@@ -605,6 +596,12 @@ def broadcast_(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None
     return tensor
 
 
+def _rows(counts: Sequence[int], row: int) -> tuple[list[int], list[int]]:
+    """Element counts and displacements of consecutive blocks of ``counts`` rows. Pure."""
+    elems = [c * row for c in counts]
+    return elems, [sum(elems[:i]) for i in range(len(elems))]
+
+
 def allgather_counts(tensor: torch.Tensor, name: str | None = None) -> tuple[torch.Tensor, list[int]]:
     """Every rank's ``tensor`` concatenated along dimension 0 (first dimensions may differ),
     and every rank's first dimension. (Differentiable form: :mod:`hpcsuite.train.autograd`.)"""
@@ -616,16 +613,9 @@ def allgather_counts(tensor: torch.Tensor, name: str | None = None) -> tuple[tor
         out = torch.empty((sum(counts), *host.shape[1:]), dtype=host.dtype)
         send, _ = _host_view(host)
         recv, _ = _host_view(out)
-        elems = [c * row for c in counts]
-        displs = np.concatenate(([0], np.cumsum(elems)[:-1])).astype(int).tolist()
+        elems, displs = _rows(counts, row)
         comm.Allgatherv(send.reshape(-1), [recv.reshape(-1), elems, displs, mpi.datatype(recv.dtype)])  # comm
     return out.to(tensor.device), counts
-
-
-def _rows(counts: Sequence[int], row: int) -> tuple[list[int], list[int]]:
-    """Element counts and displacements of consecutive blocks of ``counts`` rows. Pure."""
-    elems = [c * row for c in counts]
-    return elems, [sum(elems[:i]) for i in range(len(elems))]
 
 
 def alltoall_splits(tensor: torch.Tensor, splits: Sequence[int] | None = None,
