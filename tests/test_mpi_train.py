@@ -429,3 +429,63 @@ def test_wrapping_the_same_parameters_again_leaves_the_old_optimizer_idle():
         ref.step()
     assert not first._started and not first._passes
     torch.testing.assert_close(_flat(model), _flat(alone), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("overlap", MODES)
+@pytest.mark.parametrize("compression", [hvd.Compression.none, hvd.Compression.fp16])
+def test_join_lets_ranks_with_fewer_batches_stop(overlap, compression):
+    """Rank r trains r + 1 steps, then joins; joined ranks send zeros, averages divide by n."""
+    n, r = hvd.size(), hvd.rank()
+    model, alone = _model(), _model()
+    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters(),
+                                   compression=compression, fusion_bytes=SMALL, overlap=overlap)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for step in range(r + 1):
+        x, y = _data(step, n * B)
+        opt.zero_grad()
+        loss_fn(model(x[r * B:(r + 1) * B]), y[r * B:(r + 1) * B]).backward()
+        opt.step()
+    assert hvd.join() == n - 1  # the rank with the most batches joined last
+    for step in range(n):  # the same on one process: ranks >= step take part in step
+        x, y = _data(step, n * B)
+        grads = []
+        for q in range(step, n):
+            alone.zero_grad()
+            loss_fn(alone(x[q * B:(q + 1) * B]), y[q * B:(q + 1) * B]).backward()
+            grads.append([p.grad.clone() for p in alone.parameters()])
+        with torch.no_grad():
+            for i, p in enumerate(alone.parameters()):
+                p -= 0.1 * sum(g[i] for g in grads) / n
+    if r == n - 1:
+        tol = 2e-3 if compression is hvd.Compression.fp16 else 1e-5
+        torch.testing.assert_close(_flat(model), _flat(alone), rtol=tol, atol=tol)
+    hvd.broadcast_parameters(model.state_dict(), root_rank=n - 1)  # what users do after join
+    flats = hvd.allgather_object(_flat(model))
+    assert all(torch.equal(flats[0], f) for f in flats)
+
+
+def test_joined_ranks_take_part_with_zeros_or_no_rows():
+    n, r = hvd.size(), hvd.rank()
+    if r == 0:
+        assert hvd.join() == (n - 1 if n > 1 else 0)
+        return
+    assert torch.equal(hvd.allreduce(torch.ones(3), op=hvd.Sum), torch.full((3,), float(n - 1)))
+    assert torch.equal(hvd.allreduce(torch.ones(3)), torch.full((3,), (n - 1) / n))  # divides by n
+    assert hvd.allgather(torch.full((1, 2), float(r))).shape == (n - 1, 2)
+    assert hvd.broadcast_object({"from": 1}, root_rank=1) == {"from": 1}
+    hvd.barrier()
+    assert hvd.join() == n - 1
+
+
+def test_a_collective_joined_ranks_cannot_take_part_in_fails_on_every_rank():
+    n, r = hvd.size(), hvd.rank()
+    if n == 1:
+        assert hvd.join() == 0
+        return
+    with pytest.raises(hvd.CollectiveMismatch, match="alltoall cannot run while ranks have joined"):
+        if r == 0:
+            hvd.join()  # raises the same error, naming the collective
+        else:
+            hvd.alltoall(torch.ones(n, 1))
+    hvd.barrier()  # everyone is out of the failed collective, in step
+    assert hvd.join() == n - 1

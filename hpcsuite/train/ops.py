@@ -22,6 +22,7 @@ communicator, ``sync`` reduces at once (blocking).
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import sys
@@ -227,21 +228,121 @@ def _watchdog(what: str):
         timer.cancel()
 
 
-def negotiate(kind: str, tensors: Sequence[tuple[str, torch.Tensor]], extra: Any = None) -> None:
-    """All ranks agree on the collective and its tensors, or all raise :class:`CollectiveMismatch`."""
-    comm = _comm()
-    mine = (kind, tuple((n, tuple(t.shape), str(t.dtype)) for n, t in tensors), extra)
-    with _watchdog(f"{kind} of {', '.join(repr(n) for n, _ in tensors[:3]) or 'nothing'}"):
-        everyone = comm.allgather(mine)  # comm: descriptors (small)
-    if all(d == everyone[0] for d in everyone):
-        return
+#: Collectives that ranks which called :func:`join` take part in (with zeros / no rows).
+JOINABLE = ("allreduce", "grouped_allreduce", "gradients", "broadcast", "broadcast_parameters", "allgather",
+            "reducescatter", "broadcast_object", "allgather_object", "barrier")
+
+
+def _exchange(mine: Any, what: str) -> list[Any]:
+    with _watchdog(what):
+        return _comm().allgather(mine)  # comm: descriptors (small)
+
+
+def _mismatch(everyone: list[Any], why: str = "ranks disagree on a collective") -> CollectiveMismatch:
     lines = []
     for r, (k, descr, ex) in enumerate(everyone):
         names = ", ".join(f"{n}{list(s)} {d}" for n, s, d in descr[:4]) + (" ..." if len(descr) > 4 else "")
         lines.append(f"rank {r}: {k}({names}{'' if ex is None else f'; {ex}'})")
-    err = CollectiveMismatch("ranks disagree on a collective: " + " | ".join(lines))
+    err = CollectiveMismatch(f"{why}: " + " | ".join(lines))
     err.collective = True  # every rank saw the same descriptors and raises the same error
-    raise err
+    return err
+
+
+def _agreed(everyone: list[Any]) -> Any:
+    """The descriptor the ranks that have not joined agree on (None when all joined)."""
+    active = [d for d in everyone if d[0] != "join"]
+    if not active:
+        return None
+    if any(d != active[0] for d in active):
+        raise _mismatch(everyone)
+    if len(active) < len(everyone) and active[0][0] not in JOINABLE:
+        raise _mismatch(everyone, f"{active[0][0]} cannot run while ranks have joined (hvd.join)")
+    return active[0]
+
+
+def negotiate(kind: str, tensors: Sequence[tuple[str, torch.Tensor]], extra: Any = None) -> None:
+    """All ranks agree on the collective and its tensors, or all raise :class:`CollectiveMismatch`.
+
+    Ranks inside :func:`join` agree to anything in :data:`JOINABLE` and take part in it."""
+    mine = (kind, tuple((n, tuple(t.shape), str(t.dtype)) for n, t in tensors), extra)
+    _agreed(_exchange(mine, f"{kind} of {', '.join(repr(n) for n, _ in tensors[:3]) or 'nothing'}"))
+
+
+def join() -> int:
+    """This rank has no more data: until every rank has joined, take part in the other
+    ranks' collectives with zeros (allreduces, gradient reductions; averages still divide
+    by the full rank count, as Horovod's) or no rows (allgather). Returns the rank that
+    joined last, which holds the final parameters: broadcast from it afterwards."""
+    rounds = 0
+    while True:
+        everyone = _exchange(("join", (), rounds), "join (waiting for the other ranks' data to end)")
+        agreed = _agreed(everyone)
+        if agreed is None:
+            return max(r for r, d in enumerate(everyone) if d[2] == 0)  # who joined in this round
+        _mirror(*agreed)
+        rounds += 1
+
+
+def _zeros(descr: tuple[str, tuple[int, ...], str]) -> torch.Tensor:
+    return torch.zeros(descr[1], dtype=getattr(torch, descr[2].removeprefix("torch.")))
+
+
+def _mirror(kind: str, tensors: tuple, extra: Any) -> None:
+    """Take part, as a joined rank, in the collective the others agreed on."""
+    comm = _comm()
+    if kind == "allreduce":
+        _allreduce_inplace(_zeros(tensors[0]), *extra)
+    elif kind == "grouped_allreduce":
+        by_dtype: dict[str, int] = {}
+        for _, shape, dtype in tensors:
+            by_dtype[dtype] = by_dtype.get(dtype, 0) + math.prod(shape)
+        for dtype, n in by_dtype.items():
+            _allreduce_inplace(_zeros(("", (n,), dtype)), *extra)
+    elif kind == "gradients":
+        _mirror_gradients(tensors, *extra)
+    elif kind == "broadcast":
+        zeros = _zeros(tensors[0])
+        comm.Bcast(_host_view(zeros)[0], root=extra)  # comm: the broadcast
+    elif kind == "allgather":
+        _allgather(_zeros(("", (0, *extra), tensors[0][2])))
+    elif kind == "reducescatter":
+        _reducescatter(_zeros(tensors[0]), *extra)
+    elif kind == "broadcast_object":
+        comm.bcast(None, root=extra[1])  # comm: pickled object
+    elif kind == "allgather_object":
+        comm.allgather(None)  # comm: pickled objects (None from this rank)
+    elif kind == "barrier":
+        comm.Barrier()  # comm: barrier
+    # broadcast_parameters: its broadcasts are negotiated (and mirrored) one by one
+
+
+def _mirror_gradients(tensors: tuple, op: str, compression: str, passes: int, fusion: int, overlap: str) -> None:
+    """Zeros for every bucket of a DistributedOptimizer step, in the order and on the
+    communicator the active ranks use (see :mod:`hpcsuite.train.optimizer`)."""
+    sizes: dict[str, int] = {}
+    for _, shape, dtype in tensors:
+        sizes[dtype] = sizes.get(dtype, 0) + math.prod(shape)
+    wire16 = {"FP16Compressor": torch.float16, "BF16Compressor": torch.bfloat16}.get(compression)
+    buckets = []
+    for dtype, n in sizes.items():
+        wire = _zeros(("", (0,), dtype)).dtype
+        wire = wire16 if wire16 is not None and wire.is_floating_point else wire
+        chunk = max(1, fusion // torch.empty(0, dtype=wire).element_size())
+        buckets += [torch.zeros(min(chunk, n - lo), dtype=wire) for lo in range(0, n, chunk)]
+    comm = _worker().comm if overlap == "thread" else _comm()
+    if overlap == "poll":  # 16-bit: every first half is started before any second half
+        plans = [_Sum16(comm, b) if b.dtype in _HALF else None for b in buckets]
+        MPI.Request.Waitall([p.start() if p else comm.Iallreduce(MPI.IN_PLACE, _host_view(b)[0], op=MPI.SUM)
+                             for p, b in zip(plans, buckets)])
+        for p in plans:
+            if p is not None:
+                p.finish()
+        return
+    for b in buckets:
+        if b.dtype in _HALF:
+            _Sum16(comm, b).run()
+        else:
+            comm.Allreduce(MPI.IN_PLACE, _host_view(b)[0], op=MPI.SUM)  # comm: the reduction
 
 
 # -- moving tensor data ------------------------------------------------------------------------
@@ -540,7 +641,9 @@ def allreduce_async_(tensor: torch.Tensor, average: bool | None = None, name: st
     complete before this returns."""
     op = _resolve(op, average)
     negotiate("allreduce", [(name or "tensor", tensor)], (op, prescale_factor, postscale_factor))
-    if op not in (Sum, Average):
+    if op not in (Sum, Average) or tensor.dtype in _HALF:
+        # Completed at once: min/max/product, and 16-bit sums (whose two halves would
+        # otherwise interleave with later collectives differently on different ranks).
         _allreduce_inplace(tensor, op, prescale_factor, postscale_factor)
         return Handle(Pending(tensor, tensor), None, name or "tensor")
     _check_average(op, tensor.dtype)
@@ -605,9 +708,14 @@ def _rows(counts: Sequence[int], row: int) -> tuple[list[int], list[int]]:
 def allgather_counts(tensor: torch.Tensor, name: str | None = None) -> tuple[torch.Tensor, list[int]]:
     """Every rank's ``tensor`` concatenated along dimension 0 (first dimensions may differ),
     and every rank's first dimension. (Differentiable form: :mod:`hpcsuite.train.autograd`.)"""
-    comm = _comm()
     negotiate("allgather", [(name or "tensor", tensor[:0])], tuple(tensor.shape[1:]))
-    with _watchdog(f"allgather of {name or 'a tensor'!r}"), _on_host(tensor, write_back=False) as host:
+    with _watchdog(f"allgather of {name or 'a tensor'!r}"):
+        return _allgather(tensor)
+
+
+def _allgather(tensor: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    comm = _comm()
+    with _on_host(tensor, write_back=False) as host:
         counts = comm.allgather(int(host.shape[0]))  # comm: first dimensions
         row = int(np.prod(host.shape[1:], dtype=np.int64))
         out = torch.empty((sum(counts), *host.shape[1:]), dtype=host.dtype)
@@ -652,15 +760,20 @@ def reducescatter_(tensor: torch.Tensor, op: str = Average, name: str | None = N
                    postscale_factor: float = 1.0) -> torch.Tensor:
     """Reduce ``tensor`` over ranks (``Sum`` or ``Average``) and return this rank's block of
     rows of the result (the first dimension split evenly, the first ranks one more)."""
-    comm = _comm()
     op = _resolve(op)
     if op not in (Sum, Average):
         raise HpcsuiteError(f"reducescatter supports hvd.Sum and hvd.Average, not {op!r}")
     if tensor.dim() == 0:
         raise HpcsuiteError("reducescatter needs a tensor with a first dimension to split")
     negotiate("reducescatter", [(name or "tensor", tensor)], (op, prescale_factor, postscale_factor))
+    with _watchdog(f"reducescatter of {name or 'a tensor'!r}"):
+        return _reducescatter(tensor, op, prescale_factor, postscale_factor)
+
+
+def _reducescatter(tensor: torch.Tensor, op: str, prescale_factor: float, postscale_factor: float) -> torch.Tensor:
+    comm = _comm()
     rows = [hi - lo for lo, hi in (owned(int(tensor.shape[0]), comm.size, r) for r in range(comm.size))]
-    with _watchdog(f"reducescatter of {name or 'a tensor'!r}"), _on_host(tensor, write_back=False) as host:
+    with _on_host(tensor, write_back=False) as host:
         wide = host.float() if host.dtype in _HALF else host.contiguous()  # MPI has no fast 16-bit sum
         if prescale_factor != 1:
             wide = wide * prescale_factor

@@ -207,8 +207,10 @@ class _DistributedOptimizer(torch.optim.Optimizer):
             self._next += 1
 
     def _negotiate(self) -> None:
-        ops.negotiate("gradients", [(self._names[id(p)], p) for b in self._buckets for p in b.params],
-                      (self._op, self._compression.__name__, self._passes_per_step, self._fusion_bytes))
+        # Everything a rank inside hvd.join() needs to rebuild the buckets and mirror them.
+        ops.negotiate("gradients", [(self._names[id(p)], p) for p in self._params],
+                      (self._op, self._compression.__name__, self._passes_per_step, self._fusion_bytes,
+                       self._overlap))
 
     def _scales(self) -> tuple[float, float]:
         """Divisor before the sum and factor after it. Averages divide before (a sum of many
