@@ -207,9 +207,9 @@ def _timeout() -> float:
 
 
 @contextmanager
-def _watchdog(what: str):
-    """Abort the job if the body blocks for longer than the timeout."""
-    limit = _timeout()
+def _watchdog(what: str, factor: float = 1.0):
+    """Abort the job if the body blocks for longer than ``factor`` times the timeout."""
+    limit = factor * _timeout()
     comm = _comm()
 
     def fire() -> None:
@@ -233,8 +233,8 @@ JOINABLE = ("allreduce", "grouped_allreduce", "gradients", "broadcast", "broadca
             "reducescatter", "broadcast_object", "allgather_object", "barrier")
 
 
-def _exchange(mine: Any, what: str) -> list[Any]:
-    with _watchdog(what):
+def _exchange(mine: Any, what: str, factor: float = 1.0) -> list[Any]:
+    with _watchdog(what, factor):
         return _comm().allgather(mine)  # comm: descriptors (small)
 
 
@@ -272,10 +272,12 @@ def join() -> int:
     """This rank has no more data: until every rank has joined, take part in the other
     ranks' collectives with zeros (allreduces, gradient reductions; averages still divide
     by the full rank count, as Horovod's) or no rows (allgather). Returns the rank that
-    joined last, which holds the final parameters: broadcast from it afterwards."""
+    joined last, which holds the final parameters: broadcast from it afterwards. A joined
+    rank waits up to 10x ``HPCSUITE_TRAIN_TIMEOUT`` between the others' collectives."""
     rounds = 0
     while True:
-        everyone = _exchange(("join", (), rounds), "join (waiting for the other ranks' data to end)")
+        # Waiting here is normal (the others still train, evaluate, save), so 10x the timeout.
+        everyone = _exchange(("join", (), rounds), "join (waiting for the other ranks to join)", factor=10)
         agreed = _agreed(everyone)
         if agreed is None:
             return max(r for r, d in enumerate(everyone) if d[2] == 0)  # who joined in this round
