@@ -1,7 +1,8 @@
 """hpcsuite.train against PyTorch, side by side in one run: step times and ratios.
 
 * n = 1: hpcsuite.train.synthetic vs the same step in plain PyTorch (target: at most
-  5 % overhead);
+  5 % overhead; separate processes swing +-7 % here, so ``train_overhead.py`` measures
+  it precisely, both variants interleaved in one process);
 * n = 2: hpcsuite.train.synthetic under mpirun vs PyTorch DDP (gloo) under torchrun
   (target: at most 1.0x DDP's step time);
 for the MLP and the ResNet-style model, each program run ``--runs`` times, alternating.
