@@ -239,6 +239,8 @@ def test_stream_and_montecarlo_jobs_check_out_and_record(tmp_path):
         proc = launch(3, "-m", f"hpcsuite.{module}", *args, "--json", str(path), timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert "check      ok" in proc.stdout
+        if module == "stream":  # 200000 elements: below the cache rule, and it says so
+            assert "below STREAM's 4x last-level-cache rule" in proc.stdout
     recs = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["kernel"] for r in recs] == ["stream", "montecarlo", "stencil", "matmul", "fft", "kmer"]
     assert recs[0]["fom"]["unit"] == "MB/s" and recs[1]["fom"]["unit"] == "paths/s"
