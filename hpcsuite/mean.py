@@ -64,7 +64,10 @@ def local(block: Any, xp: Any, axis: int | None) -> Any:
         float64 partial: shape ``()``, ``block.shape[1:]`` or ``(rows, *block.shape[2:])``.
     """
     if axis is None:
-        return xp.sum(block.reshape(-1), dtype=xp.float64)
+        # One row of a (1, elements) view, the shape :func:`partials` batches blocks in:
+        # CuPy may sum a 1-D array in another order than a row, and every block must get
+        # the same bits whichever rank (and batch) holds it.
+        return xp.sum(block.reshape(1, -1), axis=1, dtype=xp.float64)[0]
     return xp.sum(block, axis=axis, dtype=xp.float64)
 
 

@@ -48,19 +48,22 @@ def last_level_cache_bytes() -> int:
     return best or 32 << 20
 
 
-def rule_elements(ranks_on_node: int) -> int:
+def rule_elements(ranks_on_node: int, device_cache: int | None = None) -> int:
     """Elements per array per rank that meet McCalpin's rule (see :func:`default_size`)."""
+    if device_cache:  # a GPU's own L2, not shared with the node's other ranks
+        return max(1 << 23, -(-4 * device_cache // 8))
     return max(1 << 23, -(-4 * last_level_cache_bytes() // 8 // ranks_on_node))
 
 
-def default_size(ranks_on_node: int, available: int | None) -> tuple[int, str]:
+def default_size(ranks_on_node: int, available: int | None, device_cache: int | None = None) -> tuple[int, str]:
     """Elements per array per rank, and a note when the STREAM rule could not be met.
 
     McCalpin's rule: each array at least 4x the last-level cache of the node, shared by
-    the node's ranks; at least 2**23 elements (64 MiB). Capped so that the three arrays
-    of every rank take at most half the available memory.
+    the node's ranks (on a GPU: 4x its L2, ``device_cache`` bytes); at least 2**23
+    elements (64 MiB). Capped so that the three arrays of every rank take at most half
+    the available memory.
     """
-    want = rule_elements(ranks_on_node)
+    want = rule_elements(ranks_on_node, device_cache)
     if available is None:
         return want, ""
     cap = available // 2 // (3 * 8 * ranks_on_node)
@@ -155,12 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     note = ""
     n = args.size
     if n is None:
-        n, note = default_size(node.size, memory.available_bytes())
+        n, note = default_size(node.size, memory.available_bytes(), ctx.backend.cache_bytes)
         n = comm.allreduce(n, op=mpi.MPI.MIN)  # comm: metadata - one size for all ranks
-    elif not ctx.backend.on_device and n < rule_elements(node.size):
+    elif n < rule_elements(node.size, ctx.backend.cache_bytes):
         # STREAM's own rule; smaller arrays measure the caches, which is sometimes wanted.
         note = (f"note: --size {n} is below STREAM's 4x last-level-cache rule "
-                f"({rule_elements(node.size)} elements per rank here): these rates include cache")
+                f"({rule_elements(node.size, ctx.backend.cache_bytes)} elements per rank here): "
+                "these rates include cache")
     need = node.allreduce(3 * 8 * n)  # comm: metadata
     with mpi.agree(comm):
         if node.rank == 0 and not ctx.backend.on_device:

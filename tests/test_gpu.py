@@ -53,6 +53,23 @@ def test_generated_data_is_the_same_array_on_gpu_and_cpu(gpu):
     assert np.array_equal(gpu.to_host(on_gpu), load_rows(source, CPU, layout, 0, 500))
 
 
+@pytest.mark.parametrize("rows", [3001, 3000])
+def test_gpu_block_partials_have_the_same_bits_at_any_rank_count(gpu, rows):
+    """What makes the GPU mean bitwise identical across rank counts: a block's partial does
+    not depend on which rank, or which batch of blocks, summed it."""
+    layout = Layout((rows, 257), 64)
+    data = gpu.xp.asarray(np.random.default_rng(5).random(layout.shape))
+    by_size = {}
+    for size in (1, 2, 3, 8):
+        parts = []
+        for rank in range(size):
+            start, stop = layout.rank_rows(size, rank)
+            spans = [(a, b) for _, a, b in layout.local_blocks(size, rank)]
+            parts.append(gpu.to_host(mean.partials(data[start:stop], spans, gpu.xp, None)))
+        by_size[size] = np.concatenate(parts)
+    assert all(np.array_equal(by_size[1], p) for p in by_size.values())
+
+
 def test_host_staging_with_real_device_buffers(gpu, monkeypatch):
     from mpi4py import MPI
 
@@ -81,7 +98,8 @@ def test_kernels_agree_with_their_cpu_runs_on_the_gpu(gpu):
     out = stream.run(comm, gpu, 1 << 20, iterations=3)
     assert out["errors"] == [0.0, 0.0, 0.0]
     local, _, _ = stencil.run(comm, gpu, (300, 200), 10, 0.2, dims=(1, 1), overlap=True)
-    np.testing.assert_allclose(gpu.to_host(local), stencil.reference((300, 200), 10, 0.2), rtol=1e-12, atol=1e-15)
+    # The same expressions in the same order as NumPy: the same bits (as on the CPU).
+    assert np.array_equal(gpu.to_host(local), stencil.reference((300, 200), 10, 0.2))
     option = dict(kind="call", spot=100.0, strike=105.0, rate=0.05, vol=0.2, maturity=1.0)
     price, se = montecarlo.run(comm, gpu, 1 << 20, 1, option)
     cpu_price, _ = montecarlo.run(comm, CPU, 1 << 20, 1, option)

@@ -30,6 +30,12 @@ def _run(device, overlap, compression, steps=4):
     return torch.cat([p.detach().reshape(-1).cpu() for p in model.parameters()])
 
 
+def _choose_path(monkeypatch, staged):
+    """Staged: every call through pinned host memory; else device memory wherever this MPI takes it."""
+    monkeypatch.setattr(hvd.ops._state, "gpu_aware", not staged)
+    monkeypatch.setattr(hvd.ops._state, "gpu_aware_nonblocking", not staged and hvd.ops.mpi.gpu_aware_nonblocking())
+
+
 @pytest.mark.parametrize("staged", [True, False])
 @pytest.mark.parametrize("compression", [hvd.Compression.none, hvd.Compression.fp16])
 @pytest.mark.parametrize("overlap", hvd.ops.OVERLAP_MODES)
@@ -38,7 +44,7 @@ def test_cuda_training_equals_cpu_training(overlap, compression, staged, monkeyp
     hvd.init()
     if not staged and not hvd.ops.mpi.gpu_aware():
         staged = True  # this MPI is not CUDA-aware: the direct path cannot run; test staging twice
-    monkeypatch.setattr(hvd.ops._state, "gpu_aware", not staged)
+    _choose_path(monkeypatch, staged)
     device = hvd.ops.bind_device("cuda")
     on_gpu, on_cpu = _run(device, overlap, compression), _run(torch.device("cpu"), overlap, compression)
     torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-3 if compression is hvd.Compression.fp16 else 1e-5,
@@ -52,7 +58,7 @@ def test_collectives_on_cuda_tensors_equal_the_cpu_ones(staged, monkeypatch):
     hvd.init()
     if not staged and not hvd.ops.mpi.gpu_aware():
         staged = True
-    monkeypatch.setattr(hvd.ops._state, "gpu_aware", not staged)
+    _choose_path(monkeypatch, staged)
     device = hvd.ops.bind_device("cuda")
     r, n = hvd.rank(), hvd.size()
     x = torch.arange(6 * n, dtype=torch.float32).view(2 * n, 3) + r

@@ -103,6 +103,7 @@ def test_help_is_printed_once_and_imports_nothing_heavy():
 @pytest.mark.parametrize("kind,code,marker", [
     ("crash", 1, "RuntimeError: injected failure on rank 1"),
     ("user", 2, "[rank 1] fault_job: error: injected user error"),
+    ("memory", 1, "[rank 1] fault_job: error: out of memory (MemoryError: Unable to allocate"),
 ])
 def test_a_failing_rank_ends_the_whole_job_within_seconds(kind, code, marker):
     started = time.monotonic()
@@ -113,6 +114,8 @@ def test_a_failing_rank_ends_the_whole_job_within_seconds(kind, code, marker):
     if kind == "crash":
         assert all(line.startswith("[rank 1]") for line in proc.stderr.splitlines()
                    if "Traceback" in line or "File " in line)
+    else:  # a user's mistake or a size too big: a message, no traceback
+        assert "Traceback" not in proc.stderr
 
 
 def test_an_agreed_error_exits_cleanly_everywhere_with_one_message():

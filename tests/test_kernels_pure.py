@@ -30,6 +30,8 @@ def test_stream_errors_see_a_wrong_value():
 def test_stream_default_size_respects_the_cache_rule_and_memory():
     n, note = stream.default_size(1, None)
     assert n >= max(1 << 23, 4 * stream.last_level_cache_bytes() // 8) and note == ""
+    n, _ = stream.default_size(8, None, device_cache=50 << 20)  # an H100's L2: per GPU, not shared
+    assert n == 4 * (50 << 20) // 8
     n, note = stream.default_size(4, 10**9)
     assert 3 * 8 * n * 4 <= 10**9 // 2 + 3 * 8 * 4 and "below STREAM" in note
 

@@ -84,3 +84,19 @@ def test_paths_are_named_for_the_report():
     m = _device_messages(True)
     m.kind = "cupy"
     assert m.path == "device buffers, host-staged (MPI not CUDA-aware)"
+
+
+def test_the_report_says_why_device_buffers_were_staged(monkeypatch):
+    from hpcsuite.core import mpi
+
+    m = _device_messages(staged=True)
+    m.kind = "cupy"
+    try:
+        for aware, why in (("0", "MPI not CUDA-aware"), ("1", "this MPI takes none in non-blocking collectives")):
+            monkeypatch.setenv(mpi.GPU_AWARE_ENV, aware)
+            mpi.gpu_aware.cache_clear()
+            assert m.path == f"device buffers, host-staged ({why})"
+        m.staged = False
+        assert m.path == "device buffers, CUDA-aware MPI"
+    finally:
+        mpi.gpu_aware.cache_clear()

@@ -178,3 +178,24 @@ def test_main_writes_a_record_and_the_output(comm, shared_tmp):
     assert np.load(output).shape == (300,)
     comm.Barrier()
     assert os.path.exists(output)
+
+
+def test_nonblocking_collectives_get_device_buffers_only_where_mpi_takes_them(monkeypatch):
+    """Open MPI's CUDA support leaves out the non-blocking collectives: staged there."""
+    try:
+        monkeypatch.setenv(mpi.GPU_AWARE_ENV, "1")
+        mpi.gpu_aware.cache_clear()
+        for library, expected in (("MPICH Version: 4.2.0", True), ("Open MPI v5.0.3, package", False)):
+            monkeypatch.setattr(mpi, "library_version", lambda text=library: text)
+            assert mpi.gpu_aware_nonblocking() is expected
+        monkeypatch.setenv(mpi.GPU_AWARE_NONBLOCKING_ENV, "1")
+        assert mpi.gpu_aware_nonblocking() is True
+        monkeypatch.setenv(mpi.GPU_AWARE_NONBLOCKING_ENV, "maybe")
+        with pytest.raises(mpi.UsageError, match="HPCSUITE_GPU_AWARE_NONBLOCKING='maybe'"):
+            mpi.gpu_aware_nonblocking()
+        monkeypatch.delenv(mpi.GPU_AWARE_NONBLOCKING_ENV)
+        monkeypatch.setenv(mpi.GPU_AWARE_ENV, "0")
+        mpi.gpu_aware.cache_clear()
+        assert mpi.gpu_aware_nonblocking() is False
+    finally:
+        mpi.gpu_aware.cache_clear()

@@ -489,3 +489,37 @@ def test_a_collective_joined_ranks_cannot_take_part_in_fails_on_every_rank():
             hvd.alltoall(torch.ones(n, 1))
     hvd.barrier()  # everyone is out of the failed collective, in step
     assert hvd.join() == n - 1
+
+
+@pytest.fixture
+def staged(monkeypatch):
+    """Every collective works on a copy, as on a GPU whose MPI is not CUDA-aware (pinned host
+    buffers): the results must be written back - into parameters too - after MPI is done."""
+    real = hvd.ops._staged
+    monkeypatch.setattr(hvd.ops, "_staged", lambda t, nonblocking=False: real(t, nonblocking).clone())
+
+
+def test_staged_results_are_written_back_even_into_parameters(staged):
+    r, n = hvd.rank(), hvd.size()
+
+    def param(length):
+        return torch.nn.Parameter(torch.full((length,), float(r + 1)))
+
+    a, b, c, d, e = param(5), param(3), param(4), param(2), param(2 * n)
+    hvd.allreduce_(a, op=hvd.Sum, prescale_factor=2.0, name="a")
+    hvd.broadcast_(b, root_rank=n - 1, name="b")
+    hvd.synchronize(hvd.allreduce_async_(c, name="c"))
+    hvd.synchronize(hvd.broadcast_async_(d, root_rank=0, name="d"))
+    out = hvd.reducescatter(e, op=hvd.Sum, prescale_factor=0.5, name="e")
+    assert torch.equal(a.detach(), torch.full((5,), float(n * (n + 1))))
+    assert torch.equal(b.detach(), torch.full((3,), float(n)))
+    assert torch.equal(c.detach(), torch.full((4,), (n + 1) / 2))
+    assert torch.equal(d.detach(), torch.full((2,), 1.0))
+    assert torch.equal(out, torch.full((2,), n * (n + 1) / 4))
+    assert all(t.requires_grad for t in (a, b, c, d))
+
+
+@pytest.mark.parametrize("overlap", MODES)
+def test_staged_training_equals_one_process(staged, overlap):
+    ours, alone = _train(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, steps=3, overlap=overlap)
+    torch.testing.assert_close(ours, alone, rtol=1e-5, atol=1e-6)

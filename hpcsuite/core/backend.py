@@ -40,6 +40,9 @@ class Backend:
         The GPU this process is bound to.
     description : str
         Human-readable device name (e.g. ``"NVIDIA H100 80GB HBM3"``).
+    cache_bytes : int or None
+        The device's last-level cache (a GPU's L2), for STREAM's array-size rule; None
+        for the host's (read from sysfs by :mod:`hpcsuite.stream`).
     synchronize, to_host, from_host : callable
         Wait for queued device work; copy an array to a host ``numpy.ndarray``;
         copy a host array to this backend.
@@ -51,6 +54,7 @@ class Backend:
     on_device: bool = False
     device_id: int | None = None
     description: str = "cpu"
+    cache_bytes: int | None = None
     synchronize: Callable[[], None] = field(default=lambda: None)
     to_host: Callable[[Any], np.ndarray] = field(default=np.asarray)
     from_host: Callable[[np.ndarray], Any] = field(default=lambda a: a)
@@ -146,8 +150,12 @@ def _load_cupy(local_rank: int) -> Backend:
         )
     # Bind by node-local rank: global rank 9 on a 4-GPU node is local rank 1.
     device_id = local_rank % count
-    cupy.cuda.Device(device_id).use()
-    props = cupy.cuda.runtime.getDeviceProperties(device_id)
+    try:
+        cupy.cuda.Device(device_id).use()
+        props = cupy.cuda.runtime.getDeviceProperties(device_id)
+    except Exception as exc:  # e.g. exclusive-process mode with the GPU taken: --device auto falls back
+        raise BackendError(f"--device gpu: GPU {device_id} is not usable by this process ({exc}); "
+                           "check nvidia-smi (compute mode, other jobs), or use --device cpu") from None
     name = props["name"]
     description = name.decode() if isinstance(name, bytes) else str(name)
 
@@ -161,6 +169,7 @@ def _load_cupy(local_rank: int) -> Backend:
         on_device=True,
         device_id=device_id,
         description=description,
+        cache_bytes=int(props.get("l2CacheSize", 0)) or None,
         synchronize=synchronize,
         to_host=cupy.asnumpy,
         from_host=cupy.asarray,

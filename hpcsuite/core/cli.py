@@ -8,6 +8,7 @@ Policy (every ``python -m hpcsuite.<module>`` follows it through :func:`run`):
 * A user error seen by one rank only, after ranks have started talking: that rank
   prints the message tagged with its rank and aborts the whole job (``MPI_Abort``),
   because the other ranks may already wait in a collective.
+* Running out of memory (host or GPU): one line tagged with the rank, then ``MPI_Abort``.
 * Any other exception: the traceback, every line tagged ``[rank r]``, then
   ``MPI_Abort``: the job ends within seconds instead of hanging (mpi4py's
   ``python -m mpi4py`` does the same).
@@ -190,12 +191,20 @@ def _user_error(err: HpcsuiteError, prog: str) -> int:
     return err.exit_code
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """NumPy's MemoryError, CuPy's OutOfMemoryError (a MemoryError) or torch's CUDA one."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+
+
 def _crash(exc: BaseException, prog: str) -> int:
     where = _mpi_rank_size()
     rank = where[0] if where else env_rank()
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     if isinstance(exc, KeyboardInterrupt):
         text = f"{prog}: interrupted\n"
+    elif _out_of_memory(exc):  # a size the machine cannot hold: say so, no traceback
+        text = (f"{prog}: error: out of memory ({type(exc).__name__}: {exc}); use a smaller size, "
+                "fewer ranks per node or GPU, or spread the job over more nodes\n")
     sys.stderr.write(_tag(text, rank))
     code = 130 if isinstance(exc, KeyboardInterrupt) else 1
     if where is not None and where[1] > 1:

@@ -26,6 +26,8 @@ from hpcsuite.core.errors import HpcsuiteError, UsageError
 
 #: Set to 1 or 0 to force or deny CUDA-aware MPI (detection cannot see every build).
 GPU_AWARE_ENV = "HPCSUITE_GPU_AWARE"
+#: Set to 1 or 0 to force or deny device buffers in non-blocking collectives.
+GPU_AWARE_NONBLOCKING_ENV = "HPCSUITE_GPU_AWARE_NONBLOCKING"
 
 
 def world() -> MPI.Comm:
@@ -103,14 +105,34 @@ def gpu_aware() -> bool:
     ``MPIX_Query_cuda_support``; a library that cannot answer is taken as not
     CUDA-aware, which is always correct (staging), only slower.
     """
-    value = os.environ.get(GPU_AWARE_ENV, "").strip().lower()
+    forced = _flag(GPU_AWARE_ENV)
+    return bool(_libmpi_query()) if forced is None else forced
+
+
+def _flag(name: str) -> bool | None:
+    """An environment switch: True, False, or None when unset."""
+    value = os.environ.get(name, "").strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
     if value in ("0", "false", "no", "off"):
         return False
     if value:
-        raise UsageError(f"{GPU_AWARE_ENV}={value!r} is not understood; set it to 1 or 0, or unset it")
-    return bool(_libmpi_query())
+        raise UsageError(f"{name}={value!r} is not understood; set it to 1 or 0, or unset it")
+    return None
+
+
+def gpu_aware_nonblocking() -> bool:
+    """Whether non-blocking collectives (``Iallreduce``, ``Ibcast``...) may get device buffers.
+
+    CUDA-aware Open MPI takes device memory in point-to-point and blocking collectives
+    only ("Which MPI APIs do NOT work with CUDA-aware": the non-blocking collectives),
+    so under Open MPI they are staged through host memory. ``HPCSUITE_GPU_AWARE_NONBLOCKING``
+    = 1 or 0 decides instead.
+    """
+    forced = _flag(GPU_AWARE_NONBLOCKING_ENV)
+    if forced is not None:
+        return forced
+    return gpu_aware() and "open mpi" not in library_version().lower()
 
 
 def staging(backend: Backend) -> bool:

@@ -32,23 +32,32 @@ class Messages:
         One of :data:`KINDS`.
     local_rank : int
         Node-local rank, to bind a GPU for ``cupy``.
+    nonblocking : bool
+        For non-blocking collectives: device buffers go to MPI directly only where the
+        MPI takes them there too (:func:`hpcsuite.core.mpi.gpu_aware_nonblocking`).
     """
 
-    def __init__(self, kind: str, local_rank: int = 0) -> None:
+    def __init__(self, kind: str, local_rank: int = 0, nonblocking: bool = False) -> None:
         if kind not in KINDS:
             raise UsageError(f"unknown buffer {kind!r}; choose one of {', '.join(KINDS)}")
         self.kind = kind
         self.pickled = kind in ("pickle", "pkl5")
         self.backend = backends.load("cupy", local_rank) if kind == "cupy" else backends.load("numpy")
         self.staged = mpi.staging(self.backend)
+        self.nonblocking = nonblocking
+        if nonblocking and self.backend.on_device and not self.staged:
+            self.staged = not mpi.gpu_aware_nonblocking()
         self._shadow: dict[int, np.ndarray] = {}
 
     @property
     def path(self) -> str:
         """How data reaches MPI, for the report."""
         if self.kind == "cupy":
-            return "device buffers, host-staged (MPI not CUDA-aware)" if self.staged \
-                else "device buffers, CUDA-aware MPI"
+            if not self.staged:
+                return "device buffers, CUDA-aware MPI"
+            if not mpi.staging(self.backend):
+                return "device buffers, host-staged (this MPI takes none in non-blocking collectives)"
+            return "device buffers, host-staged (MPI not CUDA-aware)"
         return {"numpy": "host buffers", "bytearray": "host bytearray buffers",
                 "pickle": "pickled objects (lower-case API)",
                 "pkl5": "pickled objects, out-of-band buffers (mpi4py.util.pkl5)"}[self.kind]

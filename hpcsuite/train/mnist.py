@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fp16_allreduce and args.compression not in (None, "fp16"):
         raise UsageError(f"--fp16-allreduce contradicts --compression {args.compression}; give one of them")
     args.compression = "fp16" if args.fp16_allreduce else (args.compression or "none")
+    if args.device == "cuda":
+        # Deterministic cuBLAS (below) needs a fixed workspace, set before CUDA starts;
+        # without it torch refuses the first matmul on the GPU.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import numpy as np
     import torch
 

@@ -63,7 +63,8 @@ class _State:
     cross: Any = None
     worker: Any = None  # the background reduction thread ("thread" mode), started on first use
     worker_comm: Any = None
-    gpu_aware: bool | None = None
+    gpu_aware: bool | None = None  # device buffers in blocking calls (None: ask MPI once)
+    gpu_aware_nonblocking: bool | None = None  # ... and in non-blocking collectives
     calls: int = 0  # reductions issued (the fusion target counts them)
 
 
@@ -406,13 +407,16 @@ def _host_view(t: torch.Tensor) -> tuple[Any, torch.Tensor]:
     return t.numpy(), t
 
 
-def _direct(tensor: torch.Tensor) -> bool:
-    """Whether MPI takes this CUDA tensor's device memory as it is (CUDA-aware MPI, not 16-bit)."""
+def _direct(tensor: torch.Tensor, nonblocking: bool = False) -> bool:
+    """Whether MPI takes this CUDA tensor's device memory as it is (CUDA-aware MPI, not
+    16-bit; for a non-blocking collective, an MPI that takes device memory there too)."""
     if not tensor.is_cuda or tensor.dtype in _HALF:
         return False
     if _state.gpu_aware is None:
         _state.gpu_aware = mpi.gpu_aware()
-    return _state.gpu_aware
+    if nonblocking and _state.gpu_aware_nonblocking is None:
+        _state.gpu_aware_nonblocking = mpi.gpu_aware_nonblocking()
+    return _state.gpu_aware and (not nonblocking or bool(_state.gpu_aware_nonblocking))
 
 
 def _pinned(tensor: torch.Tensor) -> torch.Tensor:
@@ -423,14 +427,30 @@ def _pinned(tensor: torch.Tensor) -> torch.Tensor:
     return host
 
 
-def _staged(tensor: torch.Tensor) -> torch.Tensor:
-    """What MPI reduces for ``tensor``: the tensor itself, or a contiguous host copy."""
+def _staged(tensor: torch.Tensor, nonblocking: bool = False) -> torch.Tensor:
+    """What MPI reduces for ``tensor``: the tensor itself, or a contiguous host copy
+    (``nonblocking``: for a non-blocking collective, see :func:`_direct`)."""
     if tensor.is_cuda:
         torch.cuda.current_stream(tensor.device).synchronize()  # queued kernels finish first
-        if _direct(tensor) and tensor.is_contiguous():
+        if _direct(tensor, nonblocking) and tensor.is_contiguous():
             return tensor.detach()
         return _pinned(tensor)
     return tensor.detach() if tensor.is_contiguous() else tensor.detach().contiguous()
+
+
+def _ready(tensor: torch.Tensor) -> None:
+    """Wait for kernels queued on ``tensor``'s device: MPI reads device memory at once
+    (mpi4py passes CUDA buffers without a stream), so work queued after :func:`_staged`
+    (a prescale) must finish before the collective."""
+    if tensor.is_cuda:
+        torch.cuda.current_stream(tensor.device).synchronize()
+
+
+def _copy_back(tensor: torch.Tensor, result: torch.Tensor) -> None:
+    """Write a staged result into ``tensor`` - a parameter too (no autograd record)."""
+    if result.data_ptr() != tensor.data_ptr():
+        with torch.no_grad():
+            tensor.copy_(result.to(tensor.device))
 
 
 @contextmanager
@@ -439,8 +459,8 @@ def _on_host(tensor: torch.Tensor, write_back: bool = True):
     back if it is a copy."""
     host = _staged(tensor)
     yield host
-    if write_back and host.data_ptr() != tensor.data_ptr():
-        tensor.copy_(host.to(tensor.device))
+    if write_back:
+        _copy_back(tensor, host)
 
 
 def _resolve(op: str | None, average: bool | None = None) -> str:
@@ -467,6 +487,7 @@ def _allreduce_inplace(t: torch.Tensor, op: str, prescale: float = 1.0, postscal
     with _on_host(t) as host:
         if prescale != 1:
             host.mul_(prescale)
+            _ready(host)
         _state.calls += 1
         if host.dtype in _HALF and op in (Sum, Average):
             _Sum16(comm, host).run()
@@ -575,7 +596,7 @@ def start_sum(tensor: torch.Tensor, mode: str) -> Pending:
     """
     if mode not in OVERLAP_MODES:
         raise HpcsuiteError(f"unknown overlap mode {mode!r}; use one of {', '.join(OVERLAP_MODES)}")
-    buffer = _staged(tensor)
+    buffer = _staged(tensor, nonblocking=mode == "poll")
     half = buffer.dtype in _HALF
     _state.calls += 1
     comm = _worker().comm if mode == "thread" else _comm()
@@ -587,6 +608,8 @@ def start_sum(tensor: torch.Tensor, mode: str) -> Pending:
                                                                   op=MPI.SUM))  # comm: started
 
     def reduce() -> None:
+        if buffer.is_cuda:  # the current device is per thread: the worker's is GPU 0 otherwise
+            torch.cuda.set_device(buffer.device)
         if half:
             _Sum16(comm, buffer).run()
         else:
@@ -625,8 +648,7 @@ def wait_sums(pendings: Sequence[Pending], what: str) -> None:
                 if p.error is not None:
                     raise p.error
     for p in pendings:
-        if p.buffer.data_ptr() != p.tensor.data_ptr():
-            p.tensor.copy_(p.buffer.to(p.tensor.device))
+        _copy_back(p.tensor, p.buffer)
 
 
 class Handle:
@@ -664,7 +686,7 @@ def allreduce_async(tensor: torch.Tensor, average: bool | None = None, name: str
 def broadcast_async_(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None) -> Handle:
     """Start overwriting ``tensor`` with ``root_rank``'s (``Ibcast``); finish with :func:`synchronize`."""
     negotiate("broadcast", [(name or "tensor", tensor)], root_rank)
-    buffer = _staged(tensor)
+    buffer = _staged(tensor, nonblocking=True)
     request = _comm().Ibcast(_host_view(buffer)[0], root=root_rank)  # comm: started
     return Handle(Pending(tensor, buffer, request=request), None, name or "tensor")
 
@@ -779,6 +801,7 @@ def _reducescatter(tensor: torch.Tensor, op: str, prescale_factor: float, postsc
         wide = host.float() if host.dtype in _HALF else host.contiguous()  # MPI has no fast 16-bit sum
         if prescale_factor != 1:
             wide = wide * prescale_factor
+            _ready(wide)
         row = int(np.prod(host.shape[1:], dtype=np.int64))
         out = torch.empty((rows[comm.rank], *host.shape[1:]), dtype=wide.dtype)
         _state.calls += 1

@@ -1,7 +1,8 @@
 """A job for the error-policy tests: one rank fails while the others wait in a collective.
 
-usage: mpiexec -n N python tests/helpers/fault_job.py crash|user|agreed RANK
+usage: mpiexec -n N python tests/helpers/fault_job.py crash|memory|user|agreed RANK
   crash   RANK raises RuntimeError (a bug): traceback tagged [rank RANK], MPI_Abort(1)
+  memory  RANK asks NumPy for 2**55 doubles (256 PiB): one line tagged [rank RANK], MPI_Abort(1)
   user    RANK raises InputError outside any agreement: tagged message, MPI_Abort(2)
   agreed  RANK raises InputError inside mpi.agree: one message from rank 0, exit 2 everywhere
 Without the policy, the other ranks would wait in Barrier forever.
@@ -27,6 +28,10 @@ def main(argv):
     elif comm.rank == bad:
         if kind == "crash":
             raise RuntimeError(f"injected failure on rank {bad}")
+        if kind == "memory":
+            import numpy as np
+
+            np.empty(1 << 55)
         raise InputError(f"injected user error on rank {bad}")
     comm.Barrier()
     return 0
