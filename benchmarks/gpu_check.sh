@@ -28,7 +28,7 @@ step "a usable GPU" 60 python -c "from hpcsuite.core import backend; assert back
 step "gpu tests (pytest -m gpu)" 240 python -m pytest -m gpu -q -p no:cacheprovider tests
 step "mean n=2 --device gpu" 120 mpiexec -n 2 python -m hpcsuite.mean --device gpu --check
 step "gpu reduction benchmark" 120 python benchmarks/gpu_mean_bench.py --gbytes 4
-step "suite small --device gpu" 180 mpiexec -n 1 python -m hpcsuite.suite --size small --device gpu
+step "suite small gpu, 2 ranks" 180 mpiexec -n 2 python -m hpcsuite.suite --size small --device gpu
 step "train.mnist --device cuda" 120 mpiexec -n 1 python -m hpcsuite.train.mnist --device cuda \
     --checkpoint-dir "${OUT:-.}/ck" --target-accuracy 0.95 --quiet
 step "train.synthetic resnet cuda" 120 mpiexec -n 1 python -m hpcsuite.train.synthetic --model resnet --device cuda

@@ -54,34 +54,35 @@ def _exchange(comm: Any, backend: Any, a: Any, shape: tuple[int, ...], forward: 
     rows_n, _ = split(shape[0], size)
     cols_n, cols_s = split(shape[1], size)
     rest = math.prod(shape[2:])
-    host = np.ascontiguousarray(backend.to_host(a))
+    xp = backend.xp  # packing and unpacking run where the data is; only MPI may need the host
     if forward:  # a: (my rows, N1, ...) -> (N0, my cols, ...)
-        send = np.concatenate([host[:, cols_s[r]:cols_s[r] + cols_n[r]].reshape(-1) for r in range(size)]) \
-            if host.size else np.zeros(0, np.complex128)
+        send = xp.concatenate([a[:, cols_s[r]:cols_s[r] + cols_n[r]].reshape(-1) for r in range(size)]) \
+            if a.size else xp.zeros(0, xp.complex128)
         scounts = [rows_n[rank] * cols_n[r] * rest for r in range(size)]
         rcounts = [rows_n[r] * cols_n[rank] * rest for r in range(size)]
     else:  # a: (N0, my cols, ...) -> (my rows, N1, ...)
         rows_s = [sum(rows_n[:r]) for r in range(size)]
-        send = np.concatenate([host[rows_s[r]:rows_s[r] + rows_n[r]].reshape(-1) for r in range(size)]) \
-            if host.size else np.zeros(0, np.complex128)
+        send = xp.concatenate([a[rows_s[r]:rows_s[r] + rows_n[r]].reshape(-1) for r in range(size)]) \
+            if a.size else xp.zeros(0, xp.complex128)
         scounts = [rows_n[r] * cols_n[rank] * rest for r in range(size)]
         rcounts = [rows_n[rank] * cols_n[r] * rest for r in range(size)]
-    recv = np.empty(sum(rcounts), dtype=np.complex128)
+    from hpcsuite.core import mpi
+
+    recv = mpi.recv_buffer(backend, (sum(rcounts),), np.complex128)
     sdispl = [sum(scounts[:r]) for r in range(size)]
     rdispl = [sum(rcounts[:r]) for r in range(size)]
-    from hpcsuite.core.mpi import datatype
-
-    z = datatype(np.complex128)
-    comm.Alltoallv([send, scounts, sdispl, z], [recv, rcounts, rdispl, z])  # comm: the transpose
+    z = mpi.datatype(np.complex128)
+    comm.Alltoallv([mpi.send_buffer(backend, send), scounts, sdispl, z],
+                   [recv, rcounts, rdispl, z])  # comm: the transpose
+    recv = mpi.received(backend, recv)
     if forward:  # blocks from each source rank stack along axis 0
         blocks = [recv[rdispl[s]:rdispl[s] + rcounts[s]].reshape(rows_n[s], cols_n[rank], *shape[2:])
                   for s in range(size)]
-        out = np.concatenate(blocks, axis=0)
-    else:  # blocks from each source rank sit side by side along axis 1
-        blocks = [recv[rdispl[s]:rdispl[s] + rcounts[s]].reshape(rows_n[rank], cols_n[s], *shape[2:])
-                  for s in range(size)]
-        out = np.concatenate(blocks, axis=1)
-    return backend.from_host(out) if backend.on_device else out
+        return xp.concatenate(blocks, axis=0)
+    # backward: blocks from each source rank sit side by side along axis 1
+    blocks = [recv[rdispl[s]:rdispl[s] + rcounts[s]].reshape(rows_n[rank], cols_n[s], *shape[2:])
+              for s in range(size)]
+    return xp.concatenate(blocks, axis=1)
 
 
 def forward(comm: Any, backend: Any, a: Any, shape: tuple[int, ...]) -> Any:

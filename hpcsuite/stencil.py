@@ -140,18 +140,22 @@ class Halo:
     """Non-blocking exchange of one-point halos with the four Cartesian neighbours."""
 
     def __init__(self, cart: Any, backend: Any, ny: int, nx: int) -> None:
-        self.cart, self.backend = cart, backend
+        from hpcsuite.core import mpi
+
+        self.cart, self.backend, self.mpi = cart, backend, mpi
         (self.north, self.south), (self.west, self.east) = cart.Shift(0, 1), cart.Shift(1, 1)
-        self.recv = {k: np.zeros(n) for k, n in (("n", nx), ("s", nx), ("w", ny), ("e", ny))}
+        # Device buffers where MPI takes them (CUDA-aware), host buffers otherwise.
+        self.recv = {k: mpi.recv_buffer(backend, (n,), np.float64)
+                     for k, n in (("n", nx), ("s", nx), ("w", ny), ("e", ny))}
         self.requests: list[Any] = []
 
     def start(self, u: Any) -> None:
         """Post receives and sends of the edge rows and columns of ``u``."""
-        host = self.backend.to_host
-        self.backend.synchronize()  # the last update must be complete before MPI reads
-        edges = {"n": host(u[1, 1:-1]), "s": host(u[-2, 1:-1]), "w": host(u[1:-1, 1]),
-                 "e": host(u[1:-1, -2])}
-        self._keep = {k: np.ascontiguousarray(v) for k, v in edges.items()}
+        xp = self.backend.xp
+        edges = {"n": u[1, 1:-1], "s": u[-2, 1:-1], "w": u[1:-1, 1], "e": u[1:-1, -2]}
+        # Columns are strided: contiguous copies (on the device), then the stream sync
+        # in send_buffer covers both them and the last update.
+        self._keep = {k: self.mpi.send_buffer(self.backend, xp.ascontiguousarray(v)) for k, v in edges.items()}
         c, r = self.cart, self.recv
         self.requests = [c.Irecv(r["n"], self.north, 1), c.Irecv(r["s"], self.south, 0),
                          c.Irecv(r["w"], self.west, 3), c.Irecv(r["e"], self.east, 2),
@@ -163,7 +167,10 @@ class Halo:
         from hpcsuite.core.mpi import MPI
 
         MPI.Request.Waitall(self.requests)
-        put = self.backend.from_host
+
+        def put(buffer: Any) -> Any:
+            return self.mpi.received(self.backend, buffer)
+
         if self.north != MPI.PROC_NULL:
             u[0, 1:-1] = put(self.recv["n"])
         if self.south != MPI.PROC_NULL:

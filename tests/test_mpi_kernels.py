@@ -112,3 +112,56 @@ def test_kmer_counts_equal_counter_at_any_rank_count(comm, shared_tmp, k):
         ours = {kmer.decode(c, k): int(n) for part in gathered for c, n in zip(part[0], part[1])}
         assert ours == dict(kmer.reference_counts([s for part in gathered for s in part[2]], k))
         assert sum(len(part[2]) for part in gathered) == 300
+
+
+class _Device(np.ndarray):
+    """NumPy posing as device memory: the fake backend below hands these out."""
+
+
+@pytest.fixture(params=["staged", "direct"])
+def device(request, monkeypatch):
+    """A device backend on the CPU, with MPI taken as CUDA-aware or not: the kernels' two
+    GPU paths (device buffers to MPI, or host copies) run without a GPU. It counts
+    uploads, downloads and stream syncs."""
+    from hpcsuite.core import mpi
+
+    monkeypatch.setenv(mpi.GPU_AWARE_ENV, "0" if request.param == "staged" else "1")
+    mpi.gpu_aware.cache_clear()
+    log = {"sync": 0, "up": 0, "down": 0}
+
+    def up(a):
+        log["up"] += 1
+        return np.array(a).view(_Device)
+
+    def down(a):
+        log["down"] += 1
+        return np.array(a)  # a plain ndarray: the host copy
+
+    fake = backend.Backend(name="fake-device", xp=np, device="gpu", on_device=True, from_host=up, to_host=down,
+                           synchronize=lambda: log.__setitem__("sync", log["sync"] + 1))
+    yield fake, request.param, log
+    mpi.gpu_aware.cache_clear()
+
+
+def test_kernels_on_a_device_backend_equal_their_cpu_runs(comm, device):
+    from hpcsuite import fft, matmul, stencil
+
+    fake, path, log = device
+    dims = stencil.grid_dims(comm.size, None)
+    for overlap in (False, True):
+        ours, where, cart = stencil.run(comm, fake, (37, 29), 6, 0.2, dims=dims, overlap=overlap)
+        cpu, _, _ = stencil.run(comm, CPU, (37, 29), 6, 0.2, dims=dims, overlap=overlap)
+        assert ours.tobytes() == cpu.tobytes() and where
+        cart.Free()
+    shape = (11, 6, 4)
+    rows = fft.owned(shape[0], comm.size, comm.rank)
+    data = fft.slab(shape, *rows, 5)
+    x = fft.forward(comm, fake, fake.from_host(data), shape)
+    assert x.tobytes() == fft.forward(comm, CPU, data, shape).tobytes()
+    assert np.array_equal(np.asarray(fft.inverse(comm, fake, x, shape)), np.asarray(fft.inverse(comm, CPU, x, shape)))
+    grid = matmul.Grid(comm, 23, dims, 3, "float64")
+    assert matmul.summa(grid, fake, 5).tobytes() == matmul.summa(grid, CPU, 5).tobytes()
+    grid.free()
+    assert log["sync"] > 0
+    if comm.size > 1:  # something moved: through host copies only when staged
+        assert (log["down"] > 0) == (path == "staged")

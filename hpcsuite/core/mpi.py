@@ -140,22 +140,37 @@ def staging(backend: Backend) -> bool:
     return backend.on_device and not gpu_aware()
 
 
-def _send_view(backend: Backend, array: Any) -> Any:
+def send_buffer(backend: Backend, array: Any) -> Any:
+    """What to hand MPI to send ``array`` (C-contiguous): the array itself once the
+    stream has finished writing it, or a host copy when MPI cannot read device memory."""
     if not backend.on_device:
         return array
     backend.synchronize()  # the kernel's stream must finish writing before MPI reads
-    return backend.to_host(array) if staging(backend) else array
+    return np.ascontiguousarray(backend.to_host(array)) if staging(backend) else array
 
 
-def _recv_buffer(backend: Backend, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+def recv_buffer(backend: Backend, shape: tuple[int, ...], dtype: np.dtype | type) -> Any:
+    """A buffer for MPI to receive into: device memory where MPI writes it, else host."""
     if backend.on_device and not staging(backend):
-        backend.synchronize()
+        backend.synchronize()  # MPI must not write while queued kernels still use the memory
         return backend.xp.empty(shape, dtype=dtype)
     return np.empty(shape, dtype=dtype)
 
 
-def _from_recv(backend: Backend, buffer: Any) -> Any:
+def received(backend: Backend, buffer: Any) -> Any:
+    """The received ``buffer`` as an array of ``backend`` (uploaded when it was staged)."""
     return backend.from_host(buffer) if staging(backend) else buffer
+
+
+def bcast_array(comm: MPI.Comm, backend: Backend, array: Any | None, shape: tuple[int, ...],
+                dtype: np.dtype | type, *, root: int = 0) -> Any:
+    """``root``'s C-contiguous ``array`` (ignored elsewhere) on every rank, on ``backend``."""
+    if comm.rank == root:
+        comm.Bcast(send_buffer(backend, array), root=root)  # comm: the broadcast
+        return array
+    buffer = recv_buffer(backend, shape, dtype)
+    comm.Bcast(buffer, root=root)  # comm: the broadcast
+    return received(backend, buffer)
 
 
 @contextmanager
@@ -201,13 +216,13 @@ def scatter_rows(
     """
     row_elements = int(np.prod(row_shape, dtype=np.int64))
     displs = np.concatenate(([0], np.cumsum(counts[:-1]))).astype(int).tolist()
-    recv = _recv_buffer(backend, (counts[comm.rank], *row_shape), dtype)
+    recv = recv_buffer(backend, (counts[comm.rank], *row_shape), dtype)
     with _row_type(dtype, row_elements) as rowtype:
         send = None
         if comm.rank == root:
-            send = [_send_view(backend, array), counts, displs, rowtype]
+            send = [send_buffer(backend, array), counts, displs, rowtype]
         comm.Scatterv(send, [recv, counts[comm.rank], rowtype], root=root)  # comm: scatter
-    return _from_recv(backend, recv)
+    return received(backend, recv)
 
 
 def gather_rows(
