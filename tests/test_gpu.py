@@ -84,6 +84,40 @@ def test_host_staging_with_real_device_buffers(gpu, monkeypatch):
         mpi.gpu_aware.cache_clear()
 
 
+SPIN = r"""
+extern "C" __global__ void spin(long long cycles) {
+    long long start = clock64();
+    while (clock64() - start < cycles) { }
+}
+"""
+
+
+@pytest.mark.parametrize("aware", ["0", "1"])
+def test_device_buffers_reach_mpi_only_after_queued_kernels_finish(gpu, aware, monkeypatch):
+    """A kernel spins ~0.25 s on the stream; whatever hands a device buffer to MPI must
+    return only after it (without the stream sync MPI would read a buffer still being
+    written - the OMB-Py bug). Both paths: CUDA-aware (direct) and staged."""
+    import cupy
+
+    from hpcsuite.microbench.buffers import Messages
+
+    monkeypatch.setenv(mpi.GPU_AWARE_ENV, aware)
+    mpi.gpu_aware.cache_clear()
+    spin = cupy.RawKernel(SPIN, "spin")
+    try:
+        m = Messages("cupy")
+        for hand_over in (lambda a: m.send(a), lambda a: mpi.send_buffer(gpu, a)):
+            buf = m.alloc(1 << 20)
+            spin((1,), (1,), (cupy.int64(500_000_000),))
+            buf.fill(7)
+            done = cupy.cuda.Event()
+            done.record()
+            hand_over(buf)
+            assert done.done, "a device buffer went to MPI while kernels writing it were queued"
+    finally:
+        mpi.gpu_aware.cache_clear()
+
+
 def test_auto_picks_the_gpu():
     assert backend.select("auto").device == "gpu"
 

@@ -78,3 +78,20 @@ def test_collectives_on_cuda_tensors_equal_the_cpu_ones(staged, monkeypatch):
         assert torch.equal(on_gpu.cpu(), on_cpu), name
     bn = hvd.SyncBatchNorm(3).to(device)
     torch.testing.assert_close(bn(x.to(device)).cpu(), hvd.SyncBatchNorm(3)(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("staged", [True, False])
+def test_tensors_reach_mpi_only_after_queued_kernels_finish(staged, monkeypatch):
+    """The GPU spins ~0.25 s, then a kernel writes the tensor: what MPI gets must come
+    after both (the stream is synchronized), staged or handed over directly."""
+    hvd.init()
+    _choose_path(monkeypatch, staged)
+    device = hvd.ops.bind_device("cuda")
+    t = torch.zeros(1 << 20, device=device)
+    torch.cuda._sleep(500_000_000)
+    t.fill_(float(hvd.rank() + 1))
+    done = torch.cuda.Event()
+    done.record()
+    buffer = hvd.ops._staged(t)
+    assert done.query(), "a tensor went to MPI while kernels writing it were queued"
+    assert torch.equal(buffer.cpu(), torch.full((1 << 20,), float(hvd.rank() + 1)))
