@@ -44,7 +44,6 @@ class Messages:
         self.pickled = kind in ("pickle", "pkl5")
         self.backend = backends.load("cupy", local_rank) if kind == "cupy" else backends.load("numpy")
         self.staged = mpi.staging(self.backend)
-        self.nonblocking = nonblocking
         if nonblocking and self.backend.on_device and not self.staged:
             self.staged = not mpi.gpu_aware_nonblocking()
         self._shadow: dict[int, np.ndarray] = {}

@@ -803,7 +803,7 @@ def _reducescatter(tensor: torch.Tensor, op: str, prescale_factor: float, postsc
             wide = wide * prescale_factor
             _ready(wide)
         row = int(np.prod(host.shape[1:], dtype=np.int64))
-        out = torch.empty((rows[comm.rank], *host.shape[1:]), dtype=wide.dtype)
+        out = torch.empty((rows[comm.rank], *host.shape[1:]), dtype=wide.dtype, device=wide.device)
         _state.calls += 1
         comm.Reduce_scatter(_host_view(wide)[0].reshape(-1), _host_view(out)[0].reshape(-1),
                             [c * row for c in rows], op=MPI.SUM)  # comm: the reduction
