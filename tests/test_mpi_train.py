@@ -523,3 +523,37 @@ def test_staged_results_are_written_back_even_into_parameters(staged):
 def test_staged_training_equals_one_process(staged, overlap):
     ours, alone = _train(torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, steps=3, overlap=overlap)
     torch.testing.assert_close(ours, alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("overlap", MODES)
+def test_parameters_of_two_dtypes_are_reduced_in_their_own_buffers(overlap):
+    """A float64 head on a float32 body: one fused buffer per dtype, both equal the one-process run."""
+    n, r = hvd.size(), hvd.rank()
+
+    class Mixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.head = _model()[:2], torch.nn.Linear(16, 3).double()
+
+        def forward(self, x):
+            return self.head(self.body(x).double())
+
+    torch.manual_seed(1)
+    ours = Mixed()
+    alone = Mixed()
+    alone.load_state_dict(ours.state_dict())
+    opt = hvd.DistributedOptimizer(torch.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9),
+                                   ours.named_parameters(), fusion_bytes=SMALL, overlap=overlap)
+    ref = torch.optim.SGD(alone.parameters(), lr=0.1, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for step in range(3):
+        x, y = _data(step, n * B)
+        opt.zero_grad()
+        loss_fn(ours(x[r * B:(r + 1) * B]), y[r * B:(r + 1) * B]).backward()
+        opt.step()
+        ref.zero_grad()
+        loss_fn(alone(x), y).backward()
+        ref.step()
+    assert {p.dtype for p in ours.parameters()} == {torch.float32, torch.float64}
+    for a, b in zip(ours.parameters(), alone.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
