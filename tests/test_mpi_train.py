@@ -557,3 +557,46 @@ def test_parameters_of_two_dtypes_are_reduced_in_their_own_buffers(overlap):
     assert {p.dtype for p in ours.parameters()} == {torch.float32, torch.float64}
     for a, b in zip(ours.parameters(), alone.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _shared_dir(tmp_path):
+    return hvd.broadcast_object(str(tmp_path), root_rank=0, name="tmp")  # rank 0's folder for all
+
+
+@pytest.mark.parametrize("overlap", MODES)
+def test_timeline_shows_negotiation_exposed_waits_and_every_bucket(tmp_path, overlap):
+    import json
+
+    folder = _shared_dir(tmp_path)
+    hvd.start_timeline(os.path.join(folder, f"tl-{overlap}-{{rank}}.json"), mark_cycles=True)
+    _train(torch.optim.SGD, {"lr": 0.1}, steps=2, fusion=SMALL, overlap=overlap)  # 3 buckets a step
+    hvd.allreduce(torch.ones(2), name="metric")
+    hvd.stop_timeline()
+    with open(os.path.join(folder, f"tl-{overlap}-{hvd.rank()}.json"), encoding="utf-8") as f:
+        events = json.load(f)  # closed: a valid JSON array
+    rows = {e["tid"]: e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    spans = [(rows[e["tid"]], e["name"]) for e in events if e["ph"] == "X"]
+    assert all(e["dur"] >= 0 and e["pid"] == hvd.rank() for e in events if e["ph"] == "X")
+    buckets = [s for s in spans if s[0].startswith("reduction")]  # 163 gradients in 64 + 64 + 35
+    alone = hvd.size() == 1  # one rank exchanges nothing
+    assert buckets == ([] if alone else [("reduction 0", "sum of 64 float32"), ("reduction 1", "sum of 64 float32"),
+                                         ("reduction 2", "sum of 35 float32")] * 2)
+    assert (("collectives", "gradient reduction (3 buckets)") in spans) != alone
+    assert ("negotiation", "allreduce of 'metric'") in spans
+    assert sum(e["ph"] == "i" and e["name"] == "step" for e in events) == 2
+
+
+def test_timeline_is_written_by_rank_0_unless_the_path_says_rank(tmp_path, monkeypatch):
+    folder = _shared_dir(tmp_path)
+    hvd.start_timeline(os.path.join(folder, "only-0.json"))
+    hvd.barrier()
+    hvd.stop_timeline()
+    hvd.barrier()
+    assert sorted(os.listdir(folder)) == ["only-0.json"]
+    hvd.barrier()  # everyone has looked before the next test's files appear
+    monkeypatch.setenv("HOROVOD_TIMELINE", os.path.join(folder, "env-{rank}.json"))
+    hvd.timeline.from_environment(hvd.rank())
+    assert hvd.timeline._active is not None and hvd.timeline._active.path.endswith(f"env-{hvd.rank()}.json")
+    hvd.stop_timeline()
+    with pytest.raises(hvd.ops.HpcsuiteError, match="cannot write the timeline"):
+        hvd.start_timeline(os.path.join(folder, "no-such-dir", "t-{rank}.json"))

@@ -62,6 +62,7 @@ from hpcsuite.train.ops import (
 )
 from hpcsuite.train.optimizer import DistributedOptimizer
 from hpcsuite.train.sync_batch_norm import SyncBatchNorm
+from hpcsuite.train.timeline import start_timeline, stop_timeline
 
 __all__ = [
     "Adasum", "allgather", "allgather_object", "allreduce", "allreduce_", "allreduce_async",
@@ -71,5 +72,5 @@ __all__ = [
     "DistributedOptimizer", "gloo_built", "gloo_enabled", "grouped_allreduce", "grouped_allreduce_", "init", "join",
     "is_initialized", "local_rank", "local_size", "Max", "Min", "mpi_built", "mpi_enabled",
     "mpi_threads_supported", "nccl_built", "poll", "Product", "rank", "reducescatter", "rocm_built", "shutdown", "size",
-    "Sum", "synchronize", "SyncBatchNorm",
+    "start_timeline", "stop_timeline", "Sum", "synchronize", "SyncBatchNorm",
 ]

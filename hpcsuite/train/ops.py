@@ -27,6 +27,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -38,6 +39,7 @@ from hpcsuite.core import mpi
 from hpcsuite.core.errors import HpcsuiteError
 from hpcsuite.core.mpi import MPI
 from hpcsuite.core.partition import owned
+from hpcsuite.train import timeline
 
 Average = "average"
 Sum = "sum"
@@ -83,10 +85,12 @@ def init(comm: Any = None) -> None:
     _state.local = mpi.node_comm(_state.comm)
     # Horovod's "cross" communicator: the ranks with this local rank, one per node.
     _state.cross = _state.comm.Split(_state.local.rank, _state.comm.rank)
+    timeline.from_environment(_state.comm.rank)  # HOROVOD_TIMELINE, as Horovod
 
 
 def shutdown() -> None:
-    """Release the communicators (``init`` may be called again)."""
+    """Release the communicators (``init`` may be called again); close a timeline."""
+    timeline.stop_timeline()
     if _state.worker is not None:
         _state.worker.stop()
         _state.worker = None
@@ -208,8 +212,9 @@ def _timeout() -> float:
 
 
 @contextmanager
-def _watchdog(what: str, factor: float = 1.0):
-    """Abort the job if the body blocks for longer than ``factor`` times the timeout."""
+def _watchdog(what: str, factor: float = 1.0, row: str = "collectives"):
+    """Abort the job if the body blocks for longer than ``factor`` times the timeout;
+    the body is an event on the timeline's ``row`` when one is running."""
     limit = factor * _timeout()
     comm = _comm()
 
@@ -223,10 +228,12 @@ def _watchdog(what: str, factor: float = 1.0):
     timer = threading.Timer(limit, fire)
     timer.daemon = True
     timer.start()
+    start = time.perf_counter()
     try:
         yield
     finally:
         timer.cancel()
+        timeline.span(row, what, start)
 
 
 #: Collectives that ranks which called :func:`join` take part in (with zeros / no rows).
@@ -235,7 +242,7 @@ JOINABLE = ("allreduce", "grouped_allreduce", "gradients", "broadcast", "broadca
 
 
 def _exchange(mine: Any, what: str, factor: float = 1.0) -> list[Any]:
-    with _watchdog(what, factor):
+    with _watchdog(what, factor, row="negotiation"):
         return _comm().allgather(mine)  # comm: descriptors (small)
 
 
@@ -551,6 +558,7 @@ class Pending:
         self.then = then  # "poll", 16-bit: the second half, run (in order) after the request
         self.done = done  # "thread": set by the worker when the sum is complete
         self.error: BaseException | None = None
+        self.started = time.perf_counter()  # for the timeline (start_sum sets the real start)
 
 
 class _Worker(threading.Thread):
@@ -594,6 +602,13 @@ def start_sum(tensor: torch.Tensor, mode: str) -> Pending:
     collective (call :func:`progress` now and then), ``thread`` queues the sum for the
     background thread (which has its own communicator).
     """
+    begun = time.perf_counter()
+    pending = _start_sum(tensor, mode)
+    pending.started = begun  # the timeline shows staging, MPI and waiting as one lifetime
+    return pending
+
+
+def _start_sum(tensor: torch.Tensor, mode: str) -> Pending:
     if mode not in OVERLAP_MODES:
         raise HpcsuiteError(f"unknown overlap mode {mode!r}; use one of {', '.join(OVERLAP_MODES)}")
     buffer = _staged(tensor, nonblocking=mode == "poll")
@@ -647,7 +662,10 @@ def wait_sums(pendings: Sequence[Pending], what: str) -> None:
                 p.done.wait()
                 if p.error is not None:
                     raise p.error
-    for p in pendings:
+    for k, p in enumerate(pendings):
+        if timeline.running():
+            timeline.span(f"reduction {k}", f"sum of {p.tensor.numel()} {str(p.tensor.dtype).removeprefix('torch.')}",
+                          p.started)
         _copy_back(p.tensor, p.buffer)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from hpcsuite.core.errors import HpcsuiteError
-from hpcsuite.train import ops
+from hpcsuite.train import ops, timeline
 from hpcsuite.train.compression import Compression
 
 #: Default fusion buffer: the largest chunk one MPI reduction carries. Measured
@@ -314,6 +314,7 @@ class _DistributedOptimizer(torch.optim.Optimizer):
             self.synchronize()
         self._synchronized = False
         self._passes.clear()
+        timeline.step()
         return super(self.__class__, self).step(closure)
 
 
