@@ -46,6 +46,7 @@ from pathlib import Path
 
 logs, ranks = Path(sys.argv[1]), sys.argv[2:]
 total = {"passed": 0, "failed": 0, "skipped": 0}
+reasons = {}  # why tests skipped, over all legs: a skip is said, never silent
 ok = True
 for name in ["plain"] + [f"mpi{n}" for n in ranks]:
     path = logs / f"{name}.xml"
@@ -63,7 +64,12 @@ for name in ["plain"] + [f"mpi{n}" for n in ranks]:
     total["passed"] += tests - skipped - bad
     total["failed"] += bad
     total["skipped"] += skipped
+    for case in suite.iter("skipped"):
+        why = (case.get("message") or "no reason given").removeprefix("Skipped: ")
+        reasons[why] = reasons.get(why, 0) + 1
 print(f"total: {total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
+for why, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+    print(f"  skipped {count}x: {why}")
 sys.exit(0 if ok and total["failed"] == 0 else 1)
 PYEOF
 rm -rf "$HPCSUITE_TEST_LOGS"

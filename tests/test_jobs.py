@@ -35,14 +35,16 @@ def test_default_job_prints_the_same_bits_at_1_2_3_and_8_ranks():
     ("--shape", "3001x700", "--dtype", "float32"),
     ("--shape", "1500x800", "--dtype", "int32", "--axis", "0"),
 ])
-def test_local_and_scatter_agree_at_every_rank_count(extra):
-    lines = set()
+def test_local_and_scatter_agree_at_every_rank_count(extra, tmp_path):
+    lines, saved = set(), set()
     for n, mode in ((1, "local"), (2, "scatter"), (3, "local"), (3, "scatter"), (4, "local")):
-        proc = launch(n, *MEAN, *extra, "--distribute", mode, "--check", timeout=60)
+        out = tmp_path / f"{n}-{mode}.npy"
+        proc = launch(n, *MEAN, *extra, "--distribute", mode, "--check", "--output", str(out), timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert "check      ok" in proc.stdout
         lines.add(proc.stdout.splitlines()[0])
-    assert len(lines) == 1, lines
+        saved.add(out.read_bytes())  # every value (the column means too), not only the summary line
+    assert len(lines) == 1 and len(saved) == 1, lines
 
 
 def test_the_mean_of_a_file_matches_numpy(tmp_path):
@@ -112,6 +114,7 @@ def test_a_failing_rank_ends_the_whole_job_within_seconds(kind, code, marker):
     assert proc.returncode == code, proc.stderr
     assert marker in proc.stderr
     if kind == "crash":
+        assert "[rank 1] Traceback" in proc.stderr
         assert all(line.startswith("[rank 1]") for line in proc.stderr.splitlines()
                    if "Traceback" in line or "File " in line)
     else:  # a user's mistake or a size too big: a message, no traceback

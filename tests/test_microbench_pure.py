@@ -113,11 +113,17 @@ def test_parser_reads_real_osu_output():
 
 
 def test_csv_and_table_carry_every_statistic():
-    csv_text = output.to_csv("allreduce", "collective", ROWS)
-    assert csv_text.splitlines()[0].startswith("test,size,iterations,min_us,median_us")
-    assert len(csv_text.splitlines()) == 3
-    assert output.to_csv("allreduce", "collective", ROWS, header=False).count("\n") == 2
-    assert "iterations" in output.table("latency", "latency", ROWS, "note")
+    import csv
+    import io
+
+    keys = output.STAT_KEYS["collective"]
+    rows = [{"size": s, "iterations": 10, **{k: float(i + 1) * s for i, k in enumerate(keys)}} for s in (1, 4096)]
+    parsed = list(csv.DictReader(io.StringIO(output.to_csv("allreduce", "collective", rows))))
+    assert list(parsed[0]) == ["test", "size", "iterations", *keys]
+    assert [[float(r[k]) for k in keys] for r in parsed] == [[row[k] for k in keys] for row in rows]
+    assert output.to_csv("allreduce", "collective", rows, header=False).count("\n") == 2
+    table = output.table("allreduce", "collective", rows, "note").splitlines()
+    assert table[1].split() == ["size", "iterations", *keys] and table[3].split()[0] == "4096"
 
 
 def test_the_name_list_matches_the_registry():

@@ -546,6 +546,21 @@ def test_parameters_of_two_dtypes_are_reduced_in_their_own_buffers(overlap):
                                    ours.named_parameters(), fusion_bytes=SMALL, overlap=overlap)
     ref = torch.optim.SGD(alone.parameters(), lr=0.1, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
+    # The float64 gradients travel as float64: their average has float64 precision
+    # (float32 on the wire would be off by ~1e-8).
+    x, y = _data(99, n * B)
+    twin = Mixed()
+    twin.load_state_dict(ours.state_dict())
+    loss_fn(twin(x[r * B:(r + 1) * B]), y[r * B:(r + 1) * B]).backward()
+    mine = torch.cat([p.grad.reshape(-1) for p in twin.head.parameters()])
+    average = torch.stack(hvd.allgather_object(mine, name="local grads")).sum(0) / n
+    opt.zero_grad()
+    loss_fn(ours(x[r * B:(r + 1) * B]), y[r * B:(r + 1) * B]).backward()
+    opt.synchronize()
+    reduced = torch.cat([p.grad.reshape(-1) for p in ours.head.parameters()])
+    assert reduced.dtype == torch.float64
+    torch.testing.assert_close(reduced, average, rtol=1e-13, atol=1e-15)
+    opt.zero_grad()
     for step in range(3):
         x, y = _data(step, n * B)
         opt.zero_grad()

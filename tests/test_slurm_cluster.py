@@ -135,6 +135,7 @@ def test_training_signalled_before_its_limit_requeues_and_resumes_losslessly(clu
     assert cluster.wait(job, timeout=120) == "COMPLETED", log.read_text()
     text = log.read_text()
     assert "SIGUSR1: checkpoint at epoch" in text and f"requeueing job {job}" in text
+    assert "resumed from" in text  # the requeued run went on from the checkpoint, not from scratch
     resumed = json.loads((tmp_path / "results" / f"hpcsuite-train-mnist-{job}.jsonl").read_text().splitlines()[-1])
     # The same training without interruption, outside Slurm: the same parameters, bit for bit.
     uninterrupted = launch(2, "-m", "hpcsuite.train.mnist", "--quiet", *args, "--checkpoint-dir",

@@ -21,8 +21,10 @@ def test_exact_sum_does_not_depend_on_grouping():
     values = [rng.uniform(-1, 1) * 10 ** rng.randint(-8, 8) for _ in range(1000)]
     truth = float(sum(Fraction(v) for v in values))
     assert exact_sum(values) == truth
-    # Partials of any grouping, combined exactly, give the same bits.
-    for chunk in (1, 3, 64):
+    # Rounded partials of any grouping, combined exactly, stay within one rounding per
+    # partial of the truth - not the same bits, which is why the kernels fix the
+    # grouping (blocks, whatever the rank count) instead of relying on exact combination.
+    for chunk in (3, 64):
         grouped = [exact_sum(values[i:i + chunk]) for i in range(0, len(values), chunk)]
         assert abs(exact_sum(grouped) - truth) <= math.ulp(truth) * len(grouped)
 

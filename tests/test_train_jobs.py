@@ -45,6 +45,8 @@ def test_a_run_stopped_mid_epoch_and_resumed_ends_bitwise_equal(tmp_path):
     assert "stopped after 10 steps" in first.stdout, first.stdout + first.stderr
     resumed = launch(2, *common, "--checkpoint-dir", str(tmp_path / "b"), "--resume", timeout=120)
     assert straight.returncode == resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout and "at epoch 1, step 10" in resumed.stdout, resumed.stdout
+    assert "resumed" not in straight.stdout
     assert _digest(straight.stdout) == _digest(resumed.stdout)
 
 
@@ -59,18 +61,25 @@ def test_bad_checkpoints_give_a_clear_error(tmp_path):
     assert other.returncode == 2 and "written with other settings (hidden)" in other.stderr
 
 
+def _seconds_since_the_failure(proc) -> float:
+    """From rank 1's failure (it prints the time) to the end of the job - not counting
+    the start-up (three ranks importing torch take 5-9 s on a small VM)."""
+    ended = time.time()
+    match = re.search(r"rank 1 fails at ([\d.]+)", proc.stdout)
+    assert match, proc.stdout + proc.stderr
+    return ended - float(match.group(1))
+
+
 def test_a_rank_that_stops_reducing_aborts_the_job_with_a_message():
-    started = time.monotonic()
     proc = launch(3, "tests/helpers/train_faults.py", "stall", env={"HPCSUITE_TRAIN_TIMEOUT": "3"}, timeout=60)
-    assert time.monotonic() - started < 20
+    assert _seconds_since_the_failure(proc) < 3 + 7  # the stall timeout, then the abort
     assert proc.returncode != 0
-    assert "no progress for 3 s in gradients" in proc.stderr or "no progress for 3 s" in proc.stderr
+    assert "no progress for 3 s in gradient" in proc.stderr, proc.stderr
 
 
 def test_a_rank_that_raises_ends_the_training_job_at_once():
-    started = time.monotonic()
     proc = launch(3, "tests/helpers/train_faults.py", "raise", timeout=60)
-    assert time.monotonic() - started < 10 and proc.returncode == 1
+    assert _seconds_since_the_failure(proc) < 5 and proc.returncode == 1
     assert "[rank 1] RuntimeError: injected failure" in proc.stderr
 
 

@@ -116,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (RuntimeError, KeyError, ValueError) as exc:
             raise InputError(f"checkpoint {path!r} does not fit this model ({str(exc)[:200]})") from None
         start_epoch, start_step = state["epoch"], state["step"]
+        if rank == 0:  # in the job's log even with --quiet: which run went on from where
+            print(f"{PROG}: resumed from {path} at epoch {start_epoch + 1}, step {start_step}", flush=True)
     hvd.broadcast_parameters(model.state_dict(), root_rank=0)
     hvd.broadcast_optimizer_state(opt, root_rank=0)
     opt = hvd.DistributedOptimizer(opt, named_parameters=model.named_parameters(),

@@ -6,6 +6,7 @@ usage: mpiexec -n N python tests/helpers/train_faults.py stall|raise
 """
 
 import sys
+import time
 
 import torch
 
@@ -19,6 +20,7 @@ def main(argv):
     opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters())
     for step in range(5):
         if hvd.rank() == 1 and step == 2:
+            print(f"rank 1 fails at {time.time():.3f}", flush=True)  # the tests time the job's end from here
             if argv[0] == "raise":
                 raise RuntimeError("injected failure in rank 1's training step")
             return 0  # stall: leave without telling anyone
