@@ -127,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         need = 6 * 16 * math.prod(shape) // comm.size + (4 * 16 * math.prod(shape) if args.check and comm.rank == 0 else 0)
         memory.check_fits(need, memory.available_bytes(), where=f"node {mpi.processor_name()} (one rank)",
                           hint="use a smaller --shape, more nodes, or drop --check")
+    # On a GPU: the slab, its transform and the transpose's send, receive and result.
+    mpi.check_device_fits(comm, bk, 6 * 16 * math.prod(shape) // comm.size, hint="use a smaller --shape or more GPUs")
     rows = owned(shape[0], comm.size, comm.rank)
     data = slab(shape, *rows, args.seed)
     a = bk.from_host(data) if bk.on_device else data

@@ -137,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         need = 5 * n * n * item // comm.size + (3 * n * n * item if args.check and comm.rank == 0 else 0)
         memory.check_fits(need, memory.available_bytes(), where=f"node {mpi.processor_name()} (one rank)",
                           hint="lower --n, use more nodes, or drop --check")
+    # On a GPU: the blocks of A, B and C and the two panels in flight.
+    mpi.check_device_fits(comm, ctx.backend, 5 * n * n * item // comm.size, hint="lower --n or use more GPUs")
     grid = Grid(comm, n, dims, args.seed, args.dtype)
     grid.blocks(ctx.backend)  # on a GPU: A and B move there before the clock starts
     ctx.backend.synchronize()

@@ -250,10 +250,12 @@ def parser() -> cli.ArgumentParser:
     return p
 
 
-def _check_memory(comm: Any, args: Any, layout: Layout, itemsize: int, *, on_device: bool) -> None:
-    """Refuse, on every rank together, a job whose arrays would not fit in a node's memory."""
+def _check_memory(comm: Any, args: Any, layout: Layout, itemsize: int, backend: Any) -> None:
+    """Refuse, on every rank together, a job whose arrays would not fit in a node's memory
+    (or, on a GPU, in the GPU's)."""
     from hpcsuite.core import memory, mpi
 
+    on_device = backend.on_device
     start, stop = layout.rank_rows(comm.size, comm.rank)
     row_bytes = layout.row_elements * itemsize
     # Host bytes this rank allocates: its rows (on the GPU they pass through a block-
@@ -269,6 +271,8 @@ def _check_memory(comm: Any, args: Any, layout: Layout, itemsize: int, *, on_dev
             memory.check_fits(node_need, memory.available_bytes(), where=f"node {mpi.processor_name()}",
                               hint="use more nodes, fewer ranks per node, or a smaller --shape"
                                    + (", or drop --check" if args.check else ""))
+    mpi.check_device_fits(comm, backend, (stop - start) * row_bytes,  # the rank's rows live on its GPU
+                          hint="use more GPUs (ranks), or a smaller --shape")
 
 
 def _progress(args: Any, comm: Any, text: str) -> None:
@@ -324,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"this one has shape {shape}")
     layout = Layout.for_shape(shape)
     nbytes = math.prod(shape) * np.dtype(dtype_str).itemsize
-    _check_memory(comm, args, layout, np.dtype(dtype_str).itemsize, on_device=bk.on_device)
+    _check_memory(comm, args, layout, np.dtype(dtype_str).itemsize, bk)
 
     _progress(args, comm, f"loading {description} ({nbytes / 1e6:.1f} MB) on {comm.size} ranks, "
                           f"{args.distribute}")

@@ -158,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     note = ""
     n = args.size
     if n is None:
-        n, note = default_size(node.size, memory.available_bytes(), ctx.backend.cache_bytes)
+        free = ctx.backend.free_bytes() if ctx.backend.on_device else memory.available_bytes()
+        n, note = default_size(node.size, free, ctx.backend.cache_bytes)
         n = comm.allreduce(n, op=mpi.MPI.MIN)  # comm: metadata - one size for all ranks
     elif n < rule_elements(node.size, ctx.backend.cache_bytes):
         # STREAM's own rule; smaller arrays measure the caches, which is sometimes wanted.
@@ -170,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if node.rank == 0 and not ctx.backend.on_device:
             memory.check_fits(need, memory.available_bytes(), where=f"node {mpi.processor_name()}",
                               hint="lower --size or run fewer ranks per node")
+    mpi.check_device_fits(comm, ctx.backend, 3 * 8 * n, hint="lower --size or run fewer ranks per GPU")
     out = run(comm, ctx.backend, n, iterations=args.repeat)
     best = {}
     details = [f"arrays     3 x {n} float64 per rank ({3 * 8 * n / 1e6:.1f} MB), {args.repeat} counted "

@@ -165,3 +165,30 @@ def test_kernels_on_a_device_backend_equal_their_cpu_runs(comm, device):
     assert log["sync"] > 0
     if comm.size > 1:  # something moved: through host copies only when staged
         assert (log["down"] > 0) == (path == "staged")
+
+
+def test_a_job_too_big_for_its_gpu_is_refused_on_every_rank(comm):
+    """Ranks that share a GPU add up; the refusal names the GPU and comes from all ranks."""
+    from hpcsuite.core import mpi
+    from hpcsuite.core.errors import InputError
+
+    def gpu(device_id, free):
+        return backend.Backend(name="fake-device", xp=np, device="gpu", on_device=True, device_id=device_id,
+                               free_bytes=lambda: free)
+
+    mpi.check_device_fits(comm, CPU, 10**18, hint="x")  # host arrays: nothing to check
+    mpi.check_device_fits(comm, gpu(0, 10**9), 10**8 // comm.size, hint="x")  # 0.1 GB on a 1 GB GPU
+    # Every rank alone fits in 1 GB (0.6 GB), all of them on one GPU fit only when alone.
+    shared = gpu(0, 10**9)
+    if comm.size == 1:
+        mpi.check_device_fits(comm, shared, 6 * 10**8, hint="x")
+    else:
+        with pytest.raises(InputError, match=rf"needs {0.6 * comm.size:.2f} GB on GPU 0 of node .* \({comm.size} ranks share it\) "
+                                            r"but only 1.00 GB .*; fewer ranks per GPU") as err:
+            mpi.check_device_fits(comm, shared, 6 * 10**8, hint="fewer ranks per GPU")
+        assert err.value.collective
+    # One GPU each: only the rank whose GPU is small is short, and every rank hears of it.
+    mine = gpu(comm.rank, 10**8 if comm.rank == comm.size - 1 else 10**9)
+    with pytest.raises(InputError, match=rf"GPU {comm.size - 1} of node") as err:
+        mpi.check_device_fits(comm, mine, 6 * 10**8, hint="x")
+    assert err.value.collective

@@ -46,6 +46,8 @@ class Backend:
     synchronize, to_host, from_host : callable
         Wait for queued device work; copy an array to a host ``numpy.ndarray``;
         copy a host array to this backend.
+    free_bytes : callable
+        Bytes free on the bound device now (None on the host, or when unknown).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Backend:
     synchronize: Callable[[], None] = field(default=lambda: None)
     to_host: Callable[[Any], np.ndarray] = field(default=np.asarray)
     from_host: Callable[[np.ndarray], Any] = field(default=lambda a: a)
+    free_bytes: Callable[[], int | None] = field(default=lambda: None)
 
 
 _LOADERS: dict[str, Callable[[int], Backend]] = {}
@@ -173,6 +176,8 @@ def _load_cupy(local_rank: int) -> Backend:
         synchronize=synchronize,
         to_host=cupy.asnumpy,
         from_host=cupy.asarray,
+        # The driver's free memory plus what CuPy's pool holds unused (it hands that out first).
+        free_bytes=lambda: int(cupy.cuda.runtime.memGetInfo()[0]) + int(cupy.get_default_memory_pool().free_bytes()),
     )
 
 

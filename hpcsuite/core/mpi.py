@@ -266,6 +266,26 @@ def datatype(dtype: np.dtype | type) -> MPI.Datatype:
     return predefined if predefined is not None else dtlib.from_numpy_dtype(np.dtype(dtype))
 
 
+def check_device_fits(comm: MPI.Comm, backend: Backend, need: int, *, hint: str) -> None:
+    """On a GPU, refuse on every rank together a job whose arrays (``need`` bytes on this
+    rank) would not fit in its GPU's free memory; ranks that share a GPU add up.
+
+    Refusing up front beats an out-of-memory error after the data has been loaded.
+    """
+    from hpcsuite.core import memory
+
+    if not backend.on_device:
+        return
+    node = node_comm(comm)
+    everyone = node.allgather((backend.device_id, need))  # comm: metadata
+    total = sum(n for device, n in everyone if device == backend.device_id)
+    sharing = sum(device == backend.device_id for device, _ in everyone)
+    with agree(comm):
+        memory.check_fits(total, backend.free_bytes(),
+                          where=f"GPU {backend.device_id} of node {processor_name()}"
+                                + (f" ({sharing} ranks share it)" if sharing > 1 else ""), hint=hint)
+
+
 def max_over_ranks(comm: MPI.Comm, value: float) -> float:
     """Maximum of a scalar over ranks, known on every rank (the slowest rank's time)."""
     return comm.allreduce(value, op=MPI.MAX)  # comm: metadata
