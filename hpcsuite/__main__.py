@@ -66,6 +66,9 @@ def info() -> int:
         lines.append(f"mpi library    {mpi.library_version()}")
         lines.append(f"cuda-aware mpi {'yes' if mpi.gpu_aware() else 'no'} "
                      f"(override with {mpi.GPU_AWARE_ENV}=1|0)")
+        if mpi.gpu_aware():
+            lines.append(f"  non-blocking {'yes' if mpi.gpu_aware_nonblocking() else 'no, staged'} "
+                         f"(Iallreduce... on device memory; override with {mpi.GPU_AWARE_NONBLOCKING_ENV}=1|0)")
         lines.append(f"mpi threads    {mpi.thread_level()} (hpcsuite.train overlap='thread' needs multiple)")
     except ImportError as exc:
         lines.append(f"mpi library    unusable: {exc} (pip install 'hpcsuite[mpich]', or build "
