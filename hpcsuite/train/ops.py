@@ -438,7 +438,7 @@ def _staged(tensor: torch.Tensor, nonblocking: bool = False) -> torch.Tensor:
     """What MPI reduces for ``tensor``: the tensor itself, or a contiguous host copy
     (``nonblocking``: for a non-blocking collective, see :func:`_direct`)."""
     if tensor.is_cuda:
-        torch.cuda.current_stream(tensor.device).synchronize()  # queued kernels finish first
+        _ready(tensor)  # queued kernels finish first
         if _direct(tensor, nonblocking) and tensor.is_contiguous():
             return tensor.detach()
         return _pinned(tensor)
