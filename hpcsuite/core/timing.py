@@ -1,4 +1,7 @@
-"""Warm-up/repeat timing loop and the statistics every result reports. Pure.
+"""Warm-up/repeat timing loop. Pure.
+
+The statistics live in :mod:`hpcsuite.core.stats` (one median, one interval); ``Stats``
+and ``summarize`` are re-exported here so existing imports keep working.
 
 The loop knows nothing of MPI or devices: the caller injects ``barrier`` (so all
 ranks start a repetition together) and ``sync`` (so queued GPU work is inside the
@@ -8,16 +11,13 @@ maximum over ranks: a parallel step is as slow as its slowest rank.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from typing import Any
 
-# Two-sided 95 % Student t quantiles for 1..30 degrees of freedom; 1.96 beyond.
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-        2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+from hpcsuite.core.stats import Stats, summarize
+
+__all__ = ["Stats", "measure", "summarize"]
 
 
 def _nothing() -> None:
@@ -56,47 +56,3 @@ def measure(
         sync()
         times.append(clock() - start)
     return times, result
-
-
-@dataclass(frozen=True)
-class Stats:
-    """Summary of repeated measurements (seconds unless stated)."""
-
-    n: int
-    min: float
-    max: float
-    mean: float
-    median: float
-    stdev: float
-    ci95_low: float
-    ci95_high: float
-
-    def as_dict(self) -> dict[str, float]:
-        """Plain dict for JSON records."""
-        return asdict(self)
-
-
-def t95(dof: int) -> float:
-    """Two-sided 95 % Student t quantile for ``dof`` degrees of freedom."""
-    if dof < 1:
-        return math.inf
-    return _T95[dof - 1] if dof <= len(_T95) else 1.96
-
-
-def summarize(samples: Sequence[float]) -> Stats:
-    """Min, max, mean, median, sample standard deviation and the mean's 95 % CI.
-
-    With one sample the deviation is 0 and the interval collapses to the value:
-    nothing is invented.
-    """
-    if not samples:
-        raise ValueError("no samples to summarize")
-    # By hand rather than with `statistics`, whose import (fractions, decimal, random)
-    # every rank would pay at start-up.
-    data = sorted(float(s) for s in samples)
-    n = len(data)
-    mean = math.fsum(data) / n
-    median = data[n // 2] if n % 2 else (data[n // 2 - 1] + data[n // 2]) / 2
-    stdev = math.sqrt(math.fsum((x - mean) ** 2 for x in data) / (n - 1)) if n > 1 else 0.0
-    half = t95(n - 1) * stdev / math.sqrt(n) if n > 1 else 0.0
-    return Stats(n, data[0], data[-1], mean, median, stdev, mean - half, mean + half)
