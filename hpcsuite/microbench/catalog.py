@@ -2,8 +2,11 @@
 
 Each entry builds a :class:`Case` for one message size on one rank. A case's ``run``
 is one timed iteration; ``prime`` fills the send buffers with a pattern that depends
-on the sending rank and zeroes the receive buffers; after one ``prime`` + ``run``,
-``check`` lists what arrived wrong. Sizes are bytes per rank and message, as in OSU;
+on the sending rank and writes :func:`unset` into the receive buffers; after one
+``prime`` + ``run``, ``check`` lists what arrived wrong. Every case is primed before
+its timed loop, validated or not: a buffer that was allocated zeroed and never
+written maps every page to the kernel's one shared zero page, and a 4 MiB send from
+it reads one cached 4 KiB page, which is not what an application's send costs. Sizes are bytes per rank and message, as in OSU;
 reductions use float32 elements.
 """
 
@@ -27,6 +30,15 @@ def pattern(rank: int, count: int, dtype: Any = np.uint8) -> np.ndarray:
     if np.dtype(dtype) == np.uint8:
         return ((np.arange(count, dtype=np.int64) * 7 + rank * 31 + 1) % 251).astype(np.uint8)
     return ((np.arange(count) % 13 + 1) * (rank + 1)).astype(dtype)
+
+
+def unset(count: int, dtype: Any = np.uint8) -> np.ndarray:
+    """What receive buffers hold before a message lands: written (never the kernel's
+    shared zero page) and never equal to :func:`pattern` (0xFF bytes, which the
+    modulo-251 byte pattern never produces; -1 for numbers, which it never sends)."""
+    if np.dtype(dtype) == np.uint8:
+        return np.full(count, 0xFF, np.uint8)
+    return np.full(count, -1, dtype)
 
 
 def reduced(size: int, count: int) -> np.ndarray:
@@ -113,7 +125,7 @@ def _pingpong(comm: Any, m: Messages, n: int, peer: int, first: bool, window: in
 
     def prime() -> None:
         m.fill(s, pattern(comm.rank, n))
-        m.fill(r, np.zeros(n, np.uint8))
+        m.fill(r, unset(n))
         box["obj"] = pattern(comm.rank, n)
         box["got"] = None
 
@@ -121,7 +133,7 @@ def _pingpong(comm: Any, m: Messages, n: int, peer: int, first: bool, window: in
         got = box["got"] if m.pickled else m.read(r)
         return _compare(f"rank {comm.rank} from {peer}", np.asarray(got), pattern(peer, n))
 
-    box["obj"] = np.zeros(n, np.uint8)
+    box["obj"] = pattern(comm.rank, n)
     return Case(run=run, prime=prime, check=check)
 
 
@@ -174,7 +186,7 @@ def _window(comm: Any, m: Messages, n: int, window: int, both: bool) -> Case:
 
     def prime() -> None:
         m.fill(s, pattern(comm.rank, n))
-        m.fill(r, np.zeros(n, np.uint8))
+        m.fill(r, unset(n))
         box["got"] = None
 
     def check() -> list[str]:

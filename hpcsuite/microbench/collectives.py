@@ -15,7 +15,7 @@ import numpy as np
 from hpcsuite.core.mpi import MPI
 from hpcsuite.core.partition import split
 from hpcsuite.microbench.buffers import Messages
-from hpcsuite.microbench.catalog import F32, Case, _compare, pattern, reduced
+from hpcsuite.microbench.catalog import F32, Case, _compare, pattern, reduced, unset
 
 ROOT = 0
 
@@ -30,7 +30,8 @@ def _case(comm: Any, m: Messages, send: Any, recv: Any, sdtype: Any, sent: np.nd
         if send is not None:
             m.fill(send, sent)
         if recv is not None:
-            m.fill(recv, np.zeros_like(expect if expect is not None else sent))
+            like = expect if expect is not None else sent
+            m.fill(recv, unset(like.size, like.dtype))
         box["got"] = None
 
     def check() -> list[str]:
