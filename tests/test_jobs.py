@@ -271,3 +271,23 @@ def test_suite_small_runs_every_kernel_and_writes_one_record_each(tmp_path):
 
 def test_suite_refuses_unknown_kernels():
     _one_usage_error(launch(2, "-m", "hpcsuite.suite", "--only", "mean,nbody", timeout=30), "--only 'mean,nbody'")
+
+
+@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("kind,code,marker", [
+    ("exit", 4, "exit_job: error: this rank exited on its own with status 4"),
+    ("interrupt", 130, "exit_job: interrupted"),
+])
+def test_an_exit_or_interrupt_on_one_rank_aborts_the_job_instead_of_hanging(n, kind, code, marker):
+    # The other ranks wait in Barrier: without an abort this job would never end.
+    proc = launch(n, "tests/helpers/exit_job.py", kind, str(n - 1), timeout=30)
+    assert proc.returncode == code, proc.stderr
+    assert f"[rank {n - 1}] {marker}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_an_exit_every_rank_takes_together_is_clean(n):
+    proc = launch(n, "tests/helpers/exit_job.py", "agreed-exit", "0", timeout=30)
+    assert proc.returncode == 5, proc.stderr
+    assert "Abort" not in proc.stderr and "Traceback" not in proc.stderr

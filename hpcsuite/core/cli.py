@@ -12,6 +12,11 @@ Policy (every ``python -m hpcsuite.<module>`` follows it through :func:`run`):
 * Any other exception: the traceback, every line tagged ``[rank r]``, then
   ``MPI_Abort``: the job ends within seconds instead of hanging (mpi4py's
   ``python -m mpi4py`` does the same).
+* ``SystemExit`` and ``KeyboardInterrupt`` once MPI runs with more than one rank: the
+  same, ``MPI_Abort`` - one rank leaving on its own would leave the others waiting in
+  their next collective forever. Only an exit every rank takes together passes: before
+  MPI starts (``--help``, argparse errors), or a ``SystemExit`` marked ``collective``
+  (see :func:`collective_exit`).
 
 Argument parsing happens before MPI is initialized, so ``--help`` is fast and rank 0
 is recognized from the launcher's environment.
@@ -21,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from hpcsuite.core.errors import HpcsuiteError, UsageError
 
@@ -122,6 +129,78 @@ def check_writable(path: str | None, option: str) -> None:
         raise UsageError(f"{option} {path!r} is not writable; choose another path")
 
 
+#: Characters no value that goes into a generated script or manifest may hold: the C0
+#: controls (newline, carriage return, NUL, escape...) and DEL. A newline in a value
+#: written into ``#SBATCH --time=...`` ends the directive, and the next line runs as a
+#: shell command; quoting cannot help there.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def refuse_control(value: str, option: str) -> str:
+    """Return ``value``, or raise :class:`UsageError` when it holds a control character.
+
+    Parameters
+    ----------
+    value : str
+        What the user gave.
+    option : str
+        Names the value in the message, e.g. ``"--time"``.
+    """
+    bad = _CONTROL.search(value)
+    if bad:
+        raise UsageError(f"{option} {value!r} holds the control character {bad.group()!r} "
+                         f"(position {bad.start()}); it would break the generated file, remove it")
+    return value
+
+
+def refuse_control_in(values: Any, option: str) -> None:
+    """:func:`refuse_control` over every string in ``values`` (a string, a sequence or a
+    mapping, nested); ``option`` names them in the message."""
+    if isinstance(values, str):
+        refuse_control(values, option)
+    elif isinstance(values, dict):
+        for key, value in values.items():
+            refuse_control_in(key, option)
+            refuse_control_in(value, option)
+    elif isinstance(values, (list, tuple)):
+        for value in values:
+            refuse_control_in(value, option)
+
+
+def refuse_control_args(args: argparse.Namespace, passthrough: Sequence[str] = ()) -> None:
+    """Refuse control characters in every string option of ``args`` and in ``passthrough``
+    (the options after ``--``), naming the option."""
+    for name, value in vars(args).items():
+        refuse_control_in(value, "--" + name.replace("_", "-"))
+    for value in passthrough:
+        refuse_control(value, "option after --")
+
+
+def write_file(path: str, text: str, option: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all; a failure is one :class:`UsageError`.
+
+    A regular file (or a new one) is written to a temporary file next to it and renamed
+    over it, so a full disk leaves the old file (or none), never half of the new one.
+    Anything else (``/dev/stdout``, a pipe) is written directly.
+    """
+    check_writable(path, option)
+    regular = not os.path.exists(path) or os.path.isfile(path)
+    tmp = f"{path}.tmp.{os.getpid()}" if regular else path
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+        if regular:
+            os.replace(tmp, path)
+    except OSError as exc:
+        if regular:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise UsageError(f"{option} {path!r} could not be written ({exc.strerror or exc})") from None
+
+
 def common_parser() -> argparse.ArgumentParser:
     """Options every kernel shares (an argparse parent parser)."""
     p = argparse.ArgumentParser(add_help=False)
@@ -166,8 +245,11 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
         return int(main(argv) or 0)
     except HpcsuiteError as err:
         return _user_error(err, prog)
-    except SystemExit:
-        raise
+    except SystemExit as exc:
+        where = _mpi_rank_size()
+        if where is None or where[1] == 1 or getattr(exc, "collective", False):
+            raise  # every rank leaves alike (before MPI, one rank, or agreed): a clean exit
+        return _crash(exc, prog)
     except BrokenPipeError:  # `... | head` closed our stdout: not an error of ours
         return 0
     except BaseException as exc:  # noqa: BLE001 - the job must end, whatever it was
@@ -191,22 +273,44 @@ def _user_error(err: HpcsuiteError, prog: str) -> int:
     return err.exit_code
 
 
+def collective_exit(code: int | str | None = 0) -> SystemExit:
+    """A ``SystemExit`` that every rank raises together: :func:`run` lets it pass
+    instead of aborting the job. Raise it only on every rank at once."""
+    exc = SystemExit(code)
+    exc.collective = True  # type: ignore[attr-defined]
+    return exc
+
+
+#: How torch's CPU allocator words a failed allocation (a RuntimeError, not MemoryError).
+_TORCH_CPU_OOM = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory")
+
+
 def _out_of_memory(exc: BaseException) -> bool:
-    """NumPy's MemoryError, CuPy's OutOfMemoryError (a MemoryError) or torch's CUDA one."""
-    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+    """NumPy's MemoryError, CuPy's OutOfMemoryError (a MemoryError), torch's CUDA one,
+    or torch's CPU allocator failing (a RuntimeError naming DefaultCPUAllocator)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and any(text in str(exc) for text in _TORCH_CPU_OOM)
 
 
 def _crash(exc: BaseException, prog: str) -> int:
     where = _mpi_rank_size()
     rank = where[0] if where else env_rank()
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    code = 1
     if isinstance(exc, KeyboardInterrupt):
-        text = f"{prog}: interrupted\n"
+        text, code = f"{prog}: interrupted\n", 130
+    elif isinstance(exc, SystemExit):
+        # One rank exited on its own while the others may wait for it: end them too.
+        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        message = f": {exc.code}" if isinstance(exc.code, str) else f" with status {status}"
+        text = f"{prog}: error: this rank exited on its own{message}\n"
+        code = status or 1  # the job did not finish: never report success
     elif _out_of_memory(exc):  # a size the machine cannot hold: say so, no traceback
-        text = (f"{prog}: error: out of memory ({type(exc).__name__}: {exc}); use a smaller size, "
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+        text = (f"{prog}: error: out of memory ({type(exc).__name__}: {first[:200]}); use a smaller size, "
                 "fewer ranks per node or GPU, or spread the job over more nodes\n")
     sys.stderr.write(_tag(text, rank))
-    code = 130 if isinstance(exc, KeyboardInterrupt) else 1
     if where is not None and where[1] > 1:
         from hpcsuite.core import mpi
 
