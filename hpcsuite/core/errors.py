@@ -47,6 +47,10 @@ class InputError(HpcsuiteError):
     """Unreadable, malformed or inconsistent input data (files, shapes, dtypes)."""
 
 
+class OutputError(HpcsuiteError):
+    """A result could not be written (disk full, I/O error); what was there is left as it was."""
+
+
 class BackendError(HpcsuiteError):
     """An array backend (device) was asked for but cannot be used here."""
 
