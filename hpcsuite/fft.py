@@ -18,11 +18,13 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli
+from hpcsuite.core import cli, driver, rng
+from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 from hpcsuite.core.errors import UsageError
 from hpcsuite.core.partition import owned, split
 
@@ -34,9 +36,9 @@ def slab(shape: tuple[int, ...], start: int, stop: int, seed: int) -> np.ndarray
     """Rows ``[start, stop)`` of the global complex input; each row from its own stream. Pure."""
     out = np.empty((stop - start, *shape[1:]), dtype=np.complex128)
     for i, r in enumerate(range(start, stop)):
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(r,))))
-        out[i].real = rng.random(shape[1:])
-        out[i].imag = rng.random(shape[1:])
+        g = rng.stream(seed, r)
+        out[i].real = g.random(shape[1:])
+        out[i].imag = g.random(shape[1:])
     return out
 
 
@@ -102,68 +104,98 @@ def inverse(comm: Any, backend: Any, b: Any, shape: tuple[int, ...]) -> Any:
     return xp.fft.ifftn(a, axes=tuple(range(1, len(shape)))) if a.size else a
 
 
+@dataclass
+class State:
+    """This rank's slab of the input (host copy for the check, and on the backend) and
+    the last transform and round trip."""
+
+    comm: Any
+    backend: Any
+    shape: tuple[int, ...]
+    seed: int
+    data: np.ndarray
+    a: Any
+    x: Any = None
+    back: Any = None
+
+
+class Fft(Kernel):
+    """A forward and an inverse distributed transform per repetition."""
+
+    name = "fft"
+    description = __doc__.split("\n\n")[0]
+    step_label = "transforms"
+
+    def add_arguments(self, g: Any) -> None:
+        g.add_argument("--shape", type=cli.shape, default=(256, 256, 256),
+                       help="2-D or 3-D complex grid, e.g. 4096x4096 or 256x256x256 [256x256x256]")
+
+    def validate(self, args: Any) -> None:
+        if len(args.shape) not in (2, 3):
+            raise UsageError(f"--shape {'x'.join(map(str, args.shape))} must be 2-D or 3-D, e.g. 256x256x256")
+
+    def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
+        points = math.prod(args.shape)
+        # The slab, its transform and the transpose's send, receive and result; the
+        # root's check holds the whole input, its transform and ours.
+        mine = 6 * 16 * points // comm.size
+        check = 4 * 16 * points if args.check and comm.rank == 0 else 0
+        return Footprint(host=(mine if not backend.on_device else 16 * points // comm.size) + check, device=mine,
+                         hint="use a smaller --shape or more nodes (GPUs)" + (", or drop --check" if args.check else ""))
+
+    def setup(self, comm: Any, backend: Any, args: Any) -> State:
+        shape = tuple(args.shape)
+        data = slab(shape, *owned(shape[0], comm.size, comm.rank), args.seed)
+        return State(comm, backend, shape, args.seed, data, backend.from_host(data) if backend.on_device else data)
+
+    def step(self, state: State, phase: str) -> None:
+        state.x = forward(state.comm, state.backend, state.a, state.shape)
+        state.back = inverse(state.comm, state.backend, state.x, state.shape)
+
+    def check(self, state: State) -> dict[str, Any] | None:
+        comm, bk, shape = state.comm, state.backend, state.shape
+        cols = owned(shape[1], comm.size, comm.rank)
+        mine = (cols, bk.to_host(state.x), float(np.linalg.norm(bk.to_host(state.back) - state.data) ** 2))
+        parts = comm.gather(mine, root=0)  # comm: transform slabs and round-trip errors for the check
+        if comm.rank != 0:
+            return None
+        full = slab(shape, 0, shape[0], state.seed)
+        ref = np.fft.fftn(full)
+        ours = np.empty_like(ref)
+        for (c0, c1), block, _ in parts:
+            ours[:, c0:c1] = block
+        err = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
+        trip = math.sqrt(sum(p[2] for p in parts)) / float(np.linalg.norm(full))
+        return {"passed": err <= TOLERANCE and trip <= TOLERANCE, "forward_rel_error": err,
+                "round_trip_rel_error": trip,
+                "detail": f"forward vs numpy.fft.fftn {err:.1e}, round trip {trip:.1e} (allowed {TOLERANCE:g})"}
+
+    def figure(self, state: State) -> Figure:
+        return Figure("GFLOP/s", 2 * flops(state.shape), "GFLOP/s", 1e9)  # a forward and an inverse
+
+    def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
+        from hpcsuite.core import stats
+
+        gflops = 2 * flops(state.shape) / stats.median(times["step"]) / 1e9
+        dims = "x".join(map(str, state.shape))
+        return Summary(headline=f"{gflops:.2f} GFLOP/s ({dims} complex, forward + inverse)",
+                       details=[f"grid       {dims} complex128, slabs of axis 0 over {state.comm.size} ranks, "
+                                "one Alltoallv per transform"],
+                       params={"shape": list(state.shape), "size": math.prod(state.shape),
+                               "bytes": 16 * math.prod(state.shape)})
+
+
+KERNEL = Fft()
+
+
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
-    p = cli.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0],
-                           parents=[cli.common_parser()])
-    g = p.add_argument_group("fft options")
-    g.add_argument("--shape", type=cli.shape, default=(256, 256, 256),
-                   help="2-D or 3-D complex grid, e.g. 4096x4096 or 256x256x256 [256x256x256]")
-    return p
+    return driver.parser(KERNEL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.fft``; return the exit status."""
-    args = parser().parse_args(argv)
-    shape = tuple(args.shape)
-    if len(shape) not in (2, 3):
-        raise UsageError(f"--shape {'x'.join(map(str, shape))} must be 2-D or 3-D, e.g. 256x256x256")
-    from hpcsuite.core import app, memory, mpi
-    from hpcsuite.core.timing import measure
-
-    ctx = app.begin(args)
-    comm, bk = ctx.comm, ctx.backend
-    with mpi.agree(comm):
-        need = 6 * 16 * math.prod(shape) // comm.size + (4 * 16 * math.prod(shape) if args.check and comm.rank == 0 else 0)
-        memory.check_fits(need, memory.available_bytes(), where=f"node {mpi.processor_name()} (one rank)",
-                          hint="use a smaller --shape, more nodes, or drop --check")
-    # On a GPU: the slab, its transform and the transpose's send, receive and result.
-    mpi.check_device_fits(comm, bk, 6 * 16 * math.prod(shape) // comm.size, hint="use a smaller --shape or more GPUs")
-    rows = owned(shape[0], comm.size, comm.rank)
-    data = slab(shape, *rows, args.seed)
-    a = bk.from_host(data) if bk.on_device else data
-    state: dict[str, Any] = {}
-
-    def once() -> None:
-        state["x"] = forward(comm, bk, a, shape)
-        state["back"] = inverse(comm, bk, state["x"], shape)
-        bk.synchronize()
-
-    times, _ = measure(once, warmup=args.warmup, repeat=args.repeat, barrier=comm.Barrier)
-    times = [mpi.max_over_ranks(comm, t) for t in times]
-    check = None
-    if args.check:
-        cols = owned(shape[1], comm.size, comm.rank)
-        mine = (cols, bk.to_host(state["x"]), float(np.linalg.norm(bk.to_host(state["back"]) - data) ** 2))
-        parts = comm.gather(mine, root=0)  # comm: transform slabs and round-trip errors for the check
-        if comm.rank == 0:
-            full = slab(shape, 0, shape[0], args.seed)
-            ref = np.fft.fftn(full)
-            ours = np.empty_like(ref)
-            for (c0, c1), block, _ in parts:
-                ours[:, c0:c1] = block
-            err = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
-            trip = math.sqrt(sum(p[2] for p in parts)) / float(np.linalg.norm(full))
-            check = {"passed": err <= TOLERANCE and trip <= TOLERANCE, "forward_rel_error": err,
-                     "round_trip_rel_error": trip,
-                     "detail": f"forward vs numpy.fft.fftn {err:.1e}, round trip {trip:.1e} (allowed {TOLERANCE:g})"}
-    gflops = 2 * flops(shape) / min(times) / 1e9  # a forward and an inverse transform per run
-    dims = "x".join(map(str, shape))
-    return app.finish(ctx, args, kernel="fft", headline=f"{gflops:.2f} GFLOP/s ({dims} complex, forward + inverse)",
-                      details=[f"grid       {dims} complex128, slabs of axis 0 over {comm.size} ranks, "
-                               "one Alltoallv per transform"],
-                      params={"shape": list(shape), "repeat": args.repeat, "bytes": 16 * math.prod(shape)},
-                      samples=times, fom=("GFLOP/s", gflops, "GFLOP/s"), check=check)
+    return driver.main(KERNEL, argv)
 
 
 if __name__ == "__main__":

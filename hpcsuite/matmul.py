@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli
+from hpcsuite.core import cli, driver
+from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 from hpcsuite.core.errors import UsageError
+from hpcsuite.core import rng
 from hpcsuite.core.partition import owned, split
 
 PROG = "hpcsuite.matmul"
@@ -32,8 +35,7 @@ def rows_of(matrix: int, seed: int, rows: tuple[int, int], cols: tuple[int, int]
     """Block ``rows x cols`` of matrix 0 (A) or 1 (B): each global row from its own stream. Pure."""
     out = np.empty((rows[1] - rows[0], cols[1] - cols[0]), dtype=dtype)
     for i, r in enumerate(range(*rows)):
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(matrix, r))))
-        out[i] = rng.random(n)[cols[0]:cols[1]]
+        out[i] = rng.stream(seed, matrix, r).random(n)[cols[0]:cols[1]]
     return out
 
 
@@ -61,7 +63,7 @@ class Grid:
     and this rank's blocks of A and B (generated once, outside the timed multiply)."""
 
     def __init__(self, comm: Any, n: int, dims: tuple[int, int], seed: int, dtype: str) -> None:
-        self.n, self.dims, self.dtype = n, dims, dtype
+        self.n, self.dims, self.dtype, self.seed = n, dims, dtype, seed
         self.cart = comm.Create_cart(list(dims), periods=[False, False], reorder=False)
         self.i, self.j = self.cart.Get_coords(self.cart.rank)
         self.rows, self.cols = owned(n, dims[0], self.i), owned(n, dims[1], self.j)
@@ -106,67 +108,99 @@ def summa(grid: Grid, backend: Any, width: int) -> Any:
     return c
 
 
+@dataclass
+class State:
+    """The grid with this rank's blocks, and the last product."""
+
+    grid: Grid
+    backend: Any
+    panel: int
+    c: Any = None
+
+
+class Matmul(Kernel):
+    """SUMMA as a kernel: A and B are generated (and moved to the GPU) in setup."""
+
+    name = "matmul"
+    description = __doc__.split("\n\n")[0]
+    step_label = "multiply"
+
+    def add_arguments(self, g: Any) -> None:
+        g.add_argument("--n", type=cli.positive_int, default=2048, help="matrix order [%(default)s]")
+        g.add_argument("--dtype", choices=tuple(TOLERANCE), default="float64", help="[%(default)s]")
+        g.add_argument("--panel", type=cli.positive_int, default=512, help="largest SUMMA panel width [%(default)s]")
+        g.add_argument("--proc-grid", type=cli.shape, default=None, metavar="PxQ",
+                       help="process grid [balanced: MPI_Dims_create]")
+
+    def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
+        n, item = args.n, np.dtype(args.dtype).itemsize
+        # Blocks of A, B and C and the two panels in flight; the root's check holds the
+        # whole A, B, C and the reference.
+        mine = 5 * n * n * item // comm.size
+        check = 4 * n * n * item if args.check and comm.rank == 0 else 0
+        return Footprint(host=(mine if not backend.on_device else 2 * mine // 5) + check, device=mine,
+                         hint="lower --n or use more nodes (GPUs)" + (", or drop --check" if args.check else ""))
+
+    def setup(self, comm: Any, backend: Any, args: Any) -> State:
+        from hpcsuite.core import mpi
+        from hpcsuite.stencil import grid_dims
+
+        with mpi.agree(comm):
+            dims = grid_dims(comm.size, args.proc_grid)
+            if dims[0] > args.n or dims[1] > args.n:
+                raise UsageError(f"--n {args.n} is too small for a {dims[0]}x{dims[1]} process grid; "
+                                 "every rank needs part of the matrix")
+        grid = Grid(comm, args.n, dims, args.seed, args.dtype)
+        grid.blocks(backend)  # on a GPU: A and B move there before the clock starts
+        return State(grid, backend, args.panel)
+
+    def step(self, state: State, phase: str) -> None:
+        state.c = summa(state.grid, state.backend, state.panel)
+
+    def check(self, state: State) -> dict[str, Any] | None:
+        grid, n = state.grid, state.grid.n
+        parts = grid.cart.gather(((grid.rows, grid.cols), state.backend.to_host(state.c)), root=0)  # comm: C
+        if grid.cart.rank != 0:
+            return None
+        full = np.empty((n, n), dtype=grid.dtype)
+        for (rows, cols), block in parts:
+            full[rows[0]:rows[1], cols[0]:cols[1]] = block
+        ref = rows_of(0, grid.seed, (0, n), (0, n), n, grid.dtype) @ rows_of(1, grid.seed, (0, n), (0, n), n, grid.dtype)
+        err = float(np.linalg.norm(full - ref) / np.linalg.norm(ref))
+        tol = TOLERANCE[grid.dtype]
+        return {"passed": err <= tol, "relative_frobenius_error": err, "tolerance": tol,
+                "detail": f"||C - numpy A@B||_F / ||A@B||_F = {err:.2e} (allowed {tol:g})"}
+
+    def figure(self, state: State) -> Figure:
+        return Figure("GFLOP/s", 2.0 * state.grid.n ** 3, "GFLOP/s", 1e9)
+
+    def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
+        from hpcsuite.core import stats
+
+        grid, n = state.grid, state.grid.n
+        gflops = 2 * n ** 3 / stats.median(times["step"]) / 1e9
+        item = np.dtype(grid.dtype).itemsize
+        return Summary(headline=f"{gflops:.2f} GFLOP/s (n {n}, {grid.dtype})",
+                       details=[f"matrices   {n}x{n} {grid.dtype}, panels up to {state.panel} wide",
+                                f"ranks grid {grid.dims[0]}x{grid.dims[1]} (SUMMA)"],
+                       params={"n": n, "dtype": grid.dtype, "panel": state.panel, "proc_grid": list(grid.dims),
+                               "size": n, "bytes": 3 * n * n * item})
+
+    def teardown(self, state: State) -> None:
+        state.grid.free()
+
+
+KERNEL = Matmul()
+
+
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
-    p = cli.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0],
-                           parents=[cli.common_parser()])
-    g = p.add_argument_group("matmul options")
-    g.add_argument("--n", type=cli.positive_int, default=2048, help="matrix order [%(default)s]")
-    g.add_argument("--dtype", choices=tuple(TOLERANCE), default="float64", help="[%(default)s]")
-    g.add_argument("--panel", type=cli.positive_int, default=512, help="largest SUMMA panel width [%(default)s]")
-    g.add_argument("--proc-grid", type=cli.shape, default=None, metavar="PxQ",
-                   help="process grid [balanced: MPI_Dims_create]")
-    return p
+    return driver.parser(KERNEL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.matmul``; return the exit status."""
-    args = parser().parse_args(argv)
-    from hpcsuite.core import app, memory, mpi
-    from hpcsuite.core.timing import measure
-    from hpcsuite.stencil import grid_dims
-
-    ctx = app.begin(args)
-    comm = ctx.comm
-    n, item = args.n, np.dtype(args.dtype).itemsize
-    with mpi.agree(comm):
-        dims = grid_dims(comm.size, args.proc_grid)
-        if dims[0] > n or dims[1] > n:
-            raise UsageError(f"--n {n} is too small for a {dims[0]}x{dims[1]} process grid; "
-                             "every rank needs part of the matrix")
-        need = 5 * n * n * item // comm.size + (3 * n * n * item if args.check and comm.rank == 0 else 0)
-        memory.check_fits(need, memory.available_bytes(), where=f"node {mpi.processor_name()} (one rank)",
-                          hint="lower --n, use more nodes, or drop --check")
-    # On a GPU: the blocks of A, B and C and the two panels in flight.
-    mpi.check_device_fits(comm, ctx.backend, 5 * n * n * item // comm.size, hint="lower --n or use more GPUs")
-    grid = Grid(comm, n, dims, args.seed, args.dtype)
-    grid.blocks(ctx.backend)  # on a GPU: A and B move there before the clock starts
-    ctx.backend.synchronize()
-    times, c = measure(lambda: summa(grid, ctx.backend, args.panel), warmup=args.warmup,
-                       repeat=args.repeat, barrier=comm.Barrier)
-    times = [mpi.max_over_ranks(comm, t) for t in times]
-    check = None
-    if args.check:
-        parts = grid.cart.gather(((grid.rows, grid.cols), ctx.backend.to_host(c)), root=0)  # comm: C
-        if grid.cart.rank == 0:
-            full = np.empty((n, n), dtype=args.dtype)
-            for (rows, cols), block in parts:
-                full[rows[0]:rows[1], cols[0]:cols[1]] = block
-            a = rows_of(0, args.seed, (0, n), (0, n), n, args.dtype)
-            b = rows_of(1, args.seed, (0, n), (0, n), n, args.dtype)
-            ref = a @ b
-            err = float(np.linalg.norm(full - ref) / np.linalg.norm(ref))
-            tol = TOLERANCE[args.dtype]
-            check = {"passed": err <= tol, "relative_frobenius_error": err, "tolerance": tol,
-                     "detail": f"||C - numpy A@B||_F / ||A@B||_F = {err:.2e} (allowed {tol:g})"}
-    grid.free()
-    gflops = 2 * n ** 3 / min(times) / 1e9
-    return app.finish(ctx, args, kernel="matmul", headline=f"{gflops:.2f} GFLOP/s (n {n}, {args.dtype})",
-                      details=[f"matrices   {n}x{n} {args.dtype}, panels up to {args.panel} wide",
-                               f"ranks grid {dims[0]}x{dims[1]} (SUMMA)"],
-                      params={"n": n, "dtype": args.dtype, "panel": args.panel, "proc_grid": list(dims),
-                              "size": n, "bytes": 3 * n * n * item, "repeat": args.repeat},
-                      samples=times, fom=("GFLOP/s", gflops, "GFLOP/s"), check=check)
+    return driver.main(KERNEL, argv)
 
 
 if __name__ == "__main__":

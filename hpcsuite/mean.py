@@ -24,15 +24,16 @@ from __future__ import annotations
 import math
 import os
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli
-from hpcsuite.core.errors import CheckError, UsageError
+from hpcsuite.core import cli, driver
+from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
+from hpcsuite.core.errors import UsageError
+from hpcsuite.core.reduction import reduce_blocks
 from hpcsuite.core.partition import Layout
 from hpcsuite.core.sources import DEFAULT_SHAPE, DTYPES, Source
 from hpcsuite.core.summation import exact_sum, exact_sum_rows
@@ -155,141 +156,188 @@ def compare(ours: float | np.ndarray, ref: float | np.ndarray, scale: float) -> 
     return ok, worst
 
 
-# -- 3. the driver: the only place that communicates ---------------------------------------
+# -- 3. the communicating part: load once, reduce per repetition -------------------------
 
 @dataclass
-class Outcome:
-    """What one run produced (on the root; ``value`` is None elsewhere)."""
+class State:
+    """One rank's rows and what the reduction needs to know about the layout."""
 
-    value: float | np.ndarray | None
-    times: list[float]
-    load_s: float
+    comm: Any
+    backend: Any
+    layout: Layout
+    axis: int | None
+    rows: Any
+    spans: list[tuple[int, int]]
+    counts: list[int]
+    source: Source | None = None
+    description: str = ""
+    dtype: np.dtype = np.dtype("float64")
+    distribute: str = "local"
+    spec: str = "random"
+    seed: int = 0
+    value: float | np.ndarray | None = None
 
 
-def run(comm: Any, backend: Any, source: Source | None, layout: Layout, *, axis: int | None,
-        distribute: str, warmup: int = 0, repeat: int = 1, root: int = 0) -> Outcome:
-    """Compute the mean on every rank of ``comm``; the value arrives on ``root``.
-
-    Parameters
-    ----------
-    comm : MPI.Comm
-    backend : Backend
-    source : Source or None
-        Needed on every rank for ``distribute="local"``, on ``root`` for ``"scatter"``.
-    layout : Layout
-        Block layout of the global array.
-    axis : {None, 0, 1}
-    distribute : {"local", "scatter"}
-    warmup, repeat : int
-        Untimed and timed repetitions of the reduction (load happens once).
-    root : int
-
-    Returns
-    -------
-    Outcome
-        The mean (root only), the reduction time of each repetition (max over
-        ranks) and the load time (max over ranks).
-    """
-    from hpcsuite.core import mpi
+def load(comm: Any, backend: Any, source: Source | None, layout: Layout, *, axis: int | None,
+         distribute: str, root: int = 0) -> State:
+    """Give every rank its rows (generated, read or scattered) and the reduction's layout."""
     from hpcsuite.core.distribute import rows_of_rank
-    from hpcsuite.core.timing import measure
 
-    xp = backend.xp
-    comm.Barrier()  # comm: load starts together, so its time is the job's
-    start = time.perf_counter()
     rows = rows_of_rank(comm, backend, source, layout, distribute, root=root)
-    backend.synchronize()
-    load_s = mpi.max_over_ranks(comm, time.perf_counter() - start)
-    blocks = layout.local_blocks(comm.size, comm.rank)
-    if axis == 1:
+    spans = [(a, b) for _, a, b in layout.local_blocks(comm.size, comm.rank)]
+    if axis == 1:  # one partial per row
         counts = layout.row_counts(comm.size)[0]
-    else:
+    else:  # one partial per block
         counts = [len(layout.rank_blocks(comm.size, r)) for r in range(comm.size)]
-    spans = [(a, b) for _, a, b in blocks]
-
-    def reduce_once() -> float | np.ndarray | None:
-        parts = partials(rows, spans, xp, axis)
-        gathered = mpi.gather_rows(comm, backend, parts, counts, root=root)  # comm: gather partials
-        return combine(gathered, axis, layout.shape) if comm.rank == root else None
-
-    times, value = measure(reduce_once, warmup=warmup, repeat=repeat, barrier=comm.Barrier,
-                           sync=backend.synchronize)
-    times = [mpi.max_over_ranks(comm, t) for t in times]
-    return Outcome(value=value, times=times, load_s=load_s)
+    return State(comm, backend, layout, axis, rows, spans, counts, source, distribute=distribute)
 
 
-# -- 4. main: parse, run, check, time, print, record ---------------------------------------
-
-def parser() -> cli.ArgumentParser:
-    """The command-line interface."""
-    p = cli.ArgumentParser(
-        prog=f"python -m {PROG}",
-        description="Mean of a distributed array over MPI ranks, on NumPy (CPU) or CuPy (GPU). "
-                    "Default: the mean of a 10000x10000 array of uniform random doubles "
-                    "(Dask tutorial workload), bitwise identical at any rank count.",
-        epilog="example: mpirun -n 8 python -m hpcsuite.mean --check",
-        parents=[cli.common_parser()],
-    )
-    g = p.add_argument_group("mean options")
-    g.add_argument("--shape", type=cli.shape, default=None,
-                   help=f"global shape, e.g. 10000x10000 [{'x'.join(map(str, DEFAULT_SHAPE))}; "
-                        "a file's own shape]")
-    g.add_argument("--dtype", default=None, choices=DTYPES,
-                   help="element type of generated data; float32 and integers accumulate "
-                        "in float64 [float64; a file's own dtype]")
-    g.add_argument("--axis", default="none", choices=AXES,
-                   help="none: one mean; 0: column means; 1: row means [%(default)s]")
-    g.add_argument("--source", default="random", metavar="random|FILE",
-                   help="'random' (uniform [0,1) floats, integers in [0,1000)), a .npy file, "
-                        "or an HDF5 file as FILE.h5 or FILE.h5:DATASET [%(default)s]")
-    g.add_argument("--distribute", default="local", choices=("local", "scatter"),
-                   help="local: each rank generates or reads only its own rows; scatter: "
-                        "rank 0 builds the whole array and Scatterv's it [%(default)s]")
-    g.add_argument("--output", metavar="PATH.npy",
-                   help="save the mean (a scalar, or the vector for --axis 0/1) as .npy")
-    return p
+def reduce(state: State, *, root: int = 0) -> float | np.ndarray | None:
+    """The mean, on ``root`` (None elsewhere): per-block partials, gathered in block order,
+    combined exactly (:mod:`hpcsuite.core.reduction`)."""
+    parts = partials(state.rows, state.spans, state.backend.xp, state.axis)
+    return reduce_blocks(state.comm, state.backend, parts, state.counts,
+                         lambda rows: combine(rows, state.axis, state.layout.shape), root=root)
 
 
-def _check_memory(comm: Any, args: Any, layout: Layout, itemsize: int, backend: Any) -> None:
-    """Refuse, on every rank together, a job whose arrays would not fit in a node's memory
-    (or, on a GPU, in the GPU's)."""
-    from hpcsuite.core import memory, mpi
-
-    on_device = backend.on_device
-    start, stop = layout.rank_rows(comm.size, comm.rank)
-    row_bytes = layout.row_elements * itemsize
-    # Host bytes this rank allocates: its rows (on the GPU they pass through a block-
-    # sized buffer), plus on the root the whole array for --distribute scatter and
-    # again for --check's one-process reference.
-    need = layout.block_rows * row_bytes if on_device else (stop - start) * row_bytes
-    if comm.rank == 0:
-        need += layout.rows * row_bytes * ((args.distribute == "scatter") + args.check)
-    node = mpi.node_comm(comm)
-    node_need = node.allreduce(need)  # comm: metadata
-    with mpi.agree(comm):
-        if node.rank == 0:
-            memory.check_fits(node_need, memory.available_bytes(), where=f"node {mpi.processor_name()}",
-                              hint="use more nodes, fewer ranks per node, or a smaller --shape"
-                                   + (", or drop --check" if args.check else ""))
-    mpi.check_device_fits(comm, backend, (stop - start) * row_bytes,  # the rank's rows live on its GPU
-                          hint="use more GPUs (ranks), or a smaller --shape")
+def compute(comm: Any, backend: Any, source: Source | None, layout: Layout, *, axis: int | None,
+            distribute: str, root: int = 0) -> float | np.ndarray | None:
+    """Load and reduce once, untimed: the mean on ``root``, None elsewhere."""
+    return reduce(load(comm, backend, source, layout, axis=axis, distribute=distribute, root=root), root=root)
 
 
-def _progress(args: Any, comm: Any, text: str) -> None:
-    # A progress line on a terminal; batch logs get the summary instead.
-    if comm.rank == 0 and not args.quiet and sys.stderr.isatty():
-        sys.stderr.write(f"{PROG}: {text}\n")
-        sys.stderr.flush()
+# -- 4. the kernel: what the driver needs to know ------------------------------------------
+
+class Mean(Kernel):
+    """The mean as a kernel: loading is the setup, the timed step is the reduction."""
+
+    name = "mean"
+    description = ("Mean of a distributed array over MPI ranks, on NumPy (CPU) or CuPy (GPU). "
+                   "Default: the mean of a 10000x10000 array of uniform random doubles "
+                   "(Dask tutorial workload), bitwise identical at any rank count.")
+    epilog = "example: mpirun -n 8 python -m hpcsuite.mean --check"
+    setup_label = "load"
+    step_label = "reduction"
+
+    def add_arguments(self, g: Any) -> None:
+        g.add_argument("--shape", type=cli.shape, default=None,
+                       help=f"global shape, e.g. 10000x10000 [{'x'.join(map(str, DEFAULT_SHAPE))}; "
+                            "a file's own shape]")
+        g.add_argument("--dtype", default=None, choices=DTYPES,
+                       help="element type of generated data; float32 and integers accumulate "
+                            "in float64 [float64; a file's own dtype]")
+        g.add_argument("--axis", default="none", choices=AXES,
+                       help="none: one mean; 0: column means; 1: row means [%(default)s]")
+        g.add_argument("--source", default="random", metavar="random|FILE",
+                       help="'random' (uniform [0,1) floats, integers in [0,1000)), a .npy file, "
+                            "or an HDF5 file as FILE.h5 or FILE.h5:DATASET [%(default)s]")
+        g.add_argument("--distribute", default="local", choices=("local", "scatter"),
+                       help="local: each rank generates or reads only its own rows; scatter: "
+                            "rank 0 builds the whole array and Scatterv's it [%(default)s]")
+        g.add_argument("--output", metavar="PATH.npy",
+                       help="save the mean (a scalar, or the vector for --axis 0/1) as .npy")
+
+    def validate(self, args: Any) -> None:
+        if args.output and not args.output.endswith(".npy"):
+            raise UsageError(f"--output {args.output!r} must end in .npy")
+
+    def outputs(self, args: Any) -> list[tuple[str | None, str]]:
+        return [(args.output, "--output")]
+
+    def plan(self, comm: Any, backend: Any, args: Any) -> None:
+        from hpcsuite.core import mpi
+        from hpcsuite.core.sources import open_source
+
+        axis = None if args.axis == "none" else int(args.axis)
+        source = None
+        with mpi.agree(comm):
+            if args.distribute == "local" or comm.rank == 0:
+                source = open_source(args.source, shape=args.shape, dtype=args.dtype, seed=args.seed)
+        meta = (source.shape, source.dtype.str, source.description) if comm.rank == 0 else None
+        shape, dtype_str, description = comm.bcast(meta, root=0)  # comm: metadata
+        with mpi.agree(comm):
+            if axis is not None and axis >= len(shape):
+                raise UsageError(f"--axis {axis} needs an array of {axis + 1} or more dimensions; "
+                                 f"this one has shape {shape}")
+        args.source_, args.layout_, args.axis_ = source, Layout.for_shape(shape), axis
+        args.dtype_, args.description_ = np.dtype(dtype_str), description
+
+    def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
+        layout = args.layout_
+        start, stop = layout.rank_rows(comm.size, comm.rank)
+        row_bytes = layout.row_elements * args.dtype_.itemsize
+        # Host bytes: the rank's rows (on a GPU they pass through a block-sized buffer),
+        # plus on the root the whole array for --distribute scatter and again for
+        # --check's one-process reference.
+        host = layout.block_rows * row_bytes if backend.on_device else (stop - start) * row_bytes
+        if comm.rank == 0:
+            host += layout.rows * row_bytes * ((args.distribute == "scatter") + args.check)
+        return Footprint(host=host, device=(stop - start) * row_bytes,
+                         hint="use more nodes (GPUs), fewer ranks per node, or a smaller --shape"
+                              + (", or drop --check" if args.check else ""))
+
+    def setup(self, comm: Any, backend: Any, args: Any) -> State:
+        state = load(comm, backend, args.source_, args.layout_, axis=args.axis_, distribute=args.distribute)
+        state.description, state.dtype = args.description_, args.dtype_
+        state.spec, state.seed = args.source, args.seed
+        return state
+
+    def step(self, state: State, phase: str) -> None:
+        state.value = reduce(state)
+
+    def check(self, state: State) -> dict[str, Any] | None:
+        if state.comm.rank != 0:
+            return None
+        ref, scale = reference(state.source, state.axis)
+        ok, worst = compare(state.value, ref, scale)
+        return {"passed": ok, "max_abs_diff": worst, "rtol": CHECK_RTOL,
+                "reference": "numpy.mean(dtype=float64), one process",
+                "detail": f"max |ours - numpy| = {worst:.3g} (allowed {CHECK_RTOL:g} x mean |x|)"}
+
+    def nbytes(self, state: State) -> int:
+        return math.prod(state.layout.shape) * state.dtype.itemsize
+
+    def figure(self, state: State) -> Figure:
+        return Figure("bandwidth", self.nbytes(state), "GB/s", 1e9)
+
+    def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
+        shape, axis = state.layout.shape, state.axis
+        nbytes = self.nbytes(state)
+        return Summary(
+            headline=f"mean = {_format_value(state.value)}" + ("" if axis is None else f" (axis {axis})"),
+            details=[f"array      {state.description}, {nbytes / 1e6:.1f} MB",
+                     f"distribute {state.distribute} (blocks of {state.layout.block_rows} rows)"],
+            params={"shape": list(shape), "dtype": state.dtype.name, "source": state.spec,
+                    "seed": state.seed, "axis": "none" if axis is None else str(axis),
+                    "distribute": state.distribute, "block_rows": state.layout.block_rows, "bytes": nbytes,
+                    "size": math.prod(shape)},
+            result=state.value if axis is None else {"size": int(np.size(state.value))})
+
+    def write_outputs(self, state: State, args: Any) -> None:
+        if args.output:
+            _save(args.output, state.value)
+
+
+KERNEL = Mean()
 
 
 def _save(path: str, value: float | np.ndarray) -> None:
     tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.save(f, np.asarray(value, dtype=np.float64))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(value, dtype=np.float64))
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise UsageError(f"--output {path!r} could not be written ({exc.strerror or exc})") from None
 
 
-def _format_value(value: float | np.ndarray) -> str:
+def _format_value(value: float | np.ndarray | None) -> str:
+    if value is None:
+        return "nan"
     if np.ndim(value) == 0:
         return repr(float(value))  # all 17 digits: equal text means equal bits
     v = np.asarray(value)
@@ -297,112 +345,14 @@ def _format_value(value: float | np.ndarray) -> str:
             f"first {float(v.reshape(-1)[0])!r}")
 
 
+def parser() -> cli.ArgumentParser:
+    """The command-line interface."""
+    return driver.parser(KERNEL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.mean``; return the exit status."""
-    args = parser().parse_args(argv)
-    axis = None if args.axis == "none" else int(args.axis)
-    if args.output and not args.output.endswith(".npy"):
-        raise UsageError(f"--output {args.output!r} must end in .npy")
-
-    # MPI starts only now, so --help and usage errors never pay for it.
-    from hpcsuite.core import backend as backends
-    from hpcsuite.core import mpi
-    from hpcsuite.core.sources import open_source
-
-    comm = mpi.world()
-    wall_start = time.perf_counter()
-    local_rank = mpi.local_rank(comm)
-    source = None
-    with mpi.agree(comm):
-        if comm.rank == 0:
-            cli.check_writable(args.json, "--json")
-            cli.check_writable(args.output, "--output")
-        bk = backends.select(args.device, local_rank)
-        if args.distribute == "local" or comm.rank == 0:
-            source = open_source(args.source, shape=args.shape, dtype=args.dtype, seed=args.seed)
-    meta = (source.shape, source.dtype.str, source.description) if comm.rank == 0 else None
-    shape, dtype_str, description = comm.bcast(meta, root=0)  # comm: metadata
-    with mpi.agree(comm):
-        if axis is not None and axis >= len(shape):
-            raise UsageError(f"--axis {axis} needs an array of {axis + 1} or more dimensions; "
-                             f"this one has shape {shape}")
-    layout = Layout.for_shape(shape)
-    nbytes = math.prod(shape) * np.dtype(dtype_str).itemsize
-    _check_memory(comm, args, layout, np.dtype(dtype_str).itemsize, bk)
-
-    _progress(args, comm, f"loading {description} ({nbytes / 1e6:.1f} MB) on {comm.size} ranks, "
-                          f"{args.distribute}")
-    out = run(comm, bk, source, layout, axis=axis, distribute=args.distribute,
-              warmup=args.warmup, repeat=args.repeat)
-    wall_s = mpi.max_over_ranks(comm, time.perf_counter() - wall_start)
-    hosts = mpi.hosts(comm)
-
-    check = None
-    if args.check:
-        _progress(args, comm, "checking against one-process NumPy")
-        with mpi.agree(comm):
-            if comm.rank == 0:
-                ref, scale = reference(source, axis)
-                ok, worst = compare(out.value, ref, scale)
-                check = {"passed": ok, "max_abs_diff": worst, "rtol": CHECK_RTOL,
-                         "reference": "numpy.mean(dtype=float64), one process"}
-    passed = comm.bcast(check["passed"] if check else True, root=0)  # comm: metadata
-    if comm.rank == 0:
-        _report(args, comm, bk, out, layout, description, dtype_str, wall_s, hosts, check)
-    if not passed:
-        err = CheckError(f"the mean differs from NumPy's by more than {CHECK_RTOL:g} x mean |x|")
-        err.collective = True  # every rank knows: all exit 3, no abort
-        raise err
-    return 0
-
-
-def _report(args: Any, comm: Any, bk: Any, out: Outcome, layout: Layout, description: str,
-            dtype_str: str, wall_s: float, hosts: list[str], check: dict[str, Any] | None) -> None:
-    """Print the result on rank 0 and write the output file and the record."""
-    from hpcsuite.core import mpi
-    from hpcsuite.core.timing import summarize
-
-    axis = None if args.axis == "none" else int(args.axis)
-    shape = layout.shape
-    nbytes = math.prod(shape) * np.dtype(dtype_str).itemsize
-    stats = summarize(out.times)
-    bandwidth = nbytes / stats.median / 1e9 if stats.median > 0 else math.inf
-    nodes = len(set(hosts))
-    lines = [f"{PROG}: mean = {_format_value(out.value)}" + ("" if axis is None else f" (axis {axis})")]
-    if not args.quiet:
-        lines += [
-            f"  array      {description}, {nbytes / 1e6:.1f} MB",
-            f"  ranks      {comm.size} on {nodes} node{'s' if nodes > 1 else ''}, "
-            f"device {bk.device} ({bk.description}), distribute {args.distribute}",
-            f"  load       {out.load_s:.3f} s",
-            f"  reduction  {stats.median:.4f} s (median of {stats.n}, min {stats.min:.4f} s), "
-            f"{bandwidth:.2f} GB/s",
-            f"  wall       {wall_s:.3f} s",
-        ]
-        if check:
-            verdict = "ok" if check["passed"] else "FAILED"
-            lines.append(f"  check      {verdict}: max |ours - numpy| = {check['max_abs_diff']:.3g} "
-                         f"(allowed {CHECK_RTOL:g} x mean |x|)")
-    print("\n".join(lines), flush=True)
-
-    if args.output:
-        _save(args.output, out.value)
-    if args.json:
-        from hpcsuite.core import records  # only now: it costs every rank start-up time
-
-        env = records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(), device=bk.device,
-                                  device_name=bk.description,
-                                  gpu_aware=mpi.gpu_aware() if bk.on_device else None)
-        params = {"shape": list(shape), "dtype": np.dtype(dtype_str).name, "source": args.source,
-                  "seed": args.seed, "axis": args.axis, "distribute": args.distribute,
-                  "block_rows": layout.block_rows, "warmup": args.warmup, "repeat": args.repeat,
-                  "bytes": nbytes}
-        times = {"unit": "s", "samples": out.times, "reduction": out.times, "reduction_stats": stats.as_dict(),
-                 "load": out.load_s, "wall": wall_s}
-        fom = {"name": "bandwidth", "value": bandwidth, "unit": "GB/s", "higher_is_better": True}
-        result = out.value if axis is None else {"size": int(np.size(out.value))}
-        records.append(args.json, records.make("mean", params=params, ranks=comm.size, env=env,
-                                               times=times, fom=fom, result=result, check=check))
+    return driver.main(KERNEL, argv)
 
 
 if __name__ == "__main__":

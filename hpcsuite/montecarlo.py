@@ -6,6 +6,10 @@ seed gives the same paths - and the same price, bit for bit - at any rank count.
 block contributes the sum and the sum of squares of its discounted payoffs; the root
 combines them in block order with exactly rounded sums. The check: the price lies
 within 4 standard errors of the Black-Scholes closed form.
+
+On a GPU the random numbers are made on the device (CuPy's generator, seeded per block
+from the same key), so the timed step measures the GPU, not host NumPy and uploads; a
+GPU price therefore differs from the CPU's in its digits, but not between rank counts.
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli
+from hpcsuite.core import cli, driver, rng
+from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 from hpcsuite.core.errors import UsageError
 from hpcsuite.core.partition import owned
-from hpcsuite.core.summation import exact_sum
+from hpcsuite.core.reduction import exact_columns, reduce_blocks
 
 PROG = "hpcsuite.montecarlo"
 #: Paths per block: the unit of randomness and of work distribution.
@@ -47,93 +53,134 @@ def local(z: Any, xp: Any, *, kind: str, spot: float, strike: float, rate: float
     return xp.sum(payoff), xp.sum(payoff * payoff)
 
 
-def combine(sums: Sequence[float], squares: Sequence[float], paths: int) -> tuple[float, float]:
-    """Price and standard error from per-block sums, in block order. Pure."""
-    total, total_sq = exact_sum(sums), exact_sum(squares)
-    mean = total / paths
-    var = max(total_sq / paths - mean * mean, 0.0) * paths / max(paths - 1, 1)
+def combine(rows: np.ndarray, paths: int) -> tuple[float, float]:
+    """Price and standard error from the per-block (sum, sum of squares) rows, in block
+    order, with exactly rounded sums. Pure."""
+    total, total_sq = exact_columns(rows.reshape(-1, 2)) if len(rows) else (0.0, 0.0)
+    mean = float(total) / paths
+    var = max(float(total_sq) / paths - mean * mean, 0.0) * paths / max(paths - 1, 1)
     return mean, math.sqrt(var / paths)
 
 
-def normals(block: int, count: int, seed: int) -> np.ndarray:
-    """The standard normals of block ``block`` (its own stream)."""
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(block,))))
-    return rng.standard_normal(count)
+def normals(xp: Any, block: int, count: int, seed: int) -> Any:
+    """The standard normals of block ``block`` (its own stream), made where ``xp`` computes."""
+    return rng.device_stream(xp, seed, block).standard_normal(count)
+
+
+def chunk(backend: Any, blocks: range, paths: int, seed: int, option: dict[str, Any]) -> Any:
+    """(sum, sum of squares) of the discounted payoffs of each block, one row per block."""
+    xp = backend.xp
+    rows = [xp.stack(local(normals(xp, b, min(BLOCK, paths - b * BLOCK), seed), xp, **option))
+            for b in blocks]
+    return xp.stack(rows) if rows else xp.zeros((0, 2))
 
 
 def run(comm: Any, backend: Any, paths: int, seed: int, option: dict[str, Any]) -> tuple[float, float] | None:
     """Price on every rank of ``comm``; (price, standard error) on rank 0, None elsewhere."""
     nblocks = -(-paths // BLOCK)
     start, stop = owned(nblocks, comm.size, comm.rank)
-    parts = np.zeros((stop - start, 2))
-    for i, block in enumerate(range(start, stop)):
-        count = min(BLOCK, paths - block * BLOCK)
-        z = backend.from_host(normals(block, count, seed)) if backend.on_device else normals(block, count, seed)
-        s, sq = local(z, backend.xp, **option)
-        parts[i] = float(s), float(sq)
-    gathered = comm.gather(parts, root=0)  # comm: per-block partial sums, in rank (= block) order
-    if comm.rank != 0:
-        return None
-    stacked = np.concatenate(gathered)
-    return combine(stacked[:, 0].tolist(), stacked[:, 1].tolist(), paths)
+    counts = [b - a for a, b in (owned(nblocks, comm.size, r) for r in range(comm.size))]
+    parts = chunk(backend, range(start, stop), paths, seed, option)
+    return reduce_blocks(comm, backend, parts, counts, lambda rows: combine(rows, paths))
+
+
+@dataclass
+class State:
+    comm: Any
+    backend: Any
+    paths: int
+    seed: int
+    option: dict[str, Any]
+    result: tuple[float, float] | None = None
+
+
+#: Fewest paths whose standard error the 4-sigma check can trust.
+CHECK_MIN_PATHS = 100
+
+
+class MonteCarlo(Kernel):
+    """Pricing as a kernel: each repetition makes the paths (on the device on a GPU),
+    evaluates the payoffs and reduces them."""
+
+    name = "montecarlo"
+    description = __doc__.split("\n\n")[0]
+    step_label = "pricing"
+    defaults = {"check": True}
+
+    def add_arguments(self, g: Any) -> None:
+        g.add_argument("--paths", type=cli.positive_int, default=1 << 24, help="number of paths [%(default)s]")
+        g.add_argument("--option", choices=("call", "put"), default="call", help="[%(default)s]")
+        for name, default, what in (("spot", 100.0, "spot price"), ("strike", 105.0, "strike"),
+                                    ("rate", 0.05, "risk-free rate (continuous)"),
+                                    ("vol", 0.2, "volatility"), ("maturity", 1.0, "years to maturity")):
+            g.add_argument(f"--{name}", type=float, default=default, help=f"{what} [%(default)s]")
+        g.add_argument("--no-check", dest="check", action="store_false",
+                       help="skip the comparison with Black-Scholes (on by default)")
+
+    def validate(self, args: Any) -> None:
+        for name in ("spot", "strike", "vol", "maturity"):
+            value = getattr(args, name)
+            if not (math.isfinite(value) and value > 0):
+                raise UsageError(f"--{name} {value!r} must be a positive number")
+        if not math.isfinite(args.rate):
+            raise UsageError(f"--rate {args.rate!r} must be a finite number")
+        if args.paths < 2:
+            raise UsageError(f"--paths {args.paths} is too few: a standard error needs at least 2 paths")
+        if args.check and args.paths < CHECK_MIN_PATHS:
+            raise UsageError(f"--paths {args.paths} is too few for the 4-standard-error check (at least "
+                             f"{CHECK_MIN_PATHS}); give more paths or --no-check")
+
+    def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
+        # A block's normals and the payoff temporaries (about four block-sized arrays).
+        work = 4 * 8 * min(BLOCK, args.paths)
+        return Footprint(host=0 if backend.on_device else work, device=work,
+                         hint="run fewer ranks per node (or per GPU)")
+
+    def setup(self, comm: Any, backend: Any, args: Any) -> State:
+        option = {"kind": args.option, "spot": args.spot, "strike": args.strike, "rate": args.rate,
+                  "vol": args.vol, "maturity": args.maturity}
+        return State(comm, backend, args.paths, args.seed, option)
+
+    def step(self, state: State, phase: str) -> None:
+        state.result = run(state.comm, state.backend, state.paths, state.seed, state.option)
+
+    def check(self, state: State) -> dict[str, Any] | None:
+        if state.comm.rank != 0:
+            return None
+        price, se = state.result
+        exact = black_scholes(**state.option)
+        ok = abs(price - exact) <= 4 * se
+        return {"passed": ok, "black_scholes": exact, "standard_error": se,
+                "detail": f"|price - Black-Scholes {exact:.6f}| = {abs(price - exact):.2e} "
+                          f"{'<=' if ok else '>'} 4 SE = {4 * se:.2e}"}
+
+    def figure(self, state: State) -> Figure:
+        return Figure("paths/s", state.paths, "paths/s")
+
+    def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
+        o = state.option
+        price, se = state.result if state.result else (math.nan, math.nan)
+        where = "the GPU" if state.backend.on_device else "the host"
+        return Summary(headline=f"{o['kind']} price = {price!r} +- {se:.2e} (standard error)",
+                       details=[f"option     European {o['kind']}, S0 {o['spot']}, K {o['strike']}, "
+                                f"r {o['rate']}, sigma {o['vol']}, T {o['maturity']}",
+                                f"paths      {state.paths} in blocks of {BLOCK} (seed {state.seed}), "
+                                f"random numbers made on {where}"],
+                       params={**o, "paths": state.paths, "seed": state.seed, "size": state.paths},
+                       result={"price": price, "standard_error": se})
+
+
+KERNEL = MonteCarlo()
 
 
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
-    p = cli.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0],
-                           parents=[cli.common_parser()])
-    p.set_defaults(check=True)
-    g = p.add_argument_group("option and paths")
-    g.add_argument("--paths", type=cli.positive_int, default=1 << 24, help="number of paths [%(default)s]")
-    g.add_argument("--option", choices=("call", "put"), default="call", help="[%(default)s]")
-    for name, default, what in (("spot", 100.0, "spot price"), ("strike", 105.0, "strike"),
-                                ("rate", 0.05, "risk-free rate (continuous)"),
-                                ("vol", 0.2, "volatility"), ("maturity", 1.0, "years to maturity")):
-        g.add_argument(f"--{name}", type=float, default=default, help=f"{what} [%(default)s]")
-    g.add_argument("--no-check", dest="check", action="store_false",
-                   help="skip the comparison with Black-Scholes (on by default)")
-    return p
+    return driver.parser(KERNEL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.montecarlo``; return the exit status."""
-    args = parser().parse_args(argv)
-    for name in ("spot", "strike", "vol", "maturity"):
-        value = getattr(args, name)
-        if not (math.isfinite(value) and value > 0):
-            raise UsageError(f"--{name} {value!r} must be a positive number")
-    if not math.isfinite(args.rate):
-        raise UsageError(f"--rate {args.rate!r} must be a finite number")
-    option = {"kind": args.option, "spot": args.spot, "strike": args.strike, "rate": args.rate,
-              "vol": args.vol, "maturity": args.maturity}
-    from hpcsuite.core import app, mpi
-    from hpcsuite.core.timing import measure
-
-    ctx = app.begin(args)
-    comm = ctx.comm
-    times, result = measure(lambda: run(comm, ctx.backend, args.paths, args.seed, option),
-                            warmup=args.warmup, repeat=args.repeat, barrier=comm.Barrier)
-    times = [mpi.max_over_ranks(comm, t) for t in times]
-    check = None
-    price = se = math.nan
-    if comm.rank == 0:
-        price, se = result
-        exact = black_scholes(**option)
-        if args.check:
-            ok = abs(price - exact) <= 4 * se
-            check = {"passed": ok, "black_scholes": exact, "standard_error": se,
-                     "detail": f"|price - Black-Scholes {exact:.6f}| = {abs(price - exact):.2e} "
-                               f"{'<=' if ok else '>'} 4 SE = {4 * se:.2e}"}
-    rate = args.paths / min(times)
-    return app.finish(ctx, args, kernel="montecarlo",
-                      headline=f"{args.option} price = {price!r} +- {se:.2e} (standard error)",
-                      details=[f"option     European {args.option}, S0 {args.spot}, K {args.strike}, "
-                               f"r {args.rate}, sigma {args.vol}, T {args.maturity}",
-                               f"paths      {args.paths} in blocks of {BLOCK} (seed {args.seed})"],
-                      params={**option, "paths": args.paths, "seed": args.seed, "size": args.paths,
-                              "repeat": args.repeat},
-                      samples=times, fom=("paths/s", rate, "paths/s"),
-                      result={"price": price, "standard_error": se}, check=check)
+    return driver.main(KERNEL, argv)
 
 
 if __name__ == "__main__":

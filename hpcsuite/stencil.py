@@ -22,11 +22,13 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli
+from hpcsuite.core import cli, driver
+from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 from hpcsuite.core.errors import UsageError
 from hpcsuite.core.partition import owned
 
@@ -194,20 +196,50 @@ def grid_dims(size: int, spec: tuple[int, ...] | None) -> tuple[int, int]:
     return spec[0], spec[1]
 
 
-def run(comm: Any, backend: Any, shape: tuple[int, int], steps: int, alpha: float, *,
-        dims: tuple[int, int], overlap: bool,
-        engine: str = "numpy") -> tuple[Any, tuple[tuple[int, int], tuple[int, int]], Any]:
-    """Run ``steps`` steps; returns (local interior, (rows, cols) owned, Cartesian communicator)."""
+@dataclass
+class State:
+    """One rank's part of the grid: the Cartesian communicator, the two fields (``u``
+    holds the current one), the halo exchange and the start field to reset to."""
+
+    cart: Any
+    backend: Any
+    shape: tuple[int, int]
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    u: Any
+    v: Any
+    start: Any
+    halo: Halo
+    alpha: float
+    overlap: bool
+    engine: str
+    dims: tuple[int, int] = (1, 1)
+    steps_per_run: int = 0
+
+    def free(self) -> None:
+        """Release the Cartesian communicator (collective)."""
+        self.cart.Free()
+
+
+def prepare(comm: Any, backend: Any, shape: tuple[int, int], alpha: float, *, dims: tuple[int, int],
+            overlap: bool, engine: str = "numpy") -> State:
+    """Build the Cartesian grid, the fields and the halo buffers once (untimed)."""
     cart = comm.Create_cart(list(dims), periods=[False, False], reorder=False)
     py, px = cart.Get_coords(cart.rank)
     rows, cols = owned(shape[0], dims[0], py), owned(shape[1], dims[1], px)
-    u = initial(rows, cols, shape, backend.xp)
-    v = backend.xp.zeros_like(u)
-    ny, nx = rows[1] - rows[0], cols[1] - cols[0]
-    halo = Halo(cart, backend, ny, nx)
+    start = initial(rows, cols, shape, backend.xp)
+    u, v = start.copy(), start.copy()  # v's halo ring must be zero too: copy, not zeros
+    halo = Halo(cart, backend, rows[1] - rows[0], cols[1] - cols[0])
+    return State(cart, backend, shape, rows, cols, u, v, start, halo, alpha, overlap, engine, dims)
+
+
+def advance(state: State, steps: int) -> None:
+    """``steps`` Jacobi steps from the current field (halos exchanged every step)."""
+    u, v, halo, alpha, engine = state.u, state.v, state.halo, state.alpha, state.engine
+    ny, nx = state.rows[1] - state.rows[0], state.cols[1] - state.cols[0]
     for _ in range(steps):
         halo.start(u)
-        if overlap and ny > 2 and nx > 2:
+        if state.overlap and ny > 2 and nx > 2:
             update(u, v, alpha, 2, ny, 2, nx, engine)  # interior: needs no halo
             halo.finish(u)
             for r0, r1, c0, c1 in ((1, 2, 1, nx + 1), (ny, ny + 1, 1, nx + 1), (2, ny, 1, 2), (2, ny, nx, nx + 1)):
@@ -217,8 +249,18 @@ def run(comm: Any, backend: Any, shape: tuple[int, int], steps: int, alpha: floa
             if ny and nx:
                 update(u, v, alpha, 1, ny + 1, 1, nx + 1, engine)
         u, v = v, u
+    state.u, state.v = u, v
+
+
+def run(comm: Any, backend: Any, shape: tuple[int, int], steps: int, alpha: float, *,
+        dims: tuple[int, int], overlap: bool,
+        engine: str = "numpy") -> tuple[Any, tuple[tuple[int, int], tuple[int, int]], Any]:
+    """Run ``steps`` steps from the start field once; returns (local interior, (rows, cols)
+    owned, Cartesian communicator - the caller frees it)."""
+    state = prepare(comm, backend, shape, alpha, dims=dims, overlap=overlap, engine=engine)
+    advance(state, steps)
     backend.synchronize()
-    return u[1:-1, 1:-1], (rows, cols), cart
+    return state.u[1:-1, 1:-1], (state.rows, state.cols), state.cart
 
 
 def gather(cart: Any, backend: Any, local: Any, where: tuple[tuple[int, int], tuple[int, int]],
@@ -233,74 +275,105 @@ def gather(cart: Any, backend: Any, local: Any, where: tuple[tuple[int, int], tu
     return field
 
 
+class Stencil(Kernel):
+    """The heat equation as a kernel: each repetition runs ``--steps`` steps from the
+    start field (reset untimed in between)."""
+
+    name = "stencil"
+    description = __doc__.split("\n\n")[0]
+    step_label = "steps"
+
+    def add_arguments(self, g: Any) -> None:
+        g.add_argument("--shape", type=cli.shape, default=(2048, 2048), help="interior grid NYxNX [2048x2048]")
+        g.add_argument("--steps", type=cli.positive_int, default=100, help="Jacobi steps [%(default)s]")
+        g.add_argument("--alpha", type=float, default=0.2, help="diffusion number, at most 0.25 [%(default)s]")
+        g.add_argument("--proc-grid", type=cli.shape, default=None, metavar="PxQ",
+                       help="process grid [balanced: MPI_Dims_create]")
+        g.add_argument("--overlap", action="store_true", help="update the interior while halos travel")
+        g.add_argument("--engine", choices=ENGINES, default="auto",
+                       help="CPU update: NumPy strips, or a numba loop (pip install 'hpcsuite[fast]') "
+                            "[auto: numba if installed]")
+
+    def validate(self, args: Any) -> None:
+        if len(args.shape) != 2:
+            raise UsageError(f"--shape {'x'.join(map(str, args.shape))} must be two-dimensional, e.g. 2048x2048")
+        if not (math.isfinite(args.alpha) and 0 < args.alpha <= 0.25):
+            raise UsageError(f"--alpha {args.alpha!r} must lie in (0, 0.25]; above 0.25 the scheme is unstable")
+
+    def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
+        ny, nx = args.shape
+        # Three padded fields (u, v, the start) per rank; the root's check adds the
+        # gathered field and a one-process reference (three fields of the whole grid).
+        grid = 8 * (ny * nx // comm.size + 2 * (ny + nx) + 4)
+        check = 5 * 8 * ny * nx if args.check and comm.rank == 0 else 0
+        return Footprint(host=(0 if backend.on_device else 3 * grid) + check, device=3 * grid,
+                         hint="use a smaller --shape or more nodes" + (", or drop --check" if args.check else ""))
+
+    def setup(self, comm: Any, backend: Any, args: Any) -> State:
+        from hpcsuite.core import mpi
+
+        shape = (args.shape[0], args.shape[1])
+        with mpi.agree(comm):
+            dims = grid_dims(comm.size, args.proc_grid)
+            if dims[0] > shape[0] or dims[1] > shape[1]:
+                raise UsageError(f"a {shape[0]}x{shape[1]} grid is too small for {dims[0]}x{dims[1]} ranks: "
+                                 "every rank needs at least one row and one column; use a larger --shape")
+            how = engine(args.engine, backend.on_device)  # compiles the numba loop before timing
+        state = prepare(comm, backend, shape, args.alpha, dims=dims, overlap=args.overlap, engine=how)
+        state.steps_per_run = args.steps
+        return state
+
+    def reset(self, state: State) -> None:
+        state.u[...] = state.start
+
+    def step(self, state: State, phase: str) -> None:
+        advance(state, state.steps_per_run)
+
+    def check(self, state: State) -> dict[str, Any] | None:
+        shape, steps, alpha = state.shape, state.steps_per_run, state.alpha
+        field = gather(state.cart, state.backend, state.u[1:-1, 1:-1], (state.rows, state.cols), shape)
+        if state.cart.rank != 0:
+            return None
+        same = np.array_equal(field, reference(shape, steps, alpha))
+        mode = initial((0, shape[0]), (0, shape[1]), shape, np)[1:-1, 1:-1]
+        want = decay(shape, alpha) ** steps * mode
+        rel = float(np.max(np.abs(field - want)) / np.max(np.abs(want)))
+        return {"passed": same and rel <= 1e-10, "bitwise_equal_to_numpy": same, "decay_rel_error": rel,
+                "detail": f"{'bitwise equal' if same else 'DIFFERS from'} one-process NumPy; sine-mode "
+                          f"decay off by {rel:.1e} (allowed 1e-10)"}
+
+    def figure(self, state: State) -> Figure:
+        return Figure("updates/s", state.shape[0] * state.shape[1] * state.steps_per_run, "site updates/s")
+
+    def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
+        from hpcsuite.core import stats
+
+        ny, nx = state.shape
+        rate = ny * nx * state.steps_per_run / stats.median(times["step"])
+        return Summary(
+            headline=f"{rate / 1e6:.1f} M lattice-site updates/s",
+            details=[f"grid       {ny}x{nx} interior points, {state.steps_per_run} steps, alpha {state.alpha}",
+                     f"ranks grid {state.dims[0]}x{state.dims[1]} (Create_cart), halo exchange "
+                     f"{'overlapped with the interior' if state.overlap else 'then update'}, engine {state.engine}"],
+            params={"shape": [ny, nx], "steps": state.steps_per_run, "alpha": state.alpha,
+                    "proc_grid": list(state.dims), "overlap": state.overlap, "engine": state.engine,
+                    "size": ny * nx, "bytes": ny * nx * 8})
+
+    def teardown(self, state: State) -> None:
+        state.free()
+
+
+KERNEL = Stencil()
+
+
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
-    p = cli.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0],
-                           parents=[cli.common_parser()])
-    g = p.add_argument_group("stencil options")
-    g.add_argument("--shape", type=cli.shape, default=(2048, 2048), help="interior grid NYxNX [2048x2048]")
-    g.add_argument("--steps", type=cli.positive_int, default=100, help="Jacobi steps [%(default)s]")
-    g.add_argument("--alpha", type=float, default=0.2, help="diffusion number, at most 0.25 [%(default)s]")
-    g.add_argument("--proc-grid", type=cli.shape, default=None, metavar="PxQ",
-                   help="process grid [balanced: MPI_Dims_create]")
-    g.add_argument("--overlap", action="store_true", help="update the interior while halos travel")
-    g.add_argument("--engine", choices=ENGINES, default="auto",
-                   help="CPU update: NumPy strips, or a numba loop (pip install 'hpcsuite[fast]') "
-                        "[auto: numba if installed]")
-    return p
+    return driver.parser(KERNEL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.stencil``; return the exit status."""
-    args = parser().parse_args(argv)
-    if len(args.shape) != 2:
-        raise UsageError(f"--shape {'x'.join(map(str, args.shape))} must be two-dimensional, e.g. 2048x2048")
-    if not 0 < args.alpha <= 0.25:
-        raise UsageError(f"--alpha {args.alpha!r} must lie in (0, 0.25]; above 0.25 the scheme is unstable")
-    shape = (args.shape[0], args.shape[1])
-    from hpcsuite.core import app, mpi
-    from hpcsuite.core.timing import measure
-
-    ctx = app.begin(args)
-    comm = ctx.comm
-    with mpi.agree(comm):
-        dims = grid_dims(comm.size, args.proc_grid)
-        if dims[0] > shape[0] or dims[1] > shape[1]:
-            raise UsageError(f"a {shape[0]}x{shape[1]} grid is too small for {dims[0]}x{dims[1]} ranks: "
-                             "every rank needs at least one row and one column; use a larger --shape")
-        how = engine(args.engine, ctx.backend.on_device)  # compiles the numba loop before timing
-    state: dict[str, Any] = {}
-
-    def once() -> None:
-        state["out"] = run(comm, ctx.backend, shape, args.steps, args.alpha, dims=dims, overlap=args.overlap,
-                           engine=how)
-
-    times, _ = measure(once, warmup=args.warmup, repeat=args.repeat, barrier=comm.Barrier)
-    times = [mpi.max_over_ranks(comm, t) for t in times]
-    local, where, cart = state["out"]
-    check = None
-    if args.check:
-        field = gather(cart, ctx.backend, local, where, shape)
-        if comm.rank == 0:
-            same = np.array_equal(field, reference(shape, args.steps, args.alpha))
-            mode = initial((0, shape[0]), (0, shape[1]), shape, np)[1:-1, 1:-1]
-            want = decay(shape, args.alpha) ** args.steps * mode
-            rel = float(np.max(np.abs(field - want)) / np.max(np.abs(want)))
-            check = {"passed": same and rel <= 1e-10, "bitwise_equal_to_numpy": same, "decay_rel_error": rel,
-                     "detail": f"{'bitwise equal' if same else 'DIFFERS from'} one-process NumPy; sine-mode "
-                               f"decay off by {rel:.1e} (allowed 1e-10)"}
-    updates = shape[0] * shape[1] * args.steps / min(times)
-    return app.finish(ctx, args, kernel="stencil", headline=f"{updates / 1e6:.1f} M lattice-site updates/s",
-                      details=[f"grid       {shape[0]}x{shape[1]} interior points, {args.steps} steps, "
-                               f"alpha {args.alpha}",
-                               f"ranks grid {dims[0]}x{dims[1]} (Create_cart), halo exchange "
-                               f"{'overlapped with the interior' if args.overlap else 'then update'}, "
-                               f"engine {how}"],
-                      params={"shape": list(shape), "steps": args.steps, "alpha": args.alpha,
-                              "proc_grid": list(dims), "overlap": args.overlap, "repeat": args.repeat,
-                              "engine": how,
-                              "bytes": shape[0] * shape[1] * 8},
-                      samples=times, fom=("updates/s", updates, "site updates/s"), check=check)
+    return driver.main(KERNEL, argv)
 
 
 if __name__ == "__main__":

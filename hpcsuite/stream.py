@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from hpcsuite.core import cli
+from hpcsuite.core import cli, driver
+from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 
 PROG = "hpcsuite.stream"
 SCALAR = 3.0
@@ -104,96 +105,130 @@ def errors(arrays: Sequence[Any], want: Sequence[float], xp: Any) -> list[float]
             for arr, w in zip(arrays, want)]
 
 
-def run(comm: Any, backend: Any, n: int, *, iterations: int) -> dict[str, Any]:
-    """STREAM on every rank of ``comm``: per-kernel times (max over ranks) and the check.
+@dataclass
+class State:
+    """The three arrays of one rank, their operations, and how often each ran."""
 
-    Returns
-    -------
-    dict
-        ``times``: kernel -> seconds of each counted iteration; ``errors``: the
-        largest relative error of a, b and c over ranks.
-    """
+    comm: Any
+    backend: Any
+    n: int
+    note: str
+    a: Any
+    b: Any
+    c: Any
+    ops: dict[str, Callable[[], None]]
+    runs: int = 0
+
+
+def arrays(backend: Any, n: int) -> tuple[Any, Any, Any]:
+    """STREAM's start: a = 1 then doubled, b = 2, c = 0 - every page written before timing."""
+    xp = backend.xp
+    a, b, c = xp.full(n, 1.0), xp.full(n, 2.0), xp.zeros(n)
+    c.fill(0.0)  # an untouched zeros page is the shared zero page: write it
+    a *= 2.0
+    return a, b, c
+
+
+def validate_arrays(comm: Any, state: State) -> list[float]:
+    """Largest relative error of a, b, c over ranks after ``state.runs`` iterations (collective)."""
     from hpcsuite.core import mpi
 
-    xp = backend.xp
-    a = xp.full(n, 1.0)
-    b = xp.full(n, 2.0)
-    c = xp.zeros(n)
-    a *= 2.0
-    ops = kernels(a, b, c, xp)
-    times: dict[str, list[float]] = {k: [] for k in KERNELS}
-    for it in range(iterations + 1):
-        for name in KERNELS:
-            comm.Barrier()  # comm: every rank starts the kernel together
-            start = time.perf_counter()
-            ops[name]()
-            backend.synchronize()
-            elapsed = mpi.max_over_ranks(comm, time.perf_counter() - start)
-            if it > 0:  # STREAM ignores the first iteration
-                times[name].append(elapsed)
-    errs = errors((a, b, c), expected(iterations + 1), xp)
-    worst = [mpi.max_over_ranks(comm, e) for e in errs]
-    return {"times": times, "errors": worst}
+    errs = errors((state.a, state.b, state.c), expected(state.runs), state.backend.xp)
+    return [mpi.max_over_ranks(comm, e) for e in errs]
+
+
+def _size(comm: Any, backend: Any, args: Any) -> tuple[int, str]:
+    """Elements per array per rank (one for all ranks), and a note about STREAM's rule."""
+    from hpcsuite.core import memory, mpi
+
+    node_ranks = mpi.node_comm(comm).size
+    if args.size is None:
+        free = backend.free_bytes() if backend.on_device else memory.node_limit()[0]
+        n, note = default_size(node_ranks, free, backend.cache_bytes)
+        return comm.allreduce(n, op=mpi.MPI.MIN), note  # comm: metadata - one size for all ranks
+    want = rule_elements(node_ranks, backend.cache_bytes)
+    if args.size < want:
+        # STREAM's own rule; smaller arrays measure the caches, which is sometimes wanted.
+        return args.size, (f"note: --size {args.size} is below STREAM's 4x last-level-cache rule "
+                           f"({want} elements per rank here): these rates include cache")
+    return args.size, ""
+
+
+class Stream(Kernel):
+    """STREAM as a kernel: four separately timed phases per repetition."""
+
+    name = "stream"
+    description = __doc__.split("\n\n")[0]
+    phases = KERNELS
+    primary = "triad"
+    step_label = "triad"
+    defaults = {"repeat": 10, "warmup": 1}  # STREAM does not count its first iteration
+
+    def add_arguments(self, group: Any) -> None:
+        group.add_argument("--size", type=cli.positive_int, default=None, metavar="N",
+                           help="elements per array per rank [4x the last-level cache, at least 2**23]")
+
+    def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
+        n, _ = _size(comm, backend, args)
+        return Footprint(host=0 if backend.on_device else 3 * 8 * n, device=3 * 8 * n,
+                         hint="lower --size or run fewer ranks per node (or per GPU)")
+
+    def setup(self, comm: Any, backend: Any, args: Any) -> State:
+        n, note = _size(comm, backend, args)
+        a, b, c = arrays(backend, n)
+        return State(comm, backend, n, note, a, b, c, kernels(a, b, c, backend.xp))
+
+    def step(self, state: State, phase: str) -> None:
+        state.ops[phase]()
+        if phase == KERNELS[-1]:
+            state.runs += 1
+
+    def checks_always(self, args: Any) -> bool:
+        return True  # STREAM validates the arrays after every run
+
+    def check(self, state: State) -> dict[str, Any]:
+        errs = validate_arrays(state.comm, state)
+        eps = 1e-13
+        return {"passed": all(e <= eps for e in errs), "errors": errs, "epsilon": eps,
+                "detail": f"relative errors of a, b, c {', '.join(f'{e:.1e}' for e in errs)} "
+                          f"after {state.runs} iterations (allowed {eps:g})"}
+
+    def figure(self, state: State) -> Figure:
+        return Figure("triad", WORDS["triad"] * 8 * state.n * state.comm.size, "MB/s", 1e6)
+
+    def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
+        from hpcsuite.core import stats
+
+        n, size = state.n, state.comm.size
+        rates = {k: WORDS[k] * 8 * n * size / stats.median(times[k]) / 1e6 for k in KERNELS}
+        best = {k: WORDS[k] * 8 * n * size / min(times[k]) / 1e6 for k in KERNELS}
+        details = [f"arrays     3 x {n} float64 per rank ({3 * 8 * n / 1e6:.1f} MB), "
+                   f"{len(times['triad'])} counted iterations",
+                   "function   median MB/s  best MB/s   avg time     min time     max time"]
+        if state.note:
+            details.insert(1, state.note)
+        for k in KERNELS:
+            ts = times[k]
+            details.append(f"{k:<10} {rates[k]:>11.1f} {best[k]:>10.1f} {sum(ts) / len(ts):>11.6f} "
+                           f"{min(ts):>12.6f} {max(ts):>12.6f}")
+        return Summary(headline=f"triad {rates['triad']:.1f} MB/s median (copy {rates['copy']:.0f}, "
+                                f"scale {rates['scale']:.0f}, add {rates['add']:.0f}; best triad "
+                                f"{best['triad']:.1f})",
+                       details=details, params={"size": n, "bytes": 3 * 8 * n * size},
+                       result={"median_MBps": rates, "best_MBps": best})
+
+
+KERNEL = Stream()
 
 
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
-    p = cli.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0],
-                           parents=[cli.common_parser()])
-    p.set_defaults(repeat=10)
-    g = p.add_argument_group("stream options")
-    g.add_argument("--size", type=cli.positive_int, default=None, metavar="N",
-                   help="elements per array per rank [4x the last-level cache, at least 2**23]")
-    return p
+    return driver.parser(KERNEL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.stream``; return the exit status."""
-    args = parser().parse_args(argv)
-    from hpcsuite.core import app, memory, mpi
-
-    ctx = app.begin(args)
-    comm = ctx.comm
-    node = mpi.node_comm(comm)
-    note = ""
-    n = args.size
-    if n is None:
-        free = ctx.backend.free_bytes() if ctx.backend.on_device else memory.available_bytes()
-        n, note = default_size(node.size, free, ctx.backend.cache_bytes)
-        n = comm.allreduce(n, op=mpi.MPI.MIN)  # comm: metadata - one size for all ranks
-    elif n < rule_elements(node.size, ctx.backend.cache_bytes):
-        # STREAM's own rule; smaller arrays measure the caches, which is sometimes wanted.
-        note = (f"note: --size {n} is below STREAM's 4x last-level-cache rule "
-                f"({rule_elements(node.size, ctx.backend.cache_bytes)} elements per rank here): "
-                "these rates include cache")
-    need = node.allreduce(3 * 8 * n)  # comm: metadata
-    with mpi.agree(comm):
-        if node.rank == 0 and not ctx.backend.on_device:
-            memory.check_fits(need, memory.available_bytes(), where=f"node {mpi.processor_name()}",
-                              hint="lower --size or run fewer ranks per node")
-    mpi.check_device_fits(comm, ctx.backend, 3 * 8 * n, hint="lower --size or run fewer ranks per GPU")
-    out = run(comm, ctx.backend, n, iterations=args.repeat)
-    best = {}
-    details = [f"arrays     3 x {n} float64 per rank ({3 * 8 * n / 1e6:.1f} MB), {args.repeat} counted "
-               "iterations", "function   best MB/s    avg time     min time     max time"]
-    if note:
-        details.insert(1, note)
-    for name in KERNELS:
-        ts = out["times"][name]
-        best[name] = WORDS[name] * 8 * n * comm.size / min(ts) / 1e6
-        details.append(f"{name:<10} {best[name]:>10.1f} {sum(ts) / len(ts):>11.6f} {min(ts):>12.6f} "
-                       f"{max(ts):>12.6f}")
-    eps = 1e-13
-    passed = all(e <= eps for e in out["errors"])
-    check = {"passed": passed, "errors": out["errors"], "epsilon": eps,
-             "detail": f"relative errors of a, b, c {', '.join(f'{e:.1e}' for e in out['errors'])} "
-                       f"(allowed {eps:g})"}
-    return app.finish(ctx, args, kernel="stream", headline=f"triad {best['triad']:.1f} MB/s "
-                      f"(copy {best['copy']:.0f}, scale {best['scale']:.0f}, add {best['add']:.0f})",
-                      details=details, params={"size": n, "bytes": 3 * 8 * n * comm.size,
-                                               "repeat": args.repeat},
-                      samples=out["times"]["triad"], fom=("triad", best["triad"], "MB/s"),
-                      result={"best_MBps": best}, check=check)
+    return driver.main(KERNEL, argv)
 
 
 if __name__ == "__main__":

@@ -41,8 +41,8 @@ def test_gpu_mean_matches_the_cpu_mean(gpu, axis, distribute, dtype):
 
     layout = Layout((3001, 257), 64)
     source = RandomSource(layout.shape, np.dtype(dtype), 9, layout)
-    ours = mean.run(MPI.COMM_SELF, gpu, source, layout, axis=axis, distribute=distribute).value
-    cpu = mean.run(MPI.COMM_SELF, CPU, source, layout, axis=axis, distribute=distribute).value
+    ours = mean.compute(MPI.COMM_SELF, gpu, source, layout, axis=axis, distribute=distribute)
+    cpu = mean.compute(MPI.COMM_SELF, CPU, source, layout, axis=axis, distribute=distribute)
     np.testing.assert_allclose(ours, cpu, rtol=1e-12)
 
 

@@ -50,10 +50,11 @@ def test_put_call_parity_holds():
 
 def test_monte_carlo_combine_gives_mean_and_standard_error():
     payoffs = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-    sums = [payoffs[:4].sum(), payoffs[4:].sum()]
-    squares = [(payoffs[:4] ** 2).sum(), (payoffs[4:] ** 2).sum()]
-    mean, se = montecarlo.combine(sums, squares, 6)
+    rows = np.array([[payoffs[:4].sum(), (payoffs[:4] ** 2).sum()],  # one row per block
+                     [payoffs[4:].sum(), (payoffs[4:] ** 2).sum()]])
+    mean, se = montecarlo.combine(rows, 6)
     assert mean == pytest.approx(3.5) and se == pytest.approx(payoffs.std(ddof=1) / math.sqrt(6))
+    assert isinstance(mean, float) and isinstance(se, float)  # printed with repr: no np.float64(...)
 
 
 def test_monte_carlo_local_payoffs():

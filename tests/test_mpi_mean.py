@@ -33,7 +33,7 @@ def _self_reference(source, layout, axis):
     """What one process computes: the same blocks and combine on COMM_SELF."""
     from mpi4py import MPI
 
-    return mean.run(MPI.COMM_SELF, CPU, source, layout, axis=axis, distribute="local").value
+    return mean.compute(MPI.COMM_SELF, CPU, source, layout, axis=axis, distribute="local")
 
 
 CASES = [  # (shape, block_rows): several blocks, uneven last block, N-d rows
@@ -54,7 +54,7 @@ CASES = [  # (shape, block_rows): several blocks, uneven last block, N-d rows
 def test_mean_is_bitwise_the_single_process_result(comm, shape, block_rows, dtype, axis, distribute):
     layout = Layout(shape, block_rows)
     source = RandomSource(shape, np.dtype(dtype), 11, layout)
-    got = mean.run(comm, CPU, source, layout, axis=axis, distribute=distribute).value
+    got = mean.compute(comm, CPU, source, layout, axis=axis, distribute=distribute)
     if comm.rank != 0:
         assert got is None
         return
@@ -74,19 +74,10 @@ def test_nan_and_inf_propagate_like_numpy(comm, values, expected):
     data = np.zeros((40, 3))
     data[5, 1], data[21, 0], data[39, 2] = values
     layout = Layout(data.shape, 3)
-    got = mean.run(comm, CPU, ArraySource(data), layout, axis=None, distribute="local").value
+    got = mean.compute(comm, CPU, ArraySource(data), layout, axis=None, distribute="local")
     if comm.rank == 0:
         with np.errstate(invalid="ignore"):
             assert str(got) == str(np.mean(data)) == expected
-
-
-def test_repeats_time_every_run_and_agree(comm):
-    layout = Layout((64, 8), 5)
-    source = RandomSource((64, 8), np.dtype("float64"), 0, layout)
-    out = mean.run(comm, CPU, source, layout, axis=None, distribute="local", warmup=2, repeat=4)
-    assert len(out.times) == 4 and all(t > 0 for t in out.times) and out.load_s > 0
-    # Times are the max over ranks: every rank reports the same numbers.
-    assert comm.allgather(out.times) == [out.times] * comm.size
 
 
 @pytest.mark.parametrize("row_shape", [(), (3,), (2, 3)])
@@ -129,8 +120,8 @@ def test_host_staging_moves_device_buffers_through_host_copies(comm, monkeypatch
         assert mpi.staging(staged)
         layout = Layout((90, 11), 4)
         source = RandomSource((90, 11), np.dtype("float64"), 2, layout)
-        got = mean.run(comm, staged, source, layout, axis=0, distribute="scatter").value
-        plain = mean.run(comm, CPU, source, layout, axis=0, distribute="scatter").value
+        got = mean.compute(comm, staged, source, layout, axis=0, distribute="scatter")
+        plain = mean.compute(comm, CPU, source, layout, axis=0, distribute="scatter")
         if comm.rank == 0:
             assert np.asarray(got).tobytes() == np.asarray(plain).tobytes()
             # The root synchronized the stream before staging its send buffer.
