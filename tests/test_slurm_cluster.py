@@ -144,3 +144,39 @@ def test_training_signalled_before_its_limit_requeues_and_resumes_losslessly(clu
     straight = json.loads((tmp_path / "straight.jsonl").read_text())
     assert resumed["result"]["params_sha256"] == straight["result"]["params_sha256"]
     assert resumed["env"]["hosts"] == ["node1"] and resumed["ranks"] == 2
+
+
+def _job_fields(cluster, job) -> dict[str, str]:
+    out = cluster.run("scontrol", "show", "job", job, "-o").stdout
+    return dict(f.split("=", 1) for f in out.split() if "=" in f)
+
+
+def test_a_record_carries_its_slurm_job_as_scontrol_shows_it(cluster, tmp_path):
+    cluster.env["HPCSUITE_RESULTS"] = str(tmp_path)
+    job = cluster.submit(ROOT / "slurm" / "mean.sbatch", "--shape", "2000x300", "--repeat", "2",
+                         sbatch_args=("--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=2",
+                                      "--job-name=prov-check"), cwd=tmp_path)
+    assert cluster.wait(job) == "COMPLETED", (tmp_path / f"prov-check-{job}.out").read_text()
+    rec = _records(tmp_path)[0]
+    slurm = rec["provenance"]["slurm"]
+    fields = _job_fields(cluster, job)
+    assert slurm["job_id"] == job == fields["JobId"]
+    assert slurm["partition"] == fields["Partition"] == "debug"
+    assert slurm["nodelist"] == fields["NodeList"] == "node[1-2]"
+    assert slurm["cpus_per_task"] == int(fields["CPUs/Task"]) == 2
+    assert slurm["ntasks"] == int(fields["NumTasks"]) == 2
+    assert slurm["job_name"] == fields["JobName"] == "prov-check"
+    assert slurm["cluster"] == "hpcsuite-test" and slurm["array_job_id"] is None
+    assert rec["nodes"] == 2 and rec["ranks_per_node"] == 1 and rec["ranks"] == 2
+    assert rec["provenance"]["threads"].get("OMP_NUM_THREADS") == "2"  # from --cpus-per-task
+    argv = rec["provenance"]["argv"]
+    assert argv == rec["argv"] and "--shape 2000x300 --repeat 2 --json" in " ".join(argv)
+    assert rec["timestamp"].endswith("Z")
+
+
+def test_a_job_over_its_slurm_mem_is_refused_naming_the_limit(cluster, tmp_path):
+    job = cluster.submit(ROOT / "slurm" / "mean.sbatch", "--shape", "3000x2000",
+                         sbatch_args=("--ntasks-per-node=2", "--mem=20", "--job-name=mem-check"), cwd=tmp_path)
+    assert cluster.wait(job) == "FAILED"
+    log = (tmp_path / f"mem-check-{job}.out").read_text()
+    assert "needs 0.05 GB" in log and "(Slurm --mem)" in log and "Traceback" not in log, log
