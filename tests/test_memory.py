@@ -149,6 +149,21 @@ def test_cgroup_in_a_namespace_falls_back_to_the_mount_point(tmp_path):
     assert got == (GB, "cgroup limit")
 
 
+def test_cgroup_mount_of_a_subtree(tmp_path):
+    """A mount whose root is a subtree (mountinfo's 4th field): the path is taken relative to it."""
+    root = tmp_path / "fs"
+    _v2_group(root / "abc", max_=str(GB), current=GB // 2)
+    info = tmp_path / "mountinfo"
+    info.write_text(f"31 23 0:28 /kubepods/pod1 {root} rw - cgroup2 cgroup2 rw\n")
+    got = _limit(tmp_path, proc_cgroup=_proc_cgroup(tmp_path, v2="/kubepods/pod1/abc"), mountinfo=info)
+    assert got == (GB // 2, "cgroup limit")
+    # A path outside the mounted subtree, or a "../" escape: the mount point decides.
+    _v2_group(root, max_=str(3 * GB), current=0)
+    for path in ("/elsewhere", "/kubepods/pod1/../../etc"):
+        got = _limit(tmp_path, proc_cgroup=_proc_cgroup(tmp_path, v2=path), mountinfo=info)
+        assert got == (3 * GB, "cgroup limit"), path
+
+
 def test_unreadable_or_garbled_cgroup_files_fall_back(tmp_path):
     root = tmp_path / "fs"
     _v2_group(root / "a", max_="lots", current=GB)  # garbage: not a limit

@@ -172,12 +172,14 @@ def _leaf(mount: tuple[str, str], path: str | None) -> tuple[Path, Path]:
     sees it).
     """
     point, root = Path(mount[0]), mount[1]
-    if path is not None:
-        rel = os.path.relpath(path, root) if root not in ("", "/") else path.lstrip("/")
-        if not rel.startswith(".."):
-            leaf = (point / rel).resolve() if rel not in ("", ".") else point
-            if leaf.is_dir() and (leaf == point or point in leaf.parents):
-                return leaf, point
+    if path is not None and path.startswith("/"):
+        # Lexically, not resolve(): a symlink on the way must not take the walk up out
+        # of the mount (and the mount point need not be a resolved path).
+        rel = os.path.relpath(os.path.normpath(path), os.path.normpath(root or "/"))
+        if rel == ".":
+            return point, point
+        if not rel.startswith("..") and (point / rel).is_dir():
+            return point / rel, point
     return point, point
 
 
