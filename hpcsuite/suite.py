@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Sequence
 
 from hpcsuite.core import cli
-from hpcsuite.core.errors import CheckError, HpcsuiteError, UsageError
+from hpcsuite.core.errors import CheckError, UsageError
 
 PROG = "hpcsuite.suite"
 
@@ -92,11 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             importlib.import_module(f"hpcsuite.{name}").main(argv_k)
             status[name] = "ok"
-        except HpcsuiteError as err:
+        except CheckError as err:
             if not err.collective:
                 raise
-            status[name] = "FAILED" if isinstance(err, CheckError) else f"error: {err}"
+            status[name] = "FAILED"
+        # Any other user error (no GPU for --device gpu, a full disk for --json) is the
+        # suite's own mistake, not a kernel's: it ends the suite with its message, exit 2.
     if comm.rank == 0:
+        from hpcsuite.core import stats
+
         got = {}
         for _, rec, _ in records.read(path):
             if rec is not None:
@@ -104,13 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json is None:
             os.unlink(path)
         print(f"\n{PROG}: --size {args.size}, {comm.size} ranks, device {args.device}")
-        print(f"{'kernel':<12}{'figure of merit':>28}{'time s':>12}  check")
+        print(f"{'kernel':<12}{'figure of merit (median)':>28}{'time s':>12}  check")
         for name in kernels:
             rec = got.get(name)
             fom = rec["fom"] if rec else None
-            value = f"{fom['value']:.4g} {fom['unit']}" if fom and fom.get("value") is not None else "-"
-            samples = sorted(rec["times"].get("samples") or []) if rec else []
-            t = f"{samples[len(samples) // 2]:.4g}" if samples else "-"
+            value = f"{fom['value']:.4g} {fom['unit']}" if fom and isinstance(fom.get("value"), float) else "-"
+            samples = (rec["times"].get("samples") or []) if rec else []
+            t = f"{stats.median(samples):.4g}" if samples else "-"
             print(f"{name:<12}{value:>28}{t:>12}  {status[name]}")
     failed = [k for k, s in status.items() if s != "ok"]
     if failed:

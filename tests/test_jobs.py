@@ -267,6 +267,8 @@ def test_suite_small_runs_every_kernel_and_writes_one_record_each(tmp_path):
     recs = [json.loads(line) for line in path.read_text().splitlines()]
     assert sorted(r["kernel"] for r in recs) == sorted(SIZES["small"])
     assert all(r["check"]["passed"] for r in recs)
+    # each record carries its kernel's own command line, not the suite's
+    assert all(r["argv"][:3] == ["python", "-m", f"hpcsuite.{r['kernel']}"] for r in recs)
 
 
 def test_suite_refuses_unknown_kernels():

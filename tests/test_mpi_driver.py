@@ -83,6 +83,13 @@ def test_only_the_step_is_timed_and_each_repetition_is_the_slowest_rank(comm, cl
     assert rec["times"]["stats"]["median"] == median and rec["params"]["repeat"] == 3
     assert rec["argv"] == ["python", "-m", "hpcsuite.toy", "--warmup", "2", "--repeat", "3", "--json", str(path)]
     assert rec["ranks"] == comm.size and rec["result"] == 5
+    from hpcsuite.core import mpi
+
+    hosts = mpi.hosts(comm)
+    assert rec["nodes"] == len(set(hosts)) and rec["ranks_per_node"] == max(map(hosts.count, hosts))
+    prov = rec["provenance"]
+    assert prov["argv"] == rec["argv"] and prov["mpi"]["thread_level"] == rec["env"]["thread_level"]
+    assert prov["mpi"]["library"] == rec["env"]["mpi_library"] and rec["timestamp"].endswith("Z")
     if comm.rank == 0:
         out = capsys.readouterr().out
         assert "hpcsuite.toy: done" in out and f"median of 3" in out

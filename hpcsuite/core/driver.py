@@ -325,7 +325,7 @@ def _report(kernel: Kernel, state: Any, args: Any, comm: Any, bk: Any, argv: Seq
 
     env = records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(), device=bk.device,
                               device_name=bk.description,
-                              gpu_aware=mpi.gpu_aware() if bk.on_device else None)
+                              thread_level=mpi.thread_level(), gpu_aware=mpi.gpu_aware() if bk.on_device else None)
     recorded_times: dict[str, Any] = {"unit": "s", "samples": samples, "stats": st.as_dict(),
                                       kernel.setup_label: setup_s, "wall": wall}
     if kernel.step_label != "time":
@@ -336,5 +336,6 @@ def _report(kernel: Kernel, state: Any, args: Any, comm: Any, bk: Any, argv: Seq
     fom = {"name": fig.name, "value": value, "unit": fig.unit, "higher_is_better": True,
            "low": low, "high": high, "basis": "median"}
     records.append(args.json, records.make(
-        kernel.name, params=params, ranks=comm.size, env=env, times=recorded_times, fom=fom,
-        result=out.result, check=check, argv=command_line(kernel.name, argv)))
+        kernel.name, params=params, ranks=comm.size, ranks_per_node=per_node, env=env,
+        times=recorded_times, fom=fom, result=out.result, check=check,
+        argv=command_line(kernel.name, argv)))
