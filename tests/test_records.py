@@ -250,6 +250,21 @@ def test_a_short_write_leaves_the_file_byte_identical(tmp_path, monkeypatch, err
     assert [(n, r["params"]["i"], e) for n, r, e in records.read(path)] == [(1, 1, None), (2, 3, None)]
 
 
+def test_an_interrupted_write_is_undone_and_the_interrupt_goes_on(tmp_path, monkeypatch):
+    path = tmp_path / "r.jsonl"
+    records.append(path, _record(1))
+    before = path.read_bytes()
+    real = os.write
+
+    def write(fd, data):
+        real(fd, bytes(data[:25]))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(records.os, "write", write)
+    with pytest.raises(KeyboardInterrupt):
+        records.append(path, _record(2))
+    assert path.read_bytes() == before
+
+
 def test_a_failed_sync_is_undone_too(tmp_path, monkeypatch):
     path = tmp_path / "r.jsonl"
     records.append(path, _record(1))

@@ -422,8 +422,10 @@ def _append_line(fd: int, path: Path, line: bytes, readable: bool) -> None:
             except OSError as exc:
                 if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EROFS):
                     raise
-    except OSError as exc:
+    except BaseException as exc:
         restored = regular and _truncate_back(fd, old, old + done, locked)
+        if not isinstance(exc, OSError):  # interrupted (Ctrl-C, a signal's exception): undone, re-raised
+            raise
         state = "the file is as it was" if restored or not done else "the file may end in a partial line"
         raise OutputError(f"cannot write the record to {str(path)!r}: "
                           f"{exc.strerror or exc}; {state}") from None
