@@ -27,6 +27,8 @@ step() {  # step NAME TIMEOUT CMD...: run, log everything, one summary line
 step "a usable GPU" 60 python -c "from hpcsuite.core import backend; assert backend.gpu_count() > 0, 'no usable GPU'"
 step "gpu tests (pytest -m gpu)" 240 python -m pytest -m gpu -q -p no:cacheprovider tests
 step "mean n=2 --device gpu" 120 mpiexec -n 2 python -m hpcsuite.mean --device gpu --check
+step "montecarlo n=2 gpu (device RNG)" 120 mpiexec -n 2 python -m hpcsuite.montecarlo --device gpu \
+    --paths 200000000 --repeat 3
 step "gpu reduction benchmark" 120 python benchmarks/gpu_mean_bench.py --gbytes 4
 step "suite small gpu, 2 ranks" 180 mpiexec -n 2 python -m hpcsuite.suite --size small --device gpu
 step "train.mnist --device cuda" 120 mpiexec -n 1 python -m hpcsuite.train.mnist --device cuda \
@@ -42,6 +44,8 @@ echo "-- benchmark" >>"$out"
 sed -n '/^device /,/^reduction \//p' "$log" >>"$out"
 echo "-- gpu job" >>"$out"
 grep -A6 '^hpcsuite.mean: mean' "$log" | grep -E 'mean =|device|reduction|check' >>"$out"
+echo "-- montecarlo on the GPU (normals made on the device)" >>"$out"
+grep -A8 '^hpcsuite.montecarlo: call' "$log" | grep -E 'price|paths/s|check' >>"$out"
 echo "-- suite on the GPU" >>"$out"
 sed -n '/^hpcsuite.suite: --size small/,/^kmer/p' "$log" >>"$out"
 echo "-- training on the GPU" >>"$out"
