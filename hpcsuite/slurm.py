@@ -77,6 +77,11 @@ def command(module: str, args: Sequence[str], env: Mapping[str, str], *, python:
     srun : bool
         Whether ``srun`` is available.
     """
+    cli.refuse_control(module, "module")
+    cli.refuse_control_in(list(args), "module option")
+    for name in ("HPCSUITE_LAUNCHER", "HPCSUITE_SRUN_MPI", "HPCSUITE_RESULTS", "SLURM_SUBMIT_DIR",
+                 "SLURM_JOB_NAME", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_NPROCS"):
+        cli.refuse_control(env.get(name, ""), name)  # these become arguments and paths
     if module not in MODULES:
         raise UsageError(f"unknown module {module!r}; choose one of {', '.join(MODULES)}")
     launcher = env.get("HPCSUITE_LAUNCHER") or ("srun" if srun and env.get("SLURM_JOB_ID") else "mpirun")
@@ -107,8 +112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     cmd = command(module, args, env, python=sys.executable, family=mpi_family(),
                   srun=shutil.which("srun") is not None)
+    if shutil.which(cmd[0], path=env.get("PATH")) is None:
+        raise UsageError(f"{cmd[0]} is not on PATH ({env.get('PATH', '')!r}): load your MPI module "
+                         "(module load ...), or pip install 'hpcsuite[mpich]' into this environment")
     if "--json" in cmd:
-        os.makedirs(os.path.dirname(cmd[cmd.index("--json") + 1]) or ".", exist_ok=True)
+        folder = os.path.dirname(cmd[cmd.index("--json") + 1]) or "."
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the results folder {folder!r}: {exc.strerror or exc}; "
+                             "set HPCSUITE_RESULTS to a writable folder") from None
     env.setdefault("OMP_NUM_THREADS", env.get("SLURM_CPUS_PER_TASK", "1"))
     print(f"{PROG}: job {env.get('SLURM_JOB_ID', '-')} on {env.get('SLURM_JOB_NODELIST', '-')}, "
           f"{env.get('SLURM_NTASKS', '?')} tasks: {' '.join(cmd)}", flush=True)

@@ -90,6 +90,12 @@ def job_script(point: Point, module: str, out: Path, *, python: str, ranks_per_n
     mean nothing on shared nodes); ``serial_name`` gives every point that one job name
     with ``--dependency=singleton``, so Slurm runs them one at a time.
     """
+    # Quoting protects the exec line, but no quoting protects a #SBATCH line from a
+    # newline: every value is refused if it holds a control character.
+    for value, what in ((time_limit, "--time"), (serial_name or "", "--one-at-a-time name"),
+                        (python, "python"), (str(out), "--out"), (module, "module"), (point.name, "point")):
+        cli.refuse_control(value, what)
+    cli.refuse_control_in(point.args, "option after --")
     q = shlex.quote
     lines = ["#!/bin/bash", f"#SBATCH --job-name={q(serial_name or point.name)}",
              f"#SBATCH --ntasks={point.ranks}", f"#SBATCH --nodes={point.nodes}",
@@ -107,10 +113,28 @@ def job_script(point: Point, module: str, out: Path, *, python: str, ranks_per_n
     return "\n".join(lines)
 
 
-def done(out: Path, point: Point) -> bool:
-    """Whether the point left at least one valid record."""
+def _good(rec: Any) -> bool:
+    """A valid record whose ``--check`` (if any) passed: a wrong result is no point of a series."""
+    if not isinstance(rec, dict):
+        return False
+    check = rec.get("check")
+    return check is None or (isinstance(check, dict) and check.get("passed") is True)
+
+
+def _records(out: Path, point: Point) -> list[dict[str, Any]]:
     path = out / "records" / f"{point.name}.jsonl"
-    return path.exists() and any(rec is not None for _, rec, _ in records.read(path))
+    if not path.exists():
+        return []
+    return [rec for _, rec, _ in records.read(path) if _good(rec)]
+
+
+def done(out: Path, point: Point) -> bool:
+    """Whether the point left at least one valid record whose check, if it ran one, passed.
+
+    A run whose ``--check`` failed still appends its record (exit 3); resuming must run
+    that point again, not count it as done.
+    """
+    return bool(_records(out, point))
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -199,7 +223,7 @@ def run_slurm(points: list[Point], module: str, out: Path, state: dict[str, Any]
         if queued:
             continue  # resumed: still pending or running from the last invocation
         script = out / "jobs" / f"{p.name}.sbatch"
-        script.write_text(job_script(p, module, out, python=python, ranks_per_node=ranks_per_node,
+        _write_atomic(script, job_script(p, module, out, python=python, ranks_per_node=ranks_per_node,
                                      time_limit=time_limit, exclusive=exclusive, serial_name=serial_name))
         proc = _slurm("sbatch", "--parsable", *sbatch_args, str(script))
         if proc.returncode != 0:
@@ -232,13 +256,51 @@ def collect(out: Path, points: list[Point]) -> list[dict[str, Any]]:
     """Every valid record of the finished points, written to ``out/results.jsonl`` atomically."""
     recs = []
     for p in points:
-        path = out / "records" / f"{p.name}.jsonl"
-        if path.exists():
-            recs += [r for _, r, _ in records.read(path) if r is not None]
-    tmp = out / f".results.jsonl.{os.getpid()}"
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in recs))
-    os.replace(tmp, out / "results.jsonl")
+        recs += _records(out, p)
+    _write_atomic(out / "results.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in recs))
     return recs
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a temporary file renamed over it, removed on failure."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+#: A plan file larger than this is not one of ours (it holds points and job ids only).
+MAX_STATE_BYTES = 64 << 20
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """The saved state of a sweep in ``path`` (``sweep.json``), checked; {} when there is none.
+
+    Raises
+    ------
+    UsageError
+        When the file is not a regular file, too large, not JSON, or not a sweep's state.
+    """
+    if not path.exists() and not path.is_symlink():
+        return {}
+    if not path.is_file():  # a FIFO would block, /dev/zero never ends: read regular files only
+        raise UsageError(f"{path} is not a regular file; remove it or use another --out")
+    if path.stat().st_size > MAX_STATE_BYTES:
+        raise UsageError(f"{path} is too large to be a sweep's plan; remove it or use another --out")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is corrupt ({exc}); remove it to start the sweep over, "
+                         "or use another --out") from None
+    jobs = state.get("jobs", {}) if isinstance(state, dict) else None
+    if (not isinstance(state, dict) or not isinstance(state.get("plan"), dict)
+            or not isinstance(jobs, dict) or not all(isinstance(v, str) for v in jobs.values())):
+        raise UsageError(f"{path} is not a sweep's plan (no plan or job ids); remove it to start "
+                         "the sweep over, or use another --out")
+    return state
 
 
 def _serial_name(args: Any, out: Path) -> str | None:
@@ -279,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.sweep``; return the exit status."""
     ours, theirs = cli.split_passthrough(argv)  # after "--": the module's options
     args = parser().parse_args(ours)
+    cli.refuse_control_args(args, theirs)  # values end up in job scripts and logs
     args.module_args = theirs
     try:
         ranks = [int(r) for r in args.ranks.split(",") if r.strip()]
@@ -301,21 +364,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                         str(out / "records" / f"{p.name}.jsonl")]))
         return 0
 
+    try:
+        return _run(args, points, out, python)
+    except OSError as exc:  # a full disk, a read-only folder: one line, the files left whole
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise UsageError(f"cannot write the sweep in --out {out}{where}: {exc.strerror or exc}") from None
+
+
+def _run(args: Any, points: list[Point], out: Path, python: str) -> int:
+    """Run (or resume) the sweep in ``out``; the part of :func:`main` that writes files."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder (it holds the plan, logs and records)")
+    state_path = out / "sweep.json"
+    state = load_state(state_path)
+    plan_doc = {"module": args.module, "points": [asdict(p) for p in points]}
+    if state and state.get("plan") != json.loads(json.dumps(plan_doc)):
+        raise UsageError(f"{out} holds a different sweep; use another --out or remove it")
     for sub in ("records", "logs", "jobs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    plan_doc = {"module": args.module, "points": [asdict(p) for p in points]}
-    state_path = out / "sweep.json"
-    state: dict[str, Any] = {}
-    if state_path.exists():
-        state = json.loads(state_path.read_text())
-        if state.get("plan") != json.loads(json.dumps(plan_doc)):
-            raise UsageError(f"{out} holds a different sweep; use another --out or remove it")
     state["plan"] = plan_doc
 
     def save() -> None:
-        tmp = state_path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-        os.replace(tmp, state_path)
+        _write_atomic(state_path, json.dumps(state, indent=1, sort_keys=True))
 
     save()
     status = {p.name: ("done" if done(out, p) else "pending") for p in points}

@@ -120,3 +120,151 @@ def test_every_parallel_module_has_its_batch_templates():
             text = script.read_text()
             assert f"-m hpcsuite.slurm {name}" in text and '"$@"' in text and "#SBATCH --output=%x-%j.out" in text
             assert ("--gpus-per-node" in text) == variant.endswith("-gpu")
+
+
+# -- issue 14: hostile option values, broken state, unwritable --out --------------------------
+
+from hpcsuite.core import cli  # noqa: E402
+
+#: Control characters that end or corrupt a line of a job script: each injects a command.
+HOSTILE = ["00:10:00\necho pwned", "00:10:00\r\necho pwned", "00:10:00\recho pwned", "x\x00echo pwned",
+           "x\x1b[2Jecho pwned", "x\x7fecho pwned", "x\techo pwned", "x\x0becho pwned"]
+SWEEP_BASE = ["mean", "--ranks", "1,2", "--launcher", "slurm", "--dry-run"]
+
+
+def _sweep_argv(option, value, out):
+    argv = [*SWEEP_BASE, "--out", str(out)]
+    if option == "module":
+        return [value, *argv[1:]]
+    if option == "--":
+        return [*argv, "--", "--source", value]
+    if option == "--out":
+        return [*argv[:-2], "--out", str(out) + value]
+    return [*argv, f"{option}={value}"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize("option", ["module", "--ranks", "--time", "--out", "--sbatch-arg", "--weak-shape", "--"])
+def test_sweep_refuses_control_characters_in_every_option(option, value, tmp_path, capsys):
+    code = cli.run(sweep.main, _sweep_argv(option, value, tmp_path / "s"), prog="hpcsuite.sweep")
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert "pwned" not in out  # nothing rendered, so nothing injected
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err  # argparse's usage, one error
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize("field", ["time_limit", "args", "serial_name", "python", "out"])
+def test_a_rendered_job_script_never_holds_an_injected_line(field, value, tmp_path):
+    point = sweep.Point("mean-n2-r0", 2, 1, 0, ("--source", value) if field == "args" else ())
+    kwargs = dict(python="py", ranks_per_node=None, time_limit="00:05:00", serial_name=None)
+    out = tmp_path
+    if field == "out":
+        out = tmp_path / value
+    elif field != "args":
+        kwargs[field] = value
+    with pytest.raises(UsageError, match="control character"):
+        sweep.job_script(point, "mean", out, **kwargs)
+
+
+def test_a_job_script_with_odd_but_legal_values_has_one_line_per_directive(tmp_path):
+    odd = "a b'\"$(reboot);`id`|&<>*?.npy"
+    point = sweep.Point("mean-n2-r0", 2, 1, 0, ("--source", odd))
+    text = sweep.job_script(point, "mean", tmp_path / "o u't", python="/p y", ranks_per_node=2,
+                            time_limit="1-00:00:00 x", serial_name="s'1")
+    lines = text.splitlines()
+    assert lines[0] == "#!/bin/bash" and lines[-2] == "set -euo pipefail" and lines[-1].startswith("exec ")
+    assert all(line.startswith("#SBATCH --") for line in lines[1:-2])
+    assert shlex.split(lines[-1])[1:6] == ["/p y", "-m", "hpcsuite.slurm", "mean", "--source"]
+    assert shlex.split(lines[-1])[6] == odd
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_the_slurm_launcher_refuses_control_characters(value):
+    with pytest.raises(UsageError, match="control character"):
+        command("mean", ["--source", value], JOB, python="py", family="mpich", srun=True)
+    with pytest.raises(UsageError, match="control character"):
+        command("mean", [], {**JOB, "HPCSUITE_RESULTS": value}, python="py", family="mpich", srun=True)
+    with pytest.raises(UsageError, match="control character"):
+        command("mean", [], {**JOB, "SLURM_JOB_NAME": value}, python="py", family="mpich", srun=True)
+
+
+def test_the_slurm_launcher_without_mpirun_says_so_in_one_line(tmp_path):
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "PMI_"))}
+    env.update(PATH=str(tmp_path), HPCSUITE_LAUNCHER="mpirun", HPCSUITE_RESULTS=str(tmp_path / "r"))
+    proc = subprocess.run([sys.executable, "-m", "hpcsuite.slurm", "mean"], capture_output=True, text=True,
+                          timeout=30, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    [line] = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert "mpirun" in line and "PATH" in line
+
+
+def _run_sweep(argv, capsys):
+    code = cli.run(sweep.main, argv, prog="hpcsuite.sweep")
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_sweep_out_that_is_a_file_or_holds_a_corrupt_plan_is_one_line(tmp_path, capsys):
+    afile = tmp_path / "f"
+    afile.write_text("x")
+    code, _, err = _run_sweep(["mean", "--ranks", "1", "--out", str(afile)], capsys)
+    assert code == 2 and "is a file" in err and "Traceback" not in err, err
+    for text in ("{not json", "[1, 2]", '{"plan": 3}'):
+        (tmp_path / "c").mkdir(exist_ok=True)
+        (tmp_path / "c" / "sweep.json").write_text(text)
+        code, _, err = _run_sweep(["mean", "--ranks", "1", "--out", str(tmp_path / "c")], capsys)
+        assert code == 2 and "sweep.json" in err and len(err.strip().splitlines()) == 1, (text, err)
+        assert (tmp_path / "c" / "sweep.json").read_text() == text  # left as it was
+
+
+def test_sweep_writing_to_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    out = tmp_path / "s"
+    real = os.replace
+
+    def full(src, dst):  # the disk fills as the plan is saved
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    code, _, err = _run_sweep(["mean", "--ranks", "1", "--out", str(out)], capsys)
+    monkeypatch.setattr(os, "replace", real)
+    assert code == 2 and "Traceback" not in err and "No space left" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert [p.name for p in out.iterdir() if p.is_file()] == []  # no temporary file left behind
+
+
+def test_a_sweep_state_that_is_not_a_regular_file_is_refused_unread(tmp_path, capsys):
+    import os
+
+    out = tmp_path / "s"
+    out.mkdir()
+    os.mkfifo(out / "sweep.json")  # reading it would block forever (and /dev/zero never ends)
+    code, _, err = _run_sweep(["mean", "--ranks", "1", "--out", str(out)], capsys)
+    assert code == 2 and "not a regular file" in err, err
+
+
+def test_a_point_whose_check_failed_is_not_done(tmp_path):
+    from hpcsuite.core import records
+
+    point = sweep.plan("mean", [1], [])[0]
+    (tmp_path / "records").mkdir()
+    path = tmp_path / "records" / f"{point.name}.jsonl"
+    env = records.fingerprint(hosts=["h"], mpi_library="MPICH", device="cpu", device_name="cpu")
+    failed = records.make("mean", params={}, ranks=1, env=env, times={"unit": "s", "samples": [1.0]},
+                          fom={"name": "x", "value": 1.0, "unit": "x", "higher_is_better": True},
+                          check={"passed": False, "detail": "wrong"})
+    records.append(str(path), failed)
+    assert not sweep.done(tmp_path, point)
+    assert sweep.collect(tmp_path, [point]) == []  # a wrong result is not a point of the series
+    records.append(str(path), {**failed, "check": {"passed": True, "detail": "ok"}})
+    assert sweep.done(tmp_path, point)
+    assert len(sweep.collect(tmp_path, [point])) == 1
