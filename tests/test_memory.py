@@ -117,7 +117,8 @@ def test_cgroup_v2_takes_the_tightest_ancestor(tmp_path):
     _v2_group(job, max_=str(2 * GB), current=GB // 4)
     _v2_group(job / "step_0" / "user" / "task_0", max_="max", current=10)
     _v2_group(root / "system.slice", max_=str(8 * GB), current=GB)  # looser higher up
-    got = _limit(tmp_path, proc_cgroup=_proc_cgroup(tmp_path, v2="/system.slice/slurmstepd.scope/job_7/step_0/user/task_0"),
+    task = "/system.slice/slurmstepd.scope/job_7/step_0/user/task_0"
+    got = _limit(tmp_path, proc_cgroup=_proc_cgroup(tmp_path, v2=task),
                  mountinfo=_mountinfo(tmp_path, v2=root))
     assert got == (2 * GB - GB // 4, "cgroup limit")
 
@@ -174,7 +175,8 @@ def test_unreadable_or_garbled_cgroup_files_fall_back(tmp_path):
         assert got == (10**6 * 1024, "free memory"), group
     # A limit without a usage file still counts (usage taken as 0).
     _v2_group(root / "c", max_=str(GB), current=None)
-    got = _limit(tmp_path, proc_cgroup=_proc_cgroup(tmp_path, v2="/c"), mountinfo=_mountinfo(tmp_path, v2=root))
+    got = _limit(tmp_path, proc_cgroup=_proc_cgroup(tmp_path, v2="/c"),
+                 mountinfo=_mountinfo(tmp_path, v2=root))
     assert got == (GB, "cgroup limit")
     # Garbled /proc/self/cgroup and mountinfo lines are skipped.
     (tmp_path / "bad-cgroup").write_text("nonsense\n\n0::\n")
@@ -186,7 +188,8 @@ def test_unreadable_or_garbled_cgroup_files_fall_back(tmp_path):
 def test_usage_above_the_limit_leaves_nothing(tmp_path):
     root = tmp_path / "fs"
     _v2_group(root, max_=str(GB), current=2 * GB)
-    got = _limit(tmp_path, proc_cgroup=_proc_cgroup(tmp_path, v2="/"), mountinfo=_mountinfo(tmp_path, v2=root))
+    got = _limit(tmp_path, proc_cgroup=_proc_cgroup(tmp_path, v2="/"),
+                 mountinfo=_mountinfo(tmp_path, v2=root))
     assert got == (0, "cgroup limit")
 
 

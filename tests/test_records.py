@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import datetime
+import errno
 import json
 import math
 import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import types
 
 import numpy as np
+import pytest
 
+from conftest import ROOT, launch
 from hpcsuite.core import records
+from hpcsuite.core.errors import OutputError
 
 
 def _record(i: int = 0) -> dict:
@@ -61,18 +71,6 @@ def test_concurrent_appends_never_interleave(tmp_path):
 # ---------------------------------------------------------------------------------------
 # provenance
 
-import errno
-import os
-import re
-import subprocess
-import sys
-import types
-
-import pytest
-
-from conftest import ROOT, launch
-from hpcsuite.core.errors import OutputError
-
 SLURM = {
     "SLURM_JOB_ID": "4242", "SLURM_ARRAY_JOB_ID": "4240", "SLURM_ARRAY_TASK_ID": "2",
     "SLURM_JOB_PARTITION": "debug", "SLURM_JOB_ACCOUNT": "proj7", "SLURM_JOB_NODELIST": "node[1-2]",
@@ -87,7 +85,8 @@ SLURM = {
 
 def _with(environ, **kw):
     env = records.fingerprint(hosts=["n1", "n1", "n2", "n2", "n2"], mpi_library="MPICH Version: 5",
-                              device="cpu", device_name="x86", thread_level=kw.pop("thread_level", "multiple"))
+                              device="cpu", device_name="x86",
+                              thread_level=kw.pop("thread_level", "multiple"))
     return records.make("mean", params={}, ranks=5, env=env, times={"unit": "s", "samples": [1.0]},
                         fom=None, argv=["python", "-m", "hpcsuite.mean", "--check"], environ=environ, **kw)
 
@@ -132,8 +131,6 @@ def test_timestamps_are_utc_with_z_and_agree():
     rec = _with({})
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rec["timestamp"])
     assert rec["provenance"]["utc"] == rec["timestamp"]
-    import datetime
-
     stamp = datetime.datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00"))
     assert abs((datetime.datetime.now(datetime.timezone.utc) - stamp).total_seconds()) < 3600
 
@@ -141,7 +138,8 @@ def test_timestamps_are_utc_with_z_and_agree():
 def test_git_commit_of_the_checkout():
     if not (ROOT / ".git").exists():
         pytest.skip("not run from a git checkout")
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
     git = _with({})["provenance"]["git"]
     assert git["commit"] == head and re.fullmatch(r"[0-9a-f]{40}", git["commit"])
     assert git["describe"].startswith(head[:12]) or "-g" in git["describe"]
@@ -307,7 +305,8 @@ def test_binary_garbage_is_one_bad_line(tmp_path):
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_a_run_writing_to_a_full_disk_exits_2_with_one_line(n):
-    proc = launch(n, "-m", "hpcsuite.mean", "--shape", "100x10", "--quiet", "--json", "/dev/full", timeout=60)
+    proc = launch(n, "-m", "hpcsuite.mean", "--shape", "100x10", "--quiet", "--json", "/dev/full",
+                  timeout=60)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert "Traceback" not in proc.stderr and "No space left on device" in lines[0], proc.stderr

@@ -138,7 +138,10 @@ def _own_cgroups(proc_cgroup: str | os.PathLike[str]) -> tuple[str | None, str |
     return v2, v1
 
 
-def _mounts(mountinfo: str | os.PathLike[str]) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+_Mount = tuple[str, str]  # (mount point, root of the hierarchy it shows)
+
+
+def _mounts(mountinfo: str | os.PathLike[str]) -> tuple[_Mount | None, _Mount | None]:
     """``(mount point, root inside the hierarchy)`` of the cgroup2 and the v1 memory mounts."""
     v2 = v1 = None
     try:
@@ -184,7 +187,7 @@ def _leaf(mount: tuple[str, str], path: str | None) -> tuple[Path, Path]:
 
 
 def _headroom(leaf: Path, top: Path, limit_file: str, usage_file: str, inactive: str) -> int | None:
-    """Least ``limit - usage`` over ``leaf`` and its ancestors up to ``top``; None if none is limited.
+    """Least ``limit - usage`` over ``leaf`` and its ancestors up to ``top`` (None: no limit).
 
     Usage leaves out inactive file pages: page cache the kernel reclaims before it would
     kill (the "working set" Kubernetes and cAdvisor use), so a job that has just read a
@@ -207,7 +210,7 @@ def _headroom(leaf: Path, top: Path, limit_file: str, usage_file: str, inactive:
 def cgroup_bytes(*, proc_cgroup: str | os.PathLike[str] = "/proc/self/cgroup",
                  mountinfo: str | os.PathLike[str] = "/proc/self/mountinfo",
                  root: str | os.PathLike[str] | None = None) -> int | None:
-    """Bytes this process's cgroup (v2 or v1) still lets it allocate; None when unlimited or unknown.
+    """Bytes this process's cgroup (v2 or v1) still lets it allocate; None: no limit or unknown.
 
     Parameters
     ----------
@@ -334,7 +337,8 @@ def node_limit() -> Limit:
     return limit_bytes()
 
 
-def available_bytes(meminfo: str | os.PathLike[str] = "/proc/meminfo", **inputs) -> Available | None:
+def available_bytes(meminfo: str | os.PathLike[str] = "/proc/meminfo",
+                    **inputs) -> Available | None:
     """Memory this job may use on this node (see :func:`limit_bytes`), or None if unknown.
 
     The result is an ``int`` carrying ``.what``, the limit that decided, which
@@ -344,7 +348,8 @@ def available_bytes(meminfo: str | os.PathLike[str] = "/proc/meminfo", **inputs)
     return None if limit.bytes is None else Available(limit.bytes, limit.what)
 
 
-def check_fits(need: int, available: int | None, *, where: str, hint: str, what: str | None = None) -> None:
+def check_fits(need: int, available: int | None, *, where: str, hint: str,
+               what: str | None = None) -> None:
     """Raise :class:`InputError` when ``need`` bytes exceed the usable part of ``available``.
 
     Parameters

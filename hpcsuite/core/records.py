@@ -48,7 +48,8 @@ GIT_TIMEOUT = 5.0
 
 #: Prefixes of the environment variables that tune MPI and the network stack
 #: (MPICH CVARs, Open MPI / PMIx MCA parameters, UCX, libfabric, Intel MPI, NCCL, Cray MPICH).
-TUNING_PREFIXES = ("MPIR_CVAR_", "OMPI_MCA_", "PMIX_MCA_", "UCX_", "FI_", "I_MPI_", "NCCL_", "MPICH_")
+TUNING_PREFIXES = ("MPIR_CVAR_", "OMPI_MCA_", "PMIX_MCA_", "UCX_", "FI_", "I_MPI_", "NCCL_",
+                   "MPICH_")
 
 #: Seconds :func:`append` waits for another writer's lock before writing without it.
 LOCK_WAIT = 10.0
@@ -147,14 +148,14 @@ def slurm_job(environ: Mapping[str, str] | None = None) -> dict[str, Any] | None
 
 
 def _thread_pools() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """BLAS and OpenMP libraries loaded in this process, with their thread counts (threadpoolctl)."""
+    """BLAS and OpenMP libraries loaded in this process and their thread counts (threadpoolctl)."""
     try:
         import threadpoolctl
     except ImportError:
         return [], []
     try:
         info = threadpoolctl.threadpool_info()
-    except Exception:  # noqa: BLE001 - a library threadpoolctl cannot talk to must not lose the record
+    except Exception:  # noqa: BLE001 - a library it cannot talk to must not lose the record
         return [], []
     keep = ("internal_api", "version", "num_threads", "threading_layer", "filepath")
     pools = [{k: lib.get(k) for k in keep} for lib in info]
@@ -397,7 +398,8 @@ def append(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             readable = False
     except OSError as exc:
-        raise OutputError(f"cannot write the record to {str(path)!r}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write the record to {str(path)!r}: "
+                          f"{exc.strerror or exc}") from None
     try:
         _append_line(fd, path, line, readable)
     finally:
@@ -424,9 +426,10 @@ def _append_line(fd: int, path: Path, line: bytes, readable: bool) -> None:
                     raise
     except BaseException as exc:
         restored = regular and _truncate_back(fd, old, old + done, locked)
-        if not isinstance(exc, OSError):  # interrupted (Ctrl-C, a signal's exception): undone, re-raised
+        if not isinstance(exc, OSError):  # interrupted (Ctrl-C...): undone, then passed on
             raise
-        state = "the file is as it was" if restored or not done else "the file may end in a partial line"
+        state = ("the file is as it was" if restored or not done
+                 else "the file may end in a partial line")
         raise OutputError(f"cannot write the record to {str(path)!r}: "
                           f"{exc.strerror or exc}; {state}") from None
 
