@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -99,13 +100,44 @@ def test_load_reports_bad_lines_with_file_and_line(tmp_path):
         load.load([str(tmp_path / "empty")])
 
 
-def test_compare_flags_regressions_and_improvements():
-    old = series.build([rec(1, 1000, [10.0]), rec(2, 1000, [5.0])])
-    new = series.build([rec(1, 1000, [10.2]), rec(2, 1000, [6.0])])
-    verdicts = {c["x"]: c["verdict"] for c in checks.compare(new, old, 0.05)}
-    assert verdicts == {1: "same", 2: "regression"}
-    better = series.build([rec(1, 1000, [8.0]), rec(2, 1000, [5.0])])
+def _noisy(center, n=9, spread=0.02):
+    return [center * (1 + spread * ((i * 7) % n - n // 2) / n) for i in range(n)]
+
+
+def test_compare_decides_with_the_uncertainty():
+    old = series.build([rec(1, 1000, _noisy(10.0)), rec(2, 1000, _noisy(5.0))])
+    new = series.build([rec(1, 1000, _noisy(10.05)), rec(2, 1000, _noisy(6.0))])
+    got = {c["x"]: c for c in checks.compare(new, old, 0.05)}
+    assert got[1]["verdict"] == "no significant change"  # 0.5 % inside the noise
+    assert got[2]["verdict"] == "regression" and got[2]["direction"] == "slower"
+    assert got[2]["p_value"] < 0.05 and "Mann-Whitney" in got[2]["method"]
+    better = series.build([rec(1, 1000, _noisy(8.0)), rec(2, 1000, _noisy(5.0))])
     assert {c["x"]: c["verdict"] for c in checks.compare(better, old, 0.05)}[1] == "improvement"
+    # One run of one sample each: a 20 % difference is not evidence of anything.
+    one_old = series.build([rec(1, 1000, [10.0]), rec(2, 1000, [5.0])])
+    one_new = series.build([rec(1, 1000, [10.2]), rec(2, 1000, [6.0])])
+    assert {c["verdict"] for c in checks.compare(one_new, one_old, 0.05)} == {"no significant change"}
+
+
+def test_compare_never_matches_a_1_node_run_with_a_2_node_run():
+    two_nodes = records.fingerprint(hosts=["n1", "n2"], mpi_library="MPICH 4", device="cpu", device_name="x86")
+    old = series.build([rec(2, 1000, _noisy(5.0)), rec(4, 1000, _noisy(3.0))])
+    new = series.build([rec(2, 1000, _noisy(9.0), env=two_nodes), rec(4, 1000, _noisy(6.0), env=two_nodes)])
+    assert checks.compare(new, old, 0.05) == []
+
+
+def test_fail_on_regression_exits_3(tmp_path):
+    from hpcsuite.core.errors import CheckError
+
+    for name, t in (("old", 5.0), ("new", 6.0)):
+        records.append(tmp_path / name / "r.jsonl", rec(1, 1000, _noisy(10.0)))
+        records.append(tmp_path / name / "r.jsonl", rec(2, 1000, _noisy(t)))
+    argv = [str(tmp_path / "new"), "--compare", str(tmp_path / "old"), "--out", str(tmp_path / "rep"),
+            "--no-plots", "--quiet"]
+    assert report.main(argv) == 0
+    assert "regression (slower)" in (tmp_path / "rep" / "report.md").read_text()
+    with pytest.raises(CheckError, match="1 regression"):
+        report.main(argv + ["--fail-on-regression"])
 
 
 def test_reference_bounds_pass_fail_and_unit(tmp_path):
@@ -139,9 +171,9 @@ def test_report_writes_tables_plots_markdown_html_and_csv(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "strong scaling" in printed and "Karp-Flatt" in printed
     md = (out / "report.md").read_text()
-    assert "| ranks | nodes | time s |" in md and "](plots/" in md
+    assert "| ranks | nodes | ranks/node | time s | interval s |" in md and "](plots/" in md
     pngs, svgs = sorted((out / "plots").glob("*.png")), sorted((out / "plots").glob("*.svg"))
-    assert len(pngs) == len(svgs) >= 4  # 2 strong, 1 weak, 1 latency curve
+    assert len(pngs) == len(svgs) == 5  # 2 strong, 1 weak, 1 single, 1 latency curve
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == len(pngs)
     assert "http://" not in page and "https://" not in page and "<script" not in page
@@ -182,3 +214,64 @@ def test_html_renders_in_a_real_browser(tmp_path):
     not_white = np.mean(np.any(pixels < 0.9, axis=-1))
     assert not_white > 0.02  # text, tables and plots, not a blank page
     assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 50
+
+
+# --- issue 14: one bad record, a bad --reference, a bad --out: one line, never a traceback.
+
+def _run_cli(argv, capsys):
+    from hpcsuite.core import cli
+
+    code = cli.run(report.main, argv, prog=report.PROG)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_one_bad_record_is_skipped_with_file_and_line(tmp_path, capsys):
+    folder = tmp_path / "res"
+    records.append(folder / "a.jsonl", rec(1, 1000, [1.0, 1.1]))
+    bad = rec(2, 1000, [0.5])
+    bad["params"]["shape"] = ["many", 100]
+    del bad["params"]["bytes"]  # as a hand-written record would: the shape is all there is
+    records.append(folder / "a.jsonl", bad)
+    records.append(folder / "a.jsonl", rec(2, 1000, [0.6, 0.5]))
+    code, out, err = _run_cli([str(folder), "--out", str(tmp_path / "rep"), "--no-plots"], capsys)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert f"{folder / 'a.jsonl'}:2:" in err and "shape" in err and "skipped" in err
+    assert (tmp_path / "rep" / "report.md").exists()
+
+
+@pytest.mark.parametrize("content", [[1, 2], {"mean": [10.0, -0.1, None, "GB/s"]}, {"mean": 3}])
+def test_reference_of_the_wrong_form_is_one_line_exit_2(tmp_path, capsys, content):
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps(content))
+    code, _, err = _run_cli([str(_results(tmp_path)), "--out", str(tmp_path / "rep"), "--no-plots",
+                             "--reference", str(ref)], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "reference" in err
+
+
+def test_out_that_is_a_file_is_one_line_exit_2(tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    code, _, err = _run_cli([str(_results(tmp_path)), "--out", str(target), "--no-plots"], capsys)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "--out" in err and target.read_text() == "not a folder"
+
+
+def test_out_that_is_read_only_is_one_line_exit_2(tmp_path, capsys):
+    if os.geteuid() == 0:  # root writes into any mode-0500 folder; /sys refuses even root
+        outs, locked = [Path("/sys"), Path("/sys/hpcsuite-report")], None
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        outs = [locked, locked / "sub"]
+    try:
+        for out in outs:
+            code, _, err = _run_cli([str(_results(tmp_path)), "--out", str(out), "--no-plots"], capsys)
+            assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+            assert "--out" in err
+    finally:
+        if locked is not None:
+            locked.chmod(0o700)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,16 +26,18 @@ def parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
         prog=f"python -m {PROG}",
         description="Scaling report from hpcsuite JSON records (sweeps, sbatch runs, --json runs): "
-                    "strong and weak scaling tables (median time with 95 %% CI, speedup, "
-                    "efficiency, Karp-Flatt), latency/bandwidth curves, plots, Markdown, "
-                    "self-contained HTML and CSV.",
+                    "strong and weak scaling tables by node layout (median time with the 95 %% "
+                    "interval of the median, speedup and efficiency with intervals, Karp-Flatt, "
+                    "figure of merit from the same median, Slurm job ids), latency/bandwidth "
+                    "curves with min..p99 bands, plots, Markdown, self-contained HTML and CSV.",
     )
     p.add_argument("results", nargs="+", metavar="RESULTS", help="record files (.jsonl) or folders")
     p.add_argument("--out", default="hpcsuite-report", metavar="DIR",
                    help="folder for report.md, report.html, report.csv and plots/ [%(default)s]")
     p.add_argument("--compare", nargs="+", metavar="OLD", help="older records to compare with")
     p.add_argument("--threshold", type=float, default=0.05,
-                   help="relative change flagged by --compare [%(default)s]")
+                   help="smallest relative change of a median that --compare reports, when the "
+                        "change is also significant (Mann-Whitney U, p < 0.05) [%(default)s]")
     p.add_argument("--fail-on-regression", action="store_true",
                    help="exit 3 when --compare finds a regression")
     p.add_argument("--reference", metavar="FILE",
@@ -46,8 +49,53 @@ def parser() -> cli.ArgumentParser:
 
 def _write(path: Path, text: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(text.encode() if isinstance(text, str) else text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(text.encode() if isinstance(text, str) else text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"--out: cannot write {str(path)!r} ({exc.strerror or exc})") from None
+
+
+def prepare_out(name: str) -> Path:
+    """The output folder, created and proven writable before any work is done.
+
+    Raises
+    ------
+    UsageError
+        When it is a file, or cannot be created or written (one line, exit 2).
+    """
+    out = Path(name)
+    for path in (out, out / "plots"):
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {name!r}: {str(path)!r} is a file, not a folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # os.access trusts mode bits that root ignores and read-only mounts override: try.
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".hpcsuite-report-probe"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {name!r} is not writable ({exc.strerror or exc}); choose another folder") from None
+    return out
+
+
+def _compare_lines(changes: list[dict], old: list[str], threshold: float) -> tuple[list[str], int]:
+    lines, regressions = [], 0
+    for c in changes:
+        if c["verdict"] == "no significant change":
+            continue
+        regressions += c["verdict"] == "regression"
+        p = f"p = {c['p_value']:.2g}, " if c["p_value"] == c["p_value"] else ""
+        lines.append(f"{c['verdict']} ({c['direction']}): {c['series']} at {c['x']}: {c['metric']} "
+                     f"{c['old']:.4g} -> {c['new']:.4g} ({100 * c['change']:+.1f} %; {p}{c['method']})")
+    same = sum(c["verdict"] == "no significant change" for c in changes)
+    if not changes:
+        lines.append(f"nothing to compare: no point of these results matches one of {' '.join(old)}")
+    else:
+        lines.append(f"{len(changes)} points compared with {' '.join(old)}: {len(changes) - same} significant "
+                     f"change(s), {same} with no significant change (two-sided Mann-Whitney U, p < 0.05, "
+                     f"and at least {100 * threshold:g} % change of the median)")
+    return lines, regressions
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,13 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.compare:
         old_records, old_problems = load.load(args.compare)
         problems += old_problems
-        for c in checks.compare(all_series, series.build(old_records), args.threshold):
-            if c["verdict"] != "same":
-                regressions += c["verdict"] == "regression"
-                lines.append(f"{c['verdict']}: {c['series']} at {c['x']}: {c['metric']} "
-                             f"{c['old']:.4g} -> {c['new']:.4g} ({100 * c['change']:+.1f} %)")
-        if not lines:
-            lines.append(f"no change beyond {100 * args.threshold:g} % against {' '.join(args.compare)}")
+        changes = checks.compare(all_series, series.build(old_records), args.threshold)
+        compared, regressions = _compare_lines(changes, args.compare, args.threshold)
+        lines += compared
     if args.reference:
         for r in checks.against_reference(all_series, checks.load_reference(args.reference)):
             violations += not r["passed"]
@@ -78,8 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines.append(f"reference {verdict}: {r['series']} at {r['x']}: {r['metric']} "
                          f"{r['value']:.4g} {r['unit']} in [{r['low']:.4g}, {r['high']:.4g}] {r['why']}")
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out(args.out)
+    for p in problems:  # warnings, even with --quiet: a skipped record changes the numbers
+        print(f"skipped: {p}", file=sys.stderr)
     figures: dict[str, list[Path]] = {}
     if not args.no_plots:
         try:
@@ -87,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             raise UsageError("plots need matplotlib: pip install 'hpcsuite[report]', or use --no-plots") from None
         for i, s in enumerate(all_series):
-            figures[s.key] = plots.draw(s, out / "plots", i)
+            try:
+                figures[s.key] = plots.draw(s, out / "plots", i)
+            except OSError as exc:
+                raise UsageError(f"--out: cannot write plots into {str(out / 'plots')!r} "
+                                 f"({exc.strerror or exc})") from None
     _write(out / "report.md", render.markdown(all_series, figures, out, problems, lines))
     _write(out / "report.html", render.html_page(all_series, figures, problems, lines))
     _write(out / "report.csv", render.to_csv(all_series))
@@ -96,8 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render.terminal(all_series))
         for line in lines:
             print(line)
-        for p in problems:
-            print(f"skipped: {p}", file=sys.stderr)
         print(f"{len(records)} records, {len(all_series)} series -> {out}/report.md, report.html, "
               f"report.csv" + (", plots/" if figures and any(figures.values()) else ""))
     if violations:

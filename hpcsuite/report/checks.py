@@ -13,47 +13,83 @@ import json
 import math
 from typing import Any
 
+from hpcsuite.core import stats
 from hpcsuite.core.errors import InputError
-from hpcsuite.report.series import Series
+from hpcsuite.report.series import Point, Series
 
 
-def compare(new: list[Series], old: list[Series], threshold: float) -> list[dict[str, Any]]:
-    """Point-by-point changes of the same series in two result sets.
+def compare(new: list[Series], old: list[Series], threshold: float,
+            alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Point-by-point verdicts for the series present in both result sets.
 
-    Times and lower-is-better figures count as regressions when they grow by more than
-    ``threshold`` (a fraction); higher-is-better figures when they shrink by more.
+    A point is a **regression** (or an **improvement**) only when the difference is
+    significant: a two-sided Mann-Whitney U test at ``alpha`` on the pooled timed
+    samples (times: lower is better), and the medians moved by at least ``threshold``
+    (a fraction). Microbenchmark curves, which record one value per run, use the test
+    over runs when both sides have several, else non-overlapping min..p99 bands.
+    Anything else is "no significant change" - including one run against one run.
     """
-    old_by_key = {s.key: s for s in old}
     changes = []
     for s in new:
-        before = old_by_key.get(s.key)
+        before = next((o for o in old if o.key == s.key), None) or next((o for o in old if s.matches(o)), None)
         if before is None:
             continue
-        old_rows = {r["x"]: r for r in before.table()}
-        for row in s.table():
-            prev = old_rows.get(row["x"])
+        old_points = {(p.x, p.runs[0].ranks, p.runs[0].nodes, p.runs[0].ranks_per_node): p
+                      for p in before.points}
+        for p in s.points:
+            prev = old_points.get((p.x, p.runs[0].ranks, p.runs[0].nodes, p.runs[0].ranks_per_node))
             if prev is None:
                 continue
-            metric, higher_better = ("time_s", False) if s.kind != "curve" else ("fom", _higher(s))
-            a, b = prev.get(metric), row.get(metric)
-            if not _number(a) or not _number(b) or a == 0:
-                continue
-            change = b / a - 1
-            worse = change < -threshold if higher_better else change > threshold
-            better = change > threshold if higher_better else change < -threshold
-            changes.append({"series": s.title, "x": row["x"], "metric": metric, "old": a, "new": b,
-                            "change": change,
-                            "verdict": "regression" if worse else "improvement" if better else "same"})
+            entry = _curve_change(prev, p, threshold, alpha) if s.kind == "curve" else \
+                _time_change(prev, p, threshold, alpha)
+            if entry is not None:
+                changes.append({"series": s.title, "x": p.x, **entry})
     return changes
 
 
+def _verdict(direction: str) -> str:
+    return {"slower": "regression", "faster": "improvement"}.get(direction, "no significant change")
+
+
+def _time_change(prev: Point, p: Point, threshold: float, alpha: float) -> dict[str, Any] | None:
+    a, b = prev.samples, p.samples
+    if not a or not b:
+        return None
+    c = stats.compare(a, b, higher_is_better=False, alpha=alpha, min_change=threshold)
+    return {"metric": "time_s", "old": c.old_median, "new": c.new_median, "change": c.change,
+            "p_value": c.p_value, "method": f"{c.method}, {c.n_old} vs {c.n_new} samples",
+            "direction": c.verdict, "verdict": _verdict(c.verdict)}
+
+
+def _curve_change(prev: Point, p: Point, threshold: float, alpha: float) -> dict[str, Any] | None:
+    fa, fb = prev.fom(), p.fom()
+    if fa["value"] is None or fb["value"] is None or fa["unit"] != fb["unit"]:
+        return None
+    higher = bool(fb["higher_is_better"])
+    va = [r.fom.value for r in prev.runs if r.fom is not None and r.fom.value is not None]
+    vb = [r.fom.value for r in p.runs if r.fom is not None and r.fom.value is not None]
+    a, b = fa["value"], fb["value"]
+    change = b / a - 1 if a else math.nan
+    if len(va) >= 4 and len(vb) >= 4:
+        c = stats.compare(va, vb, higher_is_better=higher, alpha=alpha, min_change=threshold)
+        direction, p_value, method = c.verdict, c.p_value, f"{c.method}, {c.n_old} vs {c.n_new} runs"
+    else:
+        (alo, ahi), (blo, bhi) = prev.band(), p.band()
+        p_value, method, direction = math.nan, "min..p99 bands", "no significant change"
+        if None in (alo, ahi, blo, bhi):
+            method = "one run each and no min..p99 band: cannot tell"
+        elif (blo > ahi or bhi < alo) and abs(change) >= threshold:
+            up = blo > ahi
+            direction = "faster" if up == higher else "slower"
+            method = "min..p99 bands do not overlap"
+        else:
+            method = "min..p99 bands overlap"
+    return {"metric": fb["name"] or "fom", "old": a, "new": b, "change": change, "p_value": p_value,
+            "method": method, "direction": direction, "verdict": _verdict(direction)}
+
+
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
-
-
-def _higher(s: Series) -> bool:
-    fom = next((r.get("fom") for p in s.points for r in p.records if isinstance(r.get("fom"), dict)), {})
-    return bool(fom.get("higher_is_better", True))
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def load_reference(path: str) -> dict[str, dict[str, list[Any]]]:
@@ -66,9 +102,15 @@ def load_reference(path: str) -> dict[str, dict[str, list[Any]]]:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"reference file {path!r} is not readable JSON ({exc})") from None
     if not isinstance(ref, dict):
-        raise InputError(f"reference file {path!r} must map kernels to {{fom: [value, lower, upper, unit]}}")
+        raise InputError(f"reference file {path!r} must map kernels to {{fom: [value, lower, upper, unit]}}, "
+                         f"not a {type(ref).__name__}")
     for kernel, metrics in ref.items():
-        for name, entry in (metrics or {}).items():
+        if metrics is None:
+            continue
+        if not isinstance(metrics, dict):
+            raise InputError(f"reference {kernel!r} in {path!r} must map figures of merit to "
+                             f"[value, lower, upper, unit], e.g. {{\"bandwidth\": [10.0, -0.1, null, \"GB/s\"]}}")
+        for name, entry in metrics.items():
             ok = (isinstance(entry, list) and len(entry) == 4 and _number(entry[0])
                   and all(e is None or _number(e) for e in entry[1:3]) and isinstance(entry[3], str))
             if not ok:
@@ -85,7 +127,7 @@ def against_reference(series: list[Series], ref: dict[str, dict[str, list[Any]]]
             if row["fom"] is None:
                 continue
             x = row["x"]
-            entry = (ref.get(f"{s.kernel}@{x}") or ref.get(s.kernel) or {}).get(row["fom_name"])
+            entry = (ref.get(f"{s.kernel}@{row['ranks']}") or ref.get(s.kernel) or {}).get(row["fom_name"])
             if entry is None:
                 continue
             value, lower, upper, unit = entry

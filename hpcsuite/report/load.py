@@ -1,4 +1,6 @@
-"""Read records from files and folders; malformed lines are reported with file and line."""
+"""Read records from files and folders; malformed lines and records that cannot be
+placed in a series (a non-numeric shape, bad ranks...) are reported with file and line
+and skipped: one bad record never stops a report."""
 
 from __future__ import annotations
 
@@ -27,14 +29,14 @@ def record_files(paths: Iterable[str]) -> list[Path]:
 
 def _malformed(rec: dict[str, Any]) -> str | None:
     """What makes a schema-tagged record unusable for a report, if anything."""
-    if not isinstance(rec.get("kernel"), str):
-        return "record without a kernel name"
-    ranks = rec.get("ranks")
-    if not isinstance(ranks, int) or isinstance(ranks, bool) or ranks < 1:
-        return f"record with bad ranks {ranks!r}"
-    for name in ("params", "env", "times"):
-        if not isinstance(rec.get(name), dict):
-            return f"record without {name}"
+    from hpcsuite.report.series import describe
+
+    try:
+        describe(rec)
+    except ValueError as exc:
+        return str(exc)
+    except (TypeError, ArithmeticError) as exc:  # a value of a type no writer produces
+        return f"unusable record ({type(exc).__name__}: {exc})"
     return None
 
 

@@ -20,6 +20,17 @@ def speedup(t0: float, t: float) -> float:
     return t0 / t if t > 0 else math.nan
 
 
+def ratio_interval(base: tuple[float, float], point: tuple[float, float]) -> tuple[float, float]:
+    """Interval of ``T(p0) / T(p)`` from the intervals of the two medians:
+    ``low(p0) / high(p) .. high(p0) / low(p)`` (each end the most extreme ratio the two
+    intervals allow, so it is conservative; never negative for non-negative times).
+    """
+    (b_lo, b_hi), (p_lo, p_hi) = base, point
+    low = b_lo / p_hi if p_hi > 0 else math.nan
+    high = b_hi / p_lo if p_lo > 0 else math.inf
+    return low, high
+
+
 def efficiency(s: float, q: float) -> float:
     """Parallel efficiency of speedup ``s`` at ``q`` times the base ranks."""
     return s / q if q > 0 else math.nan
