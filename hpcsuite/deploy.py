@@ -22,6 +22,8 @@ started again forever (the article this project began from made that mistake).
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -29,9 +31,60 @@ from typing import Any
 
 from hpcsuite.core import cli
 from hpcsuite.core.errors import UsageError
+from hpcsuite.registry import PARALLEL
 
 PROG = "hpcsuite.deploy"
 MPI_IMPLEMENTATIONS = {"openmpi": "OpenMPI", "mpich": "MPICH", "intel": "Intel"}
+#: Most worker pods a manifest may ask for: Kubernetes supports clusters of at most 5000
+#: nodes ("Considerations for large clusters"), and every worker is a pod with its own
+#: host name; more is a typo, and rendering millions of host names would run for minutes.
+MAX_WORKERS = 5000
+#: A DNS label (RFC 1123): what namespaces and pod host names must be.
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+#: A DNS subdomain (RFC 1123), e.g. a Secret's name; at most 253 characters.
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+#: A Kubernetes resource quantity: a number with an optional SI, binary or exponent suffix.
+_QUANTITY = re.compile(r"(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+)?")
+
+
+def check_name(name: str, *, kind: str, workers: int) -> None:
+    """Refuse a job name Kubernetes or the MPI Operator would reject. Pure.
+
+    The name must be an RFC 1035 label (Services and the MPI Operator require it:
+    lower-case letters, digits and '-', starting with a letter), and stay one when the
+    longest pod host name is made from it: ``NAME-worker-N`` (MPIJob) or ``NAME-N``
+    (Indexed Job), at most 63 characters.
+    """
+    suffix = f"-worker-{workers - 1}" if kind == "mpijob" else f"-{workers - 1}"
+    if not _LABEL.fullmatch(name):
+        raise UsageError(f"--name {name!r} must be a DNS label: lower-case letters, digits and '-', "
+                         "starting and ending with a letter or digit")
+    if not name[0].isalpha():
+        raise UsageError(f"--name {name!r} must start with a letter (an RFC 1035 label, as Kubernetes "
+                         "Services and the MPI Operator require)")
+    if len(name) + len(suffix) > 63:
+        raise UsageError(f"--name {name!r} is too long: the pod host name {name + suffix!r} would have "
+                         f"{len(name) + len(suffix)} characters, and a DNS label holds at most 63; "
+                         f"use at most {63 - len(suffix)}")
+
+
+def check_k8s(args: Any) -> None:
+    """Refuse, at once and in one line, values the manifest cannot carry. Pure."""
+    if args.workers > MAX_WORKERS:
+        raise UsageError(f"--workers {args.workers}: give at most {MAX_WORKERS} (Kubernetes supports "
+                         f"clusters of at most {MAX_WORKERS} nodes; every worker is a pod)")
+    check_name(args.name, kind=args.kind, workers=args.workers)
+    if args.namespace is not None and (not _LABEL.fullmatch(args.namespace) or len(args.namespace) > 63):
+        raise UsageError(f"--namespace {args.namespace!r} must be a DNS label: at most 63 lower-case "
+                         "letters, digits and '-'")
+    if not _SUBDOMAIN.fullmatch(args.ssh_secret) or len(args.ssh_secret) > 253:
+        raise UsageError(f"--ssh-secret {args.ssh_secret!r} must be a DNS subdomain (a Secret's name): "
+                         "lower-case letters, digits, '-' and '.'")
+    for option, value in (("--cpu", args.cpu), ("--memory", args.memory)):
+        if not _QUANTITY.fullmatch(value):
+            raise UsageError(f"{option} {value!r} is not a Kubernetes quantity; e.g. 2, 500m, 4Gi, 16G")
+    if args.module not in PARALLEL:
+        raise UsageError(f"unknown module {args.module!r}; choose one of {', '.join(PARALLEL)}")
 
 
 def _resources(cpu: str, memory: str, gpus: int) -> dict[str, Any]:
@@ -53,7 +106,15 @@ def _run_command(module: str, args: Sequence[str], total: int) -> list[str]:
 
 def mpijob(name: str, image: str, *, workers: int, slots: int, gpus: int, cpu: str, memory: str,
            module: str, args: Sequence[str], mpi: str, namespace: str | None = None) -> list[dict[str, Any]]:
-    """A Kubeflow MPIJob (v2beta1). Pure."""
+    """A Kubeflow MPIJob (v2beta1). Pure.
+
+    Raises
+    ------
+    UsageError
+        When a value holds a control character (it would end a line of the command).
+    """
+    cli.refuse_control_in([name, image, cpu, memory, module, mpi, namespace or ""], "manifest value")
+    cli.refuse_control_in(list(args), "option after --")
     meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/name": "hpcsuite"}}
     if namespace:
         meta["namespace"] = namespace
@@ -80,7 +141,15 @@ def mpijob(name: str, image: str, *, workers: int, slots: int, gpus: int, cpu: s
 def indexed_job(name: str, image: str, *, workers: int, slots: int, gpus: int, cpu: str, memory: str,
                 module: str, args: Sequence[str], ssh_secret: str,
                 namespace: str | None = None) -> list[dict[str, Any]]:
-    """A headless Service plus an Indexed Job, no operator needed. Pure."""
+    """A headless Service plus an Indexed Job, no operator needed. Pure.
+
+    Raises
+    ------
+    UsageError
+        When a value holds a control character: the pod runs a bash script made of them.
+    """
+    cli.refuse_control_in([name, image, cpu, memory, module, ssh_secret, namespace or ""], "manifest value")
+    cli.refuse_control_in(list(args), "option after --")
     meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/name": "hpcsuite"}}
     if namespace:
         meta["namespace"] = namespace
@@ -117,7 +186,15 @@ def indexed_job(name: str, image: str, *, workers: int, slots: int, gpus: int, c
 
 def sagemaker(*, instance_type: str, instance_count: int, processes_per_host: int, role: str,
               framework_version: str, py_version: str, args: Sequence[str]) -> dict[str, Any]:
-    """Keyword arguments for ``sagemaker.pytorch.PyTorch`` with the MPI distribution. Pure."""
+    """Keyword arguments for ``sagemaker.pytorch.PyTorch`` with the MPI distribution. Pure.
+
+    Raises
+    ------
+    UsageError
+        When a value holds a control character.
+    """
+    cli.refuse_control_in([instance_type, role, framework_version, py_version], "estimator value")
+    cli.refuse_control_in(list(args), "option after --")
     return {
         "entry_point": "launch_mnist.py",
         "source_dir": ".",
@@ -192,25 +269,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.deploy``; return the exit status."""
     ours, module_args = cli.split_passthrough(argv)
     args = parser().parse_args(ours)
+    cli.refuse_control_args(args, module_args)  # every value goes into a script or manifest
     if args.target == "sagemaker":
         config = sagemaker(instance_type=args.instance_type, instance_count=args.instance_count,
                            processes_per_host=args.processes_per_host, role=args.role,
                            framework_version=args.framework_version, py_version=args.py_version,
                            args=module_args)
-        import os
-
-        with open(args.output, "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=2)
         entry = os.path.join(os.path.dirname(os.path.abspath(args.output)), "launch_mnist.py")
-        with open(entry, "w", encoding="utf-8") as f:
-            f.write(SAGEMAKER_ENTRY)
+        cli.check_writable(args.output, "--output")  # both files, or neither
+        cli.check_writable(entry, "--output's folder")
+        cli.write_file(args.output, json.dumps(config, indent=2) + "\n", "--output")
+        cli.write_file(entry, SAGEMAKER_ENTRY, "--output's folder")
         print(f"wrote {args.output} and {entry}; start with: "
               "sagemaker.pytorch.PyTorch(**json.load(open('" + args.output + "'))).fit('s3://bucket/data')")
         return 0
-    import re
-
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?", args.name):
-        raise UsageError(f"--name {args.name!r} must be a DNS label: lower-case letters, digits and '-'")
+    check_k8s(args)
+    if args.output:
+        cli.check_writable(args.output, "--output")  # before rendering: fail at once
     common = dict(workers=args.workers, slots=args.slots_per_worker, gpus=args.gpus_per_worker,
                   cpu=args.cpu, memory=args.memory, module=args.module, args=module_args,
                   namespace=args.namespace)
@@ -218,8 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else indexed_job(args.name, args.image, ssh_secret=args.ssh_secret, **common))
     text = dump(docs)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
+        cli.write_file(args.output, text, "--output")
     else:
         sys.stdout.write(text)
     return 0

@@ -130,3 +130,135 @@ def test_sagemaker_configuration(tmp_path):
     assert config["instance_count"] == 2 and config["hyperparameters"]["module"] == "hpcsuite.train.mnist"
     assert config["hyperparameters"]["args"] == "--epochs 3"
     compile((tmp_path / "launch_mnist.py").read_text(), "launch_mnist.py", "exec")
+
+
+# -- issue 14: hostile values, names Kubernetes refuses, outputs that cannot be written ----------
+
+from hpcsuite.core import cli  # noqa: E402
+from hpcsuite.core.errors import UsageError  # noqa: E402
+
+HOSTILE = ["a\nb: pwned", "a\r\nb", "a\rb", "a\x00b", "a\x1bb", "a\x7fb", "a\tb"]
+K8S_OPTIONS = ["--name", "--namespace", "--image", "--cpu", "--memory", "--ssh-secret", "--module", "--"]
+SAGEMAKER_OPTIONS = ["--instance-type", "--role", "--framework-version", "--py-version", "--output", "--"]
+
+
+def _deploy(argv, capsys):
+    code = cli.run(deploy.main, argv, prog="hpcsuite.deploy")
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_error(code, err, message):
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize("kind", ["mpijob", "indexed-job"])
+@pytest.mark.parametrize("option", K8S_OPTIONS)
+def test_k8s_refuses_control_characters_in_every_value(option, kind, value, capsys, tmp_path):
+    argv = ["k8s", "--kind", kind, "--image", "img:1", "--output", str(tmp_path / "m.yaml")]
+    argv += ["--", "--source", value] if option == "--" else [f"{option}={value}"]
+    code, out, err = _deploy(argv, capsys)
+    _one_error(code, err, "control character")
+    assert out == "" and not (tmp_path / "m.yaml").exists()
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize("option", SAGEMAKER_OPTIONS)
+def test_sagemaker_refuses_control_characters_in_every_value(option, value, capsys, tmp_path):
+    argv = ["sagemaker", "--output", str(tmp_path / "e.json")]
+    if option == "--":
+        argv += ["--", "--epochs", value]
+    elif option == "--output":
+        argv = ["sagemaker", "--output", str(tmp_path / ("e" + value + ".json"))]
+    else:
+        argv.insert(1, f"{option}={value}")
+    code, _, err = _deploy(argv, capsys)
+    _one_error(code, err, "control character")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_the_renderers_refuse_control_characters_themselves(value):
+    with pytest.raises(UsageError, match="control character"):
+        deploy.mpijob("x", "img", mpi="mpich", **{**ARGS, "args": ["--source", value]})
+    with pytest.raises(UsageError, match="control character"):
+        deploy.indexed_job("x", "img" + value, ssh_secret="k", **ARGS)
+    with pytest.raises(UsageError, match="control character"):
+        deploy.sagemaker(instance_type="ml.p3.2xlarge", instance_count=1, processes_per_host=1, role=value,
+                         framework_version="2.3", py_version="py311", args=[])
+
+
+@pytest.mark.parametrize("kind", ["mpijob", "indexed-job"])
+@pytest.mark.parametrize("name,workers,message", [
+    ("1run", 2, "must start with a letter"),
+    ("Run", 2, "lower-case"),
+    ("run-", 2, "lower-case"),
+    ("a" * 62, 2, "too long"),
+    ("a" * 61, 1000, "too long"),
+    ("ok", 10_000_000, "at most"),
+])
+def test_k8s_refuses_names_and_sizes_kubernetes_or_the_operator_would_not_take(kind, name, workers, message,
+                                                                               capsys):
+    started = __import__("time").monotonic()
+    code, out, err = _deploy(["k8s", "--kind", kind, "--image", "i", "--name", name, "--workers", str(workers)],
+                             capsys)
+    assert __import__("time").monotonic() - started < 5  # refused at once, nothing rendered
+    _one_error(code, err, message)
+    assert out == ""
+
+
+def test_the_longest_accepted_name_gives_valid_pod_names(capsys):
+    from hpcsuite.deploy import MAX_WORKERS
+
+    name = "a" * (63 - len(f"-worker-{MAX_WORKERS - 1}"))
+    code, out, err = _deploy(["k8s", "--image", "i", "--name", name, "--workers", str(MAX_WORKERS)], capsys)
+    assert code == 0, err
+    [doc] = list(yaml.safe_load_all(out))
+    assert len(f"{doc['metadata']['name']}-worker-{MAX_WORKERS - 1}") == 63
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--namespace", "Bad_NS", "--namespace 'Bad_NS' must be a DNS label"),
+    ("--cpu", "lots", "--cpu 'lots' is not a Kubernetes quantity"),
+    ("--memory", "4 GB", "--memory '4 GB' is not a Kubernetes quantity"),
+    ("--module", "nosuch", "unknown module 'nosuch'"),
+    ("--ssh-secret", "Bad/Secret", "--ssh-secret 'Bad/Secret' must be a DNS subdomain"),
+])
+def test_k8s_refuses_values_kubernetes_would_reject(option, value, message, capsys):
+    code, _, err = _deploy(["k8s", "--image", "i", option, value], capsys)
+    _one_error(code, err, message)
+
+
+@pytest.mark.parametrize("target", ["k8s", "sagemaker"])
+def test_output_into_a_missing_folder_or_a_full_disk_is_one_line(target, tmp_path, capsys):
+    base = ["k8s", "--image", "i"] if target == "k8s" else ["sagemaker"]
+    code, _, err = _deploy([*base, "--output", str(tmp_path / "missing" / "f")], capsys)
+    _one_error(code, err, "does not exist")
+    code, _, err = _deploy([*base, "--output", str(tmp_path)], capsys)
+    _one_error(code, err, "is a directory")
+    import os
+
+    if os.path.exists("/dev/full") and os.access("/dev/full", os.W_OK) and target == "k8s":
+        code, _, err = _deploy([*base, "--output", "/dev/full"], capsys)
+        _one_error(code, err, "No space left on device")
+
+
+def test_sagemaker_leaves_no_half_written_file_on_a_full_disk(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    out = tmp_path / "est.json"
+    out.write_text("old")
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    code, _, err = _deploy(["sagemaker", "--output", str(out)], capsys)
+    monkeypatch.undo()
+    _one_error(code, err, "No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["est.json"] and out.read_text() == "old"
