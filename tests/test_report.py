@@ -275,3 +275,184 @@ def test_out_that_is_read_only_is_one_line_exit_2(tmp_path, capsys):
     finally:
         if locked is not None:
             locked.chmod(0o700)
+
+
+# --- issue 12: series by layout, the interval, the figure of merit from the same median.
+
+def new_rec(ranks, nodes, times, *, kernel="stream", size=1_000_000, rpn=None, job=None, array=None,
+            commit="0123456789abcdef0123456789abcdef01234567", thread_level="multiple", test=None, **extra):
+    """A record as the driver writes it now (RECORD-SCHEMA.md): fom from the median, provenance."""
+    from hpcsuite.core import stats
+
+    hosts = [f"n{i}" for i in range(nodes)]
+    env = {**records.fingerprint(hosts=hosts, mpi_library="MPICH 4", device="cpu", device_name="x86"),
+           "thread_level": thread_level}
+    if kernel.startswith("microbench."):
+        params = {"test": test or kernel.split(".")[1], "size": size, "buffer": "numpy", "iterations": 100}
+        row = {"size": size, "min_us": min(times), "p99_us": max(times), "avg_us": sum(times) / len(times)}
+        fom = {"name": "latency", "value": row["avg_us"], "unit": "us", "higher_is_better": False}
+        t = {"unit": "us", "median": sorted(times)[len(times) // 2]}
+    else:
+        nbytes = 24 * size
+        params = {"size": size, "bytes": nbytes, "repeat": len(times), "warmup": 1, **extra}
+        st = stats.summarize(times)
+        value, low, high = stats.rate_interval(nbytes / 1e6, st)
+        fom = {"name": "triad", "value": value, "low": low, "high": high, "unit": "MB/s",
+               "higher_is_better": True, "basis": "median"}
+        t, row = {"unit": "s", "samples": times, "stats": st.as_dict()}, None
+    slurm = None if job is None else {
+        "job_id": str(job), "array_job_id": None if array is None else str(job),
+        "array_task_id": None if array is None else str(array), "partition": "debug"}
+    r = records.make(kernel, params=params, ranks=ranks, env=env, times=t, fom=fom, result=row,
+                     check={"passed": True})
+    r.update(nodes=nodes, ranks_per_node=rpn or -(-ranks // nodes),
+             provenance={"utc": "2026-12-01T16:20:00Z", "slurm": slurm,
+                         "git": {"commit": commit, "describe": "x", "dirty": False},
+                         "mpi": {"library": "MPICH 4", "thread_level": thread_level}})
+    return r
+
+
+def test_a_1_node_and_a_2_node_sweep_are_two_series():
+    recs = [new_rec(r, 1, _noisy(8.0 / r)) for r in (2, 4)] + [new_rec(r, 2, _noisy(9.0 / r)) for r in (2, 4)]
+    strong = [s for s in series.build(recs) if s.kind == "strong" and s.axis == "ranks"]
+    assert sorted(s.nodes for s in strong) == [1, 2]
+    for s in strong:
+        assert {p.runs[0].nodes for p in s.points} == {s.nodes} and [p.x for p in s.points] == [2, 4]
+        assert all(len(p.runs) == 1 for p in s.points)  # nothing pooled across layouts
+    assert "on 1 node" in strong[0].title and "on 2 nodes" in strong[1].title
+    # The same records as sweeps over nodes at a fixed number of ranks per node.
+    # (2 ranks on 1 node and 4 on 2 nodes: 2 per node; 1 per node has one point only)
+    by_nodes = [s for s in series.build(recs) if s.axis == "nodes"]
+    assert [(s.ranks_per_node, [(p.x, p.runs[0].ranks) for p in s.points]) for s in by_nodes] == [
+        (2, [(1, 2), (2, 4)])]
+
+
+def test_old_records_without_ranks_per_node_get_it_from_the_layout():
+    r = new_rec(3, 2, [1.0])
+    del r["ranks_per_node"], r["nodes"]  # older records: only env.nodes / hosts
+    run = series.describe(r)
+    assert (run.ranks, run.nodes, run.ranks_per_node) == (3, 2, 2)
+    uneven = new_rec(4, 2, [1.0], rpn=3)  # placed 3 + 1
+    assert series.describe(uneven).ranks_per_node == 3
+
+
+def test_problem_sizes_thread_levels_and_curves_are_never_pooled():
+    small = [new_rec(r, 1, [1.0 / r], size=800_000) for r in (1, 2)]  # 19.2 MB
+    large = [new_rec(r, 1, [10.0 / r], size=8_000_000) for r in (1, 2)]  # 192 MB
+    found = [s for s in series.build(small + large) if s.kind == "strong"]
+    assert sorted(s.problem for s in found) == ["19.2 MB", "192 MB"]
+    levels = [new_rec(2, 1, [1.0]), new_rec(2, 1, [2.0], thread_level="single")]
+    assert len(series.build(levels)) == 2
+    intra = [new_rec(2, 1, [1.0, 1.2], kernel="microbench.latency", size=s) for s in (8, 1024)]
+    inter = [new_rec(2, 2, [3.0, 3.5], kernel="microbench.latency", size=s) for s in (8, 1024)]
+    curves = [s for s in series.build(intra + inter) if s.kind == "curve"]
+    assert len(curves) == 2 and {c.nodes for c in curves} == {1, 2}
+    assert {c.layout for c in curves} == {"2 ranks on 1 node", "2 ranks on 2 nodes"}
+    assert curves[0].table()[0]["band_low"] == 1.0 and curves[0].table()[0]["band_high"] == 1.2
+
+
+def test_figure_of_merit_is_the_work_over_the_median_time():
+    # Two runs of one point pool their samples; the figure is bytes / pooled median.
+    a, b = new_rec(2, 1, [1.0, 1.1, 5.0]), new_rec(2, 1, [1.2, 1.3, 1.25, 0.9])
+    row = series.build([a, b])[0].table()[0]
+    work = 24 * 1_000_000 / 1e6
+    assert row["time_s"] == 1.2 and row["fom"] == pytest.approx(work / row["time_s"])
+    assert row["fom_low"] == pytest.approx(work / row["time_high"])
+    assert row["fom_high"] == pytest.approx(work / row["time_low"])
+    assert row["fom_low"] <= row["fom"] <= row["fom_high"] and row["fom_basis"] == "median"
+    # Older mean records (no basis): the same, from the kernel's formula (bytes / 1e9).
+    old = rec(1, 1000, [2.0, 4.0, 3.0], fom=800_000 / 3.0 / 1e9)
+    old2 = rec(1, 1000, [1.0], fom=800_000 / 1.0 / 1e9)
+    row = series.build([old, old2])[0].table()[0]
+    assert row["time_s"] == 2.5 and row["fom"] == pytest.approx(800_000 / 2.5 / 1e9)
+    # A recorded value the formula cannot reproduce is shown as recorded, not replaced.
+    odd = rec(1, 1000, [2.0], fom=42.0)
+    row = series.build([odd])[0].table()[0]
+    assert row["fom"] == 42.0 and row["fom_basis"] == "recorded"
+
+
+def test_intervals_contain_the_point_and_are_never_negative():
+    skewed = [0.010] * 8 + [2.5]  # where the mean's interval went below zero
+    bimodal = [1.0, 1.01, 0.99, 1.02, 2.0, 2.02, 1.98, 2.01, 1.0, 2.0, 0.98]
+    recs = [new_rec(1, 1, skewed), new_rec(2, 1, bimodal), new_rec(4, 1, [0.5])]
+    for row in series.build(recs)[0].table():
+        assert 0 <= row["time_low"] <= row["time_s"] <= row["time_high"]
+        assert row["fom_low"] <= row["fom"] <= row["fom_high"]
+        for k in ("speedup", "efficiency"):
+            if row.get(f"{k}_low") == row.get(f"{k}_low"):  # not NaN
+                assert 0 <= row[f"{k}_low"] <= row[k] <= row[f"{k}_high"]
+
+
+def test_job_ids_and_git_commit_are_shown_per_row():
+    from hpcsuite.report import render
+
+    recs = [new_rec(1, 1, [1.0, 1.1], job=4242), new_rec(2, 1, [0.6, 0.5], job=777, array=3),
+            new_rec(2, 1, [0.55], job=778, commit="fedcba9876543210fedcba9876543210fedcba98")]
+    s = series.build(recs)[0]
+    rows = s.table()
+    assert rows[0]["jobs"] == "4242" and rows[1]["jobs"] == "777_3 778"  # what sacct -j takes
+    assert rows[0]["git"] == "0123456789ab" and rows[1]["git"] == "0123456789ab fedcba987654"
+    head, cells = render.rows_text(s)
+    assert "Slurm jobs" in head and "git" in head and cells[1][head.index("Slurm jobs")] == "777_3 778"
+    csv_text = render.to_csv([s])
+    assert "777_3 778" in csv_text and ",jobs,git," in csv_text.splitlines()[0]
+    no_prov = [rec(1, 1000, [1.0]), rec(2, 1000, [0.5])]
+    for r in no_prov:
+        r["env"]["git"] = None
+        r.pop("provenance", None)  # a record from before provenance existed
+    head, _ = render.rows_text(series.build(no_prov)[0])
+    assert "Slurm jobs" not in head and "git" not in head
+
+
+def test_error_bars_are_never_negative():
+    from hpcsuite.report import plots
+
+    rows = [{"t": 1.0, "lo": 0.5, "hi": 2.0}, {"t": 1.0, "lo": 1.5, "hi": 2.0},  # does not contain it
+            {"t": 1.0, "lo": float("nan"), "hi": 2.0}, {"t": 1.0, "lo": 0.0, "hi": float("inf")}]
+    below, above = plots.yerr(rows, "t", "lo", "hi")
+    assert below == [0.5, 0.0, 0.0, 0.0] and above == [1.0, 0.0, 0.0, 0.0]
+
+
+def _captured_figure(monkeypatch, s):
+    from hpcsuite.report import plots
+
+    got = {}
+
+    def keep(plt, fig, series_, folder, index):
+        got["fig"] = fig
+        return []
+
+    monkeypatch.setattr(plots, "_finish", keep)
+    plots.draw(s, None, 0)
+    return got["fig"]
+
+
+def test_plots_have_integer_rank_and_node_ticks_a_grid_and_a_nodes_axis(monkeypatch):
+    recs = [new_rec(r, 1, _noisy(8.0 / r)) for r in (1, 2, 4, 8)]
+    recs += [new_rec(2 * n, n, _noisy(4.0 / n)) for n in (2, 3)]  # 2 per node on 1, 2, 3 nodes
+    found = series.build(recs)
+    by_ranks = next(s for s in found if s.kind == "strong" and s.axis == "ranks")
+    fig = _captured_figure(monkeypatch, by_ranks)
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8"]
+        assert ax.xaxis.get_gridlines()[0].get_visible()
+    by_nodes = next(s for s in found if s.axis == "nodes")
+    fig = _captured_figure(monkeypatch, by_nodes)
+    assert fig.axes[0].get_xlabel().startswith("nodes")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "2", "3"]
+    curve = series.build([new_rec(2, 1, [1.0, 1.5], kernel="microbench.latency", size=s)
+                          for s in (1, 1024, 1 << 20)])[0]
+    fig = _captured_figure(monkeypatch, curve)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 1  # the min..p99 band
+    assert any(t.get_text().endswith("KiB") for t in ax.get_xticklabels())
+
+
+def test_a_bimodal_timing_set_renders(tmp_path):
+    folder = tmp_path / "res"
+    for r, base in ((1, 1.0), (2, 0.5), (4, 0.25)):
+        records.append(folder / "r.jsonl", new_rec(r, 1, [base] * 6 + [base * 3] * 5))
+    out = tmp_path / "rep"
+    assert report.main([str(folder), "--out", str(out), "--quiet"]) == 0
+    assert {p.name for p in out.iterdir()} >= {"report.md", "report.html", "report.csv", "plots"}
+    assert len(list((out / "plots").glob("*.png"))) == 1
