@@ -15,27 +15,48 @@ Launch with ``mpirun -n N python train.py`` or ``srun``; no rendezvous, no torch
 
 from hpcsuite.train.autograd import allgather, allreduce, alltoall, broadcast, grouped_allreduce, reducescatter
 from hpcsuite.train.compression import Compression
+from hpcsuite.train.exceptions import CollectiveMismatch, HorovodInternalError
 from hpcsuite.train.functions import (
     allgather_object,
     broadcast_object,
     broadcast_optimizer_state,
     broadcast_parameters,
 )
-from hpcsuite.train.ops import (
-    Adasum,
-    Average,
-    CollectiveMismatch,
-    Max,
-    Min,
-    Product,
-    Sum,
+from hpcsuite.train.launch import run
+from hpcsuite.train.mpi_ops import (
+    add_process_set,
+    allgather_async,
     allreduce_,
     allreduce_async,
     allreduce_async_,
+    alltoall_async,
     barrier,
     broadcast_,
     broadcast_async,
     broadcast_async_,
+    global_process_set,
+    grouped_allgather,
+    grouped_allgather_async,
+    grouped_allreduce_,
+    grouped_allreduce_async,
+    grouped_allreduce_async_,
+    grouped_reducescatter,
+    grouped_reducescatter_async,
+    join,
+    poll,
+    reducescatter_async,
+    remove_process_set,
+    shutdown,
+    sparse_allreduce_async,
+    synchronize,
+)
+from hpcsuite.train.ops import (
+    Adasum,
+    Average,
+    Max,
+    Min,
+    Product,
+    Sum,
     ccl_built,
     cross_rank,
     cross_size,
@@ -43,34 +64,32 @@ from hpcsuite.train.ops import (
     ddl_built,
     gloo_built,
     gloo_enabled,
-    grouped_allreduce_,
     init,
     is_initialized,
-    join,
     local_rank,
     local_size,
     mpi_built,
     mpi_enabled,
     mpi_threads_supported,
     nccl_built,
-    poll,
     rank,
     rocm_built,
-    shutdown,
     size,
-    synchronize,
 )
 from hpcsuite.train.optimizer import DistributedOptimizer
 from hpcsuite.train.sync_batch_norm import SyncBatchNorm
 from hpcsuite.train.timeline import start_timeline, stop_timeline
 
 __all__ = [
-    "Adasum", "allgather", "allgather_object", "allreduce", "allreduce_", "allreduce_async",
-    "allreduce_async_", "alltoall", "Average", "barrier", "broadcast", "broadcast_", "broadcast_async",
-    "broadcast_async_", "broadcast_object", "broadcast_optimizer_state", "broadcast_parameters",
-    "ccl_built", "CollectiveMismatch", "Compression", "cross_rank", "cross_size", "cuda_built", "ddl_built",
-    "DistributedOptimizer", "gloo_built", "gloo_enabled", "grouped_allreduce", "grouped_allreduce_", "init", "join",
-    "is_initialized", "local_rank", "local_size", "Max", "Min", "mpi_built", "mpi_enabled",
-    "mpi_threads_supported", "nccl_built", "poll", "Product", "rank", "reducescatter", "rocm_built", "shutdown", "size",
+    "Adasum", "add_process_set", "allgather", "allgather_async", "allgather_object", "allreduce", "allreduce_",
+    "allreduce_async", "allreduce_async_", "alltoall", "alltoall_async", "Average", "barrier", "broadcast",
+    "broadcast_", "broadcast_async", "broadcast_async_", "broadcast_object", "broadcast_optimizer_state",
+    "broadcast_parameters", "ccl_built", "CollectiveMismatch", "Compression", "cross_rank", "cross_size",
+    "cuda_built", "ddl_built", "DistributedOptimizer", "global_process_set", "gloo_built", "gloo_enabled",
+    "grouped_allgather", "grouped_allgather_async", "grouped_allreduce", "grouped_allreduce_",
+    "grouped_allreduce_async", "grouped_allreduce_async_", "grouped_reducescatter", "grouped_reducescatter_async",
+    "HorovodInternalError", "init", "is_initialized", "join", "local_rank", "local_size", "Max", "Min", "mpi_built",
+    "mpi_enabled", "mpi_threads_supported", "nccl_built", "poll", "Product", "rank", "reducescatter",
+    "reducescatter_async", "remove_process_set", "rocm_built", "run", "shutdown", "size", "sparse_allreduce_async",
     "start_timeline", "stop_timeline", "Sum", "synchronize", "SyncBatchNorm",
 ]

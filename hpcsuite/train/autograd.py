@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from hpcsuite.core.errors import HpcsuiteError
-from hpcsuite.train import ops
+from hpcsuite.train import mpi_ops, ops
 
 
 def _compressed(tensor: torch.Tensor, compression: Any) -> tuple[torch.Tensor, Any]:
@@ -37,12 +37,12 @@ class _Allreduce(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, tensor: torch.Tensor, op: str, name: str | None, pre: float, post: float) -> torch.Tensor:
         ctx.op, ctx.name, ctx.scales = op, name, (pre, post)
-        return ops.allreduce_(tensor.detach().clone(), None, name, op, pre, post)
+        return mpi_ops.allreduce_(tensor.detach().clone(), None, name, op, pre, post)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         op = _gradient_op(ctx.op)
-        out = ops.allreduce_(grad.contiguous().clone(), None, f"{ctx.name or 'tensor'}.grad", op, *ctx.scales)
+        out = mpi_ops.allreduce_(grad.contiguous().clone(), None, f"{ctx.name or 'tensor'}.grad", op, *ctx.scales)
         return out, None, None, None, None
 
 
@@ -52,7 +52,7 @@ def allreduce(tensor: torch.Tensor, average: bool | None = None, name: str | Non
     """Reduce a copy of ``tensor`` over ranks (``op`` ``Average`` by default; ``Sum``, ``Min``,
     ``Max``, ``Product``), scaled by ``prescale_factor`` before and ``postscale_factor``
     after, sent as ``compression`` makes it. Differentiable for sums and averages."""
-    op = ops._resolve(op, average)
+    op = mpi_ops._resolve(op, average)
     wire, ctx = _compressed(tensor, compression)
     return _decompressed(_Allreduce.apply(wire, op, name, prescale_factor, postscale_factor), ctx, compression)
 
@@ -61,12 +61,12 @@ class _GroupedAllreduce(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, op: str, name: str | None, pre: float, post: float, *tensors: torch.Tensor) -> tuple:
         ctx.op, ctx.name, ctx.scales = op, name, (pre, post)
-        return tuple(ops.grouped_allreduce_([t.detach().clone() for t in tensors], None, name, op, pre, post))
+        return tuple(mpi_ops.grouped_allreduce_([t.detach().clone() for t in tensors], None, name, op, pre, post))
 
     @staticmethod
     def backward(ctx: Any, *grads: torch.Tensor) -> tuple[Any, ...]:
         op = _gradient_op(ctx.op)
-        out = ops.grouped_allreduce_([g.contiguous().clone() for g in grads], None, f"{ctx.name or 'group'}.grad",
+        out = mpi_ops.grouped_allreduce_([g.contiguous().clone() for g in grads], None, f"{ctx.name or 'group'}.grad",
                                      op, *ctx.scales)
         return (None, None, None, None, *out)
 
@@ -76,7 +76,7 @@ def grouped_allreduce(tensors: Sequence[torch.Tensor], average: bool | None = No
                       postscale_factor: float = 1.0) -> list[torch.Tensor]:
     """Reduced copies of several tensors, one fused reduction per dtype and device
     (arguments as :func:`allreduce`). Differentiable for sums and averages."""
-    op = ops._resolve(op, average)
+    op = mpi_ops._resolve(op, average)
     pairs = [_compressed(t, compression) for t in tensors]
     outs = _GroupedAllreduce.apply(op, name, prescale_factor, postscale_factor, *[w for w, _ in pairs])
     return [_decompressed(o, c, compression) for o, (_, c) in zip(outs, pairs)]
@@ -85,13 +85,13 @@ def grouped_allreduce(tensors: Sequence[torch.Tensor], average: bool | None = No
 class _Allgather(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, tensor: torch.Tensor, name: str | None) -> torch.Tensor:
-        out, counts = ops.allgather_counts(tensor.detach(), name)
+        out, counts = mpi_ops.allgather_counts(tensor.detach(), name)
         ctx.name, ctx.offset, ctx.rows = name, sum(counts[:ops.rank()]), int(tensor.shape[0])
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-        total = ops.allreduce_(grad.contiguous().clone(), None, f"{ctx.name or 'tensor'}.grad", ops.Average)
+        total = mpi_ops.allreduce_(grad.contiguous().clone(), None, f"{ctx.name or 'tensor'}.grad", ops.Average)
         return total.narrow(0, ctx.offset, ctx.rows), None
 
 
@@ -105,11 +105,11 @@ class _Broadcast(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, tensor: torch.Tensor, root_rank: int, name: str | None) -> torch.Tensor:
         ctx.root, ctx.name = root_rank, name
-        return ops.broadcast_(tensor.detach().clone(), root_rank, name)
+        return mpi_ops.broadcast_(tensor.detach().clone(), root_rank, name)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-        total = ops.allreduce_(grad.contiguous().clone(), None, f"{ctx.name or 'tensor'}.grad", ops.Average)
+        total = mpi_ops.allreduce_(grad.contiguous().clone(), None, f"{ctx.name or 'tensor'}.grad", ops.Average)
         if ops.rank() != ctx.root:
             total.zero_()
         return total, None, None
@@ -124,7 +124,7 @@ def broadcast(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None)
 class _Alltoall(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, tensor: torch.Tensor, splits: Any, name: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-        out, received = ops.alltoall_splits(tensor.detach(), splits, name)
+        out, received = mpi_ops.alltoall_splits(tensor.detach(), splits, name)
         ctx.received, ctx.name = received, name
         counts = torch.tensor(received, dtype=torch.int32)
         ctx.mark_non_differentiable(counts)
@@ -132,7 +132,7 @@ class _Alltoall(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor, _counts: Any) -> tuple[Any, ...]:
-        back, _ = ops.alltoall_splits(grad.contiguous(), ctx.received, f"{ctx.name or 'tensor'}.grad")
+        back, _ = mpi_ops.alltoall_splits(grad.contiguous(), ctx.received, f"{ctx.name or 'tensor'}.grad")
         return back, None, None
 
 
@@ -148,12 +148,12 @@ class _Reducescatter(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, tensor: torch.Tensor, op: str, name: str | None, pre: float, post: float) -> torch.Tensor:
         ctx.op, ctx.name, ctx.scale = op, name, pre * post
-        return ops.reducescatter_(tensor.detach(), op, name, pre, post)
+        return mpi_ops.reducescatter_(tensor.detach(), op, name, pre, post)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         grad = grad * (ctx.scale * (ops.size() if ctx.op == ops.Sum else 1))  # Horovod's scaling
-        back, _ = ops.allgather_counts(grad.contiguous(), f"{ctx.name or 'tensor'}.grad")
+        back, _ = mpi_ops.allgather_counts(grad.contiguous(), f"{ctx.name or 'tensor'}.grad")
         return back, None, None, None, None
 
 

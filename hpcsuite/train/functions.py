@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from hpcsuite.train import ops
+from hpcsuite.train import mpi_ops, ops
 
 
 def _named(params: Any) -> list[tuple[str, torch.Tensor]]:
@@ -27,13 +27,13 @@ def broadcast_parameters(params: Mapping[str, torch.Tensor] | Iterable[Any], roo
     not one per tensor.
     """
     named = _named(params)
-    ops.negotiate("broadcast_parameters", named, root_rank)
+    mpi_ops.negotiate("broadcast_parameters", named, root_rank)
     by_dtype: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
     for _, t in named:
         by_dtype.setdefault((t.dtype, t.device), []).append(t)
     for (dtype, device), tensors in by_dtype.items():
         flat = torch.cat([t.detach().reshape(-1) for t in tensors])
-        ops.broadcast_(flat, root_rank, name=f"fused {dtype} parameters")
+        mpi_ops.broadcast_(flat, root_rank, name=f"fused {dtype} parameters")
         offset = 0
         with torch.no_grad():
             for t in tensors:
@@ -45,16 +45,16 @@ def broadcast_parameters(params: Mapping[str, torch.Tensor] | Iterable[Any], roo
 def broadcast_optimizer_state(optimizer: torch.optim.Optimizer, root_rank: int = 0) -> None:
     """Overwrite every rank's optimizer state (step counts, momenta, hyper-parameters) with the root's."""
     state = optimizer.state_dict() if ops.rank() == root_rank else None
-    state = ops.broadcast_object(state, root_rank, name="optimizer state")
+    state = mpi_ops.broadcast_object(state, root_rank, name="optimizer state")
     if ops.rank() != root_rank:
         optimizer.load_state_dict(state)
 
 
 def broadcast_object(obj: Any, root_rank: int = 0, name: str | None = None) -> Any:
     """The root's picklable object on every rank."""
-    return ops.broadcast_object(obj, root_rank, name)
+    return mpi_ops.broadcast_object(obj, root_rank, name)
 
 
 def allgather_object(obj: Any, name: str | None = None) -> list[Any]:
     """Every rank's picklable object, in rank order."""
-    return ops.allgather_object(obj, name)
+    return mpi_ops.allgather_object(obj, name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterable
 from contextlib import contextmanager
 from typing import Any
@@ -32,8 +33,9 @@ from typing import Any
 import torch
 
 from hpcsuite.core.errors import HpcsuiteError
-from hpcsuite.train import ops, timeline
+from hpcsuite.train import mpi_ops, ops, timeline
 from hpcsuite.train.compression import Compression
+from hpcsuite.train.exceptions import ArgumentError, NotSupported
 
 #: Default fusion buffer: the largest chunk one MPI reduction carries. Measured
 #: (benchmarks/overlap_bench.py, n=2, MLP/CNN/ResNet): 4 MiB and 64 MiB tie within 2 %,
@@ -94,22 +96,24 @@ class _Bucket:
 class _DistributedOptimizer(torch.optim.Optimizer):
     def __init__(self, params: Any, named_parameters: Iterable[tuple[str, torch.Tensor]] | None,
                  compression: Any, backward_passes_per_step: int, op: str, fusion_bytes: int,
-                 overlap: str | None, predivide: float = 1.0) -> None:
+                 overlap: str | None, predivide: float = 1.0, sparse_as_dense: bool = False) -> None:
         super(self.__class__, self).__init__(params)
         if backward_passes_per_step < 1:
-            raise HpcsuiteError(f"backward_passes_per_step={backward_passes_per_step!r} must be at least 1")
+            raise ArgumentError(f"backward_passes_per_step={backward_passes_per_step!r} must be at least 1")
         if fusion_bytes < 64:
-            raise HpcsuiteError(f"fusion buffer of {fusion_bytes!r} bytes is too small (fusion_bytes or "
+            raise ArgumentError(f"fusion buffer of {fusion_bytes!r} bytes is too small (fusion_bytes or "
                                 f"{' / '.join(FUSION_ENVS)}); use at least 64")
         if op == ops.Adasum:
-            raise HpcsuiteError("op=hvd.Adasum is not supported by hpcsuite.train; use hvd.Average")
+            raise NotSupported("op=hvd.Adasum is not supported by hpcsuite.train; use hvd.Average")
         if op not in (ops.Average, ops.Sum):
-            raise HpcsuiteError(f"unknown reduction op {op!r}; use hvd.Average or hvd.Sum")
+            raise ArgumentError(f"unknown reduction op {op!r}; use hvd.Average or hvd.Sum")
         if predivide != 1.0 and op != ops.Average:
-            raise HpcsuiteError("gradient_predivide_factor needs op=hvd.Average (it splits the average)")
+            raise ArgumentError("gradient_predivide_factor needs op=hvd.Average (it splits the average)")
         if not predivide > 0:
-            raise HpcsuiteError(f"gradient_predivide_factor={predivide!r} must be positive")
+            raise ArgumentError(f"gradient_predivide_factor={predivide!r} must be positive")
         self._predivide = predivide
+        self._sparse_as_dense = sparse_as_dense
+        self._sparse: dict[int, torch.Tensor] = {}  # this step's sparse gradients (Horovod's sparse allreduce)
         self._compression = compression
         self._passes_per_step = backward_passes_per_step
         self._op = op
@@ -118,10 +122,21 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         self._size = ops.size()
         params_in_order = [p for g in self.param_groups for p in g["params"]]
         if named_parameters is not None:
-            names = {id(p): n for n, p in named_parameters}
+            named = list(named_parameters)
+            if any(not isinstance(item, tuple) or len(item) != 2 for item in named):
+                raise ArgumentError("named_parameters should be a sequence of (name, parameter) tuples, "
+                                    "as model.named_parameters() gives")
+            seen: dict[str, int] = {}
+            for n, _ in named:
+                seen[n] = seen.get(n, 0) + 1
+            duplicates = sorted(n for n, k in seen.items() if k > 1)
+            if duplicates:  # Horovod matches gradients by name: two with one name cannot be told apart
+                raise ArgumentError("parameter names in named_parameters must be unique; duplicates: "
+                                    + ", ".join(duplicates))
+            names = {id(p): n for n, p in named}
             missing = [i for i, p in enumerate(params_in_order) if id(p) not in names]
             if missing:
-                raise HpcsuiteError(f"named_parameters misses {len(missing)} of the optimizer's parameters; "
+                raise ArgumentError(f"named_parameters misses {len(missing)} of the optimizer's parameters; "
                                     "pass model.named_parameters() of the model the optimizer trains")
         else:
             names = {id(p): f"param.{i}" for i, p in enumerate(params_in_order)}
@@ -177,6 +192,10 @@ class _DistributedOptimizer(torch.optim.Optimizer):
     def _on_grad(self, p: torch.Tensor) -> None:
         """Post-accumulate hook: count the pass; once the gradient is final, start what can start."""
         passes = self._passes[id(p)] = self._passes.get(id(p), 0) + 1
+        if passes > self._passes_per_step:  # Horovod raises AssertionError here too
+            raise _TooManyPasses(f"gradients were computed {passes} times before step(), more than "
+                                 f"backward_passes_per_step={self._passes_per_step}: raise it to accumulate more "
+                                 "passes locally")
         if self._size == 1 or passes != self._passes_per_step or self._overlap == "sync":
             return
         with torch.no_grad():
@@ -192,8 +211,11 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         view = self._view[id(p)]
         if p.grad is None:  # unused this step: contributes zeros, receives the average
             view.zero_()
-        elif p.grad.is_sparse:  # embeddings with sparse=True: reduced dense (sparse_as_dense)
+        elif p.grad.is_sparse and self._sparse_as_dense:  # embeddings with sparse=True, reduced dense
             view.copy_(p.grad.to_dense())
+        elif p.grad.is_sparse:  # reduced after the buckets, as Horovod's sparse allreduce; zeros here
+            self._sparse[id(p)] = p.grad
+            view.zero_()
         elif p.grad.data_ptr() != view.data_ptr():  # a fresh tensor (set_to_none, model.zero_grad())
             view.copy_(p.grad)
         p.grad = view
@@ -208,18 +230,19 @@ class _DistributedOptimizer(torch.optim.Optimizer):
 
     def _negotiate(self) -> None:
         # Everything a rank inside hvd.join() needs to rebuild the buckets and mirror them.
-        ops.negotiate("gradients", [(self._names[id(p)], p) for p in self._params],
+        mpi_ops.negotiate("gradients", [(self._names[id(p)], p) for p in self._params],
                       (self._op, self._compression.__name__, self._passes_per_step, self._fusion_bytes,
                        self._overlap))
 
     def _scales(self) -> tuple[float, float]:
         """Divisor before the sum and factor after it. Averages divide before (a sum of many
-        can overflow float16) - all of it, or ``gradient_predivide_factor`` of it, as Horovod."""
+        can overflow float16) - all of it, or ``gradient_predivide_factor`` of it, as Horovod.
+        The ``backward_passes_per_step`` local passes are summed, not averaged (Horovod's)."""
         if self._op != ops.Average:
-            return self._passes_per_step, 1.0
+            return 1.0, 1.0
         if self._predivide == 1.0:
-            return self._passes_per_step * self._size, 1.0
-        return self._passes_per_step * self._predivide, self._predivide / self._size
+            return self._size, 1.0
+        return self._predivide, self._predivide / self._size
 
     def _start(self, bucket: _Bucket) -> None:
         scale = self._scales()[0]
@@ -239,17 +262,8 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         inside :meth:`skip_synchronize`. Calling it again before the step does nothing."""
         if self._synchronized:
             return
-        passes = max(self._passes.values(), default=0)
-        if passes != self._passes_per_step:
-            self._drain()
-            raise HpcsuiteError(f"{passes} backward passes before the step, but backward_passes_per_step="
-                                f"{self._passes_per_step}: call step() after exactly that many")
+        # Fewer passes than backward_passes_per_step: what was accumulated is reduced (Horovod's).
         if self._size == 1:  # nothing to exchange: leave the gradients where backward put them
-            if self._passes_per_step > 1:
-                with torch.no_grad():
-                    for p in self._params:
-                        if p.grad is not None:
-                            p.grad.div_(self._passes_per_step)
             self._synchronized = True
             return
         started = time.perf_counter()
@@ -259,6 +273,7 @@ class _DistributedOptimizer(torch.optim.Optimizer):
                     self._adopt(p)
         self._start_ready(everything=True)
         self._drain()
+        self._reduce_sparse()
         self.exposed_seconds += time.perf_counter() - started
         self._synchronized = True
 
@@ -277,6 +292,18 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         for b in self._buckets:
             b.waiting = len(b.params)
 
+    def _reduce_sparse(self) -> None:
+        """Sparse gradients (``sparse_as_dense=False``): Horovod's sparse allreduce - every
+        rank's indices and values allgathered and summed - then scaled as the dense ones."""
+        sparse, self._sparse = self._sparse, {}
+        handles = [(p, mpi_ops.sparse_allreduce_async(sparse[id(p)], name=f"{self._names[id(p)]}.sparse_grad",
+                                                      op=ops.Sum))
+                   for p in self._params if id(p) in sparse]
+        scale = (1.0 / self._size) if self._op == ops.Average else 1.0
+        for p, handle in handles:
+            grad = mpi_ops.synchronize(handle)
+            p.grad = grad * scale if scale != 1.0 else grad
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients: to None (the default, as torch), or to zero in the fused buffers.
 
@@ -288,6 +315,7 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         if self._started:
             self._drain()
         self._passes.clear()
+        self._sparse.clear()
         self._synchronized = False  # the next step reduces the next gradients
         with torch.no_grad():
             for p in self._params:
@@ -307,9 +335,13 @@ class _DistributedOptimizer(torch.optim.Optimizer):
             self._skip = False
 
     def step(self, closure: Any = None) -> Any:
+        if self._synchronized and not self._skip:
+            warnings.warn("optimizer.step() called without optimizer.skip_synchronize() after "
+                          "optimizer.synchronize(): wrap step() in `with optimizer.skip_synchronize():` "
+                          "(Horovod's warning; the gradients are not reduced twice here)", stacklevel=2)
         if not self._synchronized:
             if self._skip:
-                raise HpcsuiteError("step() inside skip_synchronize() without synchronize() first: "
+                raise ArgumentError("step() inside skip_synchronize() without synchronize() first: "
                                     "the gradients would not be reduced")
             self.synchronize()
         self._synchronized = False
@@ -333,14 +365,17 @@ def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any
         ``model.named_parameters()``: names in error messages and the negotiation.
     compression : Compression.none, Compression.fp16 or Compression.bf16
     backward_passes_per_step : int
-        Backward passes accumulated (and averaged) before each reduction.
+        Backward passes accumulated locally (summed, as Horovod) before each reduction.
     op : hvd.Average or hvd.Sum
     gradient_predivide_factor : float
         Averages divide by this before the sum and by ``size / factor`` after (Horovod's);
         the default divides all before.
-    num_groups, groups, sparse_as_dense
+    num_groups, groups
         Accepted for Horovod scripts: buckets follow ``fusion_bytes`` whatever the
-        grouping (the result is the same), and sparse gradients are always reduced dense.
+        grouping (the result is the same).
+    sparse_as_dense : bool
+        Reduce sparse gradients (``Embedding(sparse=True)``) as dense ones; otherwise they
+        stay sparse and go through Horovod's sparse allreduce (so ``SparseAdam`` works).
     fusion_bytes : int, optional
         Largest chunk of gradients one MPI reduction carries (on the wire: after
         compression); default ``$HPCSUITE_TRAIN_FUSION_BYTES``, else Horovod's
@@ -350,13 +385,17 @@ def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any
         ``$HPCSUITE_TRAIN_OVERLAP``, else :data:`OVERLAP`, the fastest measured.
     """
     cls = type(optimizer.__class__.__name__, (optimizer.__class__,), dict(_DistributedOptimizer.__dict__))
-    del num_groups, groups, sparse_as_dense  # see the docstring
+    del num_groups, groups  # see the docstring
     wrapped = cls(optimizer.param_groups, named_parameters, compression, backward_passes_per_step, op,
-                  fusion_size(fusion_bytes), overlap, gradient_predivide_factor)
+                  fusion_size(fusion_bytes), overlap, gradient_predivide_factor, sparse_as_dense)
     # Keep what the optimizer already holds (momenta, step counts - e.g. from a checkpoint):
     # re-initializing the class with the parameter groups alone would drop it.
     wrapped.load_state_dict(optimizer.state_dict())
     return wrapped
+
+
+class _TooManyPasses(HpcsuiteError, AssertionError):
+    """More backward passes than ``backward_passes_per_step`` (Horovod raises AssertionError)."""
 
 
 def calls_per_step(grad_bytes: int, fusion_bytes: int = FUSION_BYTES) -> int:
