@@ -150,3 +150,46 @@ def test_load_rows_through_a_device_backend_reads_block_by_block():
     got = load_rows(src, staged, src.layout, 0, 3000)
     assert np.array_equal(got, load_rows(src, CPU, src.layout, 0, 3000))
     assert copies and max(copies) <= src.layout.block_rows and sum(copies) == 3000
+
+
+# -- issue 14: sources that are not regular files, and headers that lie ------------------------
+
+import os  # noqa: E402
+import socket  # noqa: E402
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".h5"])
+def test_a_fifo_is_refused_before_open_blocks(tmp_path, suffix):
+    fifo = tmp_path / f"pipe{suffix}"
+    os.mkfifo(fifo)  # open() for reading would wait for a writer forever
+    with pytest.raises(InputError, match="not a regular file"):
+        open_source(str(fifo), shape=None, dtype=None, seed=0)
+
+
+def test_directories_devices_and_sockets_are_refused(tmp_path):
+    (tmp_path / "d.npy").mkdir()
+    with pytest.raises(InputError, match="is a directory"):
+        open_source(str(tmp_path / "d.npy"), shape=None, dtype=None, seed=0)
+    os.symlink("/dev/zero", tmp_path / "zero.npy")
+    with pytest.raises(InputError, match="not a regular file"):
+        open_source(str(tmp_path / "zero.npy"), shape=None, dtype=None, seed=0)
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(tmp_path / "s.npy"))
+        with pytest.raises(InputError, match="not a regular file"):
+            open_source(str(tmp_path / "s.npy"), shape=None, dtype=None, seed=0)
+    finally:
+        sock.close()
+
+
+def _npy_with_shape(path, shape_text):
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}"
+    header = header + " " * (63 - (10 + len(header)) % 64) + "\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * 800)
+
+
+@pytest.mark.parametrize("shape_text", ["(-1, 4)", "(10, -4)", "(-3,)"])
+def test_a_header_with_a_negative_dimension_is_one_clear_error(tmp_path, shape_text):
+    _npy_with_shape(tmp_path / "neg.npy", shape_text)
+    with pytest.raises(InputError, match="negative"):
+        open_source(str(tmp_path / "neg.npy"), shape=None, dtype=None, seed=0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,6 +30,37 @@ INT_HIGH = 1000
 #: Default global shape: the mean of Dask's tutorial array.
 DEFAULT_SHAPE = (10000, 10000)
 _HDF5 = re.compile(r"^(?P<path>.+\.(?:h5|hdf5|he5))(?::(?P<dataset>.+))?$", re.IGNORECASE)
+
+
+def check_regular_file(path: str, what: str = "file") -> int:
+    """Refuse, before any ``open()``, a path that is not a regular file; return its size.
+
+    ``open()`` on a FIFO blocks until a writer comes, on every rank, forever; a device
+    (``/dev/zero``) never ends; a socket cannot be opened. Only regular files (or links
+    to them) are read, and ranks can seek in them.
+
+    Raises
+    ------
+    InputError
+        Naming what the path is instead.
+    """
+    try:
+        info = os.stat(path)  # follows links: a link to a regular file is fine
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path!r}") from None
+    except PermissionError:
+        raise InputError(f"cannot read {path!r}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path!r} ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{path!r} is a directory; give a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else
+                "a socket" if stat.S_ISSOCK(info.st_mode) else
+                "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "special")
+        raise InputError(f"{path!r} is not a regular file but {kind}; parallel reading needs a regular "
+                         f"{what} every rank can seek in: save the data to a file first")
+    return info.st_size
 
 
 class Source(Protocol):
@@ -77,6 +109,7 @@ class NpySource:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        check_regular_file(path, ".npy file")
         try:
             with open(path, "rb") as f:
                 version = np.lib.format.read_magic(f)
@@ -131,6 +164,7 @@ class Hdf5Source:
     """One dataset of an HDF5 file (``FILE.h5`` if it holds one dataset, else ``FILE.h5:NAME``)."""
 
     def __init__(self, path: str, dataset: str | None) -> None:
+        check_regular_file(path, "HDF5 file")
         try:
             import h5py
         except ImportError:
@@ -180,6 +214,9 @@ def _check_dtype(dtype: np.dtype, path: str) -> None:
 def _check_shape(shape: tuple[int, ...], path: str) -> None:
     if not shape:
         raise InputError(f"{path!r} holds a scalar, not an array")
+    if any(s < 0 for s in shape):
+        raise InputError(f"{path!r} has a negative dimension in its header (shape {shape}); the file is "
+                         "damaged or not written by NumPy")
     if 0 in shape:
         raise InputError(f"{path!r} holds a zero-size array of shape {shape}; nothing to compute")
 
