@@ -76,32 +76,42 @@ def test_bus_bandwidth_follows_nccl_tests():
 
 
 def test_overlap_percent_as_osu_defines_it():
+    # OSU 7.4 print_stats_nbc: max(0, 100 - (overall - compute) / pure * 100)
     assert stats.overlap_percent(10.0, 10.0, 10.0) == 100.0  # fully hidden
     assert stats.overlap_percent(10.0, 20.0, 10.0) == 0.0    # nothing hidden
     assert stats.overlap_percent(10.0, 15.0, 10.0) == 50.0
-    assert stats.overlap_percent(10.0, 40.0, 10.0) == 0.0    # clipped
+    assert stats.overlap_percent(10.0, 40.0, 10.0) == 0.0    # clipped at 0, as OSU
+    assert stats.overlap_percent(10.0, 9.0, 10.0) == 110.0   # and only at 0
 
 
 ROWS = [{"size": 1, "iterations": 10, "avg_us": 1.234, "rank_min_us": 1.0, "rank_max_us": 1.5,
-         "mbps": 0.81},
+         "mbps": 0.81, "errors": []},
         {"size": 4096, "iterations": 10, "avg_us": 12.5, "rank_min_us": 12.0, "rank_max_us": 13.0,
-         "mbps": 327.68}]
+         "mbps": 327.68, "errors": ["rank 1: 3 mismatch(es)"]}]
 
 
 @pytest.mark.parametrize("family,columns", [
-    ("latency", {"Latency (us)": "avg_us"}),
+    ("latency", {"Avg Latency(us)": "avg_us"}),
     ("bandwidth", {"Bandwidth (MB/s)": "mbps"}),
-    ("collective", {"Avg Latency(us)": "avg_us", "Min Latency(us)": "rank_min_us",
-                    "Max Latency(us)": "rank_max_us", "Iterations": "iterations"}),
+    ("collective", {"Avg Latency(us)": "avg_us"}),
 ])
 def test_osu_format_round_trips_through_the_parser(family, columns):
-    text = output.osu("Test", family, ROWS, "note")
-    assert text.startswith("# OSU MPI Test Test (note)\n# Size")
+    text = output.osu("MPI Test", family, ROWS, "note")
+    assert text.startswith("\n# OSU MPI Test Test v7.4\n# note\n# Datatype: MPI_CHAR.\n# Size")
     parsed = output.parse_osu(text)
     assert [p["Size"] for p in parsed] == [1, 4096]
     for got, row in zip(parsed, ROWS):
+        assert set(got) == {"Size", *columns}
         for header, key in columns.items():
             assert got[header] == pytest.approx(row[key], abs=0.005)
+
+
+def test_full_and_validation_columns_round_trip():
+    text = output.osu("MPI Allreduce Latency", "collective", ROWS, "note", full=True, validate=True)
+    assert "# Size       Avg Latency(us)   Min Latency(us)   Max Latency(us)  Iterations        Validation\n" in text
+    parsed = output.parse_osu(text)
+    assert [(p["Iterations"], p["Validation"], p["Max Latency(us)"]) for p in parsed] == [(10, "Pass", 1.5),
+                                                                                          (10, "Fail", 13.0)]
 
 
 def test_parser_reads_real_osu_output():
@@ -110,6 +120,15 @@ def test_parser_reads_real_osu_output():
     assert output.parse_osu(real) == [{"Size": 1, "Avg Latency(us)": 0.21}, {"Size": 2, "Avg Latency(us)": 0.2}]
     with pytest.raises(ValueError, match="cannot parse"):
         output.parse_osu("# Size   Latency (us)\n1 2 3\n")
+    with pytest.raises(ValueError, match="cannot parse"):
+        output.parse_osu("# Size       Avg Latency(us)\n1 Pass\n")
+
+
+def test_tails_follow_osus_index_rule():
+    # per-iteration mean over ranks, sorted; element round(n p / 100) - 1 (C's round: halves up)
+    ranks = [[1.0, 2.0, 3.0, 4.0, 5.0], [3.0, 4.0, 5.0, 6.0, 7.0]]  # means 2, 3, 4, 5, 6
+    assert stats.tails(ranks, (50, 90, 99, 10)) == [4.0, 6.0, 6.0, 2.0]
+    assert stats.tails(ranks, ()) == []
 
 
 def test_csv_and_table_carry_every_statistic():
@@ -119,7 +138,7 @@ def test_csv_and_table_carry_every_statistic():
     keys = output.STAT_KEYS["collective"]
     rows = [{"size": s, "iterations": 10, **{k: float(i + 1) * s for i, k in enumerate(keys)}} for s in (1, 4096)]
     parsed = list(csv.DictReader(io.StringIO(output.to_csv("allreduce", "collective", rows))))
-    assert list(parsed[0]) == ["test", "size", "iterations", *keys]
+    assert list(parsed[0]) == ["test", "size", "iterations", *keys, "thread_level"]
     assert [[float(r[k]) for k in keys] for r in parsed] == [[row[k] for k in keys] for row in rows]
     assert output.to_csv("allreduce", "collective", rows, header=False).count("\n") == 2
     table = output.table("allreduce", "collective", rows, "note").splitlines()

@@ -18,7 +18,10 @@ def _run(comm, name, kind, nbytes):
                           budget=None)
 
 
-@pytest.mark.parametrize("name", list(runner.TESTS))
+SIZED = [n for n in runner.TESTS if runner.TESTS[n].family != "startup"]  # init/hello: see test_jobs
+
+
+@pytest.mark.parametrize("name", SIZED)
 @pytest.mark.parametrize("kind", ["numpy", "bytearray", "pickle", "pkl5"])
 def test_every_benchmark_validates_or_refuses_clearly(comm, name, kind):
     msgs = Messages(kind)
@@ -32,10 +35,105 @@ def test_every_benchmark_validates_or_refuses_clearly(comm, name, kind):
         if comm.rank == 0:
             assert row["errors"] == [], row["errors"]
             assert row["size"] == nbytes and row["iterations"] == 3
-            value = row["mbps"] if runner.TESTS[name].family == "bandwidth" else row["median_us"]
+            value = row["mbps"] if runner.TESTS[name].family in ("bandwidth", "rate") else row["median_us"]
             assert value > 0
         else:
             assert row is None
+
+
+ROOTED = [n for n in SIZED if runner.TESTS[n].rooted]
+
+
+@pytest.mark.parametrize("name", ROOTED)
+def test_rooted_collectives_validate_at_every_root_and_rotating(comm, name):
+    if comm.size < 2:
+        pytest.skip("collectives need 2 ranks")
+    for root in [*range(comm.size), "rotate"]:
+        row = runner.measure(comm, name, Messages("numpy"), 4096, iters=3, warmup=1, window=1,
+                             validate=True, budget=None, root=root)
+        if comm.rank == 0:
+            assert row["errors"] == [], (root, row["errors"])
+
+
+REDUCING = [n for n in SIZED if runner.TESTS[n].reduces]
+
+
+@pytest.mark.parametrize("name", REDUCING)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32])
+def test_reductions_validate_in_every_osu_type(comm, name, dtype):
+    # MPI_CHAR sums wrap modulo 256 (checked at 4 ranks: 13 * 10 > 127); int and float exact.
+    if comm.size < 2:
+        pytest.skip("collectives need 2 ranks")
+    for kind in ("numpy", "bytearray") + (("pickle",) if runner.TESTS[name].pickle else ()):
+        row = runner.measure(comm, name, Messages(kind), 1024, iters=2, warmup=0, window=1,
+                             validate=True, budget=None, dtype=dtype)
+        if comm.rank == 0:
+            assert row["errors"] == [], (kind, row["errors"])
+
+
+@pytest.mark.parametrize("name", ["put_latency", "get_latency", "acc_latency"])
+@pytest.mark.parametrize("sync", ["lock", "flush", "flush_local", "lock_all", "fence", "pscw"])
+@pytest.mark.parametrize("win", ["allocate", "create", "dynamic"])
+def test_one_sided_validates_with_every_synchronization_and_window(comm, name, sync, win):
+    if comm.size != 2:
+        with pytest.raises(UsageError, match="exactly 2 ranks"):
+            runner.check_request([name], Messages("numpy"), comm.size)
+        return
+    row = runner.measure(comm, name, Messages("numpy"), 4096, iters=3, warmup=1, window=1,
+                         validate=True, budget=None, sync=sync, win=win)
+    if comm.rank == 0:
+        assert row["errors"] == [] and row["avg_us"] > 0, row["errors"]
+
+
+def test_one_sided_validation_sees_a_lost_accumulate(comm, monkeypatch):
+    # An accumulate that never reaches the window must fail validation.
+    if comm.size != 2:
+        pytest.skip("one-sided tests run on 2 ranks")
+    from mpi4py import MPI
+
+    from hpcsuite.microbench import catalog
+
+    class Lossy:  # a window whose accumulates go nowhere
+        def __init__(self, win):
+            self.win = win
+
+        def __getattr__(self, name):
+            return getattr(self.win, name)
+
+        def Accumulate(self, *args, **kwargs):  # noqa: N802 - MPI's name
+            pass
+
+    class Win:
+        Allocate = staticmethod(lambda *a, **k: Lossy(MPI.Win.Allocate(*a, **k)))
+
+    class Mpi:
+        def __getattr__(self, name):
+            return Win if name == "Win" else getattr(MPI, name)
+
+    monkeypatch.setattr(catalog, "MPI", Mpi())
+    row = runner.measure(comm, "acc_latency", Messages("numpy"), 64, iters=1, warmup=0, window=1,
+                         validate=True, budget=None)
+    if comm.rank == 0:
+        assert row["errors"] and "window" in row["errors"][0]
+
+
+def test_mbw_mr_adds_the_pairs_and_counts_messages(comm, monkeypatch):
+    if runner.rank_problem("mbw_mr", comm.size):
+        with pytest.raises(UsageError, match="even number"):
+            runner.check_request(["mbw_mr"], Messages("numpy"), comm.size)
+        return
+    calls = []  # every bandwidth computed on rank 0: all senders' iterations, then one per pair
+    real = runner.stats.bandwidth_row
+    monkeypatch.setattr(runner.stats, "bandwidth_row",
+                        lambda times, b: calls.append((len(times), real(times, b))) or calls[-1][1])
+    row = runner.measure(comm, "mbw_mr", Messages("numpy"), 1024, iters=4, warmup=1, window=8,
+                         validate=True, budget=None)
+    if comm.rank == 0:
+        pairs = comm.size // 2
+        assert row["errors"] == []
+        assert [n for n, _ in calls] == [4 * pairs] + [4] * pairs  # receivers' times never count
+        assert row["mbps"] == pytest.approx(sum(r["mbps"] for _, r in calls[1:]))  # OSU sums the pairs
+        assert row["msg_rate"] == pytest.approx(row["mbps"] * 1e6 / 1024)
 
 
 class Corrupting(Messages):
@@ -48,10 +146,11 @@ class Corrupting(Messages):
         return data
 
 
-@pytest.mark.parametrize("name", ["bcast", "allreduce", "alltoall", "multi_lat"])
+@pytest.mark.parametrize("name", ["bcast", "allreduce", "alltoall", "multi_lat", "mbw_mr", "igatherv",
+                                  "reduce_scatter_block", "ireduce_scatter", "get_latency"])
 def test_validation_catches_a_corrupted_buffer(comm, name):
     if runner.rank_problem(name, comm.size):
-        return  # the refusal itself is covered above
+        pytest.skip(f"{name} does not run on {comm.size} rank(s) (the refusal is tested above)")
     row = runner.measure(comm, name, Corrupting("numpy"), 64, iters=2, warmup=0, window=2,
                          validate=True, budget=None)
     if comm.rank == 0:
@@ -61,7 +160,7 @@ def test_validation_catches_a_corrupted_buffer(comm, name):
 def test_time_budget_gives_every_rank_the_same_count(comm, monkeypatch):
     name = "allreduce" if comm.size > 1 else None
     if name is None:
-        return
+        pytest.skip("collectives need 2 ranks")
     loops = []  # the iteration count of every timed loop this rank ran
     real = runner._timed
     monkeypatch.setattr(runner, "_timed", lambda run, count, *a: loops.append(count) or real(run, count, *a))
@@ -72,15 +171,41 @@ def test_time_budget_gives_every_rank_the_same_count(comm, monkeypatch):
         assert 5 <= row["iterations"] < 100000 and loops[-1] == row["iterations"]
 
 
-def test_nonblocking_rows_carry_the_overlap(comm):
+NONBLOCKING = [n for n in SIZED if runner.TESTS[n].family == "nonblocking"]
+
+
+@pytest.mark.parametrize("name", NONBLOCKING)
+def test_nonblocking_rows_carry_osus_overlap(comm, name):
     if comm.size < 2:
-        return
-    row = _run(comm, "iallreduce", "numpy", 1024)
+        pytest.skip("collectives need 2 ranks")
+    row = _run(comm, name, "numpy", 1024)
     if comm.rank == 0:
-        assert row["pure_us"] > 0 and row["compute_us"] > 0
-        # OSU's formula, from the row's own times (overlap_percent clips it to 0..100)
-        raw = 100.0 * (1 - (row["overall_us"] - row["compute_us"]) / row["pure_us"])
-        assert row["overlap_pct"] == pytest.approx(min(max(raw, 0.0), 100.0))
+        assert row["errors"] == []
+        assert row["pure_us"] > 0 and row["compute_us"] > 0 and row["overall_us"] >= row["compute_us"]
+        # OSU 7.4: max(0, 100 - 100 (overall - (compute - test)) / pure), from the averaged times
+        raw = 100.0 - 100.0 * (row["overall_us"] - (row["compute_us"] - row["test_us"])) / row["pure_us"]
+        assert row["overlap_pct"] == pytest.approx(max(raw, 0.0))
+        assert row["pure_min_us"] <= row["pure_us"] <= row["pure_max_us"]
+        parts = row["init_us"] + row["compute_us"] + row["test_us"] + row["wait_us"]
+        assert parts <= row["overall_us"] * 1.0001  # Overall = Coll. Init + Compute + MPI_Test + MPI_Wait
+
+
+def test_overlap_averages_over_ranks_and_sizes_compute_from_each_ranks_own_mean(comm, monkeypatch):
+    # OSU sizes the dummy compute to this rank's mean pure time (not a median, not the
+    # slowest rank's) and averages the columns over ranks (not the maximum).
+    if comm.size < 2:
+        pytest.skip("collectives need 2 ranks")
+    spins = []
+    monkeypatch.setattr(runner, "_spin", lambda s: spins.append(s))
+    pure = [1e-3 * (comm.rank + 1), 3e-3 * (comm.rank + 1)]  # this rank's mean: 2 ms x (rank + 1)
+    case = runner.collectives.allreduce(comm, Messages("numpy"), 64)
+    case.prime()
+    row = runner._overlap(comm, case, pure, 2, 0)
+    assert spins == [pytest.approx(2e-3 * (comm.rank + 1))] * 2
+    mean_of_means = sum(2e-3 * (r + 1) for r in range(comm.size)) / comm.size
+    assert row["pure_us"] == pytest.approx(mean_of_means * 1e6)
+    assert row["pure_max_us"] == pytest.approx(2e-3 * comm.size * 1e6)
+    assert row["pure_min_us"] == pytest.approx(2e-3 * 1e6)
 
 
 class Recording(Messages):
@@ -108,8 +233,10 @@ def test_every_buffer_is_written_before_the_clock(comm, kind, monkeypatch):
     # page: a 1 MiB send from it reads one cached 4 KiB page and looks 1.7x too fast.
     real = runner._timed
     ran = 0
-    for name in runner.TESTS:
+    for name in SIZED:
         msgs = Recording(kind)
+        if name in runner.HOST_ONLY and msgs.pickled:
+            continue
         if runner.rank_problem(name, comm.size) or (msgs.pickled and not runner.TESTS[name].pickle):
             continue
         seen = []

@@ -41,9 +41,21 @@ def unset(count: int, dtype: Any = np.uint8) -> np.ndarray:
     return np.full(count, -1, dtype)
 
 
-def reduced(size: int, count: int) -> np.ndarray:
-    """What summing :func:`pattern` over ``size`` ranks gives, in float32."""
-    return ((np.arange(count) % 13 + 1) * (size * (size + 1) // 2)).astype(F32)
+def addends(rank: int, count: int, dtype: Any = F32) -> np.ndarray:
+    """What ``rank`` contributes to a reduction: small integers whose sums stay exact
+    (in float32 and int32; bytes wrap modulo 256 in C and NumPy alike)."""
+    return ((np.arange(count, dtype=np.int64) % 13 + 1) * (rank + 1)).astype(dtype)
+
+
+def reduced(size: int, count: int, dtype: Any = F32) -> np.ndarray:
+    """What summing :func:`addends` over ``size`` ranks gives."""
+    return ((np.arange(count, dtype=np.int64) % 13 + 1) * (size * (size + 1) // 2)).astype(dtype)
+
+
+def mpi_type(dtype: Any) -> Any:
+    """The MPI datatype OSU's ``-T`` names for a NumPy element type (bytes are MPI_CHAR)."""
+    return {np.dtype(np.uint8): MPI.CHAR, np.dtype(np.int32): MPI.INT,
+            np.dtype(np.float32): MPI.FLOAT}[np.dtype(dtype)]
 
 
 @dataclass
@@ -61,18 +73,24 @@ class Case:
     start: Callable[[], Any] | None = None
     finish: Callable[[Any], None] | None = None
     notes: list[str] = field(default_factory=list)
+    #: Release what the case holds that needs every rank (an RMA window); None: nothing.
+    close: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
 class Spec:
     """A benchmark's family (for iteration counts and output), element type and rank rule."""
 
-    family: str  # latency | bandwidth | collective | nonblocking
+    family: str  # latency | bandwidth | rate | onesided | collective | nonblocking | startup
     dtype: Any
-    ranks: str  # "two" | "even" | "any"
+    ranks: str  # "two" | "even" | "many" | "any"
     pickle: bool  # has a lower-case (pickle) form
-    make: Callable[..., Case]
+    make: Callable[..., Case] | None
     title: str
+    #: Takes a root rank (OSU's -k).
+    rooted: bool = False
+    #: Reduces elements (the element type changes the arithmetic, not only the label).
+    reduces: bool = False
 
 
 def _compare(name: str, got: np.ndarray, want: np.ndarray) -> list[str]:
@@ -149,11 +167,12 @@ def multi_lat(comm: Any, m: Messages, n: int, **_: Any) -> Case:
     return _pingpong(comm, m, n, comm.rank + half if first else comm.rank - half, first)
 
 
-def _window(comm: Any, m: Messages, n: int, window: int, both: bool) -> Case:
+def _window(comm: Any, m: Messages, n: int, window: int, both: bool, peer: int | None = None,
+            sender: bool | None = None) -> Case:
     c = m.comm(comm)
-    peer = 1 - comm.rank
+    peer = 1 - comm.rank if peer is None else peer
     s, r, ack = m.alloc(n), m.alloc(n), np.zeros(1, np.uint8)
-    sender = comm.rank == 0
+    sender = comm.rank == 0 if sender is None else sender
     box: dict[str, Any] = {"obj": pattern(comm.rank, n), "got": None}
 
     if m.pickled:
@@ -207,3 +226,145 @@ def bw(comm: Any, m: Messages, n: int, window: int = 64, **_: Any) -> Case:
 def bibw(comm: Any, m: Messages, n: int, window: int = 64, **_: Any) -> Case:
     """Ranks 0 and 1 stream windows to each other at once."""
     return _window(comm, m, n, window, both=True)
+
+
+def mbw_mr(comm: Any, m: Messages, n: int, window: int = 64, **_: Any) -> Case:
+    """OSU's multi-pair bandwidth and message rate: ranks r < n/2 each stream windows to
+    r + n/2 at once (the receivers acknowledge); the row sums the pairs' bandwidths."""
+    half = comm.size // 2
+    sender = comm.rank < half
+    return _window(comm, m, n, window, both=False, peer=comm.rank + half if sender else comm.rank - half,
+                   sender=sender)
+
+
+# -- one-sided -----------------------------------------------------------------------------
+
+#: OSU's -s choices, and what its header calls them.
+SYNCS = {"lock": "MPI_Win_lock/unlock", "pscw": "MPI_Win_post/start/complete/wait",
+         "fence": "MPI_Win_fence", "flush": "MPI_Win_flush", "flush_local": "MPI_Win_flush_local",
+         "lock_all": "MPI_Win_lock_all/unlock_all"}
+#: OSU's -w choices.
+WINDOWS = {"create": "MPI_Win_create", "allocate": "MPI_Win_allocate", "dynamic": "MPI_Win_create_dynamic"}
+
+
+def _rma(comm: Any, m: Messages, n: int, op: str, sync: str = "flush", win: str = "allocate",
+         **_: Any) -> Case:
+    """Rank 0 puts, gets or accumulates ``n`` bytes in rank 1's window; one iteration is the
+    operation and the synchronization that completes it (``sync``), timed on rank 0.
+
+    With lock, lock_all, flush and flush_local rank 1 takes no part (passive target);
+    with fence both ranks fence around the operation, with pscw rank 1 posts and waits.
+    """
+    origin = comm.rank == 0
+    buf = m.alloc(n)  # rank 0: what it puts or accumulates, or where a get lands
+    mem = None
+    if win == "allocate":
+        w = MPI.Win.Allocate(n, 1, comm=comm)
+        target_mem = np.frombuffer(w.tomemory(), np.uint8) if n else np.zeros(0, np.uint8)
+        disp = 0
+    else:
+        mem = m.alloc(max(n, 1))
+        target_mem = m.view(mem)[:n]
+        if win == "create":
+            w = MPI.Win.Create(mem, 1, comm=comm)
+            disp = 0
+        else:
+            w = MPI.Win.Create_dynamic(comm=comm)
+            w.Attach(mem)
+            disp = comm.bcast(MPI.Get_address(mem), root=1)  # comm: where rank 1's memory is
+    other = comm.Get_group().Incl([1 - comm.rank])
+    target = 1
+    spec, tspec = [buf, n, MPI.CHAR], [disp, n, MPI.CHAR]
+    state = {"locked": False}
+
+    def rma() -> None:
+        if op == "put":
+            w.Put(spec, target, tspec)
+        elif op == "get":
+            w.Get(spec, target, tspec)
+        else:
+            w.Accumulate(spec, target, tspec, op=MPI.SUM)
+
+    if sync in ("flush", "flush_local", "lock_all", "lock"):  # passive target: rank 1 idles
+        complete = {"flush": lambda: w.Flush(target), "flush_local": lambda: w.Flush_local(target)}.get(sync)
+
+        def run() -> None:
+            if not origin:
+                return
+            if sync == "lock":
+                w.Lock(target, MPI.LOCK_SHARED)
+                rma()
+                w.Unlock(target)
+            elif sync == "lock_all":
+                w.Lock_all()
+                rma()
+                w.Unlock_all()
+            else:  # one lock for the whole size, each operation flushed, as OSU
+                rma()
+                complete()
+    elif sync == "fence":
+        def run() -> None:
+            if origin:
+                rma()
+            w.Fence()
+    else:  # pscw
+        def run() -> None:
+            if origin:
+                w.Start(other)
+                rma()
+                w.Complete()
+            else:
+                w.Post(other)
+                w.Wait()
+
+    def prime() -> None:
+        # A get reads rank 1's window into rank 0's buffer; put and accumulate write the window.
+        if state["locked"]:
+            w.Unlock(target)
+            state["locked"] = False
+        m.fill(buf, pattern(comm.rank, n) if op != "get" else unset(n))
+        # The window is this rank's memory; no operation reaches it until the barrier.
+        target_mem[...] = pattern(comm.rank, n) if op == "get" else (
+            np.full(n, 3, np.uint8) if op == "acc" else unset(n))
+        comm.Barrier()  # comm: every window written before anyone reaches into it
+        if sync == "fence":
+            w.Fence()  # opens the first epoch
+        if sync in ("flush", "flush_local") and origin:
+            w.Lock(target, MPI.LOCK_SHARED)
+            state["locked"] = True
+
+    def check() -> list[str]:
+        comm.Barrier()  # comm: the origin's operation completed (its sync) before the target looks
+        if op == "get":
+            got, want, what = (m.read(buf), pattern(1, n), "rank 0 got from rank 1") if origin else (None,) * 3
+        else:
+            got = None if origin else np.array(target_mem, copy=True)
+            want = pattern(0, n) if op == "put" else (pattern(0, n).astype(np.int64) + 3).astype(np.uint8)
+            what = "rank 1's window"
+        comm.Barrier()  # comm: the target has looked before the origin's warm-up writes again
+        return [] if got is None else _compare(what, got, want)
+
+    def close() -> None:
+        if state["locked"]:
+            w.Unlock(target)
+        if win == "dynamic":
+            w.Detach(mem)
+        w.Free()
+        other.Free()
+
+    return Case(run=run, prime=prime, check=check, timed=origin, close=close)
+
+
+def put_latency(comm: Any, m: Messages, n: int, **kw: Any) -> Case:
+    """MPI_Put latency (OSU's osu_put_latency)."""
+    return _rma(comm, m, n, "put", **kw)
+
+
+def get_latency(comm: Any, m: Messages, n: int, **kw: Any) -> Case:
+    """MPI_Get latency (OSU's osu_get_latency)."""
+    return _rma(comm, m, n, "get", **kw)
+
+
+def acc_latency(comm: Any, m: Messages, n: int, **kw: Any) -> Case:
+    """MPI_Accumulate (MPI_SUM on bytes) latency (OSU's osu_acc_latency)."""
+    return _rma(comm, m, n, "acc", **kw)

@@ -2,8 +2,13 @@
 
 Sizes are bytes per rank and message (OSU's convention): ``gather`` of 1 KiB gathers
 1 KiB from each rank; ``alltoall`` of 1 KiB sends 1 KiB to each peer; reductions
-reduce ``n / 4`` float32 values; ``reduce_scatter`` leaves about ``n / size`` bytes on
-each rank of an ``n``-byte vector.
+reduce ``n / itemsize`` elements (float32 unless ``-T`` says otherwise);
+``reduce_scatter`` leaves about ``n / size`` bytes on each rank of an ``n``-byte vector,
+``reduce_scatter_block`` exactly ``n // size`` bytes (at least one element).
+
+Every builder also gives the case its non-blocking form (``start``: the ``I...`` call,
+``finish``: wait for it), which the ``i...`` benchmarks time; rooted collectives take
+``root`` (OSU's ``-k``).
 """
 
 from __future__ import annotations
@@ -15,12 +20,17 @@ import numpy as np
 from hpcsuite.core.mpi import MPI
 from hpcsuite.core.partition import split
 from hpcsuite.microbench.buffers import Messages
-from hpcsuite.microbench.catalog import F32, Case, _compare, pattern, reduced, unset
+from hpcsuite.microbench.catalog import F32, Case, _compare, addends, mpi_type, pattern, reduced, unset
 
 ROOT = 0
 
 
-def _case(comm: Any, m: Messages, send: Any, recv: Any, sdtype: Any, sent: np.ndarray,
+def _nb(api: str) -> str:
+    """``Gatherv`` -> ``Igatherv``: mpi4py's name of the non-blocking form."""
+    return "I" + api[0].lower() + api[1:]
+
+
+def _case(comm: Any, m: Messages, send: Any, recv: Any, sent: np.ndarray,
           expect: np.ndarray | None, blocking: Any, start: Any = None,
           box: dict[str, Any] | None = None) -> Case:
     """Wrap buffers and the operation; ``expect`` is what ``recv`` must hold (None: nothing)."""
@@ -50,138 +60,159 @@ def _case(comm: Any, m: Messages, send: Any, recv: Any, sdtype: Any, sent: np.nd
 
 
 def barrier(comm: Any, m: Messages, n: int, **_: Any) -> Case:
-    """Barrier; the size is ignored."""
+    """Barrier (and Ibarrier); the size is ignored."""
     c = m.comm(comm)
     run = c.barrier if m.pickled else c.Barrier
-    return _case(comm, m, None, None, np.uint8, np.zeros(0, np.uint8), None, run)
+    return _case(comm, m, None, None, np.zeros(0, np.uint8), None, run, c.Ibarrier if not m.pickled else None)
 
 
-def bcast(comm: Any, m: Messages, n: int, **_: Any) -> Case:
-    """Broadcast ``n`` bytes from rank 0."""
+def bcast(comm: Any, m: Messages, n: int, root: int = ROOT, **_: Any) -> Case:
+    """Broadcast ``n`` bytes from ``root``."""
     c, buf, box = m.comm(comm), m.alloc(n), {}
-    root = comm.rank == ROOT
-    sent = pattern(ROOT, n)
+    me = comm.rank == root
+    sent = pattern(root, n)
 
     def run() -> None:
         if m.pickled:
-            box["got"] = c.bcast(sent if root else None, root=ROOT)
+            box["got"] = c.bcast(sent if me else None, root=root)
             return
-        c.Bcast(m.send(buf) if root else m.recv(buf), root=ROOT)
-        if not root:
+        c.Bcast(m.send(buf) if me else m.recv(buf), root=root)
+        if not me:
             m.landed(buf)
 
     def start() -> Any:
-        return c.Ibcast(m.send(buf) if root else m.recv(buf), root=ROOT)
+        return c.Ibcast(m.send(buf) if me else m.recv(buf), root=root)
 
     # The root sends from the buffer, the others receive into it (and are checked).
-    return _case(comm, m, buf if root else None, None if root else buf, np.uint8, sent,
-                 None if root else sent, run, start, box)
+    return _case(comm, m, buf if me else None, None if me else buf, sent,
+                 None if me else sent, run, start, box)
 
 
-def _reduction(comm: Any, m: Messages, n: int, kind: str) -> Case:
+def _reduction(comm: Any, m: Messages, n: int, kind: str, root: int, dtype: Any) -> Case:
     c, box = m.comm(comm), {}
-    count = n // 4
-    sent = pattern(comm.rank, count, F32)
-    total = reduced(comm.size, count)
-    s = m.alloc(count, F32)
-    if kind == "reduce_scatter":
-        counts, displs = split(count, comm.size)
-        r = m.alloc(counts[comm.rank], F32)
+    dtype = np.dtype(dtype if dtype is not None else F32)
+    count = n // dtype.itemsize
+    mtype = mpi_type(dtype)
+    sent = addends(comm.rank, count, dtype)
+    counts, displs = split(count, comm.size)
+    if kind == "reduce_scatter_block":
+        block = max(count // comm.size, 1)
+        count = block * comm.size  # whole blocks: a vector of at least one element per rank
+        sent = addends(comm.rank, count, dtype)
+        counts, displs = [block] * comm.size, [i * block for i in range(comm.size)]
+    total = reduced(comm.size, count, dtype)
+    s = m.alloc(count, dtype)
+    if kind.startswith("reduce_scatter"):
+        r = m.alloc(counts[comm.rank], dtype)
         expect = total[displs[comm.rank]:displs[comm.rank] + counts[comm.rank]]
     else:
-        r = m.alloc(count, F32)
-        expect = total if kind != "reduce" or comm.rank == ROOT else None
+        r = m.alloc(count, dtype)
+        expect = total if kind != "reduce" or comm.rank == root else None
+    api = {"reduce": "Reduce", "allreduce": "Allreduce", "reduce_scatter": "Reduce_scatter",
+           "reduce_scatter_block": "Reduce_scatter_block"}[kind]
+    lands = kind != "reduce" or comm.rank == root  # a Reduce leaves nothing on the others
 
-    def call(api: str) -> Any:
-        sb, rb = m.typed(m.send(s), F32), m.typed(m.recv(r), F32)
+    def call(name: str) -> Any:
+        # The element type is named (MPI_CHAR, MPI_INT, MPI_FLOAT), as OSU's -T does.
+        sb, rb = [m.send(s), mtype], [m.recv(r), mtype]
         if kind == "reduce":
-            return c.Reduce(sb, rb, op=MPI.SUM, root=ROOT)
+            return getattr(c, name)(sb, rb, op=MPI.SUM, root=root)
         if kind == "reduce_scatter":
-            return c.Reduce_scatter(sb, rb, counts, op=MPI.SUM)
-        return getattr(c, api)(sb, rb, op=MPI.SUM)
+            return getattr(c, name)(sb, rb, counts, op=MPI.SUM)
+        return getattr(c, name)(sb, rb, op=MPI.SUM)
 
     def run() -> None:
         if m.pickled:
-            box["got"] = (c.reduce(sent, op=MPI.SUM, root=ROOT) if kind == "reduce"
+            box["got"] = (c.reduce(sent, op=MPI.SUM, root=root) if kind == "reduce"
                           else c.allreduce(sent, op=MPI.SUM))
             return
-        call("Allreduce")
-        if kind != "reduce" or comm.rank == ROOT:  # elsewhere a Reduce receives nothing to copy back
+        call(api)
+        if lands:
             m.landed(r)
 
-    start = (lambda: call("Iallreduce")) if kind == "allreduce" else None
-    return _case(comm, m, s, r, F32, sent, expect, run, start, box)
+    case = _case(comm, m, s, r, sent, expect, run, lambda: call(_nb(api)), box)
+    if not lands:  # nothing to copy back on a Reduce's non-root
+        case.finish = lambda req: req.Wait()
+    return case
 
 
-def reduce(comm: Any, m: Messages, n: int, **_: Any) -> Case:
-    """Sum of ``n / 4`` float32 to rank 0."""
-    return _reduction(comm, m, n, "reduce")
+def reduce(comm: Any, m: Messages, n: int, root: int = ROOT, dtype: Any = None, **_: Any) -> Case:
+    """Sum of ``n`` bytes of elements to ``root``."""
+    return _reduction(comm, m, n, "reduce", root, dtype)
 
 
-def allreduce(comm: Any, m: Messages, n: int, **_: Any) -> Case:
-    """Sum of ``n / 4`` float32 to every rank."""
-    return _reduction(comm, m, n, "allreduce")
+def allreduce(comm: Any, m: Messages, n: int, dtype: Any = None, **_: Any) -> Case:
+    """Sum of ``n`` bytes of elements to every rank."""
+    return _reduction(comm, m, n, "allreduce", ROOT, dtype)
 
 
-def reduce_scatter(comm: Any, m: Messages, n: int, **_: Any) -> Case:
-    """Sum of ``n / 4`` float32, each rank keeping its slice."""
-    return _reduction(comm, m, n, "reduce_scatter")
+def reduce_scatter(comm: Any, m: Messages, n: int, dtype: Any = None, **_: Any) -> Case:
+    """Sum of ``n`` bytes of elements, each rank keeping its (uneven) slice."""
+    return _reduction(comm, m, n, "reduce_scatter", ROOT, dtype)
 
 
-def _rooted(comm: Any, m: Messages, n: int, kind: str, vector: bool) -> Case:
-    """gather(v) / scatter(v): ``n`` bytes per rank to or from rank 0."""
+def reduce_scatter_block(comm: Any, m: Messages, n: int, dtype: Any = None, **_: Any) -> Case:
+    """Sum of a vector of ``size`` equal blocks, each rank keeping its block."""
+    return _reduction(comm, m, n, "reduce_scatter_block", ROOT, dtype)
+
+
+def _rooted(comm: Any, m: Messages, n: int, kind: str, vector: bool, root: int) -> Case:
+    """gather(v) / scatter(v): ``n`` bytes per rank to or from ``root``."""
     c, box, size = m.comm(comm), {}, comm.size
-    root = comm.rank == ROOT
+    me = comm.rank == root
     counts, displs = [n] * size, [i * n for i in range(size)]
-    everyone = np.concatenate([pattern(r, n) for r in range(size)]) if size else np.zeros(0, np.uint8)
+    everyone = np.concatenate([pattern(r, n) for r in range(size)])
     if kind == "gather":
-        s, r = m.alloc(n), (m.alloc(n * size) if root else None)
-        sent, expect = pattern(comm.rank, n), (everyone if root else None)
+        s, r = m.alloc(n), (m.alloc(n * size) if me else None)
+        sent, expect = pattern(comm.rank, n), (everyone if me else None)
     else:
-        s, r = (m.alloc(n * size) if root else None), m.alloc(n)
-        sent, expect = (everyone if root else None), pattern(comm.rank, n)
+        s, r = (m.alloc(n * size) if me else None), m.alloc(n)
+        sent, expect = (everyone if me else None), pattern(comm.rank, n)
+    api = ("Gather" if kind == "gather" else "Scatter") + ("v" if vector else "")
+
+    def call(name: str) -> Any:
+        sb = m.send(s) if s is not None else None
+        rb = m.recv(r) if r is not None else None
+        if kind == "gather":
+            spec = ([rb, counts, displs, MPI.BYTE] if me else None) if vector else rb
+            return getattr(c, name)(sb, spec, root=root)
+        spec = ([sb, counts, displs, MPI.BYTE] if me else None) if vector else sb
+        return getattr(c, name)(spec, rb, root=root)
 
     def run() -> None:
         if m.pickled:
             if kind == "gather":
-                got = c.gather(sent, root=ROOT)
-                box["got"] = np.concatenate(got) if root else None
+                got = c.gather(sent, root=root)
+                box["got"] = np.concatenate(got) if me else None
             else:
-                box["got"] = c.scatter(np.split(sent, size) if root else None, root=ROOT)
+                box["got"] = c.scatter(np.split(sent, size) if me else None, root=root)
             return
-        sb = m.send(s) if s is not None else None
-        rb = m.recv(r) if r is not None else None
-        if kind == "gather":
-            c.Gatherv(sb, [rb, counts, displs, MPI.BYTE] if root else None, root=ROOT) if vector \
-                else c.Gather(sb, rb, root=ROOT)
-        else:
-            c.Scatterv([sb, counts, displs, MPI.BYTE] if root else None, rb, root=ROOT) if vector \
-                else c.Scatter(sb, rb, root=ROOT)
+        call(api)
         if r is not None:
             m.landed(r)
 
-    return _case(comm, m, s, r, np.uint8, sent if sent is not None else np.zeros(0, np.uint8),
-                 expect, run, None, box)
+    return _case(comm, m, s, r, sent if sent is not None else np.zeros(0, np.uint8),
+                 expect, run, lambda: call(_nb(api)), box)
 
 
-def gather(comm: Any, m: Messages, n: int, **_: Any) -> Case:
-    """Gather ``n`` bytes from every rank to rank 0."""
-    return _rooted(comm, m, n, "gather", False)
+def gather(comm: Any, m: Messages, n: int, root: int = ROOT, **_: Any) -> Case:
+    """Gather ``n`` bytes from every rank to ``root``."""
+    return _rooted(comm, m, n, "gather", False, root)
 
 
-def gatherv(comm: Any, m: Messages, n: int, **_: Any) -> Case:
+def gatherv(comm: Any, m: Messages, n: int, root: int = ROOT, **_: Any) -> Case:
     """The same through ``Gatherv`` (counts and displacements)."""
-    return _rooted(comm, m, n, "gather", True)
+    return _rooted(comm, m, n, "gather", True, root)
 
 
-def scatter(comm: Any, m: Messages, n: int, **_: Any) -> Case:
-    """Scatter ``n`` bytes to every rank from rank 0."""
-    return _rooted(comm, m, n, "scatter", False)
+def scatter(comm: Any, m: Messages, n: int, root: int = ROOT, **_: Any) -> Case:
+    """Scatter ``n`` bytes to every rank from ``root``."""
+    return _rooted(comm, m, n, "scatter", False, root)
 
 
-def scatterv(comm: Any, m: Messages, n: int, **_: Any) -> Case:
+def scatterv(comm: Any, m: Messages, n: int, root: int = ROOT, **_: Any) -> Case:
     """The same through ``Scatterv``."""
-    return _rooted(comm, m, n, "scatter", True)
+    return _rooted(comm, m, n, "scatter", True, root)
 
 
 def _all(comm: Any, m: Messages, n: int, kind: str, vector: bool) -> Case:
@@ -198,15 +229,14 @@ def _all(comm: Any, m: Messages, n: int, kind: str, vector: bool) -> Case:
         expect = np.concatenate([pattern(i * size + comm.rank, n) for i in range(size)])
         s = m.alloc(n * size)
     r = m.alloc(n * size)
+    api = ("Allgather" if kind == "allgather" else "Alltoall") + ("v" if vector else "")
 
-    def call(api: str) -> Any:
+    def call(name: str) -> Any:
         sb, rb = m.send(s), m.recv(r)
         if vector:
             spec = [sb, counts, displs, MPI.BYTE] if kind == "alltoall" else [sb, n, MPI.BYTE]
-            return getattr(c, api + "v")(spec, [rb, counts, displs, MPI.BYTE])
-        return getattr(c, api)(sb, rb)
-
-    api = "Allgather" if kind == "allgather" else "Alltoall"
+            return getattr(c, name)(spec, [rb, counts, displs, MPI.BYTE])
+        return getattr(c, name)(sb, rb)
 
     def run() -> None:
         if m.pickled:
@@ -216,8 +246,7 @@ def _all(comm: Any, m: Messages, n: int, kind: str, vector: bool) -> Case:
         call(api)
         m.landed(r)
 
-    start = (lambda: call("Ialltoall")) if kind == "alltoall" and not vector else None
-    return _case(comm, m, s, r, np.uint8, sent, expect, run, start, box)
+    return _case(comm, m, s, r, sent, expect, run, lambda: call(_nb(api)), box)
 
 
 def allgather(comm: Any, m: Messages, n: int, **_: Any) -> Case:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 BUS_FACTOR = {
     "allreduce": lambda n: 2 * (n - 1) / n,
     "iallreduce": lambda n: 2 * (n - 1) / n,
+    "reduce_scatter_block": lambda n: (n - 1) / n,
     "reduce_scatter": lambda n: (n - 1) / n,
     "allgather": lambda n: (n - 1) / n,
     "allgatherv": lambda n: (n - 1) / n,
@@ -82,7 +83,30 @@ def bus_bandwidth(test: str, nbytes: int, seconds: float, ranks: int) -> dict[st
 
 
 def overlap_percent(pure: float, overall: float, compute: float) -> float:
-    """OSU's overlap: the share of the pure communication time hidden behind compute."""
+    """OSU 7.4's overlap: ``max(0, 100 - 100 * (overall - compute) / pure)``, the share
+    of the pure communication time hidden behind compute (OSU clips at 0 only)."""
     if pure <= 0:
         return math.nan
-    return max(0.0, min(100.0, 100.0 * (1.0 - (overall - compute) / pure)))
+    return max(0.0, 100.0 - 100.0 * (overall - compute) / pure)
+
+
+def tails(per_rank: Sequence[Sequence[float]], percentiles: Sequence[int]) -> list[float]:
+    """OSU's ``-z`` tail values: each iteration's value averaged over ranks, sorted
+    ascending, and for percentile ``p`` the element at ``round(iterations * p / 100) - 1``.
+
+    Parameters
+    ----------
+    per_rank : sequence of sequences of float
+        Every participating rank's per-iteration values (same length on each).
+    percentiles : sequence of int
+        E.g. (50, 90, 99), OSU's default.
+    """
+    if not percentiles:
+        return []
+    rows = [r for r in per_rank if r]
+    if not rows:
+        return [math.nan] * len(percentiles)
+    n = min(len(r) for r in rows)
+    mean = sorted(math.fsum(r[i] for r in rows) / len(rows) for i in range(n))
+    # C's round(): halves away from zero (Python's round() would go to even).
+    return [mean[min(max(math.floor(n * p / 100 + 0.5) - 1, 0), n - 1)] for p in percentiles]
