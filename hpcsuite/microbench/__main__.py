@@ -177,6 +177,11 @@ def parser() -> cli.ArgumentParser:
     return p
 
 
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the command line as OSU's getopt would: options and test names in any order."""
+    return parser().parse_intermixed_args(osu_argv(argv))
+
+
 def start_mpi(level: str) -> tuple[float | None, str | None]:
     """Start MPI at thread ``level`` and time ``MPI_Init`` itself (OSU's osu_init).
 
@@ -208,7 +213,7 @@ def start_mpi(level: str) -> tuple[float | None, str | None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.microbench``; return the exit status."""
-    args = parser().parse_args(osu_argv(sys.argv[1:] if argv is None else argv))
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     if not args.tests and not args.all:
         raise UsageError("name at least one test (e.g. latency), or give --all")
     unknown = [t for t in args.tests if t not in NAMES]
