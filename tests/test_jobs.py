@@ -294,3 +294,72 @@ def test_an_exit_every_rank_takes_together_is_clean(n):
     proc = launch(n, "tests/helpers/exit_job.py", "agreed-exit", "0", timeout=30)
     assert proc.returncode == 5, proc.stderr
     assert "Abort" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- issue 14: kmer inputs -----------------------------------------------------------------------
+
+def _kmer_fasta(tmp_path, newline):
+    rng = np.random.default_rng(4)
+    seq = "".join(rng.choice(list("ACGT"), size=3000))
+    path = tmp_path / f"g{len(newline)}{ord(newline[0])}.fa"
+    path.write_bytes((newline.join([">chr1 test", *(seq[i:i + 60] for i in range(0, 3000, 60))])
+                      + newline).encode())
+    return path
+
+
+def _distinct(stdout):
+    match = re.search(r"(\d+) distinct (\d+)-mers", stdout)
+    assert match, stdout
+    return int(match.group(1))
+
+
+def test_kmer_cr_crlf_and_lf_files_give_the_same_counts_and_the_check_reads_them_itself(tmp_path):
+    seen = set()
+    for newline in ("\n", "\r\n", "\r"):
+        path = _kmer_fasta(tmp_path, newline)
+        proc = launch(2, "-m", "hpcsuite.kmer", "--source", str(path), "-k", "9", "--check", timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "check      ok" in proc.stdout
+        seen.add(_distinct(proc.stdout))
+    assert len(seen) == 1 and seen.pop() > 2900  # 2992 9-mers, nearly all distinct: never 0
+
+
+def test_kmer_check_fails_when_the_parallel_reader_loses_reads(tmp_path):
+    # The check's reference reads the file itself: if the parallel reader drops records,
+    # the check must say so (before, it counted what the reader gave it and said ok).
+    path = _kmer_fasta(tmp_path, "\n")
+    path.write_text(path.read_text() + ">chr2\nACGTACGTACGTTTTT\n")
+    code = ("import sys\nfrom hpcsuite import kmer\nfrom hpcsuite.core import cli\n"
+            "real = kmer.seqio.read_distributed\n"
+            "def lossy(comm, p, fmt, overlap):\n"
+            "    chunk, seqs = real(comm, p, fmt, overlap)\n"
+            "    return chunk, seqs[:-1]  # the last record vanishes\n"
+            "kmer.seqio.read_distributed = lossy\n"
+            f"sys.exit(cli.run(kmer.main, ['--source', {str(path)!r}, '-k', '9', '--check'], prog='kmer'))\n")
+    proc = launch(2, "-c", code, timeout=60)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "check      FAILED" in proc.stdout
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_kmer_truncated_fastq_warns_once_or_fails_under_strict(tmp_path, n):
+    path = tmp_path / "t.fq"
+    path.write_text("".join(f"@r{i}\nACGTACGTAC\n+\nIIIIIIIIII\n" for i in range(50)) + "@r50\nACGTAC\n+\nII")
+    proc = launch(n, "-m", "hpcsuite.kmer", "--source", str(path), "-k", "5", "--check", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and "1 incomplete FASTQ record" in warnings[0], proc.stderr
+    assert "50 reads" in proc.stdout and "check      ok" in proc.stdout
+    strict = launch(n, "-m", "hpcsuite.kmer", "--source", str(path), "--strict", timeout=60)
+    _one_usage_error(strict, "1 incomplete FASTQ record")
+    assert strict.stdout == ""
+
+
+@pytest.mark.parametrize("module", ["kmer", "mean"])
+def test_a_fifo_source_is_refused_at_once_not_waited_on(tmp_path, module):
+    import os
+
+    fifo = tmp_path / ("reads.fa" if module == "kmer" else "a.npy")
+    os.mkfifo(fifo)
+    proc = launch(2, "-m", f"hpcsuite.{module}", "--source", str(fifo), timeout=30)
+    _one_usage_error(proc, "not a regular file")

@@ -193,3 +193,108 @@ def test_a_header_with_a_negative_dimension_is_one_clear_error(tmp_path, shape_t
     _npy_with_shape(tmp_path / "neg.npy", shape_text)
     with pytest.raises(InputError, match="negative"):
         open_source(str(tmp_path / "neg.npy"), shape=None, dtype=None, seed=0)
+
+
+# -- issue 14: FASTA/FASTQ reading (hpcsuite.core.seqio) ---------------------------------------
+
+from collections import Counter  # noqa: E402
+
+from hpcsuite.core import seqio  # noqa: E402
+from hpcsuite.core.partition import owned  # noqa: E402
+
+
+def _kmers(seqs, k):
+    c = Counter()
+    for s in seqs:
+        s = s.upper()
+        for i in range(len(s) - k + 1):
+            if all(ch in b"ACGT" for ch in s[i:i + k]):
+                c[s[i:i + k]] += 1
+    return c
+
+
+def _distributed(path, parts, k):
+    """read_distributed's steps for `parts` ranks, run one after another (no MPI)."""
+    size = os.path.getsize(path)
+    fmt = seqio.file_format(str(path))
+    if fmt == "fastq":
+        chunks = [seqio.read_fastq_range(str(path), *owned(size, parts, r)) for r in range(parts)]
+        return chunks, [list(c.seqs) for c in chunks]
+    bufs = [path.read_bytes()[slice(*owned(size, parts, r))] for r in range(parts)]
+    edges = [seqio.fasta_edge(b) for b in bufs]
+    chunks = [seqio.parse_fasta(b, *seqio.fasta_state(edges, r)) for r, b in enumerate(bufs)]
+    heads = [(c.seqs[0][:k - 1], c.lead_only) for c in chunks]
+    return chunks, [seqio.extend_for_overlap(c, heads, r, k - 1) for r, c in enumerate(chunks)]
+
+
+def _genome(tmp_path, newline, n_records=4, fastq=False):
+    rng = np.random.default_rng(5)
+    seqs, lines = [], []
+    for i in range(n_records):
+        seq = "".join(rng.choice(list("ACGTacgN"), size=int(rng.integers(1, 400))))
+        seqs.append(seq.encode())
+        if fastq:
+            lines += [f"@r{i} x", seq, "+", "I" * len(seq)]
+        else:
+            lines += [f">chr{i} a long description line " + "d" * int(rng.integers(0, 90))]
+            lines += [seq[j:j + 37] for j in range(0, len(seq), 37)]
+    path = tmp_path / f"g{'.fq' if fastq else '.fa'}"
+    path.write_bytes(newline.join(lines).encode() + newline.encode())
+    return path, seqs
+
+
+@pytest.mark.parametrize("fastq", [False, True])
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_lf_crlf_and_cr_files_read_the_same_at_any_range_count(tmp_path, newline, fastq):
+    path, seqs = _genome(tmp_path, newline, fastq=fastq)
+    assert seqio.simple_reads(str(path)) == (seqs, 0)
+    size = path.stat().st_size
+    for parts in (1, 2, 3, 7, 50, 400):
+        got = []
+        for r in range(parts):
+            got += seqio.read_range(str(path), seqio.file_format(str(path)), *owned(size, parts, r))
+        assert got == seqs, parts
+        chunks, counted = _distributed(path, parts, 5)
+        assert sum(c.records for c in chunks) == len(seqs) and sum(c.bases for c in chunks) == sum(map(len, seqs))
+        assert _kmers([s for part in counted for s in part], 5) == _kmers(seqs, 5), parts
+
+
+@pytest.mark.parametrize("k", [1, 2, 13, 31])
+def test_one_long_record_split_over_many_ranges_counts_every_kmer_once(tmp_path, k):
+    rng = np.random.default_rng(7)
+    seq = bytes(rng.choice(list(b"ACGT"), size=5000))
+    path = tmp_path / "chr.fa"
+    path.write_bytes(b">chr1\r\n" + b"\r\n".join(seq[i:i + 61] for i in range(0, len(seq), 61)) + b"\r\n")
+    for parts in (1, 2, 4, 9, 300):  # 300: ranges shorter than a line, shorter than k
+        chunks, counted = _distributed(path, parts, k)
+        assert sum(c.records for c in chunks) == 1 and sum(c.bases for c in chunks) == len(seq)
+        assert _kmers([s for part in counted for s in part], k) == _kmers([seq], k), parts
+        assert sum(len(s) for s in chunks[0].seqs) <= path.stat().st_size // parts + 1  # rank 0 kept its share
+
+
+def test_a_header_line_longer_than_a_range_is_skipped_whole(tmp_path):
+    path = tmp_path / "h.fa"
+    path.write_bytes(b">" + b"ACGT" * 50 + b"\nAAAA\nCC\n>x\nGGG\n")
+    for parts in (1, 3, 20, 100):
+        chunks, _ = _distributed(path, parts, 2)
+        assert b"".join(s for c in chunks for s in c.seqs) == b"AAAACCGGG", parts  # no header byte
+        assert sum(c.records for c in chunks) == 2
+
+
+def test_a_truncated_fastq_record_is_counted_as_incomplete(tmp_path):
+    whole = "".join(f"@r{i}\nACGTACGT\n+\nIIIIIIII\n" for i in range(20))
+    for cut in ("@r20\nACGTAC\n+\nIII", "@r20\nACGT", "@r20\n"):
+        path = tmp_path / "t.fq"
+        path.write_text(whole + cut)
+        assert seqio.simple_reads(str(path)) == ([b"ACGTACGT"] * 20, 1)
+        for parts in (1, 2, 5):
+            chunks, _ = _distributed(path, parts, 3)
+            assert sum(c.records for c in chunks) == 20 and sum(c.incomplete for c in chunks) == 1, (cut, parts)
+    path.write_text(whole)
+    assert sum(c.incomplete for c in _distributed(path, 3, 3)[0]) == 0
+
+
+def test_kmer_refuses_a_fifo_before_open_blocks(tmp_path):
+    os.mkfifo(tmp_path / "reads.fa")
+    with pytest.raises(InputError, match="not a regular file"):
+        seqio.file_format(str(tmp_path / "reads.fa"))
