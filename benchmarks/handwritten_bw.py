@@ -1,6 +1,7 @@
 """Minimal hand-written mpi4py bandwidth loop (OSU's osu_bw pattern), the floor for ours.
 
-Rank 0 posts a window of Isend, waits, and waits for a 1-byte acknowledgement; rank 1
+(benchmarks/microbench_bench.py carries its own copies of this loop and of the latency
+and allreduce ones, at both thread levels.) Rank 0 posts a window of Isend, waits, and waits for a 1-byte acknowledgement; rank 1
 posts a window of Irecv, waits, and acknowledges. MB/s = 10^6 B/s.
 
 usage: mpirun -n 2 python benchmarks/handwritten_bw.py [BYTES] [ITERATIONS] [WINDOW]
@@ -16,7 +17,9 @@ comm = MPI.COMM_WORLD
 size = int(sys.argv[1]) if len(sys.argv) > 1 else 4 << 20
 iters = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 window = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-buf, ack = np.zeros(size, np.uint8), np.zeros(1, np.uint8)
+# Written before timing: a zeroed buffer nobody wrote maps the kernel's shared zero page.
+buf = ((np.arange(size) * 7 + comm.rank * 31 + 1) % 251).astype(np.uint8)
+ack = np.zeros(1, np.uint8)
 peer = 1 - comm.rank
 for i in range(iters + 2):
     if i == 2:

@@ -1,76 +1,155 @@
-"""hpcsuite.microbench against the floor, side by side in one run, at n = 2.
+"""hpcsuite.microbench against a minimal hand-written mpi4py loop, side by side in one run, at n = 2.
 
-* 8-byte latency: ``hpcsuite.microbench latency`` vs ``python -m mpi4py.bench pingpong``
-  (same MPI, same iterations: 10000 after 100 warm-up). Target: within 5 %.
-* 4 MiB bandwidth: ``hpcsuite.microbench bw`` vs ``handwritten_bw.py`` (a minimal
-  Isend/Irecv window loop; window 64, 20 iterations). Target: within 5 %.
+Points: 8 B and 4 MiB latency, 4 MiB bandwidth (window 64), 8 B and 1 MiB allreduce
+(float32), each at ``--thread-level single`` and ``multiple`` (the hand-written loop
+starts MPI at the same level through ``mpi4py.rc``). Both sides write every buffer
+before timing, run the same iterations after the same warm-up (OSU's counts), and
+report what OSU reports: latency = mean over ranks of the per-iteration mean (a round
+trip halved for point to point), bandwidth = bytes / total time on the sender.
 
-Each program runs ``--runs`` times, alternating; the table shows the median of the
-values they report.
+Each program runs ``--runs`` times, alternating; the table shows the medians and the
+ratio hpcsuite / hand-written. Target: within 5 % at every point (latency ratio at
+most 1.05, bandwidth at least 0.95). Timings mean something only on a quiet machine.
 
-usage: python benchmarks/microbench_bench.py [--runs 5]
+usage: python benchmarks/microbench_bench.py [--runs 5] [--quick]
+       (internally: mpiexec -n 2 python benchmarks/microbench_bench.py --worker TEST BYTES ITERS WARMUP LEVEL)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-MPIRUN = str(BIN / "mpirun") if (BIN / "mpirun").exists() else "mpirun"
+MPIEXEC = str(BIN / "mpiexec") if (BIN / "mpiexec").exists() else "mpiexec"
 PY = sys.executable
+WINDOW = 64
+#: (test, bytes, iterations, warm-up): OSU's defaults for these sizes.
+POINTS = [("latency", 8, 10000, 100), ("latency", 4 << 20, 1000, 10), ("bw", 4 << 20, 20, 2),
+          ("allreduce", 8, 1000, 100), ("allreduce", 1 << 20, 100, 10)]
+LEVELS = ("single", "multiple")
 
 
-def _out(*args: str) -> str:
-    proc = subprocess.run([MPIRUN, "-n", "2", PY, *args], capture_output=True, text=True,
-                          timeout=300, cwd=HERE.parent)
+def worker(test: str, nbytes: int, iters: int, warmup: int, level: str) -> None:
+    """The hand-written loop (run under mpiexec -n 2); prints one ``value=`` line on rank 0."""
+    import mpi4py
+
+    if level == "single":
+        mpi4py.rc.threads = False  # plain MPI_Init, as hpcsuite and OSU C
+    else:
+        mpi4py.rc.thread_level = level
+    import numpy as np
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    peer = 1 - comm.rank
+    clock = time.perf_counter
+    if test == "allreduce":
+        count = nbytes // 4
+        send = (np.arange(count) % 13 + 1).astype(np.float32)  # written, as every buffer
+        recv = np.full(count, -1, np.float32)
+        total = 0.0
+        for i in range(warmup + iters):
+            t0 = clock()
+            comm.Allreduce(send, recv, op=MPI.SUM)
+            if i >= warmup:
+                total += clock() - t0
+            comm.Barrier()
+        mean = comm.allreduce(total / iters) / comm.size  # OSU's average over ranks
+        value = mean * 1e6
+    else:
+        send = ((np.arange(nbytes) * 7 + comm.rank * 31 + 1) % 251).astype(np.uint8)
+        recv = np.full(nbytes, 0xFF, np.uint8)
+        ack = np.zeros(1, np.uint8)
+        for i in range(warmup + iters):
+            if i == warmup:
+                comm.Barrier()
+                start = clock()
+            if test == "latency":
+                if comm.rank == 0:
+                    comm.Send(send, peer, 1)
+                    comm.Recv(recv, peer, 1)
+                else:
+                    comm.Recv(recv, peer, 1)
+                    comm.Send(send, peer, 1)
+            elif comm.rank == 0:
+                MPI.Request.Waitall([comm.Isend(send, peer, 2) for _ in range(WINDOW)])
+                comm.Recv(ack, peer, 3)
+            else:
+                MPI.Request.Waitall([comm.Irecv(recv, peer, 2) for _ in range(WINDOW)])
+                comm.Send(ack, peer, 3)
+        elapsed = clock() - start
+        if test == "latency":
+            value = comm.allreduce(elapsed / iters / 2) / comm.size * 1e6
+        else:
+            value = nbytes * WINDOW * iters / elapsed / 1e6
+    if comm.rank == 0:
+        print(f"value={value:.6f}", flush=True)
+
+
+def _run(args: list[str]) -> str:
+    proc = subprocess.run([MPIEXEC, "-n", "2", PY, *args], capture_output=True, text=True, timeout=600,
+                          cwd=HERE.parent)
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(args)}\n{proc.stderr}")
     return proc.stdout
 
 
-def ours(test: str, size: str, key: str) -> float:
-    line = _out("-m", "hpcsuite.microbench", test, "--min", size, "--max", size,
-                "--format", "json").splitlines()[0]
-    return json.loads(line)["result"][key]
+def ours(test: str, nbytes: int, iters: int, warmup: int, level: str) -> float:
+    text = _run(["-m", "hpcsuite.microbench", test, "-m", f"{nbytes}:{nbytes}", "-i", str(iters),
+                 "-x", str(warmup), "-W", str(WINDOW), "--thread-level", level, "--format", "json"])
+    result = json.loads(text.splitlines()[0])["result"]
+    return result["mbps"] if test == "bw" else result["avg_us"]
 
 
-def mpi4py_latency_us() -> float:
-    text = _out("-m", "mpi4py.bench", "pingpong", "-m", "8", "-n", "8", "-s", "100", "-l", "10000")
-    row = [line for line in text.splitlines() if re.match(r"\s*8\s", line)][0]
-    return float(row.split("|")[1].split()[0]) * 1e6
+def handwritten(test: str, nbytes: int, iters: int, warmup: int, level: str) -> float:
+    text = _run([str(Path(__file__).resolve()), "--worker", test, str(nbytes), str(iters), str(warmup), level])
+    return float(text.split("value=")[1].split()[0])
 
 
-def handwritten_bw() -> float:
-    return float(re.search(r"bandwidth_MBps=([\d.]+)", _out(str(HERE / "handwritten_bw.py"))).group(1))
+def _label(test: str, nbytes: int) -> str:
+    size = f"{nbytes} B" if nbytes < 1024 else f"{nbytes >> 20} MiB"
+    unit = "MB/s" if test == "bw" else "us"
+    return f"{test} {size} ({unit})"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=int, default=5, help="alternating runs of each program [5]")
+    p.add_argument("--quick", action="store_true", help="a smoke test: 1 run, few iterations (no timings to quote)")
+    p.add_argument("--worker", nargs=5, metavar=("TEST", "BYTES", "ITERS", "WARMUP", "LEVEL"), help=argparse.SUPPRESS)
     args = p.parse_args()
-    rows = {"latency 8 B (us), hpcsuite": [], "latency 8 B (us), mpi4py.bench": [],
-            "bw 4 MiB (MB/s), hpcsuite": [], "bw 4 MiB (MB/s), hand-written": []}
-    for _ in range(args.runs):
-        rows["latency 8 B (us), hpcsuite"].append(ours("latency", "8", "avg_us"))
-        rows["latency 8 B (us), mpi4py.bench"].append(mpi4py_latency_us())
-        rows["bw 4 MiB (MB/s), hpcsuite"].append(ours("bw", "4M", "mbps"))
-        rows["bw 4 MiB (MB/s), hand-written"].append(handwritten_bw())
-    med = {k: statistics.median(v) for k, v in rows.items()}
-    print(f"\nn = 2, medians of {args.runs} runs")
-    print(f"{'measurement':<34}{'median':>10}{'min':>10}{'max':>10}")
-    for k, v in rows.items():
-        print(f"{k:<34}{med[k]:>10.2f}{min(v):>10.2f}{max(v):>10.2f}")
-    lat = med["latency 8 B (us), hpcsuite"] / med["latency 8 B (us), mpi4py.bench"]
-    bw = med["bw 4 MiB (MB/s), hpcsuite"] / med["bw 4 MiB (MB/s), hand-written"]
-    print(f"\nlatency ours / mpi4py.bench = {lat:.3f} (at most 1.05): {'met' if lat <= 1.05 else 'MISSED'}")
-    print(f"bandwidth ours / hand-written = {bw:.3f} (at least 0.95): {'met' if bw >= 0.95 else 'MISSED'}")
+    if args.worker:
+        test, nbytes, iters, warmup, level = args.worker
+        worker(test, int(nbytes), int(iters), int(warmup), level)
+        return 0
+    runs = 1 if args.quick else args.runs
+    points = [(t, b, 5, 1) if args.quick else (t, b, i, w) for t, b, i, w in POINTS]
+    values: dict[tuple, dict[str, list[float]]] = {}
+    for _ in range(runs):
+        for level in LEVELS:
+            for test, nbytes, iters, warmup in points:
+                cell = values.setdefault((test, nbytes, level), {"hpcsuite": [], "hand-written": []})
+                cell["hpcsuite"].append(ours(test, nbytes, iters, warmup, level))
+                cell["hand-written"].append(handwritten(test, nbytes, iters, warmup, level))
+    print(f"\nn = 2, medians of {runs} run{'s' if runs > 1 else ''} (ratio = hpcsuite / hand-written)")
+    print(f"{'point':<26}{'threads':>10}{'hpcsuite':>12}{'hand-written':>14}{'ratio':>8}  target")
+    missed = 0
+    for (test, nbytes, level), cell in values.items():
+        a, b = statistics.median(cell["hpcsuite"]), statistics.median(cell["hand-written"])
+        ratio = a / b if b else float("nan")
+        ok = ratio >= 0.95 if test == "bw" else ratio <= 1.05
+        missed += not ok
+        target = ">= 0.95" if test == "bw" else "<= 1.05"
+        print(f"{_label(test, nbytes):<26}{level:>10}{a:>12.2f}{b:>14.2f}{ratio:>8.3f}  {target} "
+              f"{'met' if ok else 'MISSED'}")
+    print(f"\n{len(values) - missed} of {len(values)} points within 5 %")
     return 0
 
 
