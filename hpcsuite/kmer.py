@@ -16,7 +16,6 @@ Figure of merit: bases per second.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections import Counter
