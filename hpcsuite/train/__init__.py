@@ -22,8 +22,10 @@ from hpcsuite.train.functions import (
     broadcast_optimizer_state,
     broadcast_parameters,
 )
+from hpcsuite.train import elastic
 from hpcsuite.train.launch import run
 from hpcsuite.train.mpi_ops import (
+    ProcessSet,
     add_process_set,
     allgather_async,
     allreduce_,
@@ -85,11 +87,11 @@ __all__ = [
     "allreduce_async", "allreduce_async_", "alltoall", "alltoall_async", "Average", "barrier", "broadcast",
     "broadcast_", "broadcast_async", "broadcast_async_", "broadcast_object", "broadcast_optimizer_state",
     "broadcast_parameters", "ccl_built", "CollectiveMismatch", "Compression", "cross_rank", "cross_size",
-    "cuda_built", "ddl_built", "DistributedOptimizer", "global_process_set", "gloo_built", "gloo_enabled",
+    "cuda_built", "ddl_built", "DistributedOptimizer", "elastic", "global_process_set", "gloo_built", "gloo_enabled",
     "grouped_allgather", "grouped_allgather_async", "grouped_allreduce", "grouped_allreduce_",
     "grouped_allreduce_async", "grouped_allreduce_async_", "grouped_reducescatter", "grouped_reducescatter_async",
     "HorovodInternalError", "init", "is_initialized", "join", "local_rank", "local_size", "Max", "Min", "mpi_built",
-    "mpi_enabled", "mpi_threads_supported", "nccl_built", "poll", "Product", "rank", "reducescatter",
+    "mpi_enabled", "mpi_threads_supported", "nccl_built", "poll", "ProcessSet", "Product", "rank", "reducescatter",
     "reducescatter_async", "remove_process_set", "rocm_built", "run", "shutdown", "size", "sparse_allreduce_async",
     "start_timeline", "stop_timeline", "Sum", "synchronize", "SyncBatchNorm",
 ]

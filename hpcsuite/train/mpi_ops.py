@@ -24,7 +24,6 @@ same MPI calls, non-blocking where theirs are. Operations still in flight at
 from __future__ import annotations
 
 import atexit
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -67,7 +66,7 @@ class Handle:
 class _Queue:
     queued: dict[str, Handle] = {}  # issued here, not started (insertion order)
     inflight: dict[str, Handle] = {}  # started, not synchronized
-    counter = itertools.count()  # Horovod's per-process handle counter: names of unnamed operations
+    unnamed: dict[str, int] = {}  # per kind: the next unnamed operation's number
     mirrored: list[Callable] = []  # joined rank: finishes of the operations it mirrors
 
 
@@ -125,6 +124,14 @@ class _GlobalProcessSet:
 global_process_set = _GlobalProcessSet()
 
 
+class ProcessSet:
+    """Horovod's ``hvd.ProcessSet``: out of scope, constructing one is a clear error."""
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        raise NotSupported("hvd.ProcessSet: process sets are not supported by hpcsuite.train: every collective "
+                           "runs on all ranks")
+
+
 def add_process_set(*_: Any, **__: Any) -> None:
     """Out of scope: a clear error (every collective runs on all ranks)."""
     raise NotSupported("hvd.add_process_set: process sets are not supported by hpcsuite.train")
@@ -144,8 +151,10 @@ def _describe(kind: str, name: str, match: Any) -> str:
 def _issue(kind: str, name: str | None, match: Any, local: Any, start: Callable | None,
            error: BaseException | None = None) -> Handle:
     ops._comm()
-    number = next(_Queue.counter)
-    name = name if name is not None else f"{kind}.noname.{number}"
+    if name is None:  # unnamed operations of a kind match in call order, as Horovod's
+        number = _Queue.unnamed.get(kind, 0)
+        _Queue.unnamed[kind] = number + 1
+        name = f"{kind}.noname.{number}"
     if name in _Queue.queued or name in _Queue.inflight:
         raise HorovodInternalError(f"a collective named {name!r} is already in flight on rank {ops.rank()}: "
                                    "operations are matched by name, so synchronize the first or use another name")
@@ -205,6 +214,8 @@ def _matched(name: str, wires: list, active: list[int], joined: list[int]) -> No
         mine.state = "started"
         _Queue.inflight[name] = mine
     else:  # joined: the same MPI calls on zeros / no rows
+        if name.startswith(f"{kind}.noname."):  # count it as issued: later unnamed ones still match
+            _Queue.unnamed[kind] = max(_Queue.unnamed.get(kind, 0), int(name.rsplit(".", 1)[1]) + 1)
         finish, _ = _MIRRORS[kind](match, everyone_local)
         _Queue.mirrored.append(finish)
 

@@ -264,6 +264,10 @@ class _DistributedOptimizer(torch.optim.Optimizer):
             return
         # Fewer passes than backward_passes_per_step: what was accumulated is reduced (Horovod's).
         if self._size == 1:  # nothing to exchange: leave the gradients where backward put them
+            if self._sparse_as_dense:  # ... dense, as on more ranks (a dense optimizer may follow)
+                for p in self._params:
+                    if p.grad is not None and p.grad.is_sparse:
+                        p.grad = p.grad.to_dense()
             self._synchronized = True
             return
         started = time.perf_counter()
