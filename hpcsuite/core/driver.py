@@ -186,12 +186,13 @@ def main(kernel: Kernel, argv: Sequence[str] | None = None) -> int:
 
     comm = mpi.world()
     started = time.perf_counter()
+    local_rank = mpi.local_rank(comm)  # collective: never inside a block one rank may leave early
     with mpi.agree(comm):
         if comm.rank == 0:
             cli.check_writable(args.json, "--json")
             for path, option in kernel.outputs(args):
                 cli.check_writable(path, option)
-        bk = backends.select(args.device, mpi.local_rank(comm))
+        bk = backends.select(args.device, local_rank)
     kernel.plan(comm, bk, args)
     guard(comm, bk, kernel.footprint(comm, bk, args))
     progress = Progress(comm, kernel.name, args)
