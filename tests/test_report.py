@@ -456,3 +456,12 @@ def test_a_bimodal_timing_set_renders(tmp_path):
     assert report.main([str(folder), "--out", str(out), "--quiet"]) == 0
     assert {p.name for p in out.iterdir()} >= {"report.md", "report.html", "report.csv", "plots"}
     assert len(list((out / "plots").glob("*.png"))) == 1
+
+
+def test_problem_sizes_carry_units():
+    assert series._problem("montecarlo", {"paths": 10 ** 6, "size": 10 ** 6, "seed": 1})[2] == "1 M paths"
+    assert series._problem("kmer", {"reads": 5000, "size": 750000, "k": 21})[2] == "750 k bases, 5 k reads"
+    assert series._problem("matmul", {"n": 512, "size": 512, "bytes": 6291456})[2] == "6.29 MB (n 512)"
+    assert series._problem("mean", {"shape": [1000, 100], "bytes": 800000})[2] == "800 kB (1000x100)"
+    weak = [new_rec(r, 1, [1.0], size=10 ** 6 * r) for r in (1, 2)]
+    assert next(s for s in series.build(weak) if s.kind == "weak").problem == "24 MB"

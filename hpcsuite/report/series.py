@@ -36,6 +36,9 @@ SIZE_PARAMS = {"shape", "bytes", "size", "n", "paths", "reads"}
 #: Environment fields that decide comparability (not host names, versions or git).
 ENV_KEYS = ("machine", "mpi_library", "device", "device_name", "thread_level")
 
+#: What ``params.size`` counts, where a kernel records no bytes.
+_SIZE_UNIT = {"kmer": "bases", "montecarlo": "paths"}
+
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
 
@@ -194,17 +197,21 @@ def _problem(kernel: str, params: dict[str, Any]) -> tuple[str, float, str]:
     shape_label = "x".join(str(int(d)) for d in shape) if shape else ""
     if "bytes" in sized:
         size = float(sized["bytes"])
-        label = human_bytes(size) + (f" ({shape_label})" if shape_label else "")
+        detail = shape_label or (f"n {int(sized['n'])}" if "n" in sized else "")
+        label = human_bytes(size) + (f" ({detail})" if detail else "")
     elif shape:
         size = float(math.prod(int(d) for d in shape))
         label = f"{shape_label} elements"
-    elif "size" in sized:
-        size = float(sized["size"])
-        label = human_count(size)
+    elif sized:
+        # Counts without bytes (paths, bases...): name the unit; "size" repeats another
+        # count in some kernels (montecarlo's paths), then it is said once.
+        size = float(sized["size"] if "size" in sized else sized[sorted(sized)[0]])
+        named = {k: float(v) for k, v in sized.items() if k != "size"}
+        if "size" in sized and float(sized["size"]) not in named.values():
+            named[_SIZE_UNIT.get(kernel, "elements")] = float(sized["size"])
+        label = ", ".join(f"{human_count(v)} {k}" for k, v in sorted(named.items()))
     else:
-        others = [float(v) for k, v in sorted(sized.items())]
-        size = others[0] if others else 0.0
-        label = ", ".join(f"{k} {human_count(float(v))}" for k, v in sorted(sized.items()))
+        size, label = 0.0, ""
     return json.dumps(sized, sort_keys=True), size, label
 
 
@@ -399,6 +406,7 @@ class Series:
     nodes: int | None = None  # fixed node count (axis ranks, curves)
     ranks_per_node: int | None = None  # fixed ranks per node (axis nodes, curves)
     problem: str = ""  # label of the problem size
+    _rows: list[dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def env(self) -> str:
@@ -444,7 +452,15 @@ class Series:
 
     def table(self) -> list[dict[str, Any]]:
         """One row per point: layout, time and its interval, scaling figures with
-        intervals, figure of merit with its interval, job ids, git, status."""
+        intervals, figure of merit with its interval, job ids, git, status.
+
+        Computed once (every output asks for it); each call returns fresh row dicts.
+        """
+        if self._rows is None:
+            self._rows = self._table()
+        return [dict(r) for r in self._rows]
+
+    def _table(self) -> list[dict[str, Any]]:
         rows = []
         for p in self.points:
             st = p.stats()
@@ -580,4 +596,7 @@ def _share(r: Run) -> str:
 
 def _per_rank_label(r: Run) -> str:
     share = r.size / r.ranks
-    return human_bytes(share) if '"bytes"' in r.problem else human_count(share)
+    if '"bytes"' in r.problem:
+        return human_bytes(share)
+    unit = "elements" if '"shape"' in r.problem else _SIZE_UNIT.get(r.kernel, "elements")
+    return f"{human_count(share)} {unit}"
