@@ -151,3 +151,25 @@ def test_core_stats_imports_only_numpy_and_math():
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert imported <= {"numpy", "math", "__future__", "collections", "dataclasses", "typing"}
+
+
+def test_exact_p_with_ties_equals_brute_force_enumeration():
+    import itertools
+
+    x, y = [1.0, 2.0, 2.0, 3.0, 5.0], [2.0, 3.0, 4.0, 5.0, 5.0, 6.0]
+    u, p, method = stats.mann_whitney(x, y)
+    assert "exact with ties" in method
+    both = np.array(x + y)
+    ranks = np.array([np.sum(both < v) + (np.sum(both == v) + 1) / 2 for v in both])
+    centre = len(x) * (len(both) + 1) / 2
+    observed = abs(ranks[:len(x)].sum() - centre)
+    subsets = list(itertools.combinations(range(len(both)), len(x)))
+    extreme = sum(abs(ranks[list(c)].sum() - centre) >= observed - 1e-9 for c in subsets)
+    assert p == pytest.approx(extreme / len(subsets))
+    assert u == ranks[:len(x)].sum() - len(x) * (len(x) + 1) / 2
+
+
+def test_ties_in_few_samples_are_not_called_significant():
+    # Timer resolution makes ties; 3 against 3 can never reach p < 0.05 (min p = 0.1).
+    c = stats.compare([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
+    assert c.p_value == pytest.approx(0.1) and c.verdict == "no significant change"
