@@ -26,7 +26,7 @@ def parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
         prog=f"python -m {PROG}",
         description="Scaling report from hpcsuite JSON records (sweeps, sbatch runs, --json runs): "
-                    "strong and weak scaling tables by node layout (median time with the 95 %% "
+                    "strong and weak scaling tables by node layout (median time with the 95 % "
                     "interval of the median, speedup and efficiency with intervals, Karp-Flatt, "
                     "figure of merit from the same median, Slurm job ids), latency/bandwidth "
                     "curves with min..p99 bands, plots, Markdown, self-contained HTML and CSV.",
