@@ -465,3 +465,13 @@ def test_problem_sizes_carry_units():
     assert series._problem("mean", {"shape": [1000, 100], "bytes": 800000})[2] == "800 kB (1000x100)"
     weak = [new_rec(r, 1, [1.0], size=10 ** 6 * r) for r in (1, 2)]
     assert next(s for s in series.build(weak) if s.kind == "weak").problem == "24 MB"
+
+
+def test_compare_tests_runs_when_there_are_enough():
+    # Four runs each; within a run the repetitions agree, between runs they scatter.
+    # Pooled, 40 vs 40 repetitions would look significant; over runs it is not.
+    old = series.build([rec(1, 1000, [t] * 10) for t in (1.0, 1.3, 0.9, 1.2)])
+    new = series.build([rec(1, 1000, [t] * 10) for t in (1.1, 1.35, 1.0, 1.25)])
+    (c,) = checks.compare(new, old, 0.05)
+    assert "4 vs 4 runs" in c["method"] and c["verdict"] == "no significant change"
+    assert c["old"] == pytest.approx(1.1) and c["new"] == pytest.approx(1.175)

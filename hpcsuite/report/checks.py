@@ -23,9 +23,10 @@ def compare(new: list[Series], old: list[Series], threshold: float,
     """Point-by-point verdicts for the series present in both result sets.
 
     A point is a **regression** (or an **improvement**) only when the difference is
-    significant: a two-sided Mann-Whitney U test at ``alpha`` on the pooled timed
-    samples (times: lower is better), and the medians moved by at least ``threshold``
-    (a fraction). Microbenchmark curves, which record one value per run, use the test
+    significant: a two-sided Mann-Whitney U test at ``alpha`` over the runs' medians
+    when both sides have :data:`MIN_RUNS` runs or more, else over the pooled timed
+    repetitions (times: lower is better), and the medians moved by at least
+    ``threshold`` (a fraction). Microbenchmark curves, which record one value per run, use the test
     over runs when both sides have several, else non-overlapping min..p99 bands.
     Anything else is "no significant change" - including one run against one run.
     """
@@ -51,13 +52,26 @@ def _verdict(direction: str) -> str:
     return {"slower": "regression", "faster": "improvement"}.get(direction, "no significant change")
 
 
+#: Runs per side from which --compare tests the runs' medians rather than the pooled
+#: repetitions (repetitions of one run share its placement and state, so runs are the
+#: more honest unit when there are enough of them).
+MIN_RUNS = 4
+
+
 def _time_change(prev: Point, p: Point, threshold: float, alpha: float) -> dict[str, Any] | None:
-    a, b = prev.samples, p.samples
-    if not a or not b:
+    if not prev.samples or not p.samples:
         return None
+    by_run = [[stats.median(r.samples) for r in pt.runs if r.samples] for pt in (prev, p)]
+    if min(len(by_run[0]), len(by_run[1])) >= MIN_RUNS:
+        (a, b), unit = by_run, "runs (their medians)"
+    else:
+        a, b, unit = prev.samples, p.samples, "repetitions"
     c = stats.compare(a, b, higher_is_better=False, alpha=alpha, min_change=threshold)
-    return {"metric": "time_s", "old": c.old_median, "new": c.new_median, "change": c.change,
-            "p_value": c.p_value, "method": f"{c.method}, {c.n_old} vs {c.n_new} samples",
+    # The medians shown are the table's (pooled), whichever unit the test used.
+    return {"metric": "time_s", "old": stats.median(prev.samples), "new": stats.median(p.samples),
+            "change": stats.median(p.samples) / stats.median(prev.samples) - 1
+            if stats.median(prev.samples) else math.nan,
+            "p_value": c.p_value, "method": f"{c.method}, {c.n_old} vs {c.n_new} {unit}",
             "direction": c.verdict, "verdict": _verdict(c.verdict)}
 
 
