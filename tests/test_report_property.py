@@ -63,12 +63,18 @@ def kernel_record(draw):
                               device_name="x86")
     rec = records.make(kernel, params=params, ranks=ranks, env=env, times=t, fom=_fom(draw, times),
                        check=draw(st.sampled_from([None, {"passed": True}, {"passed": True}, {"passed": False}])))
-    if draw(st.booleans()):
+    if draw(st.booleans()):  # a record from before provenance and ranks_per_node
         rec.pop("provenance", None)
         rec.pop("ranks_per_node", None)
-    elif draw(st.booleans()):
-        rec["provenance"]["slurm"] = {"job_id": str(draw(st.integers(1, 10 ** 6))),
-                                      "array_job_id": None, "array_task_id": draw(st.sampled_from([None, "3"]))}
+        rec["env"].pop("thread_level", None)
+    else:
+        rec["ranks_per_node"] = draw(st.sampled_from([-(-ranks // nodes), ranks, "2", None]))
+        rec["env"]["thread_level"] = draw(st.sampled_from(["single", "multiple", None]))
+        if draw(st.booleans()):
+            job = str(draw(st.integers(1, 10 ** 6)))
+            task = draw(st.sampled_from([None, "3"]))
+            rec["provenance"]["slurm"] = {"job_id": job, "array_job_id": job if task else None,
+                                          "array_task_id": task}
     return rec
 
 
@@ -94,7 +100,7 @@ def microbench_record(draw):
 record_sets = st.lists(st.one_of(kernel_record(), kernel_record(), microbench_record()), min_size=1, max_size=12)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                                    HealthCheck.function_scoped_fixture])
 @given(new=record_sets, old=record_sets)
 def test_report_finishes_and_writes_every_file(tmp_path_factory, new, old):
