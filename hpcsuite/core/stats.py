@@ -148,7 +148,8 @@ class Stats:
         return asdict(self)
 
 
-def summarize(samples: Sequence[float] | np.ndarray, confidence: float = DEFAULT_CONFIDENCE) -> Stats:
+def summarize(samples: Sequence[float] | np.ndarray,
+              confidence: float = DEFAULT_CONFIDENCE) -> Stats:
     """Min, max, mean, median, sample standard deviation, percentiles and the
     interval of the median (:func:`median_interval`).
 
@@ -270,7 +271,8 @@ def _normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def mann_whitney(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> tuple[float, float, str]:
+def mann_whitney(x: Sequence[float] | np.ndarray,
+                 y: Sequence[float] | np.ndarray) -> tuple[float, float, str]:
     """Two-sided Mann-Whitney U test that ``x`` and ``y`` come from one distribution.
 
     Returns
@@ -305,7 +307,8 @@ def mann_whitney(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarra
     if m + n <= 60:
         # Ties in few samples (timer resolution): the normal approximation would call
         # 3 against 3 significant, which no arrangement of 6 values can be. Count instead.
-        return u, _exact_tied_p((2 * ranks).round().astype(np.int64), m), "Mann-Whitney U, exact with ties"
+        p = _exact_tied_p((2 * ranks).round().astype(np.int64), m)
+        return u, p, "Mann-Whitney U, exact with ties"
     mu = m * n / 2.0
     tie_term = float(np.sum(counts ** 3 - counts)) / ((m + n) * (m + n - 1)) if m + n > 1 else 0.0
     var = m * n / 12.0 * ((m + n + 1) - tie_term)
