@@ -182,8 +182,8 @@ def test_microbench_bad_arguments_give_one_line_and_exit_2(n, args, message):
 
 def test_microbench_all_writes_records_and_osu_text(tmp_path):
     path = tmp_path / "omb.jsonl"
-    proc = launch(2, *MB, "--all", "--max", "1K", "--iterations", "3", "--validate",
-                  "--json", str(path), timeout=120)
+    proc = launch(2, *MB, "--all", "--max", "1K", "--iterations", "3", "--warmup", "1", "--validate",
+                  "--json", str(path), timeout=300)
     assert proc.returncode == 0, proc.stderr
     from hpcsuite.microbench import output, runner
 
