@@ -1,0 +1,254 @@
+"""Data-parallel training step time at N ranks, from measurements.
+
+    step(N) = compute + comm(N) - hidden(N)
+
+* ``compute``: the measured step time of a one-rank ``train.synthetic`` run (no
+  reduction at all: forward, backward and the optimizer);
+* ``comm(N)``: the gradient bytes split into fusion buffers (Horovod's Tensor Fusion:
+  ``ceil(bytes / fusion)`` allreduces, all full but the last), each a ring allreduce
+  ``2(N-1) alpha + 2(N-1)/N m beta``. Up to ``gpus_per_node`` ranks the links are the
+  intra-node ones; beyond, every ring step crosses a node boundary somewhere, so the
+  inter-node latency and bandwidth set its pace;
+* ``hidden(N)``: what the overlap mode hides behind the backward pass, *measured*: a
+  multi-rank record gives the exposed reduction time ``e(n)`` it saw, and the hidden
+  fraction ``f = 1 - e(n) / comm(n)`` is carried to N (never more than the compute
+  itself can hide). Without a multi-rank record nothing is assumed hidden (``f = 0``):
+  the prediction is then a pessimistic bound and says so.
+
+Throughput is ``N * batch / step(N)`` and the scaling efficiency ``compute / step(N)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hpcsuite.core import stats
+from hpcsuite.predict import comm
+
+
+@dataclass(frozen=True)
+class Network:
+    """Alpha-beta parameters of the links (seconds, seconds per byte)."""
+
+    alpha_intra: float
+    beta_intra: float
+    alpha_inter: float
+    beta_inter: float
+    source: str = ""
+
+    @staticmethod
+    def from_knobs(latency_us: float, bandwidth_gbps: float, source: str = "what-if") -> Network:
+        """One latency (microseconds) and bandwidth (GB/s, 1e9 bytes/s) for every link."""
+        if latency_us < 0 or bandwidth_gbps <= 0:
+            raise ValueError("--latency must be >= 0 and --bandwidth > 0")
+        a, b = latency_us * 1e-6, 1.0 / (bandwidth_gbps * 1e9)
+        return Network(a, b, a, b, source)
+
+    def with_knobs(self, latency_us: float | None, bandwidth_gbps: float | None) -> Network:
+        """These parameters with the inter-node (and intra-node) link replaced by a knob."""
+        a_i, b_i, a_x, b_x = self.alpha_intra, self.beta_intra, self.alpha_inter, self.beta_inter
+        src = self.source
+        if latency_us is not None:
+            if latency_us < 0:
+                raise ValueError("--latency must be >= 0")
+            a_x = latency_us * 1e-6
+            src += f"; latency {latency_us:g} us (what-if)"
+        if bandwidth_gbps is not None:
+            if bandwidth_gbps <= 0:
+                raise ValueError("--bandwidth must be > 0")
+            b_x = 1.0 / (bandwidth_gbps * 1e9)
+            src += f"; bandwidth {bandwidth_gbps:g} GB/s (what-if)"
+        return Network(a_i, b_i, a_x, b_x, src.strip("; "))
+
+
+def fusion_buffers(nbytes: float, fusion: float) -> list[float]:
+    """Sizes of the allreduces Tensor Fusion makes of ``nbytes`` of gradients."""
+    if nbytes <= 0:
+        return []
+    if fusion <= 0 or fusion >= nbytes:
+        return [float(nbytes)]
+    full = int(nbytes // fusion)
+    rest = nbytes - full * fusion
+    return [float(fusion)] * full + ([float(rest)] if rest > 0 else [])
+
+
+def comm_time(n: int, nbytes: float, fusion: float, net: Network, gpus_per_node: int) -> float:
+    """Time of the step's gradient allreduces on ``n`` ranks (ring, per fusion buffer)."""
+    if n <= 1:
+        return 0.0
+    inter = n > max(gpus_per_node, 1)
+    a, b = (net.alpha_inter, net.beta_inter) if inter else (net.alpha_intra, net.beta_intra)
+    return sum(comm.allreduce_time(m, n, a, b) for m in fusion_buffers(nbytes, fusion))
+
+
+@dataclass
+class TrainingModel:
+    """Inputs of the step-time model, and where each came from."""
+
+    compute: float  # seconds per step on one rank
+    compute_low: float
+    compute_high: float
+    batch: int  # samples per rank per step
+    grad_bytes: float
+    fusion: float
+    gpus_per_node: int
+    net: Network
+    hidden_fraction: float = 0.0
+    #: ranks per node -> measured compute slowdown when ranks share a node (CPU ranks
+    #: sharing cores, GPUs sharing a host); empty when the one-rank compute holds.
+    contention: dict[int, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def slowdown(self, n: int) -> float:
+        """Compute slowdown at ``n`` ranks: the measured one of the nearest measured ranks
+        per node not above ``min(n, gpus_per_node)`` (1 without a measurement)."""
+        rpn = min(n, max(self.gpus_per_node, 1))
+        known = [k for k in self.contention if k <= rpn]
+        return self.contention[max(known)] if known else 1.0
+
+    def step(self, n: int, compute: float | None = None) -> float:
+        """Predicted step time at ``n`` ranks."""
+        c = (self.compute if compute is None else compute) * self.slowdown(n)
+        t = comm_time(n, self.grad_bytes, self.fusion, self.net, self.gpus_per_node)
+        return c + t - min(self.hidden_fraction * t, c)
+
+    def predict(self, ns: Any) -> list[dict[str, float]]:
+        """Step time, throughput and efficiency (with the compute's interval) at each ``n``."""
+        rows = []
+        for n in (int(v) for v in np.atleast_1d(ns)):
+            step = self.step(n)
+            lo, hi = self.step(n, self.compute_low), self.step(n, self.compute_high)
+            comm_t = comm_time(n, self.grad_bytes, self.fusion, self.net, self.gpus_per_node)
+            rows.append({"ranks": n, "step_s": step, "step_low": lo, "step_high": hi, "slowdown": self.slowdown(n),
+                         "comm_s": comm_t, "exposed_s": step - self.compute,
+                         "throughput": n * self.batch / step,
+                         "throughput_low": n * self.batch / hi, "throughput_high": n * self.batch / lo,
+                         "efficiency": self.compute / step,
+                         "efficiency_low": self.compute_low / lo if lo > 0 else math.nan,
+                         "efficiency_high": self.compute_high / hi if hi > 0 else math.nan})
+        return rows
+
+
+def _result(rec: dict[str, Any]) -> dict[str, Any]:
+    r = rec.get("result")
+    return r if isinstance(r, dict) else {}
+
+
+def _samples(rec: dict[str, Any]) -> list[float]:
+    t = rec.get("times") if isinstance(rec.get("times"), dict) else {}
+    out = [float(v) for v in t.get("samples") or [] if isinstance(v, (int, float)) and v > 0]
+    return out
+
+
+def from_records(recs: list[dict[str, Any]], net: Network, *, fusion: float | None = None,
+                 gpus_per_node: int | None = None, hidden_fraction: float | None = None) -> TrainingModel:
+    """Build the model from the ``train.synthetic`` records of one model and batch size.
+
+    Parameters
+    ----------
+    recs : list of dict
+        Records of one configuration; one must be a one-rank run (the compute).
+    net : Network
+        Link parameters (fitted from microbenchmarks, or what-if knobs).
+    fusion : float, optional
+        Fusion buffer bytes [the records' ``fusion_bytes`` when present, else 4 MiB,
+        ``train.synthetic``'s default].
+    gpus_per_node : int, optional
+        Ranks per node [the largest ``ranks_per_node`` in the records, at least 1].
+    hidden_fraction : float, optional
+        Override the measured overlap (what-if).
+
+    Raises
+    ------
+    ValueError
+        No one-rank record with timings, or no gradient size.
+    """
+    ones = [r for r in recs if r.get("ranks") == 1 and _samples(r)]
+    if not ones:
+        raise ValueError("a training prediction needs a one-rank train.synthetic record (the compute per step)")
+    samples = [s for r in ones for s in _samples(r)]
+    st = stats.summarize(samples)
+    res = _result(ones[0])
+    grad = res.get("gradient_bytes")
+    if not isinstance(grad, (int, float)) or grad <= 0:
+        raise ValueError("the one-rank train.synthetic record has no result.gradient_bytes")
+    params = ones[0].get("params") or {}
+    batch = int(params.get("batch_size") or 1)
+    notes = [f"compute {1e3 * st.median:.3g} ms/step: median of {st.n} one-rank steps "
+             f"[{1e3 * st.low:.3g}, {1e3 * st.high:.3g}]"]
+    if fusion is None:
+        rec_f = res.get("fusion_bytes", params.get("fusion_bytes"))
+        fusion = float(rec_f) if isinstance(rec_f, (int, float)) and rec_f > 0 else float(4 << 20)
+    if gpus_per_node is None:
+        gpus_per_node = max([int(r.get("ranks_per_node") or 1) for r in recs] + [1])
+    model = TrainingModel(compute=st.median, compute_low=st.low, compute_high=st.high, batch=batch,
+                          grad_bytes=float(grad), fusion=float(fusion), gpus_per_node=int(gpus_per_node),
+                          net=net, notes=notes)
+    if hidden_fraction is not None:
+        model.hidden_fraction = min(max(hidden_fraction, 0.0), 1.0)
+        notes.append(f"hidden fraction {model.hidden_fraction:.2f} (what-if)")
+        return model
+    multi = [r for r in recs if isinstance(r.get("ranks"), int) and r["ranks"] > 1
+             and isinstance(_result(r).get("exposed_reduction_s_per_step"), (int, float))]
+    fractions = []
+    for r in multi:
+        n = int(r["ranks"])
+        modelled = comm_time(n, float(grad), float(fusion), net, int(gpus_per_node))
+        exposed = float(_result(r)["exposed_reduction_s_per_step"])
+        if modelled > 0:
+            fractions.append(min(max(1.0 - exposed / modelled, 0.0), 1.0))
+        # Compute of this layout: its step minus what it waited for the reduction.
+        # Ranks that share a node's cores (or host) compute slower than one rank alone;
+        # carrying the one-rank compute to N would then promise too much.
+        steps = _samples(r)
+        rpn = int(r.get("ranks_per_node") or n)
+        if steps and rpn > 1:
+            c_eff = float(np.median(steps)) - exposed
+            if c_eff > 1.2 * st.high:
+                model.contention[rpn] = max(model.contention.get(rpn, 1.0), c_eff / st.median)
+    for rpn, v in sorted(model.contention.items()):
+        model.warnings.append(f"with {rpn} ranks per node the measured compute per step is {v:.2f}x the "
+                              f"one-rank compute (ranks sharing a node's cores or host): carried to every "
+                              f"node of {rpn} ranks")
+    if fractions:
+        model.hidden_fraction = float(np.median(fractions))
+        notes.append(f"hidden fraction {model.hidden_fraction:.2f}: measured exposed reduction against the "
+                     f"modelled one in {len(fractions)} multi-rank record(s) (overlap "
+                     f"{_result(multi[0]).get('overlap', '?')})")
+    else:
+        model.warnings.append("no multi-rank train.synthetic record with an exposed reduction time: no overlap "
+                              "assumed (a pessimistic bound)")
+    return model
+
+
+def network_from_fits(p2p: dict[str, comm.P2PModel], allreduce: comm.CollectiveModel | None = None) -> Network | None:
+    """Link parameters from point-to-point fits (``{"intra-node": .., "inter-node": ..}``):
+    the large-message regime of each (training buffers are megabytes). An intra-node
+    ring allreduce fit, when given, replaces the intra-node pair (it includes the
+    reduction cost). None when there is no point-to-point fit at all."""
+    intra, inter = p2p.get("intra-node"), p2p.get("inter-node")
+    if intra is None and inter is None:
+        return None
+    src = []
+    if intra is not None:
+        a_i, b_i = intra.large().alpha, intra.large().beta
+        src.append("intra-node: point-to-point fit")
+    if inter is not None:
+        a_x, b_x = inter.large().alpha, inter.large().beta
+        src.append("inter-node: point-to-point fit")
+    if intra is None:
+        a_i, b_i = a_x, b_x
+    if inter is None:
+        a_x, b_x = a_i, b_i
+        src.append("no inter-node curve: intra-node parameters used beyond one node")
+    if allreduce is not None and allreduce.curves and allreduce.curves[0].nodes == 1:
+        big = allreduce.regimes[-1].chosen
+        if big.algorithm == "ring" and big.beta > 0:
+            a_i, b_i = big.alpha, big.beta
+            src[0] = "intra-node: ring allreduce fit"
+    return Network(a_i, b_i, a_x, b_x, "; ".join(src))
