@@ -24,6 +24,8 @@ MODULES: dict[str, tuple[str, bool, bool, bool]] = {
     "microbench": ("MPI latency, bandwidth and collective benchmarks (OSU-compatible output)", True, False,
                    True),
     "report": ("scaling tables, plots, Markdown/HTML/CSV from JSON records (one process)", False, False, False),
+    "predict": ("performance models from records, extended to --predict-to ranks with intervals", False, False,
+                False),
     "sweep": ("strong/weak scaling series, locally or one Slurm job per point, resumable", False, False, False),
     "slurm": ("the launcher inside slurm/*.sbatch (srun with the right PMI, or mpirun)", False, False, False),
     "deploy": ("Kubernetes manifests (MPIJob, Indexed Job + Service) and SageMaker configuration",
