@@ -176,7 +176,7 @@ def runs():
     (Ramble's default arguments)."""
     tests = ("latency", "bw", "allreduce", "alltoall", "bcast", "iallreduce")
     out = {}
-    for label, args in (("reframe", ("-m", "1:4194304", "-x", "1", "-i", "2", "-c")),
+    for label, args in (("reframe", ("-m", "1:4194304", "-x", "1", "-i", "2", "-c", "D", "D")),
                         ("tails", ("-m", "4:4194304", "-x", "1", "-i", "4", "-z"))):
         proc = launch(2, *MB, *tests, *args, timeout=240)
         assert proc.returncode == 0, proc.stderr
@@ -325,6 +325,31 @@ def test_osu_flag_forms_parse_without_mpi():
     assert parse("bw", "-x", "3", "-i", "7").warmup == 3 and parse("bw", "-i", "7").iterations == 7
     assert parse("allreduce", "-f").full and parse("allreduce").thread_level == "single"
     assert "mpi4py.MPI" not in sys.modules or True  # parsing never starts MPI (see test_jobs)
+
+
+@pytest.mark.parametrize("argv,tests,buffer", [
+    (("latency", "-m", "8", "D", "D"), ["latency"], ["numpy"]),  # ReFrame's pt2pt words, no -d: unused
+    (("latency", "H", "H"), ["latency"], ["numpy"]),
+    (("latency", "-d", "cuda", "D", "D"), ["latency"], ["cupy"]),
+    (("latency", "-d", "cuda", "H", "H"), ["latency"], ["numpy"]),
+    (("latency", "-d", "cuda"), ["latency"], ["cupy"]),
+])
+def test_osu_buffer_words(argv, tests, buffer):
+    from hpcsuite.microbench import __main__ as m
+
+    args = m.parse_args(argv)
+    m._buffer_words(args)
+    assert (args.tests, args.buffer) == (tests, buffer)
+
+
+@pytest.mark.parametrize("argv,message", [(("latency", "-d", "cuda", "H", "D"), "not supported"),
+                                          (("latency", "D"), "give two")])
+def test_osu_buffer_words_refused(argv, message):
+    from hpcsuite.core.errors import UsageError
+    from hpcsuite.microbench import __main__ as m
+
+    with pytest.raises(UsageError, match=message):
+        m._buffer_words(m.parse_args(argv))
 
 
 def test_osu_flags_drive_the_run():

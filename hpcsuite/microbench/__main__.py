@@ -133,6 +133,9 @@ def parser() -> cli.ArgumentParser:
                    help="message kinds, one run of each test per kind: numpy, cupy (GPU), "
                         "bytearray, pickle or pkl5 (lower-case API); e.g. numpy,pickle,pkl5 "
                         "shows what pickling costs [numpy]")
+    p.add_argument("-d", "--accelerator", choices=("cuda", "managed"), default=None,
+                   help="OSU's device buffers: the same as --buffer cupy; then OSU's trailing buffer "
+                        "words (latency ... D D or H H) pick device or host buffers")
     p.add_argument("--min", type=_size, default=None, metavar="BYTES",
                    help="smallest message, e.g. 1, 4K [1; the element size with -T, 4 for reductions]")
     p.add_argument("--max", type=_size, default=None, metavar="BYTES",
@@ -214,6 +217,7 @@ def start_mpi(level: str) -> tuple[float | None, str | None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.microbench``; return the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    _buffer_words(args)
     if not args.tests and not args.all:
         raise UsageError("name at least one test (e.g. latency), or give --all")
     unknown = [t for t in args.tests if t not in NAMES]
@@ -307,6 +311,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.collective = True
         raise err
     return 0
+
+
+#: OSU's trailing SRC DST buffer words: host, device, managed (on host or device).
+BUFFER_WORDS = {"H": "host", "D": "device", "M": "device", "MD": "device", "MH": "device"}
+
+
+def _buffer_words(args: argparse.Namespace) -> None:
+    """Take OSU's ``SRC DST`` words (``osu_latency ... D D``) out of the test names.
+
+    As in OSU, they matter only with device support asked for (``-d cuda``): then ``D D``
+    means CuPy buffers and ``H H`` host ones. Without ``-d`` they are accepted and left
+    unused, as an OSU built without accelerator support leaves them (ReFrame appends
+    ``D D`` to every point-to-point run).
+    """
+    words = [t for t in args.tests if t in BUFFER_WORDS]
+    if not words:
+        if args.accelerator:
+            args.buffer = ["cupy"]
+        return
+    args.tests = [t for t in args.tests if t not in BUFFER_WORDS]
+    if len(words) != 2:
+        raise UsageError(f"buffer words {' '.join(words)}: give two, SRC and DST (e.g. D D or H H)")
+    if not args.accelerator:
+        return
+    places = {BUFFER_WORDS[w] for w in words}
+    if len(places) > 1:
+        raise UsageError(f"buffers {' '.join(words)}: host on one rank and device on the other is not "
+                         "supported; use D D or H H")
+    args.buffer = ["cupy"] if places == {"device"} else ["numpy"]
 
 
 def _datatype(spec: Any, dtype: str | None) -> str:
