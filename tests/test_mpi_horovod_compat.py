@@ -233,6 +233,8 @@ def test_a_rank_refusing_a_collective_fails_it_on_every_rank_and_the_job_goes_on
         assert "failed on rank 0" in str(info.value) and info.value.collective
     with pytest.raises(ValueError if r == 0 else hvd.HorovodInternalError, match="bool tensor has no sum"):
         hvd.allreduce(torch.ones(2, dtype=torch.bool if r == 0 else torch.float32), op=hvd.Sum)
+    with pytest.raises(ValueError if r == 0 else hvd.HorovodInternalError, match="unknown reduction op 'bogus'"):
+        hvd.allreduce(torch.ones(1), op="bogus" if r == 0 else hvd.Sum)
     assert torch.equal(hvd.allreduce(torch.ones(1), op=hvd.Sum), torch.full((1,), float(n)))
 
 
@@ -407,3 +409,41 @@ def test_hvd_run_starts_the_job_from_inside_the_script_as_horovod_run(tmp_path):
     proc = python(str(script), "--num-proc", "3", timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "results [[0, 3, 30.0], [1, 3, 30.0], [2, 3, 30.0]]" in proc.stdout
+
+
+def test_joined_ranks_fuse_by_dtype_and_device_as_the_active_ranks():
+    from hpcsuite.train import mpi_ops
+
+    descrs = [((2,), "torch.float32", "cuda:0"), ((3,), "torch.float32", "cpu"), ((1,), "torch.float32", "cuda:0"),
+              ((4,), "torch.float64", "cpu")]
+    assert mpi_ops._groups(descrs) == {("torch.float32", "cuda:0"): [0, 2], ("torch.float32", "cpu"): [1],
+                                       ("torch.float64", "cpu"): [3]}
+
+
+@pytest.mark.mpi
+def test_shutdown_then_init_again(_hvd):
+    n = hvd.size()
+    pending = hvd.allreduce_async(torch.ones(2), op=hvd.Sum, name="before shutdown")
+    hvd.barrier()  # starts it
+    hvd.shutdown()
+    assert not hvd.is_initialized()
+    with pytest.raises(ValueError, match="call hvd.init"):
+        hvd.rank()
+    hvd.init()
+    assert torch.equal(hvd.synchronize(pending), torch.full((2,), float(n)))  # completed at shutdown
+    assert torch.equal(hvd.allreduce(torch.ones(1), op=hvd.Sum, name="after"), torch.full((1,), float(n)))
+
+
+@pytest.mark.mpi
+def test_an_exception_in_the_reduction_thread_reaches_the_caller(_hvd, monkeypatch):
+    def broken(self):
+        raise RuntimeError("injected failure in the reduction thread")
+
+    monkeypatch.setattr(hvd.ops._Sum16, "run", broken)  # every rank fails alike: nothing half-reduced
+    pending = hvd.ops.start_sum(torch.ones(4, dtype=torch.float16), "thread")
+    with pytest.raises(RuntimeError, match="injected failure in the reduction thread"):
+        hvd.ops.wait_sums([pending], "test")
+    monkeypatch.undo()
+    again = hvd.ops.start_sum(torch.ones(4, dtype=torch.float16), "thread")  # the thread still serves
+    hvd.ops.wait_sums([again], "test")
+    assert torch.equal(again.tensor, torch.full((4,), float(hvd.size()), dtype=torch.float16))

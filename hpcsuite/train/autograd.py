@@ -52,7 +52,10 @@ def allreduce(tensor: torch.Tensor, average: bool | None = None, name: str | Non
     """Reduce a copy of ``tensor`` over ranks (``op`` ``Average`` by default; ``Sum``, ``Min``,
     ``Max``, ``Product``), scaled by ``prescale_factor`` before and ``postscale_factor``
     after, sent as ``compression`` makes it. Differentiable for sums and averages."""
-    op = mpi_ops._resolve(op, average)
+    try:
+        op = mpi_ops._resolve(op, average)
+    except (ValueError, NotImplementedError):  # refused: fails on every rank, through the negotiation
+        return mpi_ops.allreduce_(tensor.detach().clone(), average, name, op, prescale_factor, postscale_factor)
     wire, ctx = _compressed(tensor, compression)
     return _decompressed(_Allreduce.apply(wire, op, name, prescale_factor, postscale_factor), ctx, compression)
 
@@ -76,7 +79,11 @@ def grouped_allreduce(tensors: Sequence[torch.Tensor], average: bool | None = No
                       postscale_factor: float = 1.0) -> list[torch.Tensor]:
     """Reduced copies of several tensors, one fused reduction per dtype and device
     (arguments as :func:`allreduce`). Differentiable for sums and averages."""
-    op = mpi_ops._resolve(op, average)
+    try:
+        op = mpi_ops._resolve(op, average)
+    except (ValueError, NotImplementedError):  # refused: fails on every rank, through the negotiation
+        return mpi_ops.grouped_allreduce_([t.detach().clone() for t in tensors], average, name, op,
+                                          prescale_factor, postscale_factor)
     pairs = [_compressed(t, compression) for t in tensors]
     outs = _GroupedAllreduce.apply(op, name, prescale_factor, postscale_factor, *[w for w, _ in pairs])
     return [_decompressed(o, c, compression) for o, (_, c) in zip(outs, pairs)]

@@ -352,10 +352,11 @@ def _complete_all() -> None:
         if handle.state == "started" and handle.finish is not None:
             try:
                 with ops._watchdog(f"{handle.kind} {handle.name!r} (pending at exit)"):
-                    handle.finish()
-            except Exception:  # an operation that failed is not the exit's business
-                pass
-            handle.state, handle.finish = "done", None
+                    handle.result = handle.finish()  # synchronize() still returns it afterwards
+                handle.state = "done"
+            except Exception as exc:  # raised by a later synchronize(), not at shutdown
+                handle.state, handle.error = "failed", exc
+            handle.finish = None
 
 
 def shutdown() -> None:
@@ -655,9 +656,12 @@ def allreduce_async_(tensor: torch.Tensor, average: bool | None = None, name: st
     double precision, integers truncated), and an average is a sum scaled by
     ``postscale_factor / size`` - integer averages included.
     """
-    _no_process_set(process_set)
-    _tensor_check(tensor)
-    op = _resolve(op, average)
+    try:  # refused arguments fail the operation on every rank (module docstring)
+        _no_process_set(process_set)
+        _tensor_check(tensor)
+        op = _resolve(op, average)
+    except (ArgumentError, NotSupported) as exc:
+        return _issue("allreduce", name, None, None, None, exc)
     match = (tuple(tensor.shape), str(tensor.dtype), str(tensor.device), op, prescale_factor, postscale_factor)
 
     def check() -> None:
@@ -672,8 +676,8 @@ def allreduce_async(tensor: torch.Tensor, average: bool | None = None, name: str
                     op: str | None = None, prescale_factor: float = 1.0, postscale_factor: float = 1.0,
                     process_set: Any = None) -> Handle:
     """Start reducing a copy of ``tensor`` (arguments as :func:`allreduce_async_`)."""
-    return allreduce_async_(tensor.detach().clone(), average, name, op, prescale_factor, postscale_factor,
-                            process_set)
+    copy = tensor.detach().clone() if isinstance(tensor, torch.Tensor) else tensor
+    return allreduce_async_(copy, average, name, op, prescale_factor, postscale_factor, process_set)
 
 
 def allreduce_(tensor: torch.Tensor, average: bool | None = None, name: str | None = None, op: str | None = None,
@@ -686,8 +690,11 @@ def grouped_allreduce_async_(tensors: Sequence[torch.Tensor], average: bool | No
                              op: str | None = None, prescale_factor: float = 1.0, postscale_factor: float = 1.0,
                              process_set: Any = None) -> Handle:
     """Start reducing several tensors in place, fused: one reduction per dtype and device."""
-    _no_process_set(process_set)
-    op = _resolve(op, average)
+    try:  # refused arguments fail the operation on every rank (module docstring)
+        _no_process_set(process_set)
+        op = _resolve(op, average)
+    except (ArgumentError, NotSupported) as exc:
+        return _issue("grouped_allreduce", name, None, None, None, exc)
     tensors = list(tensors)
     for t in tensors:
         _tensor_check(t)
@@ -715,8 +722,11 @@ def grouped_allreduce_(tensors: Sequence[torch.Tensor], average: bool | None = N
 def broadcast_async_(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None,
                      process_set: Any = None) -> Handle:
     """Start overwriting ``tensor`` with ``root_rank``'s (``Ibcast``); :func:`synchronize` the handle."""
-    _no_process_set(process_set)
-    _tensor_check(tensor)
+    try:  # refused arguments fail the operation on every rank (module docstring)
+        _no_process_set(process_set)
+        _tensor_check(tensor)
+    except (ArgumentError, NotSupported) as exc:
+        return _issue("broadcast", name, None, None, None, exc)
     match = (tuple(tensor.shape), str(tensor.dtype), str(tensor.device), root_rank)
 
     def check() -> None:
@@ -729,7 +739,8 @@ def broadcast_async_(tensor: torch.Tensor, root_rank: int = 0, name: str | None 
 def broadcast_async(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None,
                     process_set: Any = None) -> Handle:
     """Start broadcasting into a copy of ``tensor``."""
-    return broadcast_async_(tensor.detach().clone(), root_rank, name, process_set)
+    copy = tensor.detach().clone() if isinstance(tensor, torch.Tensor) else tensor
+    return broadcast_async_(copy, root_rank, name, process_set)
 
 
 def broadcast_(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None,
@@ -740,8 +751,11 @@ def broadcast_(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None
 
 def allgather_async(tensor: torch.Tensor, name: str | None = None, process_set: Any = None) -> Handle:
     """Start concatenating every rank's ``tensor`` along dimension 0 (first dimensions may differ)."""
-    _no_process_set(process_set)
-    _tensor_check(tensor)
+    try:  # refused arguments fail the operation on every rank (module docstring)
+        _no_process_set(process_set)
+        _tensor_check(tensor)
+    except (ArgumentError, NotSupported) as exc:
+        return _issue("allgather", name, None, None, None, exc)
     match = (tuple(tensor.shape[1:]), str(tensor.dtype), str(tensor.device))
 
     def check() -> None:
@@ -793,8 +807,11 @@ def alltoall_async(tensor: torch.Tensor, splits: Any = None, name: str | None = 
     """Start sending ``splits[r]`` rows of ``tensor`` to rank ``r``; the result is the rows
     received (in rank order) and how many came from each rank. Without ``splits`` the first
     dimension must divide evenly by the rank count (Horovod's rule)."""
-    _no_process_set(process_set)
-    _tensor_check(tensor)
+    try:  # refused arguments fail the operation on every rank (module docstring)
+        _no_process_set(process_set)
+        _tensor_check(tensor)
+    except (ArgumentError, NotSupported) as exc:
+        return _issue("alltoall", name, None, None, None, exc)
     n = ops.size()
     rows = int(tensor.shape[0]) if tensor.dim() else 0
     given = splits
@@ -836,9 +853,12 @@ def reducescatter_async(tensor: torch.Tensor, name: str | None = None, op: str |
     """Start reducing ``tensor`` over ranks (``Sum`` or ``Average``, scaled as
     :func:`allreduce_async_`); the result is this rank's block of rows (the first dimension
     split evenly, the first ranks one more)."""
-    _no_process_set(process_set)
-    _tensor_check(tensor)
-    op = _rs_op(op)
+    try:  # refused arguments fail the operation on every rank (module docstring)
+        _no_process_set(process_set)
+        _tensor_check(tensor)
+        op = _rs_op(op)
+    except (ArgumentError, NotSupported) as exc:
+        return _issue("reducescatter", name, None, None, None, exc)
     match = (tuple(tensor.shape), str(tensor.dtype), op, prescale_factor, postscale_factor)
 
     def check() -> None:
