@@ -24,7 +24,7 @@ def add_model_options(p: cli.ArgumentParser) -> None:
     p.add_argument("--predict-to", type=cli.positive_int, default=512, metavar="N",
                    help="extend every model to N ranks [%(default)s]")
     p.add_argument("--cores-per-node", type=cli.positive_int, default=None, metavar="C",
-                   help="cores per node, for oversubscribed points [this machine's, for records made on it]")
+                   help="model ranks beyond C per node as time-shared (time x ranks per node / C) [off]")
     p.add_argument("--bandwidth", type=float, default=None, metavar="GB/s",
                    help="what-if inter-node bandwidth for the training prediction (1e9 bytes/s)")
     p.add_argument("--latency", type=float, default=None, metavar="US",
