@@ -1,10 +1,16 @@
 """Communication microbenchmarks in the OSU tradition: ``python -m hpcsuite.microbench``.
 
-Modules: ``schedule`` (sizes, iterations; pure), ``stats`` (per-size statistics;
-pure), ``buffers`` (numpy, cupy, bytearray, pickle, pkl5 message kinds), ``tests``
-(the benchmarks: what one iteration does and how its result is validated),
-``runner`` (the timing loop; the only part that communicates), ``output`` (OSU text,
-tables, JSON, CSV; OSU parsing), ``__main__`` (the command line).
+A drop-in for OSU Micro-Benchmarks 7.4: the same measurements (every buffer written
+before timing, MPI started at OSU's thread level, OSU's overlap formula), OSU's text
+output and short flags, plus per-size statistics and validation.
+
+Modules: ``schedule`` (sizes, iterations; pure), ``stats`` (per-size statistics, OSU's
+overlap and tail percentiles; pure), ``buffers`` (numpy, cupy, bytearray, pickle, pkl5
+message kinds), ``catalog`` (point-to-point, multi-pair and one-sided benchmarks: what
+one iteration does and how its data is validated), ``collectives`` (blocking and
+non-blocking collectives), ``runner`` (the registry and the timing loop; the only part
+that times), ``output`` (OSU 7.4 text, tables, CSV; the OSU parser), ``__main__`` (the
+command line, OSU's flags, MPI start-up at the chosen thread level).
 """
 
 #: The benchmarks, in ``--all`` order. Listed here, apart from ``runner.TESTS``, so that

@@ -23,7 +23,6 @@ from hpcsuite.microbench.buffers import Messages
 from hpcsuite.microbench.catalog import F32, Case, Spec
 
 U8 = np.uint8
-I32 = np.int32
 C = collectives
 
 
