@@ -203,10 +203,8 @@ def test_the_renderers_refuse_control_characters_themselves(value):
 ])
 def test_k8s_refuses_names_and_sizes_kubernetes_or_the_operator_would_not_take(kind, name, workers, message,
                                                                                capsys):
-    started = __import__("time").monotonic()
     code, out, err = _deploy(["k8s", "--kind", kind, "--image", "i", "--name", name, "--workers", str(workers)],
-                             capsys)
-    assert __import__("time").monotonic() - started < 5  # refused at once, nothing rendered
+                             capsys)  # refused before rendering (10 million host names took minutes)
     _one_error(code, err, message)
     assert out == ""
 

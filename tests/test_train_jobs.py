@@ -116,3 +116,48 @@ def test_a_horovod_style_script_runs_with_one_import_changed(extra):
 def test_a_horovod_style_script_asking_for_adasum_gets_a_clear_error():
     proc = launch(2, "tests/helpers/horovod_style.py", "--use-adasum", timeout=120)
     assert proc.returncode != 0 and "op=hvd.Adasum is not supported by hpcsuite.train" in proc.stderr
+
+
+# -- issue 14: outputs checked before training, bad values, memory, damaged checkpoints ----------
+
+def _bad_checkpoint(path):
+    import torch
+
+    path.mkdir()
+    torch.save({"model": {"0.weight": "not a tensor"}, "optimizer": 3, "epoch": "one", "step": None,
+                "config": ["x"]}, path / "mnist.pt")
+
+
+@pytest.mark.parametrize("n,args,message", [
+    (2, ("--checkpoint-dir", "{tmp}/file"), "--checkpoint-dir '{tmp}/file' is not a folder"),
+    (1, ("--checkpoint-dir", "{tmp}/file/sub"), "cannot be created"),
+    (2, ("--json", "{tmp}/nowhere/r.jsonl"), "does not exist"),
+    (1, ("--momentum", "-1"), "--momentum -1.0 must be a finite number >= 0"),
+    (2, ("--lr", "inf"), "--lr inf must be positive and finite"),
+    (2, ("--hidden", "1000000000"), "GB is available there"),
+    (2, ("--checkpoint-dir", "{tmp}/bad", "--resume"), "has fields of the wrong type"),
+])
+def test_mnist_refuses_before_training_with_one_line(tmp_path, n, args, message):
+    (tmp_path / "file").write_text("x")
+    _bad_checkpoint(tmp_path / "bad")
+    args = tuple(a.format(tmp=tmp_path) for a in args)
+    proc = launch(n, "-m", "hpcsuite.train.mnist", "--epochs", "2", *args, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message.format(tmp=tmp_path) in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "[rank 1]" not in proc.stderr
+    assert "test accuracy" not in proc.stdout + proc.stderr  # refused before any training
+
+
+def test_torch_running_out_of_host_memory_is_recognised_as_out_of_memory():
+    import torch
+
+    from hpcsuite.core import cli
+
+    try:
+        torch.empty(1 << 60, dtype=torch.uint8)  # 1 EiB: refused at once, nothing touched
+    except RuntimeError as exc:
+        assert cli._out_of_memory(exc), str(exc)
+    else:
+        pytest.skip("this system let torch reserve 1 EiB")
+    assert not cli._out_of_memory(RuntimeError("size mismatch for 0.weight"))

@@ -66,9 +66,19 @@ class ArgumentParser(argparse.ArgumentParser):
         if env_rank() == 0:
             super()._print_message(message, file)
 
+    # What argparse decides depends on the command line only, which every rank of a job
+    # shares: its exits and errors are collective, also when MPI already runs (a module
+    # whose imports start MPI). A job launched with different arguments per rank
+    # (MPMD) must not rely on this.
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            self._print_message(message, sys.stderr)
+        raise collective_exit(status)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         err = UsageError(message)
         err.usage = self.format_usage()  # type: ignore[attr-defined]
+        err.collective = True
         raise err
 
 

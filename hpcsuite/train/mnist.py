@@ -15,6 +15,7 @@ reads SM_MODEL_DIR and SM_CHANNEL_TRAINING when present.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import signal
 import sys
@@ -59,6 +60,16 @@ def parser() -> cli.ArgumentParser:
     return p
 
 
+def _check_args(args: Any) -> None:
+    """Refuse option values training cannot use. Pure."""
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        raise UsageError(f"--lr {args.lr!r} must be positive and finite")
+    if not (args.momentum >= 0 and math.isfinite(args.momentum)):
+        raise UsageError(f"--momentum {args.momentum!r} must be a finite number >= 0 (SGD's momentum factor)")
+    if args.fp16_allreduce and args.compression not in (None, "fp16"):
+        raise UsageError(f"--fp16-allreduce contradicts --compression {args.compression}; give one of them")
+
+
 def _on_usr1(signum: int, frame: Any) -> None:
     _signalled["usr1"] = True
 
@@ -66,10 +77,11 @@ def _on_usr1(signum: int, frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Train; return the exit status."""
     args = parser().parse_args(argv)
-    if not args.lr > 0:
-        raise UsageError(f"--lr {args.lr!r} must be positive")
-    if args.fp16_allreduce and args.compression not in (None, "fp16"):
-        raise UsageError(f"--fp16-allreduce contradicts --compression {args.compression}; give one of them")
+    try:
+        _check_args(args)
+    except UsageError as err:
+        err.collective = True  # the command line decides it, alike on every rank (MPI may run already)
+        raise
     args.compression = "fp16" if args.fp16_allreduce else (args.compression or "none")
     if args.device == "cuda":
         # Deterministic cuBLAS (below) needs a fixed workspace, set before CUDA starts;
@@ -83,6 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     hvd.init()
     rank, size = hvd.rank(), hvd.size()
+    from hpcsuite.core import mpi
+
+    comm = mpi.world()
+    path = os.path.join(args.checkpoint_dir, "mnist.pt")
+    with mpi.agree(comm):  # every output location, before any training (rank 0 writes them)
+        if rank == 0:
+            checkpoint.check_folder(args.checkpoint_dir, "--checkpoint-dir")
+            cli.check_writable(args.json, "--json")
     device = hvd.ops.bind_device(args.device)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(args.seed)
@@ -96,25 +116,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         x_train, y_train, x_test, y_test = data.split(x, y, 0.2, seed=12345)
         source = "scikit-learn digits (bundled)"
     features = x_train.shape[1]
+    if args.device == "cpu":
+        _check_memory(comm, features, args.hidden, args.batch_size, -(-len(x_test) // size))
     model = torch.nn.Sequential(torch.nn.Linear(features, args.hidden), torch.nn.ReLU(),
                                 torch.nn.Linear(args.hidden, 10)).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr * size, momentum=args.momentum)
     config = {"features": features, "hidden": args.hidden, "batch_size": args.batch_size, "ranks": size,
               "lr": args.lr, "seed": args.seed, "source": source}
     start_epoch = start_step = 0
-    path = os.path.join(args.checkpoint_dir, "mnist.pt")
     if args.resume and os.path.exists(path):
-        state = checkpoint.load(path) if rank == 0 else None
+        state = None
+        with mpi.agree(comm):  # a damaged file: one message, every rank exits
+            if rank == 0:
+                state = checkpoint.load(path)
         state = hvd.broadcast_object(state, 0, name="checkpoint")
-        if state["config"] != config:
-            changed = sorted(k for k in config if state["config"].get(k) != config[k])
-            raise InputError(f"checkpoint {path!r} was written with other settings ({', '.join(changed)}); "
-                             "use the same options, or another --checkpoint-dir")
-        try:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise InputError(f"checkpoint {path!r} does not fit this model ({str(exc)[:200]})") from None
+        with mpi.agree(comm):  # every rank has the same state: they agree anyway
+            if state["config"] != config:
+                changed = sorted(k for k in config if state["config"].get(k) != config[k])
+                raise InputError(f"checkpoint {path!r} was written with other settings ({', '.join(changed)}); "
+                                 "use the same options, or another --checkpoint-dir")
+            try:
+                model.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+            except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+                raise InputError(f"checkpoint {path!r} does not fit this model ({str(exc)[:200]})") from None
         start_epoch, start_step = state["epoch"], state["step"]
         if rank == 0:  # in the job's log even with --quiet: which run went on from where
             print(f"{PROG}: resumed from {path} at epoch {start_epoch + 1}, step {start_step}", flush=True)
@@ -199,6 +224,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.collective = True  # every rank computed the same averaged accuracy
         raise err
     return 0
+
+
+#: Copies of the parameters a CPU rank holds: weights, gradients, momentum, the fused
+#: allreduce buffer and the checkpoint's copy.
+_PARAMETER_COPIES = 5
+
+
+def _check_memory(comm: Any, features: int, hidden: int, batch: int, test_rows: int) -> None:
+    """Refuse on every rank together a model that would not fit this node's memory
+    (collective): torch would fail in its allocator, or the kernel's OOM killer would
+    end a rank mid-collective. Ranks that share a node add up."""
+    from hpcsuite.core import memory, mpi
+
+    params = (features + 1) * hidden + (hidden + 1) * 10
+    activations = hidden * (3 * batch + 2 * test_rows)  # forward, ReLU, gradient; evaluation
+    need = 4 * (_PARAMETER_COPIES * params + activations)  # float32
+    node = mpi.node_comm(comm)
+    total = node.allreduce(need)  # comm: metadata
+    with mpi.agree(comm):
+        memory.check_fits(total, memory.available_bytes(), where=f"node {mpi.processor_name()}"
+                          + (f" ({node.size} ranks)" if node.size > 1 else ""),
+                          hint="use a smaller --hidden or --batch-size, or fewer ranks per node")
 
 
 def _requeue(rank: int, epoch: int, step: int) -> int:
