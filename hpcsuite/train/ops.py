@@ -19,6 +19,7 @@ communicator, ``sync`` reduces at once (blocking).
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import queue
 import sys
@@ -203,28 +204,67 @@ def _timeout() -> float:
         return 60.0
 
 
+class _Watchdog(threading.Thread):
+    """One thread watching every armed deadline (a Timer per collective cost a thread start
+    each): past one, it prints what the rank waited for and every thread's stack, then
+    aborts the job."""
+
+    def __init__(self) -> None:
+        super().__init__(name="hpcsuite-train-watchdog", daemon=True)
+        self.cond = threading.Condition()
+        self.armed: dict[int, tuple[float, str, float, int]] = {}  # key -> (deadline, what, limit, rank)
+        self.keys = iter(range(1 << 62))
+
+    def arm(self, what: str, limit: float, rank: int) -> int:
+        with self.cond:
+            key = next(self.keys)
+            self.armed[key] = (time.monotonic() + limit, what, limit, rank)
+            self.cond.notify()
+        return key
+
+    def disarm(self, key: int) -> None:
+        with self.cond:
+            self.armed.pop(key, None)  # the thread re-reads the deadlines when it wakes
+
+    def run(self) -> None:
+        with self.cond:
+            while True:
+                if not self.armed:
+                    self.cond.wait()
+                    continue
+                deadline, what, limit, rank = min(self.armed.values())
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self.cond.wait(left)
+                    continue
+                sys.stderr.write(f"[rank {rank}] hpcsuite.train: no progress for {limit:g} s in {what}; "
+                                 f"the other ranks never joined (stopped, or stuck elsewhere). Aborting the job; "
+                                 f"raise {TIMEOUT_ENV} if this step is just slow. Where this rank's threads are:\n")
+                sys.stderr.flush()
+                faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+                MPI.COMM_WORLD.Abort(1)
+
+
+_watcher: _Watchdog | None = None
+_watcher_lock = threading.Lock()
+
+
 @contextmanager
 def _watchdog(what: str, factor: float = 1.0, row: str = "collectives"):
     """Abort the job if the body blocks for longer than ``factor`` times the timeout;
     the body is an event on the timeline's ``row`` when one is running."""
-    limit = factor * _timeout()
-    comm = _comm()
-
-    def fire() -> None:
-        sys.stderr.write(f"[rank {comm.rank}] hpcsuite.train: no progress for {limit:g} s in {what}; "
-                         f"the other ranks never joined (stopped, or stuck elsewhere). Aborting the job; "
-                         f"raise {TIMEOUT_ENV} if this step is just slow.\n")
-        sys.stderr.flush()
-        MPI.COMM_WORLD.Abort(1)
-
-    timer = threading.Timer(limit, fire)
-    timer.daemon = True
-    timer.start()
+    global _watcher
+    rank = _comm().rank
+    with _watcher_lock:
+        if _watcher is None:
+            _watcher = _Watchdog()
+            _watcher.start()
+    key = _watcher.arm(what, factor * _timeout(), rank)
     start = time.perf_counter()
     try:
         yield
     finally:
-        timer.cancel()
+        _watcher.disarm(key)
         timeline.span(row, what, start)
 
 

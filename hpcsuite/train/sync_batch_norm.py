@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from hpcsuite.core.errors import HpcsuiteError
+from hpcsuite.train.exceptions import ArgumentError
 from hpcsuite.train import autograd, ops
 
 
@@ -24,7 +24,7 @@ class SyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2:
-            raise HpcsuiteError(f"SyncBatchNorm expects (N, C, ...) input; got {x.dim()}-D of shape {tuple(x.shape)}")
+            raise ArgumentError(f"SyncBatchNorm expects (N, C, ...) input; got {x.dim()}-D of shape {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
@@ -38,7 +38,7 @@ class SyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
                                    op=ops.Sum, name="SyncBatchNorm statistics")
         total = stats[-1]
         if total.item() <= 1:
-            raise HpcsuiteError(f"SyncBatchNorm needs more than one value per channel over all ranks; got "
+            raise ArgumentError(f"SyncBatchNorm needs more than one value per channel over all ranks; got "
                                 f"{int(total.item())}")
         mean = stats[:channels] / total
         var = stats[channels:2 * channels] / total - mean * mean

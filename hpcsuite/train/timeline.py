@@ -90,6 +90,7 @@ class Timeline:
 
 
 _active: Timeline | None = None
+_rank: int | None = None  # this process's rank, from hvd.init (from_environment)
 
 
 def start_timeline(file_path: str, mark_cycles: bool = False, *, rank: int | None = None) -> None:
@@ -100,9 +101,11 @@ def start_timeline(file_path: str, mark_cycles: bool = False, *, rank: int | Non
     """
     global _active
     if rank is None:
-        from hpcsuite.train import ops
+        rank = _rank
+    if rank is None:
+        from hpcsuite.core.errors import UsageError
 
-        rank = ops.rank()
+        raise UsageError("start_timeline before hvd.init(): call hvd.init() first")
     stop_timeline()
     if "{rank}" in file_path:
         file_path = file_path.replace("{rank}", str(rank))
@@ -126,7 +129,10 @@ def stop_timeline() -> None:
 
 
 def from_environment(rank: int) -> None:
-    """Start the timeline that ``HOROVOD_TIMELINE`` / ``HPCSUITE_TRAIN_TIMELINE`` ask for, if any."""
+    """Note this process's rank (``hvd.init`` passes it in: no import of the engine here) and
+    start the timeline that ``HOROVOD_TIMELINE`` / ``HPCSUITE_TRAIN_TIMELINE`` ask for, if any."""
+    global _rank
+    _rank = rank
     path = next((os.environ[k] for k in TIMELINE_ENVS if os.environ.get(k)), None)
     if path:
         start_timeline(path, os.environ.get(MARK_CYCLES_ENV, "0").strip() not in ("", "0"), rank=rank)
