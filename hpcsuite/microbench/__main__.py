@@ -124,7 +124,7 @@ def parser() -> cli.ArgumentParser:
         epilog="tests: " + ", ".join(NAMES) + ". latency, bw, bibw and the one-sided *_latency run on "
                "exactly 2 ranks; multi_lat and mbw_mr on an even number; collectives on 2 or more; "
                "init and hello on any. OSU's short flags are accepted: -m [MIN:]MAX, -x, -i, -c, -f, "
-               "-W, -T, -k, -z[P,...], -s, -w.",
+               "-W, -T, -k, -z[P,...], -t, -s, -w, -d.",
     )
     p.add_argument("tests", nargs="*", metavar="TEST", help="benchmarks to run (see below)")
     p.add_argument("--all", action="store_true",
@@ -164,6 +164,8 @@ def parser() -> cli.ArgumentParser:
                         "rotate moves it every iteration [fixed:0]")
     p.add_argument("--tail-lat", type=_percentiles, default=(), metavar="P[,P...]",
                    help="OSU's -z[P,...]: tail columns (P50, P90, P99 with a bare -z)")
+    p.add_argument("-t", "--num-test-calls", type=cli.nonnegative_int, default=0, metavar="CALLS",
+                   help="non-blocking tests: MPI_Test calls during the dummy compute, as OSU [0]")
     p.add_argument("-s", "--sync-option", choices=SYNCS, default="flush",
                    help="one-sided synchronization, as OSU [%(default)s]")
     p.add_argument("-w", "--win-options", choices=WINDOWS, default="allocate",
@@ -294,7 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          warmup=args.warmup, window=args.window,
                                          validate=args.validate, budget=args.time_per_size,
                                          dtype=element, root=args.root_rank, tails=args.tail_lat,
-                                         sync=args.sync_option, win=args.win_options)
+                                         sync=args.sync_option, win=args.win_options,
+                                         probes=args.num_test_calls)
                     if row is not None:
                         row["thread_level"] = level
                         rows.append(row)
