@@ -84,9 +84,9 @@ def test_allreduce_of_every_dtype_with_integer_and_float_scale_factors(_hvd, dty
     want = _horovod_allreduce(_every_rank(make), op, pre, post)
     got = hvd.allreduce(make(hvd.rank()), op=op, prescale_factor=pre, postscale_factor=post)
     assert got.dtype == dtype
-    if dtype.is_floating_point:
-        torch.testing.assert_close(got, want)
-    else:
+    if dtype == torch.float64:  # Horovod multiplies in double: float64 sums may differ in the last bit
+        torch.testing.assert_close(got, want, rtol=1e-15, atol=0)
+    else:  # integers truncate, float32 rounds once from the double product: bit for bit
         assert torch.equal(got, want), (got, want)
     handle = hvd.allreduce_async(make(hvd.rank()), op=op, prescale_factor=pre, postscale_factor=post)
     again = hvd.synchronize(handle)
@@ -369,13 +369,13 @@ PENDING_AT_EXIT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("ranks", [2, 3])
-def test_operations_pending_at_exit_complete_without_a_crash(tmp_path, ranks):
+@pytest.mark.parametrize("ranks,runs", [(2, 2), (3, 1)])
+def test_operations_pending_at_exit_complete_without_a_crash(tmp_path, ranks, runs):
     from conftest import launch
 
     script = tmp_path / "pending.py"
     script.write_text(PENDING_AT_EXIT)
-    for _ in range(2):  # it crashed (SIGSEGV, malloc corrupted) about every second run before
+    for _ in range(runs):  # it crashed (SIGSEGV, malloc corrupted) about every second run before
         proc = launch(ranks, str(script), timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert proc.stdout.count("leaves") == ranks
