@@ -219,9 +219,12 @@ class Hockney:
     def words(self) -> str:
         a_lo, a_hi = self.interval("alpha")
         bw, bw_lo, bw_hi = self.bandwidth()
-        return (f"{_bytes(self.lo)}..{_bytes(self.hi)}: latency {1e6 * self.alpha:.3g} us "
-                f"[{1e6 * a_lo:.3g}, {1e6 * a_hi:.3g}], bandwidth {bw / 1e9:.3g} GB/s "
-                f"[{bw_lo / 1e9:.3g}, {bw_hi / 1e9:.3g}]")
+        head = (f"{_bytes(self.lo)}..{_bytes(self.hi)}: latency {1e6 * self.alpha:.3g} us "
+                f"[{1e6 * a_lo:.3g}, {1e6 * a_hi:.3g}], ")
+        if self.beta <= 0:
+            return head + "bandwidth not resolved (the time does not grow with the size here)"
+        hi = "unbounded" if not math.isfinite(bw_hi) else f"{bw_hi / 1e9:.3g}"
+        return head + f"bandwidth {bw / 1e9:.3g} GB/s [{bw_lo / 1e9:.3g}, {hi}]"
 
 
 def _bytes(n: float) -> str:

@@ -355,14 +355,11 @@ def build(recs: list[dict[str, Any]], opts: Options | None = None) -> list[Secti
         else:
             key = (curve.test, curve.where, json.dumps([s.params, s.env_values], sort_keys=True, default=str))
             coll.setdefault(key, []).append(curve)
-    allreduce_intra = None
     for (test, where, _), curves in coll.items():
         try:
             m = comm.fit_collective(test, curves, p2p.get(where))
         except ValueError:
             continue
-        if test == "allreduce" and where == "intra-node":
-            allreduce_intra = m
         out.append(collective_section(m, opts, p2p.get("inter-node")))
     # Kernel scaling series.
     for s in all_series:
@@ -379,7 +376,7 @@ def build(recs: list[dict[str, Any]], opts: Options | None = None) -> list[Secti
                              sort_keys=True, default=str)
             groups.setdefault(key, []).append(r)
     if groups:
-        net = training.network_from_fits(p2p, allreduce_intra)
+        net = training.network_from_fits(p2p)
         for rs in groups.values():
             out.append(training_section(rs, net, opts))
     return out

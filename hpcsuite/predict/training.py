@@ -200,17 +200,22 @@ def from_records(recs: list[dict[str, Any]], net: Network, *, fusion: float | No
         n = int(r["ranks"])
         modelled = comm_time(n, float(grad), float(fusion), net, int(gpus_per_node))
         exposed = float(_result(r)["exposed_reduction_s_per_step"])
-        if modelled > 0:
-            fractions.append(min(max(1.0 - exposed / modelled, 0.0), 1.0))
         # Compute of this layout: its step minus what it waited for the reduction.
         # Ranks that share a node's cores (or host) compute slower than one rank alone;
         # carrying the one-rank compute to N would then promise too much.
         steps = _samples(r)
         rpn = int(r.get("ranks_per_node") or n)
-        if steps and rpn > 1:
-            c_eff = float(np.median(steps)) - exposed
-            if c_eff > 1.2 * st.high:
-                model.contention[rpn] = max(model.contention.get(rpn, 1.0), c_eff / st.median)
+        c_eff = float(np.median(steps)) - exposed if steps else st.median
+        if steps and rpn > 1 and c_eff > 1.2 * st.high:
+            model.contention[rpn] = max(model.contention.get(rpn, 1.0), c_eff / st.median)
+        if modelled > 0:
+            hidden = modelled - exposed
+            if hidden > c_eff:  # more hidden than there was compute to hide it behind
+                model.warnings.append(f"at {n} ranks the modelled allreduce ({1e3 * modelled:.3g} ms) exceeds the "
+                                      f"measured compute plus exposed reduction: the network parameters "
+                                      f"overstate this allreduce path")
+                hidden = c_eff
+            fractions.append(min(max(hidden / modelled, 0.0), 1.0))
     for rpn, v in sorted(model.contention.items()):
         model.warnings.append(f"with {rpn} ranks per node the measured compute per step is {v:.2f}x the "
                               f"one-rank compute (ranks sharing a node's cores or host): carried to every "
@@ -226,11 +231,15 @@ def from_records(recs: list[dict[str, Any]], net: Network, *, fusion: float | No
     return model
 
 
-def network_from_fits(p2p: dict[str, comm.P2PModel], allreduce: comm.CollectiveModel | None = None) -> Network | None:
+def network_from_fits(p2p: dict[str, comm.P2PModel]) -> Network | None:
     """Link parameters from point-to-point fits (``{"intra-node": .., "inter-node": ..}``):
-    the large-message regime of each (training buffers are megabytes). An intra-node
-    ring allreduce fit, when given, replaces the intra-node pair (it includes the
-    reduction cost). None when there is no point-to-point fit at all."""
+    the large-message regime of each (training buffers are megabytes). None when there
+    is no point-to-point fit at all.
+
+    Why not the allreduce fit: a two-rank ping-pong is never oversubscribed, while the
+    allreduce curves of a small node often are (3 or 4 ranks on 2 cores), and their
+    effective bandwidth then says more about time-sharing than about the links.
+    """
     intra, inter = p2p.get("intra-node"), p2p.get("inter-node")
     if intra is None and inter is None:
         return None
@@ -246,9 +255,6 @@ def network_from_fits(p2p: dict[str, comm.P2PModel], allreduce: comm.CollectiveM
     if inter is None:
         a_x, b_x = a_i, b_i
         src.append("no inter-node curve: intra-node parameters used beyond one node")
-    if allreduce is not None and allreduce.curves and allreduce.curves[0].nodes == 1:
-        big = allreduce.regimes[-1].chosen
-        if big.algorithm == "ring" and big.beta > 0:
-            a_i, b_i = big.alpha, big.beta
-            src[0] = "intra-node: ring allreduce fit"
+    if b_i <= 0 or b_x <= 0:
+        return None
     return Network(a_i, b_i, a_x, b_x, "; ".join(src))
