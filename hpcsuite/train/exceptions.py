@@ -28,3 +28,9 @@ class ArgumentError(HpcsuiteError, ValueError):
 
 class NotSupported(HpcsuiteError, NotImplementedError):
     """A Horovod feature outside this package's scope (Adasum, process sets, elastic)."""
+
+
+class InvalidArgument(HorovodInternalError, ValueError):
+    """An argument a collective refuses where Horovod's core does (uneven ``alltoall`` rows,
+    splits that do not add up, a name already in flight): Horovod raises it as
+    ``ValueError`` when enqueueing and ``RuntimeError`` when synchronizing, so this is both."""

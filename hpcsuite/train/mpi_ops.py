@@ -18,7 +18,7 @@ from hpcsuite.core import mpi
 from hpcsuite.core.mpi import MPI
 from hpcsuite.core.partition import owned
 from hpcsuite.train import ops
-from hpcsuite.train.exceptions import ArgumentError, HorovodInternalError, NotSupported
+from hpcsuite.train.exceptions import ArgumentError, HorovodInternalError, InvalidArgument, NotSupported
 from hpcsuite.train.negotiation import (  # noqa: F401 - Horovod's names, re-exported
     JOINABLE,
     MIRRORS,
@@ -350,7 +350,7 @@ def allreduce_async_(tensor: torch.Tensor, average: bool | None = None, name: st
 
     def check() -> None:
         if tensor.dtype == torch.bool and op in (Sum, Average):
-            raise ArgumentError("a bool tensor has no sum or average; use op=hvd.Max/Min or convert it")
+            raise InvalidArgument("a bool tensor has no sum or average; use op=hvd.Max/Min or convert it")
 
     return _failed_or("allreduce", name, match, None,
                       lambda _: _start_allreduce(tensor, op, prescale_factor, postscale_factor), check)
@@ -415,7 +415,7 @@ def broadcast_async_(tensor: torch.Tensor, root_rank: int = 0, name: str | None 
 
     def check() -> None:
         if not 0 <= root_rank < ops.size():
-            raise ArgumentError(f"root_rank={root_rank} is not a rank of this job (0..{ops.size() - 1})")
+            raise InvalidArgument(f"root_rank={root_rank} is not a rank of this job (0..{ops.size() - 1})")
 
     return _failed_or("broadcast", name, match, None, lambda _: _start_broadcast(tensor, root_rank), check)
 
@@ -444,7 +444,7 @@ def allgather_async(tensor: torch.Tensor, name: str | None = None, process_set: 
 
     def check() -> None:
         if tensor.dim() == 0:
-            raise ArgumentError("allgather needs a tensor with a first dimension to concatenate along")
+            raise InvalidArgument("allgather needs a tensor with a first dimension to concatenate along")
 
     t = tensor.detach()
 
@@ -498,12 +498,12 @@ def alltoall_async(tensor: torch.Tensor, splits: Any = None, name: str | None = 
 
     def check() -> None:
         if tensor.dim() == 0:
-            raise ArgumentError("alltoall needs a tensor with a first dimension to split")
+            raise InvalidArgument("alltoall needs a tensor with a first dimension to split")
         if given is None and rows % n:
-            raise ArgumentError(f"alltoall without splits needs a first dimension divisible by the {n} ranks; "
+            raise InvalidArgument(f"alltoall without splits needs a first dimension divisible by the {n} ranks; "
                                 f"this rank has {rows} rows: give splits= (rows per destination rank)")
         if splits is not None and (len(splits) != n or any(s < 0 for s in splits) or sum(splits) != rows):
-            raise ArgumentError(f"alltoall splits {splits} must be {n} non-negative row counts adding up to the "
+            raise InvalidArgument(f"alltoall splits {splits} must be {n} non-negative row counts adding up to the "
                                 f"first dimension, {rows}")
 
     mine = splits if splits is not None else [rows // n] * n
@@ -540,7 +540,7 @@ def reducescatter_async(tensor: torch.Tensor, name: str | None = None, op: str |
 
     def check() -> None:
         if tensor.dim() == 0:
-            raise ArgumentError("reducescatter needs a tensor with a first dimension to split")
+            raise InvalidArgument("reducescatter needs a tensor with a first dimension to split")
 
     t = tensor.detach()
     return _failed_or("reducescatter", name, match, None,

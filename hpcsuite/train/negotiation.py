@@ -32,7 +32,7 @@ import torch
 
 from hpcsuite.core.mpi import MPI
 from hpcsuite.train import ops
-from hpcsuite.train.exceptions import CollectiveMismatch, HorovodInternalError
+from hpcsuite.train.exceptions import CollectiveMismatch, HorovodInternalError, InvalidArgument
 from hpcsuite.train.ops import _HALF
 
 #: Operations ranks inside :func:`join` take part in (with zeros / no rows).
@@ -81,7 +81,7 @@ def _issue(kind: str, name: str | None, match: Any, local: Any, start: Callable 
         _Queue.unnamed[kind] = number + 1
         name = f"{kind}.noname.{number}"
     if name in _Queue.queued or name in _Queue.inflight:
-        raise HorovodInternalError(f"a collective named {name!r} is already in flight on rank {ops.rank()}: "
+        raise InvalidArgument(f"a collective named {name!r} is already in flight on rank {ops.rank()}: "
                                    "operations are matched by name, so synchronize the first or use another name")
     handle = Handle(name, kind, match, local, start, error)
     _Queue.queued[name] = handle
