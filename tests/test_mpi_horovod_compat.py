@@ -187,6 +187,14 @@ def test_a_second_in_flight_operation_with_the_same_name_is_refused(_hvd):
     assert isinstance(info.value, RuntimeError)  # ... and a HorovodInternalError, caught either way
     assert torch.equal(hvd.synchronize(first), torch.ones(2))
     assert torch.equal(hvd.synchronize(hvd.allreduce_async(torch.ones(2), name="twice")), torch.ones(2))
+    # Horovod frees a name when its operation completes, synchronized or not
+    dropped = hvd.allreduce_async(torch.ones(2), name="again", op=hvd.Sum)
+    hvd.barrier()  # starts it
+    while not hvd.poll(dropped):
+        pass
+    again = hvd.allreduce_async(torch.full((2,), 2.0), name="again", op=hvd.Sum)
+    assert torch.equal(hvd.synchronize(again), torch.full((2,), 2.0 * hvd.size()))
+    assert torch.equal(hvd.synchronize(dropped), torch.full((2,), float(hvd.size())))
 
 
 @pytest.mark.mpi

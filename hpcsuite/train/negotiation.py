@@ -80,9 +80,12 @@ def _issue(kind: str, name: str | None, match: Any, local: Any, start: Callable 
         number = _Queue.unnamed.get(kind, 0)
         _Queue.unnamed[kind] = number + 1
         name = f"{kind}.noname.{number}"
+    done = _Queue.inflight.get(name)
+    if done is not None and poll(done):  # complete, only not synchronized: the name is free (Horovod's)
+        _settle(done)
     if name in _Queue.queued or name in _Queue.inflight:
         raise InvalidArgument(f"a collective named {name!r} is already in flight on rank {ops.rank()}: "
-                                   "operations are matched by name, so synchronize the first or use another name")
+                              "operations are matched by name, so synchronize the first or use another name")
     handle = Handle(name, kind, match, local, start, error)
     _Queue.queued[name] = handle
     return handle
@@ -268,20 +271,26 @@ def poll(handle: Handle) -> bool:
     return True
 
 
+def _settle(handle: Handle) -> None:
+    """Finish a started operation now (its result kept for a later ``synchronize``)."""
+    _Queue.inflight.pop(handle.name, None)
+    try:
+        with ops._watchdog(f"{handle.kind} {handle.name!r}"):
+            handle.result = handle.finish()
+        handle.state = "done"
+    except Exception as exc:  # raised by a later synchronize()
+        handle.state, handle.error = "failed", exc
+    handle.finish = None
+
+
 def _complete_all() -> None:
     """Finish every started operation (MPI must not finalize, nor free their buffers, while
     requests are pending); queued ones never reached MPI and are dropped."""
-    inflight, _Queue.inflight = _Queue.inflight, {}
     _Queue.queued = {}
-    for handle in inflight.values():
+    for handle in list(_Queue.inflight.values()):
         if handle.state == "started" and handle.finish is not None:
-            try:
-                with ops._watchdog(f"{handle.kind} {handle.name!r} (pending at exit)"):
-                    handle.result = handle.finish()  # synchronize() still returns it afterwards
-                handle.state = "done"
-            except Exception as exc:  # raised by a later synchronize(), not at shutdown
-                handle.state, handle.error = "failed", exc
-            handle.finish = None
+            _settle(handle)
+    _Queue.inflight = {}
 
 
 def shutdown() -> None:
