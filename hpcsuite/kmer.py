@@ -20,11 +20,13 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli, seqio
+from hpcsuite.core import cli, driver, rng, seqio
+from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 from hpcsuite.core.errors import InputError, UsageError
 from hpcsuite.core.partition import owned
 
@@ -132,11 +134,10 @@ def check_complete(comm: Any, path: str, incomplete: int, strict: bool) -> None:
 
 def generate(first: int, last: int, seed: int, length: int, genome: int) -> list[bytes]:
     """Reads ``[first, last)`` sampled from a random genome; each read from its own stream. Pure."""
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(0,))))
-    dna = _BASES[rng.integers(0, 4, genome)].tobytes()
+    dna = _BASES[rng.stream(seed, 0).integers(0, 4, genome)].tobytes()
     reads = []
     for r in range(first, last):
-        g = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(1, r))))
+        g = rng.stream(seed, 1, r)
         pos = int(g.integers(0, max(genome - length, 0) + 1))
         reads.append(dna[pos:pos + length])
     return reads
@@ -192,88 +193,137 @@ def reference_counts(seqs: Sequence[bytes], k: int) -> Counter:
     return c
 
 
+@dataclass
+class State:
+    """This rank's reads and the counts it owns after the last repetition."""
+
+    comm: Any
+    k: int
+    seqs: list[bytes]
+    bases: int
+    records: int
+    what: str
+    args: Any
+    codes: np.ndarray | None = None
+    counts: np.ndarray | None = None
+    totals: tuple[int, int, int] = (0, 0, 0)
+    best: list[tuple[int, int]] | None = None
+
+
+#: Bytes per base of the counting's temporaries (the base codes, validity sums and the
+#: 64-bit k-mer codes with their sort): an estimate for the memory guard.
+BYTES_PER_BASE = 40
+#: Bytes per base of the one-process Counter reference on the root (a dict of k-mer
+#: strings): an estimate for the memory guard.
+CHECK_BYTES_PER_BASE = 150
+
+
+class Kmer(Kernel):
+    """k-mer counting as a kernel: reading or generating the reads is the setup; each
+    repetition encodes, exchanges to the owners and merges."""
+
+    name = "kmer"
+    description = __doc__.split("\n\n")[0]
+    step_label = "counting"
+    devices = ("cpu",)  # string parsing and hashing
+
+    def add_arguments(self, g: Any) -> None:
+        g.add_argument("-k", type=cli.positive_int, default=21, help=f"k-mer length, 1..{MAX_K} [%(default)s]")
+        g.add_argument("--source", default="random", metavar="random|FILE",
+                       help="'random' (reads from a random genome), or a FASTA/FASTQ file [%(default)s]")
+        g.add_argument("--reads", type=cli.positive_int, default=200_000, help="random reads [%(default)s]")
+        g.add_argument("--read-length", type=cli.positive_int, default=150, help="random read length [%(default)s]")
+        g.add_argument("--genome", type=cli.positive_int, default=1_000_000,
+                       help="random genome length the reads come from [%(default)s]")
+        g.add_argument("--top", type=cli.nonnegative_int, default=10,
+                       help="print the N most frequent k-mers [%(default)s]")
+        g.add_argument("--strict", action="store_true",
+                       help="exit 2 when a FASTQ file holds incomplete records (e.g. cut off in its last "
+                            "one) instead of warning and skipping them")
+
+    def validate(self, args: Any) -> None:
+        if not 1 <= args.k <= MAX_K:
+            raise UsageError(f"-k {args.k} is out of range: 2-bit codes in 64 bits hold k from 1 to {MAX_K}")
+
+    def plan(self, comm: Any, backend: Any, args: Any) -> None:
+        from hpcsuite.core import mpi
+
+        with mpi.agree(comm):
+            if args.source == "random":
+                args.input_bytes_ = args.reads * args.read_length + args.genome
+            else:
+                args.format_ = seqio.file_format(args.source)  # refuses FIFOs, directories...
+                args.input_bytes_ = os.path.getsize(args.source)
+
+    def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
+        mine = args.input_bytes_ // comm.size + 1
+        check = CHECK_BYTES_PER_BASE * args.input_bytes_ if args.check and comm.rank == 0 else 0
+        return Footprint(host=BYTES_PER_BASE * mine + check,
+                         hint="use more nodes or a smaller input" + (", or drop --check" if args.check else ""))
+
+    def setup(self, comm: Any, backend: Any, args: Any) -> State:
+        if args.source == "random":
+            first, last = owned(args.reads, comm.size, comm.rank)
+            seqs = generate(first, last, args.seed, args.read_length, args.genome)
+            what = f"{args.reads} random reads of {args.read_length} bases from a {args.genome}-base genome"
+            return State(comm, args.k, seqs, sum(len(s) for s in seqs), len(seqs), what, args)
+        seqs, bases, records, incomplete, what = read_file(comm, args.source, args.k)
+        check_complete(comm, args.source, incomplete, args.strict)
+        return State(comm, args.k, seqs, bases, records, what, args)
+
+    def step(self, state: State, phase: str) -> None:
+        state.codes, state.counts, _ = run(state.comm, state.seqs, state.k)
+
+    def check(self, state: State) -> dict[str, Any] | None:
+        comm, args, k = state.comm, state.args, state.k
+        gathered = comm.gather((state.codes, state.counts), root=0)  # comm: every count, for the check
+        if comm.rank != 0:
+            return None
+        # The reference reads the input again, plainly, on one process: a parsing bug of
+        # the parallel reader cannot agree with itself here.
+        if args.source == "random":
+            ref_seqs = generate(0, args.reads, args.seed, args.read_length, args.genome)
+        else:
+            ref_seqs, _ = seqio.simple_reads(args.source)
+        ref = reference_counts(ref_seqs, k)
+        ours = {decode(c, k): int(n) for part in gathered for c, n in zip(*part)}
+        same = ours == dict(ref)
+        return {"passed": same, "distinct": len(ours), "reference_distinct": len(ref),
+                "detail": f"{'equal to' if same else 'DIFFERENT from'} collections.Counter "
+                          f"({len(ref)} distinct k-mers)"}
+
+    def conclude(self, state: State) -> None:
+        comm = state.comm
+        totals = comm.allreduce(np.array([state.bases, state.records, len(state.codes)], dtype=np.int64))  # comm: metadata
+        state.totals = tuple(int(t) for t in totals)
+        state.best = top(comm, state.codes, state.counts, state.args.top)
+
+    def figure(self, state: State) -> Figure:
+        return Figure("bases/s", float(state.totals[0]), "bases/s")
+
+    def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
+        from hpcsuite.core import stats
+
+        k, (bases, reads, distinct) = state.k, state.totals
+        rate = bases / stats.median(times["step"])
+        details = [f"input      {state.what}", f"k-mers     k {k}: {distinct} distinct from {reads} reads, "
+                                              f"{bases} bases, merged by hash over {state.comm.size} ranks"]
+        details += [f"top        {decode(c, k)} x {n}" for c, n in (state.best or [])]
+        return Summary(headline=f"{distinct} distinct {k}-mers, {rate / 1e6:.2f} M bases/s", details=details,
+                       params={"k": k, "source": state.args.source, "reads": reads, "size": bases},
+                       result={"distinct": distinct, "top": [[decode(c, k), n] for c, n in (state.best or [])]})
+
+KERNEL = Kmer()
+
+
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
-    p = cli.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0],
-                           parents=[cli.common_parser()])
-    g = p.add_argument_group("k-mer options")
-    g.add_argument("-k", type=cli.positive_int, default=21, help=f"k-mer length, 1..{MAX_K} [%(default)s]")
-    g.add_argument("--source", default="random", metavar="random|FILE",
-                   help="'random' (reads from a random genome), or a FASTA/FASTQ file [%(default)s]")
-    g.add_argument("--reads", type=cli.positive_int, default=200_000, help="random reads [%(default)s]")
-    g.add_argument("--read-length", type=cli.positive_int, default=150, help="random read length [%(default)s]")
-    g.add_argument("--genome", type=cli.positive_int, default=1_000_000,
-                   help="random genome length the reads come from [%(default)s]")
-    g.add_argument("--top", type=cli.nonnegative_int, default=10, help="print the N most frequent k-mers [%(default)s]")
-    g.add_argument("--strict", action="store_true",
-                   help="exit 2 when a FASTQ file holds incomplete records (e.g. cut off in its last "
-                        "one) instead of warning and skipping them")
-    return p
+    return driver.parser(KERNEL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m hpcsuite.kmer``; return the exit status."""
-    args = parser().parse_args(argv)
-    if not 1 <= args.k <= MAX_K:
-        raise UsageError(f"-k {args.k} is out of range: 2-bit codes in 64 bits hold k from 1 to {MAX_K}")
-    if args.device != "cpu":
-        raise UsageError("kmer runs on the CPU (string parsing and hashing); drop --device")
-    from hpcsuite.core import app, mpi
-    from hpcsuite.core.timing import measure
-
-    ctx = app.begin(args)
-    comm = ctx.comm
-    incomplete = 0
-    with mpi.agree(comm):
-        if args.source == "random":
-            first, last = owned(args.reads, comm.size, comm.rank)
-            seqs = generate(first, last, args.seed, args.read_length, args.genome)
-            bases, records = sum(len(s) for s in seqs), len(seqs)
-            what = f"{args.reads} random reads of {args.read_length} bases from a {args.genome}-base genome"
-        else:
-            seqs, bases, records, incomplete, what = read_file(comm, args.source, args.k)
-    if args.source != "random":
-        check_complete(comm, args.source, incomplete, args.strict)
-    state: dict[str, Any] = {}
-
-    def once() -> None:
-        state["out"] = run(comm, seqs, args.k)
-
-    times, _ = measure(once, warmup=args.warmup, repeat=args.repeat, barrier=comm.Barrier)
-    times = [mpi.max_over_ranks(comm, t) for t in times]
-    codes, counts, _ = state["out"]
-    bases = comm.allreduce(bases)  # comm: metadata
-    reads = comm.allreduce(records)  # comm: metadata
-    distinct = comm.allreduce(len(codes))  # comm: metadata
-    best = top(comm, codes, counts, args.top)
-    check = None
-    if args.check:
-        gathered = comm.gather((codes, counts), root=0)  # comm: every count, for the check
-        if comm.rank == 0:
-            # The reference reads the input again, plainly, on one process: a parsing bug
-            # of the parallel reader cannot agree with itself here.
-            if args.source == "random":
-                ref_seqs = generate(0, args.reads, args.seed, args.read_length, args.genome)
-            else:
-                ref_seqs, _ = seqio.simple_reads(args.source)
-            ref = reference_counts(ref_seqs, args.k)
-            ours = {decode(c, args.k): int(n) for part in gathered for c, n in zip(*part)}
-            same = ours == dict(ref)
-            check = {"passed": same, "distinct": len(ours), "reference_distinct": len(ref),
-                     "detail": f"{'equal to' if same else 'DIFFERENT from'} collections.Counter "
-                               f"({len(ref)} distinct k-mers)"}
-    details = [f"input      {what}", f"k-mers     k {args.k}: {distinct} distinct from {reads} reads, "
-                                    f"{bases} bases, merged by hash over {comm.size} ranks"]
-    if best:
-        details += [f"top        {decode(c, args.k)} x {n}" for c, n in best]
-    rate = bases / min(times)
-    return app.finish(ctx, args, kernel="kmer", headline=f"{distinct} distinct {args.k}-mers, {rate / 1e6:.2f} M bases/s",
-                      details=details,
-                      params={"k": args.k, "source": args.source, "reads": reads, "size": bases,
-                              "repeat": args.repeat},
-                      samples=times, fom=("bases/s", rate, "bases/s"),
-                      result={"distinct": distinct, "top": [[decode(c, args.k), n] for c, n in (best or [])]},
-                      check=check)
+    return driver.main(KERNEL, argv)
 
 
 if __name__ == "__main__":

@@ -133,6 +133,10 @@ class Kernel:
         """The timed work of one repetition's ``phase``."""
         raise NotImplementedError
 
+    def conclude(self, state: Any) -> None:
+        """Collective, untimed, after the repetitions: gather what the summary and the
+        figure of merit need (totals over ranks, a top list)."""
+
     def check(self, state: Any) -> dict[str, Any] | None:
         """Compare with an independent reference (collective); ``{"passed": bool,
         "detail": str, ...}`` on rank 0, anything elsewhere."""
@@ -204,6 +208,7 @@ def main(kernel: Kernel, argv: Sequence[str] | None = None) -> int:
     bk.synchronize()
     setup_local = time.perf_counter() - t0
     times, setup_s = _timed(comm, bk, kernel, state, args, setup_local, progress)
+    kernel.conclude(state)
     check = None
     if args.check or kernel.checks_always(args):
         progress.say("checking against the reference")
