@@ -281,3 +281,26 @@ def test_sections_never_crash_on_odd_records():
     secs = sections.build(recs)
     assert all(isinstance(s.as_dict(), dict) for s in secs)
     assert math.isfinite(float(len(secs)))
+
+
+def test_regime_change_between_intra_and_inter_node_is_named():
+    # Two ranks per node over 1..8 nodes: inside one node the halo exchange is cheap,
+    # across nodes it costs 50 ms more and grows with log2 of the ranks.
+    rng = np.random.default_rng(4)
+
+    def rec(nodes, jump=True):
+        ranks = 2 * nodes
+        t = 1.0 / ranks + (0.0 if nodes == 1 and jump else 0.05 + 0.02 * np.log2(ranks))
+        r = _sweep_records(lambda q: t, (ranks,), seed=int(rng.integers(1000)))[0]
+        r.update(nodes=nodes, ranks_per_node=2)
+        return r
+
+    recs = [rec(n) for n in (1, 2, 4, 8)]
+    secs = [s for s in sections.build(recs, sections.Options(predict_to=512)) if s.kind == "scaling"]
+    by_nodes = [s for s in secs if "per node" in s.title]
+    assert by_nodes, [s.title for s in secs]
+    assert any("regime change between intra- and inter-node" in w for w in by_nodes[0].warnings)
+    # The same trend inside and across nodes: no regime change is claimed.
+    recs = [rec(n, jump=False) for n in (1, 2, 4, 8)]
+    secs = [s for s in sections.build(recs, sections.Options(predict_to=512)) if "per node" in s.title]
+    assert not any("regime change" in w for w in secs[0].warnings), secs[0].warnings

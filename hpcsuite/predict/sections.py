@@ -219,11 +219,12 @@ def collective_section(model: comm.CollectiveModel, opts: Options,
     for r in model.regimes:
         a_lo, a_hi = r.chosen.fit.coef_interval(0)
         b_lo, b_hi = r.chosen.fit.coef_interval(1)
-        bw = (1 / r.chosen.beta / 1e9) if r.chosen.beta > 0 else math.inf
+        beta = (f"beta {1e12 * r.chosen.beta:.3g} ps/B [{1e12 * b_lo:.3g}, {1e12 * b_hi:.3g}] (effective "
+                f"{1 / r.chosen.beta / 1e9:.3g} GB/s, reduction cost included)" if r.chosen.beta > 0 else
+                "beta not resolved (the time does not grow with the size here)")
         sec.lines.append(f"{comm._bytes(r.lo)}..{comm._bytes(r.hi)}: {r.chosen.algorithm} "
                          f"({r.basis}); alpha {1e6 * r.chosen.alpha:.3g} us [{1e6 * a_lo:.3g}, {1e6 * a_hi:.3g}], "
-                         f"beta {1e12 * r.chosen.beta:.3g} ps/B [{1e12 * b_lo:.3g}, {1e12 * b_hi:.3g}] "
-                         f"(effective {bw:.3g} GB/s, reduction cost included)")
+                         + beta)
         others = ", ".join(f"{f.algorithm} {f.fit.aicc():.1f}" for f in r.candidates if f is not r.chosen
                            and math.isfinite(f.fit.aicc()))
         if others and len(ranks) >= 2:
@@ -343,9 +344,6 @@ def build(recs: list[dict[str, Any]], opts: Options | None = None) -> list[Secti
         if curve is None:
             continue
         if curve.test in comm.P2P_LATENCY + comm.P2P_BANDWIDTH:
-            if curve.test == "bw" and any(c.curve.test == "latency" and c.curve.where == curve.where
-                                          for c in p2p.values()):
-                continue
             if curve.sizes.size < 3:
                 continue
             m = comm.fit_hockney(curve)
