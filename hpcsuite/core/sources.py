@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hpcsuite.core import rng
 from hpcsuite.core.backend import Backend
 from hpcsuite.core.errors import InputError, UsageError
 from hpcsuite.core.partition import Layout
@@ -85,7 +86,7 @@ class RandomSource:
         self.description = f"random {'x'.join(map(str, shape))} {self.dtype.name} (seed {seed})"
 
     def _generator(self, block: int) -> np.random.Generator:
-        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(block,))))
+        return rng.stream(self.seed, block)
 
     def read(self, start: int, stop: int, out: np.ndarray) -> None:
         """Generate rows ``[start, stop)``, which must fall on block boundaries."""
