@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from hpcsuite.core import stats as core_stats
+
 #: Bus-bandwidth factors (nccl-tests PERFORMANCE.md) for collectives that have one.
 BUS_FACTOR = {
     "allreduce": lambda n: 2 * (n - 1) / n,
@@ -25,26 +27,15 @@ BUS_FACTOR = {
 }
 
 
-def percentile(data: Sequence[float], q: float) -> float:
-    """``q``-th percentile (0..100) of sorted ``data``, linear interpolation (NumPy's default)."""
-    if not data:
-        return math.nan
-    pos = (len(data) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-
 def describe(samples: Sequence[float]) -> dict[str, float]:
-    """min, max, mean, median, p99 and (sample) stddev of ``samples``."""
-    data = sorted(samples)
-    n = len(data)
-    if n == 0:
-        return {k: math.nan for k in ("min", "max", "mean", "median", "p99", "stddev")}
-    mean = math.fsum(data) / n
-    var = math.fsum((x - mean) ** 2 for x in data) / (n - 1) if n > 1 else 0.0
-    return {"min": data[0], "max": data[-1], "mean": mean, "median": percentile(data, 50),
-            "p99": percentile(data, 99), "stddev": math.sqrt(var)}
+    """min, max, mean, median (with the interval of the median), p99 and (sample) stddev
+    of ``samples``: :mod:`hpcsuite.core.stats`, the one statistics module."""
+    if not any(math.isfinite(x) for x in samples):
+        return {k: math.nan for k in ("min", "max", "mean", "median", "median_low", "median_high",
+                                      "p99", "stddev")}
+    st = core_stats.summarize(samples)
+    return {"min": st.min, "max": st.max, "mean": st.mean, "median": st.median, "median_low": st.low,
+            "median_high": st.high, "p99": st.p99, "stddev": st.stdev}
 
 
 def latency_row(times_s: Sequence[float], per_rank_means_s: Sequence[float]) -> dict[str, float]:
