@@ -27,8 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 from hpcsuite.predict import paper, sections  # noqa: E402
 
-DEFAULT_ARGS = {"montecarlo": ["--paths", "4000000", "--repeat", "3"],
-                "stencil": ["--shape", "1024x1024", "--steps", "50", "--repeat", "3"]}
+DEFAULT_ARGS = {
+    "montecarlo": ["--paths", "4000000", "--repeat", "3"],
+    "stencil": ["--shape", "1024x1024", "--steps", "50", "--repeat", "3"],
+}
 
 
 def holdout(kernel: str, ranks: list[int], rounds: int, extra: list[str]) -> dict:
@@ -39,35 +41,70 @@ def holdout(kernel: str, ranks: list[int], rounds: int, extra: list[str]) -> dic
         out = Path(tmp) / "records.jsonl"
         for _ in range(rounds):
             for n in ranks:
-                cmd = [mpiexec, "-n", str(n), sys.executable, "-m", f"hpcsuite.{kernel}",
-                       *(extra or DEFAULT_ARGS.get(kernel, [])), "--json", str(out), "--quiet"]
-                subprocess.run(cmd, check=True, env=env, cwd=ROOT, timeout=900, stdout=subprocess.DEVNULL)
+                cmd = [
+                    mpiexec,
+                    "-n",
+                    str(n),
+                    sys.executable,
+                    "-m",
+                    f"hpcsuite.{kernel}",
+                    *(extra or DEFAULT_ARGS.get(kernel, [])),
+                    "--json",
+                    str(out),
+                    "--quiet",
+                ]
+                subprocess.run(
+                    cmd, check=True, env=env, cwd=ROOT, timeout=900, stdout=subprocess.DEVNULL
+                )
         recs = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
     top = ranks[-1]
-    secs = [s for s in sections.build([r for r in recs if r["ranks"] < top], sections.Options(predict_to=top))
-            if s.kind == "scaling"]
+    secs = [
+        s
+        for s in sections.build(
+            [r for r in recs if r["ranks"] < top], sections.Options(predict_to=top)
+        )
+        if s.kind == "scaling"
+    ]
     if not secs:
         raise SystemExit("no scaling series in the records")
     value, low, high = secs[0].data["prediction"]
-    measured = float(np.median([t for r in recs if r["ranks"] == top for t in r["times"]["samples"]]))
-    return {"kernel": kernel, "fit_on": ranks[:-1], "predict": top, "predicted_s": value, "low_s": low,
-            "high_s": high, "measured_s": measured, "error": value / measured - 1,
-            "inside": bool(low <= measured <= high), "formula": secs[0].data["formula"]}
+    measured = float(
+        np.median([t for r in recs if r["ranks"] == top for t in r["times"]["samples"]])
+    )
+    return {
+        "kernel": kernel,
+        "fit_on": ranks[:-1],
+        "predict": top,
+        "predicted_s": value,
+        "low_s": low,
+        "high_s": high,
+        "measured_s": measured,
+        "error": value / measured - 1,
+        "inside": bool(low <= measured <= high),
+        "formula": secs[0].data["formula"],
+    }
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--kernel", default="montecarlo")
-    p.add_argument("--ranks", default="1,2,3", help="rank counts; the last is held out [%(default)s]")
-    p.add_argument("--rounds", type=int, default=2, help="interleaved runs of every rank count [%(default)s]")
+    p.add_argument(
+        "--ranks", default="1,2,3", help="rank counts; the last is held out [%(default)s]"
+    )
+    p.add_argument(
+        "--rounds", type=int, default=2, help="interleaved runs of every rank count [%(default)s]"
+    )
     p.add_argument("--horovod-only", action="store_true")
     p.add_argument("extra", nargs="*", help="options for the kernel (after --)")
     args = p.parse_args()
     if not args.horovod_only:
         r = holdout(args.kernel, [int(v) for v in args.ranks.split(",")], args.rounds, args.extra)
-        print(f"hold-out {r['kernel']}: fit on ranks {r['fit_on']} ({r['formula']}), predicted n={r['predict']}: "
-              f"{r['predicted_s']:.4g} s [{r['low_s']:.4g}, {r['high_s']:.4g}], measured {r['measured_s']:.4g} s, "
-              f"error {100 * r['error']:+.1f} %, inside the interval: {r['inside']}")
+        print(
+            f"hold-out {r['kernel']}: fit on ranks {r['fit_on']} ({r['formula']}), "
+            f"predicted n={r['predict']}: {r['predicted_s']:.4g} s "
+            f"[{r['low_s']:.4g}, {r['high_s']:.4g}], measured {r['measured_s']:.4g} s, "
+            f"error {100 * r['error']:+.1f} %, inside the interval: {r['inside']}"
+        )
     print()
     print(paper.table(paper.compare()))
     return 0

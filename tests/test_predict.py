@@ -54,9 +54,16 @@ def _collective_curves(coll: str, algo: str, ranks, alpha=3e-6, beta=2.5e-10, se
     return curves
 
 
-@pytest.mark.parametrize("coll, algo", [("allreduce", "ring"), ("allreduce", "recursive doubling"),
-                                        ("allgather", "ring"), ("alltoall", "Bruck"),
-                                        ("bcast", "binomial tree")])
+@pytest.mark.parametrize(
+    "coll, algo",
+    [
+        ("allreduce", "ring"),
+        ("allreduce", "recursive doubling"),
+        ("allgather", "ring"),
+        ("alltoall", "Bruck"),
+        ("bcast", "binomial tree"),
+    ],
+)
 def test_collective_algorithm_chosen_from_several_rank_counts(coll, algo):
     curves = _collective_curves(coll, algo, (2, 4, 8, 16))
     model = comm.fit_collective(coll, curves)
@@ -85,8 +92,10 @@ def test_collective_one_rank_count_says_it_cannot_choose():
 def test_normal_form_recovers_exponents_with_noise():
     rng = np.random.default_rng(11)
     p = np.array([1, 2, 4, 8, 16, 32, 64])
-    true = lambda q: 0.5 + 3.0 * q ** 0.5 * np.log2(q)  # noqa: E731
-    model = empirical.fit(p, [true(q) * (1 + 0.02 * rng.standard_normal(5)) for q in p], negative=False)
+    true = lambda q: 0.5 + 3.0 * q**0.5 * np.log2(q)  # noqa: E731
+    model = empirical.fit(
+        p, [true(q) * (1 + 0.02 * rng.standard_normal(5)) for q in p], negative=False
+    )
     (term,) = model.best.terms
     assert (term.i, term.j) == (Fraction(1, 2), 1)
     c0, c1 = model.best.fit.coef
@@ -121,8 +130,9 @@ def test_two_points_give_a_wide_honest_interval():
 
 
 def test_oversubscription_factor_multiplies_the_prediction():
-    model = empirical.fit([1, 2], [[1.0, 1.01, 0.99], [0.5, 0.505, 0.495]],
-                          factor=lambda q: np.maximum(1.0, q / 2))
+    model = empirical.fit(
+        [1, 2], [[1.0, 1.01, 0.99], [0.5, 0.505, 0.495]], factor=lambda q: np.maximum(1.0, q / 2)
+    )
     v1, _, _ = model.predict([3])
     plain = empirical.fit([1, 2], [[1.0, 1.01, 0.99], [0.5, 0.505, 0.495]])
     v0, _, _ = plain.predict([3])
@@ -147,19 +157,30 @@ def test_fusion_buffers_and_ring_time():
 
 
 def _train_rec(ranks, steps, exposed=0.0, grad=4e8, rpn=None):
-    return {"schema": "hpcsuite.record/1", "kernel": "train.synthetic", "ranks": ranks, "ranks_per_node": rpn or ranks,
-            "params": {"model": "resnet", "batch_size": 32, "fp16_allreduce": False},
-            "times": {"unit": "s", "samples": steps},
-            "result": {"gradient_bytes": grad, "exposed_reduction_s_per_step": exposed, "overlap": "thread"},
-            "env": {"machine": "x86_64", "device_name": "gpu", "hosts": ["a"] * ranks}}
+    return {
+        "schema": "hpcsuite.record/1",
+        "kernel": "train.synthetic",
+        "ranks": ranks,
+        "ranks_per_node": rpn or ranks,
+        "params": {"model": "resnet", "batch_size": 32, "fp16_allreduce": False},
+        "times": {"unit": "s", "samples": steps},
+        "result": {
+            "gradient_bytes": grad,
+            "exposed_reduction_s_per_step": exposed,
+            "overlap": "thread",
+        },
+        "env": {"machine": "x86_64", "device_name": "gpu", "hosts": ["a"] * ranks},
+    }
 
 
 def test_training_measured_overlap_and_prediction():
     net = training.Network.from_knobs(10.0, 10.0)  # 10 us, 10 GB/s everywhere
     # The modelled allreduce at 4 ranks; the record exposes 40 % of it: 60 % hidden.
     modelled = training.comm_time(4, 4e8, 64 << 20, net, 4)
-    recs = [_train_rec(1, [0.5, 0.51, 0.49, 0.5, 0.5]),
-            _train_rec(4, [0.5 + 0.4 * modelled] * 5, exposed=0.4 * modelled)]
+    recs = [
+        _train_rec(1, [0.5, 0.51, 0.49, 0.5, 0.5]),
+        _train_rec(4, [0.5 + 0.4 * modelled] * 5, exposed=0.4 * modelled),
+    ]
     model = training.from_records(recs, net, fusion=64 << 20)
     assert model.hidden_fraction == pytest.approx(0.6)
     assert not model.contention
@@ -177,7 +198,9 @@ def test_training_measured_overlap_and_prediction():
 
 def test_training_section_with_knobs_and_contention():
     recs = [_train_rec(1, [0.2] * 5), _train_rec(2, [0.4] * 5, exposed=0.01)]
-    secs = sections.build(recs, sections.Options(predict_to=64, bandwidth=12.5, latency=5.0, gpus_per_node=2))
+    secs = sections.build(
+        recs, sections.Options(predict_to=64, bandwidth=12.5, latency=5.0, gpus_per_node=2)
+    )
     (sec,) = secs
     assert sec.kind == "training"
     assert any("1.95x" in w for w in sec.warnings)  # 0.39 s of compute at 2 per node vs 0.2 s
@@ -199,54 +222,110 @@ def test_horovod_paper_efficiency_within_the_stated_margin():
         assert r["no_overlap"] - 1e-9 <= r["paper"] <= r["full_overlap"] + 1e-9, r
     # efficiency() agrees with the vectorised calibration it was fitted with
     r = rows[-1]
-    assert paper.efficiency(data, r["model"], r["gpus"], r["alpha_us"] * 1e-6, r["hidden"]) == \
-        pytest.approx(r["model_eff"])
+    assert paper.efficiency(
+        data, r["model"], r["gpus"], r["alpha_us"] * 1e-6, r["hidden"]
+    ) == pytest.approx(r["model_eff"])
     for m in data["models"].values():
         assert m["parameters_source"] and m["images_per_s_1gpu_source"]
 
 
 # ----------------------------------------------------------------------------- records and CLI
 def _env():
-    return {"machine": "x86_64", "mpi_library": "MPICH", "device": "cpu", "device_name": "cpu",
-            "thread_level": "single", "hosts": ["elsewhere"]}
+    return {
+        "machine": "x86_64",
+        "mpi_library": "MPICH",
+        "device": "cpu",
+        "device_name": "cpu",
+        "thread_level": "single",
+        "hosts": ["elsewhere"],
+    }
 
 
 def _mb_records(test, ranks, nodes, fn, sizes):
     out = []
     for m in sizes:
         t = fn(m)
-        out.append({"schema": "hpcsuite.record/1", "kernel": f"microbench.{test}", "ranks": ranks,
-                    "nodes": nodes, "ranks_per_node": -(-ranks // nodes), "device": "cpu",
-                    "params": {"size": int(m), "test": test, "buffer": "numpy"}, "env": _env(),
-                    "times": {"unit": "us", "median": 1e6 * t},
-                    "fom": {"name": "latency", "unit": "us", "value": 1e6 * t, "higher_is_better": False},
-                    "result": {"size": int(m), "median_us": 1e6 * t, "min_us": 1e6 * t, "p99_us": 1e6 * t}})
+        out.append(
+            {
+                "schema": "hpcsuite.record/1",
+                "kernel": f"microbench.{test}",
+                "ranks": ranks,
+                "nodes": nodes,
+                "ranks_per_node": -(-ranks // nodes),
+                "device": "cpu",
+                "params": {"size": int(m), "test": test, "buffer": "numpy"},
+                "env": _env(),
+                "times": {"unit": "us", "median": 1e6 * t},
+                "fom": {
+                    "name": "latency",
+                    "unit": "us",
+                    "value": 1e6 * t,
+                    "higher_is_better": False,
+                },
+                "result": {
+                    "size": int(m),
+                    "median_us": 1e6 * t,
+                    "min_us": 1e6 * t,
+                    "p99_us": 1e6 * t,
+                },
+            }
+        )
     return out
 
 
 def _sweep_records(fn, ranks, repeat=5, seed=1):
     rng = np.random.default_rng(seed)
-    return [{"schema": "hpcsuite.record/1", "kernel": "stencil", "ranks": n, "nodes": 1, "ranks_per_node": n,
-             "device": "cpu", "params": {"shape": [512, 512], "steps": 50, "repeat": repeat}, "env": _env(),
-             "times": {"unit": "s", "samples": list(fn(n) * (1 + 0.02 * rng.standard_normal(repeat)))},
-             "fom": {"name": "site updates/s", "unit": "1/s", "value": 1.0, "higher_is_better": True}}
-            for n in ranks]
+    return [
+        {
+            "schema": "hpcsuite.record/1",
+            "kernel": "stencil",
+            "ranks": n,
+            "nodes": 1,
+            "ranks_per_node": n,
+            "device": "cpu",
+            "params": {"shape": [512, 512], "steps": 50, "repeat": repeat},
+            "env": _env(),
+            "times": {
+                "unit": "s",
+                "samples": list(fn(n) * (1 + 0.02 * rng.standard_normal(repeat))),
+            },
+            "fom": {
+                "name": "site updates/s",
+                "unit": "1/s",
+                "value": 1.0,
+                "higher_is_better": True,
+            },
+        }
+        for n in ranks
+    ]
 
 
 def test_cli_writes_sections_and_figures(tmp_path):
     pytest.importorskip("matplotlib")
     sizes = 2.0 ** np.arange(0, 21)
-    recs = (_mb_records("latency", 2, 1, lambda m: 1e-6 + m / 5e9, sizes)
-            + _mb_records("latency", 2, 2, lambda m: 5e-6 + m / 2e9, sizes)
-            + [r for n in (2, 4) for r in _mb_records("allreduce", n, 1,
-                                                      lambda m, n=n: 2 * (n - 1) * 2e-6 + 2 * (n - 1) / n * m / 4e9,
-                                                      sizes[2:])]
-            + _sweep_records(lambda q: 0.05 + 1.0 / q, (1, 2, 4, 8))
-            + [_train_rec(1, [0.2] * 5, grad=1e8), _train_rec(2, [0.21] * 5, exposed=0.005, grad=1e8)])
+    recs = (
+        _mb_records("latency", 2, 1, lambda m: 1e-6 + m / 5e9, sizes)
+        + _mb_records("latency", 2, 2, lambda m: 5e-6 + m / 2e9, sizes)
+        + [
+            r
+            for n in (2, 4)
+            for r in _mb_records(
+                "allreduce",
+                n,
+                1,
+                lambda m, n=n: 2 * (n - 1) * 2e-6 + 2 * (n - 1) / n * m / 4e9,
+                sizes[2:],
+            )
+        ]
+        + _sweep_records(lambda q: 0.05 + 1.0 / q, (1, 2, 4, 8))
+        + [_train_rec(1, [0.2] * 5, grad=1e8), _train_rec(2, [0.21] * 5, exposed=0.005, grad=1e8)]
+    )
     src = tmp_path / "r.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in recs))
     out = tmp_path / "pred"
-    proc = python("-m", "hpcsuite.predict", str(src), "--predict-to", "512", "--out", str(out), timeout=240)
+    proc = python(
+        "-m", "hpcsuite.predict", str(src), "--predict-to", "512", "--out", str(out), timeout=240
+    )
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert "Hockney" in text and "intra-node" in text and "inter-node" in text
@@ -276,8 +355,16 @@ def test_cli_user_errors_are_one_line(tmp_path):
 def test_sections_never_crash_on_odd_records():
     recs = _sweep_records(lambda q: 1.0 / q, (1, 2))
     recs[1]["times"]["samples"] = []  # a point without timings
-    recs.append({"kernel": "microbench.latency", "ranks": 2, "params": {"size": 1}, "env": _env(),
-                 "times": {}, "result": {}})
+    recs.append(
+        {
+            "kernel": "microbench.latency",
+            "ranks": 2,
+            "params": {"size": 1},
+            "env": _env(),
+            "times": {},
+            "result": {},
+        }
+    )
     secs = sections.build(recs)
     assert all(isinstance(s.as_dict(), dict) for s in secs)
     assert math.isfinite(float(len(secs)))
@@ -296,11 +383,15 @@ def test_regime_change_between_intra_and_inter_node_is_named():
         return r
 
     recs = [rec(n) for n in (1, 2, 4, 8)]
-    secs = [s for s in sections.build(recs, sections.Options(predict_to=512)) if s.kind == "scaling"]
+    secs = [
+        s for s in sections.build(recs, sections.Options(predict_to=512)) if s.kind == "scaling"
+    ]
     by_nodes = [s for s in secs if "per node" in s.title]
     assert by_nodes, [s.title for s in secs]
     assert any("regime change between intra- and inter-node" in w for w in by_nodes[0].warnings)
     # The same trend inside and across nodes: no regime change is claimed.
     recs = [rec(n, jump=False) for n in (1, 2, 4, 8)]
-    secs = [s for s in sections.build(recs, sections.Options(predict_to=512)) if "per node" in s.title]
+    secs = [
+        s for s in sections.build(recs, sections.Options(predict_to=512)) if "per node" in s.title
+    ]
     assert not any("regime change" in w for w in secs[0].warnings), secs[0].warnings

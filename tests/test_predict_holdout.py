@@ -34,18 +34,38 @@ def _records(path):
 def test_holdout_montecarlo_predicts_n3_from_n1_and_n2(tmp_path):
     out = tmp_path / "mc.jsonl"
     for n in (1, 2, 3, 1, 2, 3):
-        proc = launch(n, "-m", "hpcsuite.montecarlo", "--paths", "2000000", "--repeat", "3", "--json", str(out),
-                      "--quiet", timeout=180, env=QUIET)
+        proc = launch(
+            n,
+            "-m",
+            "hpcsuite.montecarlo",
+            "--paths",
+            "2000000",
+            "--repeat",
+            "3",
+            "--json",
+            str(out),
+            "--quiet",
+            timeout=180,
+            env=QUIET,
+        )
         assert proc.returncode == 0, proc.stderr
     recs = _records(out)
-    secs = [s for s in sections.build([r for r in recs if r["ranks"] <= 2], sections.Options(predict_to=3))
-            if s.kind == "scaling"]
+    secs = [
+        s
+        for s in sections.build(
+            [r for r in recs if r["ranks"] <= 2], sections.Options(predict_to=3)
+        )
+        if s.kind == "scaling"
+    ]
     assert len(secs) == 1, [s.title for s in secs]
     value, low, high = secs[0].data["prediction"]
     measured = float(np.median([t for r in recs if r["ranks"] == 3 for t in r["times"]["samples"]]))
     error = value / measured - 1
-    print(f"hold-out montecarlo n=3: predicted {value:.4g} s [{low:.4g}, {high:.4g}], measured {measured:.4g} s, "
-          f"error {100 * error:+.1f} %")
+    print(
+        f"hold-out montecarlo n=3: predicted {value:.4g} s [{low:.4g}, {high:.4g}], "
+        f"measured {measured:.4g} s, "
+        f"error {100 * error:+.1f} %"
+    )
     assert low <= measured <= high
     assert abs(error) <= HOLDOUT_ERROR
 
@@ -53,8 +73,23 @@ def test_holdout_montecarlo_predicts_n3_from_n1_and_n2(tmp_path):
 def test_real_microbench_records_give_hockney_and_collective_models(tmp_path):
     out = tmp_path / "mb.jsonl"
     for n, tests in ((2, ("latency", "allreduce")), (3, ("allreduce",))):
-        proc = launch(n, "-m", "hpcsuite.microbench", *tests, "--max", "64K", "-i", "20",
-                      "-x", "3", "--json", str(out), "--quiet", timeout=180, env=QUIET)
+        proc = launch(
+            n,
+            "-m",
+            "hpcsuite.microbench",
+            *tests,
+            "--max",
+            "64K",
+            "-i",
+            "20",
+            "-x",
+            "3",
+            "--json",
+            str(out),
+            "--quiet",
+            timeout=180,
+            env=QUIET,
+        )
         assert proc.returncode == 0, proc.stderr
     recs = _records(out)
     secs = sections.build(recs, sections.Options(predict_to=512))

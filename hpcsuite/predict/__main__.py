@@ -21,20 +21,55 @@ PROG = "hpcsuite.predict"
 
 def add_model_options(p: cli.ArgumentParser) -> None:
     """The prediction knobs, shared with ``python -m hpcsuite.report --model``."""
-    p.add_argument("--predict-to", type=cli.positive_int, default=512, metavar="N",
-                   help="extend every model to N ranks [%(default)s]")
-    p.add_argument("--cores-per-node", type=cli.positive_int, default=None, metavar="C",
-                   help="model ranks beyond C per node as time-shared (time x ranks per node / C) [off]")
-    p.add_argument("--bandwidth", type=float, default=None, metavar="GB/s",
-                   help="what-if inter-node bandwidth for the training prediction (1e9 bytes/s)")
-    p.add_argument("--latency", type=float, default=None, metavar="US",
-                   help="what-if inter-node latency for the training prediction (microseconds)")
-    p.add_argument("--fusion-bytes", type=cli.positive_int, default=None, metavar="BYTES",
-                   help="what-if fusion buffer [the record's, else 4 MiB]")
-    p.add_argument("--gpus-per-node", type=cli.positive_int, default=None, metavar="G",
-                   help="what-if ranks per node [the records' largest]")
-    p.add_argument("--overlap", type=float, default=None, metavar="FRACTION",
-                   help="what-if fraction of the allreduce hidden behind backward [measured]")
+    p.add_argument(
+        "--predict-to",
+        type=cli.positive_int,
+        default=512,
+        metavar="N",
+        help="extend every model to N ranks [%(default)s]",
+    )
+    p.add_argument(
+        "--cores-per-node",
+        type=cli.positive_int,
+        default=None,
+        metavar="C",
+        help="model ranks beyond C per node as time-shared (time x ranks per node / C) [off]",
+    )
+    p.add_argument(
+        "--bandwidth",
+        type=float,
+        default=None,
+        metavar="GB/s",
+        help="what-if inter-node bandwidth for the training prediction (1e9 bytes/s)",
+    )
+    p.add_argument(
+        "--latency",
+        type=float,
+        default=None,
+        metavar="US",
+        help="what-if inter-node latency for the training prediction (microseconds)",
+    )
+    p.add_argument(
+        "--fusion-bytes",
+        type=cli.positive_int,
+        default=None,
+        metavar="BYTES",
+        help="what-if fusion buffer [the record's, else 4 MiB]",
+    )
+    p.add_argument(
+        "--gpus-per-node",
+        type=cli.positive_int,
+        default=None,
+        metavar="G",
+        help="what-if ranks per node [the records' largest]",
+    )
+    p.add_argument(
+        "--overlap",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="what-if fraction of the allreduce hidden behind backward [measured]",
+    )
 
 
 def options(args: object):
@@ -49,24 +84,38 @@ def options(args: object):
         raise UsageError("--bandwidth must be > 0")
     if args.overlap is not None and args.overlap > 1:  # type: ignore[attr-defined]
         raise UsageError("--overlap is a fraction between 0 and 1")
-    return Options(predict_to=args.predict_to, cores_per_node=args.cores_per_node,  # type: ignore[attr-defined]
-                   bandwidth=args.bandwidth, latency=args.latency, fusion_bytes=args.fusion_bytes,  # type: ignore[attr-defined]
-                   gpus_per_node=args.gpus_per_node, overlap=args.overlap)  # type: ignore[attr-defined]
+    return Options(
+        predict_to=args.predict_to,
+        cores_per_node=args.cores_per_node,  # type: ignore[attr-defined]
+        bandwidth=args.bandwidth,
+        latency=args.latency,
+        fusion_bytes=args.fusion_bytes,  # type: ignore[attr-defined]
+        gpus_per_node=args.gpus_per_node,
+        overlap=args.overlap,
+    )  # type: ignore[attr-defined]
 
 
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
     p = cli.ArgumentParser(
         prog=f"python -m {PROG}",
-        description="Performance models fitted from hpcsuite records, extended to --predict-to ranks with "
-                    "95 %% prediction intervals: Hockney alpha-beta per message-size regime (intra- and "
-                    "inter-node), collective algorithm models, Extra-P normal-form scaling models of "
-                    "kernel sweeps, and the data-parallel training step time with what-if knobs.")
+        description="Performance models fitted from hpcsuite records, extended to --predict-to "
+        "ranks with "
+        "95 %% prediction intervals: Hockney alpha-beta per message-size regime (intra- and "
+        "inter-node), collective algorithm models, Extra-P normal-form scaling models of "
+        "kernel sweeps, and the data-parallel training step time with what-if knobs.",
+    )
     p.add_argument("results", nargs="+", metavar="RESULTS", help="record files (.jsonl) or folders")
     add_model_options(p)
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="also write prediction.md, prediction.json and one figure per section there")
-    p.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="terminal output")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="also write prediction.md, prediction.json and one figure per section there",
+    )
+    p.add_argument(
+        "--format", choices=("text", "markdown", "json"), default="text", help="terminal output"
+    )
     return p
 
 
@@ -82,8 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {line}", file=sys.stderr)
     secs = sections.build(recs, opts)
     if not secs:
-        print(f"{PROG}: nothing to model: needs a sweep over two or more rank counts, microbenchmark curves "
-              f"or train.synthetic records", file=sys.stderr)
+        print(
+            f"{PROG}: nothing to model: needs a sweep over two or more rank counts, "
+            "microbenchmark curves "
+            f"or train.synthetic records",
+            file=sys.stderr,
+        )
     if args.format == "json":
         print(json.dumps([s.as_dict() for s in secs], indent=1))
     elif args.format == "markdown":
@@ -109,10 +162,14 @@ def write(folder: Path, secs: list) -> dict[int, Path]:
         if path is not None:
             figures[i] = path
     try:
-        (folder / "prediction.md").write_text("# Predictions\n\n" + render.markdown(secs, figures, folder))
+        (folder / "prediction.md").write_text(
+            "# Predictions\n\n" + render.markdown(secs, figures, folder)
+        )
         (folder / "prediction.json").write_text(json.dumps([s.as_dict() for s in secs], indent=1))
     except OSError as exc:
-        raise UsageError(f"--out: cannot write in {str(folder)!r} ({exc.strerror or exc})") from None
+        raise UsageError(
+            f"--out: cannot write in {str(folder)!r} ({exc.strerror or exc})"
+        ) from None
     return figures
 
 

@@ -31,11 +31,12 @@ alltoall       Bruck                  L                   (p/2) L m
 The reduction term ``gamma`` (time per byte reduced) is proportional to the transfer
 term in each of these models, so it cannot be fitted apart from ``beta``: the fitted
 ``beta`` of a reduction is an effective time per byte that includes it. Each algorithm
-is fitted (``alpha, beta >= 0``) to every measured ``(p, m)`` of a regime at once. With curves at two or more rank counts the algorithms differ in how
-they grow with ``p`` and the one with the best AICc is the one the data supports; with
-one rank count every algorithm is a straight line in ``m`` and the data cannot tell them
-apart: the choice is then the algorithm whose implied ``alpha`` and ``beta`` are closest
-to the point-to-point fit of the same layout, and the output says so.
+is fitted (``alpha, beta >= 0``) to every measured ``(p, m)`` of a regime at once.
+With curves at two or more rank counts the algorithms differ in how they grow with
+``p``, and the one with the best AICc is the one the data supports; with one rank count
+every algorithm is a straight line in ``m`` and the data cannot tell them apart: the
+choice is then the algorithm whose implied ``alpha`` and ``beta`` are closest to
+the point-to-point fit of the same layout, and the output says so.
 """
 
 from __future__ import annotations
@@ -156,8 +157,9 @@ def _segments(n: int, k: int) -> list[tuple[int, ...]]:
     return out
 
 
-def split_regimes(sizes: np.ndarray, score: Callable[[np.ndarray], tuple[float, int, int]]
-                  ) -> list[tuple[int, int]]:
+def split_regimes(
+    sizes: np.ndarray, score: Callable[[np.ndarray], tuple[float, int, int]]
+) -> list[tuple[int, int]]:
     """Best split of sorted sizes into at most :data:`MAX_REGIMES` regimes.
 
     ``score(mask) -> (rss, n, k)`` fits one regime. The split minimises the total BIC
@@ -219,8 +221,10 @@ class Hockney:
     def words(self) -> str:
         a_lo, a_hi = self.interval("alpha")
         bw, bw_lo, bw_hi = self.bandwidth()
-        head = (f"{_bytes(self.lo)}..{_bytes(self.hi)}: latency {1e6 * self.alpha:.3g} us "
-                f"[{1e6 * a_lo:.3g}, {1e6 * a_hi:.3g}], ")
+        head = (
+            f"{_bytes(self.lo)}..{_bytes(self.hi)}: latency {1e6 * self.alpha:.3g} us "
+            f"[{1e6 * a_lo:.3g}, {1e6 * a_hi:.3g}], "
+        )
         if self.beta <= 0:
             return head + "bandwidth not resolved (the time does not grow with the size here)"
         hi = "unbounded" if not math.isfinite(bw_hi) else f"{bw_hi / 1e9:.3g}"
@@ -228,7 +232,7 @@ class Hockney:
 
 
 def _bytes(n: float) -> str:
-    for unit, scale in (("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
             return f"{n / scale:g} {unit}"
     return f"{n:g} B"
@@ -273,7 +277,9 @@ def fit_hockney(curve: Curve) -> P2PModel:
         bounds = split_regimes(m, score)
     else:
         bounds = [(0, m.size)]
-    regimes = [Hockney(float(m[a]), float(m[b - 1]), fitlib.nnls_fit(X[a:b], t[a:b])) for a, b in bounds]
+    regimes = [
+        Hockney(float(m[a]), float(m[b - 1]), fitlib.nnls_fit(X[a:b], t[a:b])) for a, b in bounds
+    ]
     return P2PModel(curve, regimes)
 
 
@@ -332,8 +338,13 @@ class CollectiveModel:
                 return r
         return self.regimes[-1]
 
-    def predict(self, p: float, m: float, confidence: float = fitlib.CONFIDENCE,
-                alpha_beta: tuple[float, float] | None = None) -> tuple[float, float, float]:
+    def predict(
+        self,
+        p: float,
+        m: float,
+        confidence: float = fitlib.CONFIDENCE,
+        alpha_beta: tuple[float, float] | None = None,
+    ) -> tuple[float, float, float]:
         """Time of one collective of ``m`` bytes on ``p`` ranks, with its prediction
         interval; ``alpha_beta`` replaces the fitted latency and inverse bandwidth (a
         what-if, or the inter-node point-to-point values) and then has no interval."""
@@ -348,7 +359,9 @@ class CollectiveModel:
         return float(v[0]), float(lo[0]), float(hi[0])
 
 
-def fit_collective(collective: str, curves: list[Curve], p2p: P2PModel | None = None) -> CollectiveModel:
+def fit_collective(
+    collective: str, curves: list[Curve], p2p: P2PModel | None = None
+) -> CollectiveModel:
     """Fit every algorithm of ``collective`` per size regime to ``curves`` (one per rank
     count, same node layout kind) and choose, per regime, the one the data supports.
 
@@ -373,10 +386,15 @@ def fit_collective(collective: str, curves: list[Curve], p2p: P2PModel | None = 
     use_gamma = False
     warnings = []
     if not several:
-        warnings.append(f"one rank count ({curves[0].ranks}): every algorithm is a straight line in the "
-                        f"message size there, so the data cannot tell them apart"
-                        + ("; chosen by agreement with the point-to-point fit" if p2p else
-                           "; no point-to-point curve of this layout to choose by: ring/binomial assumed"))
+        warnings.append(
+            f"one rank count ({curves[0].ranks}): every algorithm is a straight line in the "
+            f"message size there, so the data cannot tell them apart"
+            + (
+                "; chosen by agreement with the point-to-point fit"
+                if p2p
+                else "; no point-to-point curve of this layout to choose by: ring/binomial assumed"
+            )
+        )
 
     def algo_fit(name: str, mask: np.ndarray) -> AlgoFit:
         dummy = AlgoFit(name, None, use_gamma)  # type: ignore[arg-type]
@@ -423,8 +441,9 @@ def fit_collective(collective: str, curves: list[Curve], p2p: P2PModel | None = 
     return CollectiveModel(collective, curves, regimes, warnings)
 
 
-def allreduce_time(nbytes: float, n: int, alpha: float, beta: float, gamma: float = 0.0,
-                   algorithm: str = "ring") -> float:
+def allreduce_time(
+    nbytes: float, n: int, alpha: float, beta: float, gamma: float = 0.0, algorithm: str = "ring"
+) -> float:
     """Model time of one allreduce of ``nbytes`` on ``n`` ranks (0 for one rank)."""
     if n <= 1 or nbytes <= 0:
         return 0.0

@@ -36,9 +36,31 @@ import numpy as np
 from hpcsuite.predict import fit as fitlib
 
 #: Extra-P's default polynomial exponents for one parameter.
-EXPONENTS_I = tuple(Fraction(v) for v in ("0", "1/4", "1/3", "1/2", "2/3", "3/4", "4/5", "1", "5/4",
-                                          "4/3", "3/2", "5/3", "7/4", "2", "9/4", "7/3", "5/2",
-                                          "8/3", "11/4", "3"))
+EXPONENTS_I = tuple(
+    Fraction(v)
+    for v in (
+        "0",
+        "1/4",
+        "1/3",
+        "1/2",
+        "2/3",
+        "3/4",
+        "4/5",
+        "1",
+        "5/4",
+        "4/3",
+        "3/2",
+        "5/3",
+        "7/4",
+        "2",
+        "9/4",
+        "7/3",
+        "5/2",
+        "8/3",
+        "11/4",
+        "3",
+    )
+)
 #: Extra-P's default logarithm exponents.
 EXPONENTS_J = (0, 1, 2)
 #: Hypotheses within this AICc of the best are kept in the interval (Burnham-Anderson).
@@ -100,8 +122,9 @@ class Hypothesis:
         p = np.asarray(p, dtype=np.float64)
         return np.column_stack([np.ones_like(p)] + [t(p) for t in self.terms])
 
-    def predict(self, p: Any, confidence: float = fitlib.CONFIDENCE,
-                noise: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict(
+        self, p: Any, confidence: float = fitlib.CONFIDENCE, noise: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.fit.predict(self.design(np.atleast_1d(p)), confidence, noise)
 
     def formula(self, unit: str = "s") -> str:
@@ -128,7 +151,9 @@ class ScalingModel:
     warnings: list[str] = field(default_factory=list)
     factor: Any = None  # oversubscription factor p -> >= 1
 
-    def predict(self, p: Any, confidence: float = fitlib.CONFIDENCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict(
+        self, p: Any, confidence: float = fitlib.CONFIDENCE
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Best model's value and the union of the plausible models' prediction intervals."""
         p = np.atleast_1d(np.asarray(p, dtype=np.float64))
         value, low, high = self.best.predict(p, confidence)
@@ -150,8 +175,14 @@ def _plain(h: Hypothesis) -> tuple[float, ...]:
     return tuple(v for t in h.terms for v in (t.j, abs(abs(float(t.i)) - 1), float(t.i)))
 
 
-def fit(p: Any, samples: list[Any], *, negative: bool = True, max_terms: int | None = None,
-        factor: Any = None) -> ScalingModel:
+def fit(
+    p: Any,
+    samples: list[Any],
+    *,
+    negative: bool = True,
+    max_terms: int | None = None,
+    factor: Any = None,
+) -> ScalingModel:
     """Fit the normal form to timings at several process counts.
 
     Parameters
@@ -179,13 +210,17 @@ def fit(p: Any, samples: list[Any], *, negative: bool = True, max_terms: int | N
         raise ValueError("one list of samples per process count")
     keep = [k for k in range(p.size) if len([v for v in samples[k] if v > 0 and math.isfinite(v)])]
     p = p[keep]
-    samples = [np.asarray([v for v in samples[k] if v > 0 and math.isfinite(v)], float) for k in keep]
+    samples = [
+        np.asarray([v for v in samples[k] if v > 0 and math.isfinite(v)], float) for k in keep
+    ]
     order = np.argsort(p)
     p, samples = p[order], [samples[k] for k in order]
     if len(set(p.tolist())) != p.size:
         raise ValueError("process counts must be distinct")
     if p.size < 2:
-        raise ValueError(f"{p.size} process count(s) with timings: a scaling model needs at least 2")
+        raise ValueError(
+            f"{p.size} process count(s) with timings: a scaling model needs at least 2"
+        )
     f = (lambda q: np.asarray(factor(np.asarray(q, float)), float)) if factor else None
     scale = f(p) if f else np.ones_like(p)
     px = np.concatenate([np.full(s.size, pv) for pv, s in zip(p, samples)])
@@ -196,7 +231,9 @@ def fit(p: Any, samples: list[Any], *, negative: bool = True, max_terms: int | N
     singles = candidate_terms(negative)
     combos: list[tuple[Term, ...]] = [()] + [(t,) for t in singles]
     if max_terms >= 2:
-        combos += [c for c in itertools.combinations(singles, 2) if c[0].i != c[1].i or c[0].j != c[1].j]
+        combos += [
+            c for c in itertools.combinations(singles, 2) if c[0].i != c[1].i or c[0].j != c[1].j
+        ]
     hyps = [_fit_terms(c, px, y) for c in combos]
     # Hypotheses NNLS reduced to a subset are duplicates of a simpler one: drop them.
     hyps = [h for h in hyps if h.fit.active[1:].all() or not h.terms]
@@ -207,15 +244,22 @@ def fit(p: Any, samples: list[Any], *, negative: bool = True, max_terms: int | N
             for k in range(p.size):
                 mask = px != p[k]
                 sub = fitlib.nnls_fit(h.design(px[mask]), y[mask])
-                pred = float((h.design(p[k:k + 1]) @ sub.coef)[0])
+                pred = float((h.design(p[k : k + 1]) @ sub.coef)[0])
                 errs.append((med[k], pred))
             a = np.array(errs)
             h.cv_smape = fitlib.smape(a[:, 0], a[:, 1])
-        best = min(hyps, key=lambda h: (round(h.cv_smape, 6), len(h.terms), h.fit.aicc(), _plain(h)))
-        selection = f"leave-one-out cross-validated SMAPE ({best.cv_smape:.2f} %) over {len(hyps)} hypotheses"
+        best = min(
+            hyps, key=lambda h: (round(h.cv_smape, 6), len(h.terms), h.fit.aicc(), _plain(h))
+        )
+        selection = (
+            f"leave-one-out cross-validated SMAPE ({best.cv_smape:.2f} %) "
+            f"over {len(hyps)} hypotheses"
+        )
     else:
         best = min(hyps, key=lambda h: (round(h.fit.aicc(), 6), len(h.terms), _plain(h)))
-        selection = f"AICc over {len(hyps)} hypotheses ({p.size} process counts: too few to cross-validate)"
+        selection = (
+            f"AICc over {len(hyps)} hypotheses ({p.size} process counts: too few to cross-validate)"
+        )
     ref = best.fit.aicc()
     if math.isfinite(ref):
         plausible = [h for h in hyps if h.fit.aicc() - ref <= PLAUSIBLE_AICC]
@@ -228,11 +272,21 @@ def fit(p: Any, samples: list[Any], *, negative: bool = True, max_terms: int | N
     if p.size > k + 1 and np.var(med) > 0:
         r2 = 1 - float(np.sum((med - fitted) ** 2)) / float(np.sum((med - med.mean()) ** 2))
         r2_adj = 1 - (1 - r2) * (p.size - 1) / (p.size - k - 1)
-    model = ScalingModel(best=best, plausible=plausible, x=p, medians=med * scale, smape=sm,
-                         r2_adj=r2_adj, selection=selection, factor=f)
+    model = ScalingModel(
+        best=best,
+        plausible=plausible,
+        x=p,
+        medians=med * scale,
+        smape=sm,
+        r2_adj=r2_adj,
+        selection=selection,
+        factor=f,
+    )
     if p.size < 3:
-        model.warnings.append(f"only {p.size} process counts: every form fits them; the interval spans "
-                              f"the {len(plausible)} forms the data cannot reject")
+        model.warnings.append(
+            f"only {p.size} process counts: every form fits them; the interval spans "
+            f"the {len(plausible)} forms the data cannot reject"
+        )
     if sm > POOR_SMAPE:
         model.warnings.append(f"poor fit: SMAPE {sm:.1f} % on the measured medians")
     return model
@@ -243,9 +297,13 @@ def extrapolation_warnings(model: ScalingModel, target: float) -> list[str]:
     out = []
     top = float(model.x.max())
     if target > 4 * top:
-        out.append(f"extrapolating {target / top:.0f}x beyond the largest measured process count ({top:g})")
+        out.append(
+            f"extrapolating {target / top:.0f}x beyond the largest measured process count ({top:g})"
+        )
     v, lo, hi = model.predict([target])
     if not math.isfinite(float(hi[0])) or (v[0] > 0 and (hi[0] - lo[0]) > 2 * v[0]):
-        out.append(f"the interval at p={target:g} is wider than the prediction itself: the data cannot "
-                   f"support this extrapolation")
+        out.append(
+            f"the interval at p={target:g} is wider than the prediction itself: the data cannot "
+            f"support this extrapolation"
+        )
     return out

@@ -91,8 +91,9 @@ class Fit:
         half = t_quantile(self.dof, confidence) * math.sqrt(max(var, 0.0))
         return max(c - half, 0.0), c + half
 
-    def predict(self, rows: np.ndarray, confidence: float = CONFIDENCE,
-                noise: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict(
+        self, rows: np.ndarray, confidence: float = CONFIDENCE, noise: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Prediction and its interval at design rows.
 
         Parameters

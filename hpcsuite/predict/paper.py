@@ -11,7 +11,6 @@ calibration then predicts each model from the other two, which is the honest tes
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +34,24 @@ def efficiency(data: dict[str, Any], model: str, n: int, alpha: float, hidden: f
     beta = 8.0 / (net_d["bandwidth_gbit_s"] * 1e9)
     batch = int(data["batch_per_gpu"]["value"])
     compute = batch / float(m["images_per_s_1gpu"])
-    tm = training.TrainingModel(compute=compute, compute_low=compute, compute_high=compute, batch=batch,
-                                grad_bytes=4.0 * m["parameters"], fusion=float(net_d["fusion_bytes"]),
-                                gpus_per_node=int(net_d["gpus_per_node"]),
-                                net=training.Network(alpha, beta, alpha, beta, "paper"),
-                                hidden_fraction=hidden)
+    tm = training.TrainingModel(
+        compute=compute,
+        compute_low=compute,
+        compute_high=compute,
+        batch=batch,
+        grad_bytes=4.0 * m["parameters"],
+        fusion=float(net_d["fusion_bytes"]),
+        gpus_per_node=int(net_d["gpus_per_node"]),
+        net=training.Network(alpha, beta, alpha, beta, "paper"),
+        hidden_fraction=hidden,
+    )
     return tm.predict([n])[0]["efficiency"]
 
 
 def _targets(data: dict[str, Any], models: list[str]) -> list[tuple[str, int, float]]:
-    return [(m, int(n), float(v)) for m in models for n, v in data["models"][m]["efficiency"].items()]
+    return [
+        (m, int(n), float(v)) for m in models for n, v in data["models"][m]["efficiency"].items()
+    ]
 
 
 def _linear(data: dict[str, Any], model: str, n: int) -> tuple[float, float, float]:
@@ -83,23 +90,40 @@ def compare(data: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     loo = {m: calibrate(data, [o for o in data["models"] if o != m]) for m in data["models"]}
     for m, n, v in _targets(data, list(data["models"])):
         a_m, f_m = loo[m]
-        rows.append({"model": m, "gpus": n, "paper": v,
-                     "model_eff": efficiency(data, m, n, alpha, hidden),
-                     "loo_eff": efficiency(data, m, n, a_m, f_m),
-                     "no_overlap": efficiency(data, m, n, alpha, 0.0),
-                     "full_overlap": efficiency(data, m, n, alpha, 1.0),
-                     "alpha_us": 1e6 * alpha, "hidden": hidden, "loo_alpha_us": 1e6 * a_m, "loo_hidden": f_m})
+        rows.append(
+            {
+                "model": m,
+                "gpus": n,
+                "paper": v,
+                "model_eff": efficiency(data, m, n, alpha, hidden),
+                "loo_eff": efficiency(data, m, n, a_m, f_m),
+                "no_overlap": efficiency(data, m, n, alpha, 0.0),
+                "full_overlap": efficiency(data, m, n, alpha, 1.0),
+                "alpha_us": 1e6 * alpha,
+                "hidden": hidden,
+                "loo_alpha_us": 1e6 * a_m,
+                "loo_hidden": f_m,
+            }
+        )
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of :func:`compare`."""
-    out = ["| model | GPUs | paper | model | leave-one-model-out | no overlap | full overlap |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| model | GPUs | paper | model | leave-one-model-out | no overlap | full overlap |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        out.append(f"| {r['model']} | {r['gpus']} | {100 * r['paper']:.0f} % | {100 * r['model_eff']:.1f} % | "
-                   f"{100 * r['loo_eff']:.1f} % | {100 * r['no_overlap']:.1f} % | {100 * r['full_overlap']:.1f} % |")
+        out.append(
+            f"| {r['model']} | {r['gpus']} | {100 * r['paper']:.0f} % | "
+            f"{100 * r['model_eff']:.1f} % | {100 * r['loo_eff']:.1f} % | "
+            f"{100 * r['no_overlap']:.1f} % | {100 * r['full_overlap']:.1f} % |"
+        )
     r0 = rows[0]
     out.append("")
-    out.append(f"Calibrated on all six: ring-step latency {r0['alpha_us']:.1f} us, hidden fraction {r0['hidden']:.2f}.")
+    out.append(
+        f"Calibrated on all six: ring-step latency {r0['alpha_us']:.1f} us, "
+        f"hidden fraction {r0['hidden']:.2f}."
+    )
     return "\n".join(out)

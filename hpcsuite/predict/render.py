@@ -22,16 +22,46 @@ def _fmt(v: Any) -> str:
 
 
 _COLUMNS = {
-    "scaling": [("ranks", "ranks"), ("nodes", "nodes"), ("measured_s", "measured (s)"),
-                ("model_s", "model (s)"), ("low", "95 % low"), ("high", "95 % high"), ("kind", "")],
-    "p2p": [("from_bytes", "from (B)"), ("to_bytes", "to (B)"), ("alpha_s", "alpha (s)"), ("alpha_low", "low"),
-            ("alpha_high", "high"), ("bandwidth_Bps", "bandwidth (B/s)"), ("bandwidth_low", "low"),
-            ("bandwidth_high", "high"), ("points", "sizes")],
-    "collective": [("ranks", "ranks"), ("bytes", "bytes"), ("time_s", "model (s)"), ("low", "95 % low"),
-                   ("high", "95 % high"), ("time_inter_s", "inter-node links (s)"), ("note", "")],
-    "training": [("ranks", "ranks"), ("step_s", "step (s)"), ("measured_step_s", "measured (s)"),
-                 ("comm_s", "allreduce (s)"), ("exposed_s", "exposed (s)"), ("throughput", "samples/s"),
-                 ("efficiency", "efficiency"), ("efficiency_low", "low"), ("efficiency_high", "high")],
+    "scaling": [
+        ("ranks", "ranks"),
+        ("nodes", "nodes"),
+        ("measured_s", "measured (s)"),
+        ("model_s", "model (s)"),
+        ("low", "95 % low"),
+        ("high", "95 % high"),
+        ("kind", ""),
+    ],
+    "p2p": [
+        ("from_bytes", "from (B)"),
+        ("to_bytes", "to (B)"),
+        ("alpha_s", "alpha (s)"),
+        ("alpha_low", "low"),
+        ("alpha_high", "high"),
+        ("bandwidth_Bps", "bandwidth (B/s)"),
+        ("bandwidth_low", "low"),
+        ("bandwidth_high", "high"),
+        ("points", "sizes"),
+    ],
+    "collective": [
+        ("ranks", "ranks"),
+        ("bytes", "bytes"),
+        ("time_s", "model (s)"),
+        ("low", "95 % low"),
+        ("high", "95 % high"),
+        ("time_inter_s", "inter-node links (s)"),
+        ("note", ""),
+    ],
+    "training": [
+        ("ranks", "ranks"),
+        ("step_s", "step (s)"),
+        ("measured_step_s", "measured (s)"),
+        ("comm_s", "allreduce (s)"),
+        ("exposed_s", "exposed (s)"),
+        ("throughput", "samples/s"),
+        ("efficiency", "efficiency"),
+        ("efficiency_low", "low"),
+        ("efficiency_high", "high"),
+    ],
 }
 
 
@@ -56,7 +86,9 @@ def text(sections: list[Section]) -> str:
     return "\n".join(out).lstrip("\n") + "\n"
 
 
-def markdown(sections: list[Section], figures: dict[int, Path] | None = None, folder: Path | None = None) -> str:
+def markdown(
+    sections: list[Section], figures: dict[int, Path] | None = None, folder: Path | None = None
+) -> str:
     """Markdown, one ``###`` section each, with its figure when drawn."""
     out = []
     for i, sec in enumerate(sections):
@@ -95,10 +127,20 @@ def figure(sec: Section, path: Path) -> Path | None:
     if p.get("low") is not None:
         lo = np.asarray(p["low"], float)
         hi = np.asarray(p["high"], float)
-        top = np.nanmax(np.where(np.isfinite(hi), hi, np.nan)) if np.isfinite(hi).any() else np.nanmax(v)
+        top = (
+            np.nanmax(np.where(np.isfinite(hi), hi, np.nan))
+            if np.isfinite(hi).any()
+            else np.nanmax(v)
+        )
         hi = np.where(np.isfinite(hi), hi, 10 * top)
-        ax.fill_between(x, np.maximum(lo, 1e-300) if p.get("logy", True) else lo, hi, color="C0", alpha=0.2,
-                        label="95 % prediction interval")
+        ax.fill_between(
+            x,
+            np.maximum(lo, 1e-300) if p.get("logy", True) else lo,
+            hi,
+            color="C0",
+            alpha=0.2,
+            label="95 % prediction interval",
+        )
     for ex, ey, label in p.get("extra", []):
         ax.plot(ex, ey, "x", label=label)
     ax.plot(p["mx"], p["my"], "o", color="C1", label=p.get("label_measured", "measured"))

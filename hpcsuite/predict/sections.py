@@ -42,6 +42,7 @@ class Section:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN and infinities become None)."""
+
         def clean(v: Any) -> Any:
             if isinstance(v, float):
                 return v if math.isfinite(v) else None
@@ -55,8 +56,16 @@ class Section:
                 return [clean(x) for x in v]
             return v
 
-        return clean({"title": self.title, "kind": self.kind, "lines": self.lines, "rows": self.rows,
-                      "warnings": self.warnings, "data": self.data})
+        return clean(
+            {
+                "title": self.title,
+                "kind": self.kind,
+                "lines": self.lines,
+                "rows": self.rows,
+                "warnings": self.warnings,
+                "data": self.data,
+            }
+        )
 
 
 @dataclass
@@ -123,9 +132,14 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
             n_fixed = max(series.nodes or 1, 1)
             factor = lambda p: np.maximum(1.0, np.ceil(p / n_fixed) / cores)  # noqa: E731
     if cores and any(r > cores for r in rpn):
-        sec.warnings.append(f"{max(rpn)} ranks per node on {cores} cores: oversubscribed points"
-                            + (" are modelled as time-shared" if factor else
-                               " are fitted as measured (give --cores-per-node to model time-sharing)"))
+        sec.warnings.append(
+            f"{max(rpn)} ranks per node on {cores} cores: oversubscribed points"
+            + (
+                " are modelled as time-shared"
+                if factor
+                else " are fitted as measured (give --cores-per-node to model time-sharing)"
+            )
+        )
     try:
         model = empirical.fit(ranks, samples, negative=series.kind == "strong", factor=factor)
     except ValueError as exc:
@@ -134,42 +148,88 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
     target = float(opts.predict_to)
     grid = _grid(min(ranks), max(target, max(ranks)))
     v, lo, hi = model.predict(grid)
-    sec.lines.append(f"model: t(p) = {model.best.formula()}"
-                     + (" (x time-sharing factor where ranks per node exceed the cores)" if factor else ""))
-    sec.lines.append(f"selection: {model.selection}; {len(model.plausible)} forms within 2 AICc kept in the "
-                     f"interval")
+    sec.lines.append(
+        f"model: t(p) = {model.best.formula()}"
+        + (" (x time-sharing factor where ranks per node exceed the cores)" if factor else "")
+    )
+    sec.lines.append(
+        f"selection: {model.selection}; {len(model.plausible)} forms within 2 AICc kept in the "
+        f"interval"
+    )
     r2 = "" if not math.isfinite(model.r2_adj) else f", adjusted R^2 {model.r2_adj:.3f}"
     sec.lines.append(f"fit: SMAPE {model.smape:.2f} % on the measured medians{r2}")
     tv, tlo, thi = model.predict([target])
-    sec.lines.append(f"at p={target:g}: {_t(tv[0])} (95 % prediction interval {_t(tlo[0])} .. {_t(thi[0])})")
+    sec.lines.append(
+        f"at p={target:g}: {_t(tv[0])} (95 % prediction interval {_t(tlo[0])} .. {_t(thi[0])})"
+    )
     sec.warnings += model.warnings + empirical.extrapolation_warnings(model, target)
     # Regime: everything measured inside one node, but the target needs more.
     if max(nodes) == 1 and target > max(rpn) and (cores is None or target > cores):
-        sec.warnings.append(f"every measurement is inside one node (up to {max(rpn)} ranks): if p={target:g} "
-                            f"spans nodes, inter-node communication is not in the data")
+        sec.warnings.append(
+            f"every measurement is inside one node (up to {max(rpn)} ranks): if p={target:g} "
+            f"spans nodes, inter-node communication is not in the data"
+        )
     if min(nodes) == 1 < max(nodes):
         multi = [k for k, nd in enumerate(nodes) if nd > 1]
         if len(multi) >= 2:
-            sub = empirical.fit([ranks[k] for k in multi], [samples[k] for k in multi],
-                                negative=series.kind == "strong", factor=factor)
+            sub = empirical.fit(
+                [ranks[k] for k in multi],
+                [samples[k] for k in multi],
+                negative=series.kind == "strong",
+                factor=factor,
+            )
             sv = float(sub.predict([target])[0][0])
             if not tlo[0] <= sv <= thi[0]:
-                sec.warnings.append(f"regime change between intra- and inter-node: the multi-node points alone "
-                                    f"predict {_t(sv)} at p={target:g}, outside the interval of all points")
+                sec.warnings.append(
+                    f"regime change between intra- and inter-node: the multi-node points alone "
+                    f"predict {_t(sv)} at p={target:g}, outside the interval of all points"
+                )
     for p, s, nd in zip(ranks, samples, nodes):
         mv, mlo, mhi = model.predict([p])
-        sec.rows.append({"ranks": p, "nodes": nd, "measured_s": float(np.median(s)), "model_s": float(mv[0]),
-                         "low": float(mlo[0]), "high": float(mhi[0]), "kind": "measured"})
+        sec.rows.append(
+            {
+                "ranks": p,
+                "nodes": nd,
+                "measured_s": float(np.median(s)),
+                "model_s": float(mv[0]),
+                "low": float(mlo[0]),
+                "high": float(mhi[0]),
+                "kind": "measured",
+            }
+        )
     for p, a, b, c in zip(grid, v, lo, hi):
         if p > max(ranks):
-            sec.rows.append({"ranks": int(p), "nodes": None, "measured_s": None, "model_s": float(a),
-                             "low": float(b), "high": float(c), "kind": "predicted"})
-    sec.plot = {"x": grid, "value": v, "low": lo, "high": hi, "mx": ranks,
-                "my": [float(np.median(s)) for s in samples], "xlabel": "ranks", "ylabel": "time (s)",
-                "xmax_measured": max(ranks)}
-    sec.data = {"formula": model.best.formula(), "terms": [(str(t.i), t.j) for t in model.best.terms],
-                "coef": model.best.fit.coef, "smape": model.smape, "r2_adj": model.r2_adj,
-                "predict_to": target, "prediction": [tv[0], tlo[0], thi[0]]}
+            sec.rows.append(
+                {
+                    "ranks": int(p),
+                    "nodes": None,
+                    "measured_s": None,
+                    "model_s": float(a),
+                    "low": float(b),
+                    "high": float(c),
+                    "kind": "predicted",
+                }
+            )
+    sec.plot = {
+        "x": grid,
+        "value": v,
+        "low": lo,
+        "high": hi,
+        "mx": ranks,
+        "my": [float(np.median(s)) for s in samples],
+        "xlabel": "ranks",
+        "ylabel": "time (s)",
+        "xmax_measured": max(ranks),
+    }
+    sec.data = {
+        "formula": model.best.formula(),
+        "terms": [(str(t.i), t.j) for t in model.best.terms],
+        "coef": model.best.fit.coef,
+        "smape": model.smape,
+        "r2_adj": model.r2_adj,
+        "predict_to": target,
+        "prediction": [tv[0], tlo[0], thi[0]],
+    }
     return sec
 
 
@@ -185,57 +245,97 @@ def _t(v: float) -> str:
 # ----------------------------------------------------------------------------- communication
 def p2p_section(curve: comm.Curve, model: comm.P2PModel) -> Section:
     """Hockney regimes of one point-to-point curve."""
-    sec = Section(f"prediction: microbench.{curve.test} ({curve.where}, {curve.ranks} ranks on "
-                  f"{curve.nodes} node{'s' if curve.nodes > 1 else ''}): Hockney alpha-beta", "p2p")
+    sec = Section(
+        f"prediction: microbench.{curve.test} ({curve.where}, {curve.ranks} ranks on "
+        f"{curve.nodes} node{'s' if curve.nodes > 1 else ''}): Hockney alpha-beta",
+        "p2p",
+    )
     for r in model.regimes:
         sec.lines.append(r.words())
-        sec.rows.append({"from_bytes": r.lo, "to_bytes": r.hi, "alpha_s": r.alpha,
-                         "alpha_low": r.interval("alpha")[0], "alpha_high": r.interval("alpha")[1],
-                         "bandwidth_Bps": r.bandwidth()[0], "bandwidth_low": r.bandwidth()[1],
-                         "bandwidth_high": r.bandwidth()[2], "points": r.fit.n,
-                         "rel_error": r.fit.s})
+        sec.rows.append(
+            {
+                "from_bytes": r.lo,
+                "to_bytes": r.hi,
+                "alpha_s": r.alpha,
+                "alpha_low": r.interval("alpha")[0],
+                "alpha_high": r.interval("alpha")[1],
+                "bandwidth_Bps": r.bandwidth()[0],
+                "bandwidth_low": r.bandwidth()[1],
+                "bandwidth_high": r.bandwidth()[2],
+                "points": r.fit.n,
+                "rel_error": r.fit.s,
+            }
+        )
         if r.fit.dof < 1:
-            sec.warnings.append(f"{comm._bytes(r.lo)}..{comm._bytes(r.hi)}: as many sizes as parameters, "
-                                f"no interval")
+            sec.warnings.append(
+                f"{comm._bytes(r.lo)}..{comm._bytes(r.hi)}: as many sizes as parameters, "
+                f"no interval"
+            )
     if len(model.regimes) > 1:
-        sec.lines.append(f"{len(model.regimes)} regimes (protocol switches near "
-                         + ", ".join(comm._bytes(r.lo) for r in model.regimes[1:]) + ")")
+        sec.lines.append(
+            f"{len(model.regimes)} regimes (protocol switches near "
+            + ", ".join(comm._bytes(r.lo) for r in model.regimes[1:])
+            + ")"
+        )
     fitted = np.array([model.time(m) for m in curve.sizes])
-    sec.plot = {"x": curve.sizes, "value": fitted, "low": None, "high": None, "mx": curve.sizes,
-                "my": curve.times, "xlabel": "message size (bytes)", "ylabel": "time (s)", "loglog": True}
+    sec.plot = {
+        "x": curve.sizes,
+        "value": fitted,
+        "low": None,
+        "high": None,
+        "mx": curve.sizes,
+        "my": curve.times,
+        "xlabel": "message size (bytes)",
+        "ylabel": "time (s)",
+        "loglog": True,
+    }
     sec.data = {"where": curve.where, "regimes": sec.rows}
     return sec
 
 
-def collective_section(model: comm.CollectiveModel, opts: Options,
-                       inter: comm.P2PModel | None) -> Section:
+def collective_section(
+    model: comm.CollectiveModel, opts: Options, inter: comm.P2PModel | None
+) -> Section:
     """Algorithm models of one collective over its curves, and the time at ``predict_to``."""
     c0 = model.curves[0]
     where = c0.where
     ranks = sorted({c.ranks for c in model.curves})
-    sec = Section(f"prediction: microbench.{model.collective} ({where}, ranks {ranks}): algorithm models",
-                  "collective")
+    sec = Section(
+        f"prediction: microbench.{model.collective} ({where}, ranks {ranks}): algorithm models",
+        "collective",
+    )
     sec.warnings += model.warnings
     for r in model.regimes:
         a_lo, a_hi = r.chosen.fit.coef_interval(0)
         b_lo, b_hi = r.chosen.fit.coef_interval(1)
-        beta = (f"beta {1e12 * r.chosen.beta:.3g} ps/B [{1e12 * b_lo:.3g}, {1e12 * b_hi:.3g}] (effective "
-                f"{1 / r.chosen.beta / 1e9:.3g} GB/s, reduction cost included)" if r.chosen.beta > 0 else
-                "beta not resolved (the time does not grow with the size here)")
-        sec.lines.append(f"{comm._bytes(r.lo)}..{comm._bytes(r.hi)}: {r.chosen.algorithm} "
-                         f"({r.basis}); alpha {1e6 * r.chosen.alpha:.3g} us [{1e6 * a_lo:.3g}, {1e6 * a_hi:.3g}], "
-                         + beta)
-        others = ", ".join(f"{f.algorithm} {f.fit.aicc():.1f}" for f in r.candidates if f is not r.chosen
-                           and math.isfinite(f.fit.aicc()))
+        beta = (
+            f"beta {1e12 * r.chosen.beta:.3g} ps/B [{1e12 * b_lo:.3g}, {1e12 * b_hi:.3g}] "
+            "(effective "
+            f"{1 / r.chosen.beta / 1e9:.3g} GB/s, reduction cost included)"
+            if r.chosen.beta > 0
+            else "beta not resolved (the time does not grow with the size here)"
+        )
+        sec.lines.append(
+            f"{comm._bytes(r.lo)}..{comm._bytes(r.hi)}: {r.chosen.algorithm} "
+            f"({r.basis}); alpha {1e6 * r.chosen.alpha:.3g} us "
+            f"[{1e6 * a_lo:.3g}, {1e6 * a_hi:.3g}], " + beta
+        )
+        others = ", ".join(
+            f"{f.algorithm} {f.fit.aicc():.1f}"
+            for f in r.candidates
+            if f is not r.chosen and math.isfinite(f.fit.aicc())
+        )
         if others and len(ranks) >= 2:
             sec.lines.append(f"  AICc of the others: {others} (chosen {r.chosen.fit.aicc():.1f})")
     target = float(opts.predict_to)
     top_rpn = max(c.ranks_per_node for c in model.curves)
     crosses = where == "intra-node" and target > top_rpn
     if crosses:
-        sec.warnings.append(f"measured inside one node (up to {top_rpn} ranks): at p={target:g} the "
-                            f"collective crosses nodes; the intra-node parameters are an optimistic bound"
-                            + ("; the inter-node point-to-point fit is also shown" if inter else ""))
+        sec.warnings.append(
+            f"measured inside one node (up to {top_rpn} ranks): at p={target:g} the "
+            f"collective crosses nodes; the intra-node parameters are an optimistic bound"
+            + ("; the inter-node point-to-point fit is also shown" if inter else "")
+        )
     sizes = [s for s in TABLE_SIZES if c0.sizes.min() <= s <= 16 * c0.sizes.max()]
     for m in sizes:
         v, lo, hi = model.predict(target, m)
@@ -248,47 +348,91 @@ def collective_section(model: comm.CollectiveModel, opts: Options,
         sec.rows.append(row)
     top = max(model.curves, key=lambda c: c.ranks)
     pv = np.array([model.predict(target, m) for m in top.sizes])
-    sec.plot = {"x": top.sizes, "value": pv[:, 0], "low": pv[:, 1], "high": pv[:, 2],
-                "mx": top.sizes, "my": top.times, "xlabel": "message size (bytes)", "ylabel": "time (s)",
-                "loglog": True, "label_measured": f"measured, {top.ranks} ranks",
-                "label_model": f"model at {int(target)} ranks",
-                "extra": [(c.sizes, c.times, f"measured, {c.ranks} ranks") for c in model.curves if c is not top]}
-    sec.data = {"collective": model.collective, "where": where, "ranks": ranks,
-                "regimes": [{"from": r.lo, "to": r.hi, "algorithm": r.chosen.algorithm, "alpha": r.chosen.alpha,
-                             "beta": r.chosen.beta, "basis": r.basis} for r in model.regimes]}
+    sec.plot = {
+        "x": top.sizes,
+        "value": pv[:, 0],
+        "low": pv[:, 1],
+        "high": pv[:, 2],
+        "mx": top.sizes,
+        "my": top.times,
+        "xlabel": "message size (bytes)",
+        "ylabel": "time (s)",
+        "loglog": True,
+        "label_measured": f"measured, {top.ranks} ranks",
+        "label_model": f"model at {int(target)} ranks",
+        "extra": [
+            (c.sizes, c.times, f"measured, {c.ranks} ranks") for c in model.curves if c is not top
+        ],
+    }
+    sec.data = {
+        "collective": model.collective,
+        "where": where,
+        "ranks": ranks,
+        "regimes": [
+            {
+                "from": r.lo,
+                "to": r.hi,
+                "algorithm": r.chosen.algorithm,
+                "alpha": r.chosen.alpha,
+                "beta": r.chosen.beta,
+                "basis": r.basis,
+            }
+            for r in model.regimes
+        ],
+    }
     return sec
 
 
 # ----------------------------------------------------------------------------- training
-def training_section(recs: list[dict[str, Any]], net: training.Network | None, opts: Options) -> Section:
+def training_section(
+    recs: list[dict[str, Any]], net: training.Network | None, opts: Options
+) -> Section:
     """Step time, throughput and efficiency vs N of one ``train.synthetic`` configuration."""
     p = recs[0].get("params") or {}
-    sec = Section(f"prediction: train.synthetic (model {p.get('model')}, batch {p.get('batch_size')} per rank)",
-                  "training")
+    sec = Section(
+        f"prediction: train.synthetic (model {p.get('model')}, "
+        f"batch {p.get('batch_size')} per rank)",
+        "training",
+    )
     if opts.bandwidth is not None or opts.latency is not None:
         if net is None:
             if opts.bandwidth is None or opts.latency is None:
-                sec.warnings.append("without microbenchmark records both --bandwidth and --latency are needed")
+                sec.warnings.append(
+                    "without microbenchmark records both --bandwidth and --latency are needed"
+                )
                 return sec
             net = training.Network.from_knobs(opts.latency, opts.bandwidth)
         else:
             net = net.with_knobs(opts.latency, opts.bandwidth)
     if net is None:
-        sec.warnings.append("no network parameters: add microbenchmark records (latency/bw, intra- and "
-                            "inter-node) or give --bandwidth GB/s and --latency us")
+        sec.warnings.append(
+            "no network parameters: add microbenchmark records (latency/bw, intra- and "
+            "inter-node) or give --bandwidth GB/s and --latency us"
+        )
         return sec
     try:
-        model = training.from_records(recs, net, fusion=opts.fusion_bytes, gpus_per_node=opts.gpus_per_node,
-                                      hidden_fraction=opts.overlap)
+        model = training.from_records(
+            recs,
+            net,
+            fusion=opts.fusion_bytes,
+            gpus_per_node=opts.gpus_per_node,
+            hidden_fraction=opts.overlap,
+        )
     except ValueError as exc:
         sec.warnings.append(str(exc))
         return sec
     sec.lines += model.notes
-    sec.lines.append(f"gradients {model.grad_bytes / 1e6:.3g} MB in {len(training.fusion_buffers(model.grad_bytes, model.fusion))} "
-                     f"fusion buffer(s) of {model.fusion / 2 ** 20:.3g} MiB; {model.gpus_per_node} rank(s) per node; "
-                     f"network: {net.source}")
-    sec.lines.append(f"links: intra-node {1e6 * net.alpha_intra:.3g} us, {1e-9 / net.beta_intra:.3g} GB/s; "
-                     f"inter-node {1e6 * net.alpha_inter:.3g} us, {1e-9 / net.beta_inter:.3g} GB/s")
+    sec.lines.append(
+        f"gradients {model.grad_bytes / 1e6:.3g} MB in "
+        f"{len(training.fusion_buffers(model.grad_bytes, model.fusion))} "
+        f"fusion buffer(s) of {model.fusion / 2 ** 20:.3g} MiB; "
+        f"{model.gpus_per_node} rank(s) per node; "
+        f"network: {net.source}"
+    )
+    sec.lines.append(
+        f"links: intra-node {1e6 * net.alpha_intra:.3g} us, {1e-9 / net.beta_intra:.3g} GB/s; "
+        f"inter-node {1e6 * net.alpha_inter:.3g} us, {1e-9 / net.beta_inter:.3g} GB/s"
+    )
     sec.warnings += model.warnings
     measured = {}
     for r in recs:
@@ -305,24 +449,41 @@ def training_section(recs: list[dict[str, Any]], net: training.Network | None, o
     for row in sec.rows:
         got = row.get("measured_step_s")
         if got is not None and row["ranks"] > 1 and abs(got / row["step_s"] - 1) > 0.2:
-            sec.warnings.append(f"at {row['ranks']} ranks the model gives {_t(row['step_s'])} per step, the "
-                                f"measurement {_t(got)} ({100 * (got / row['step_s'] - 1):+.0f} %): the network "
-                                f"parameters do not describe this allreduce path well")
+            sec.warnings.append(
+                f"at {row['ranks']} ranks the model gives {_t(row['step_s'])} per step, the "
+                f"measurement {_t(got)} ({100 * (got / row['step_s'] - 1):+.0f} %): the network "
+                f"parameters do not describe this allreduce path well"
+            )
     last = sec.rows[-1]
-    sec.lines.append(f"at N={target}: step {_t(last['step_s'])}, {last['throughput']:.4g} samples/s, efficiency "
-                     f"{100 * last['efficiency']:.1f} % [{100 * last['efficiency_low']:.1f}, "
-                     f"{100 * last['efficiency_high']:.1f}]")
+    sec.lines.append(
+        f"at N={target}: step {_t(last['step_s'])}, {last['throughput']:.4g} samples/s, efficiency "
+        f"{100 * last['efficiency']:.1f} % [{100 * last['efficiency_low']:.1f}, "
+        f"{100 * last['efficiency_high']:.1f}]"
+    )
     if max(measured, default=1) <= model.gpus_per_node < target:
-        sec.warnings.append("no measurement beyond one node: the inter-node part rests on the network "
-                            "parameters alone")
+        sec.warnings.append(
+            "no measurement beyond one node: the inter-node part rests on the network "
+            "parameters alone"
+        )
     xs = np.array([r["ranks"] for r in sec.rows], float)
-    sec.plot = {"x": xs, "value": np.array([r["efficiency"] for r in sec.rows]),
-                "low": np.array([r["efficiency_low"] for r in sec.rows]),
-                "high": np.array([r["efficiency_high"] for r in sec.rows]),
-                "mx": sorted(measured), "my": [model.compute / float(np.median(measured[n])) for n in sorted(measured)],
-                "xlabel": "ranks", "ylabel": "scaling efficiency", "logy": False}
-    sec.data = {"compute_s": model.compute, "grad_bytes": model.grad_bytes, "fusion": model.fusion,
-                "hidden_fraction": model.hidden_fraction, "gpus_per_node": model.gpus_per_node}
+    sec.plot = {
+        "x": xs,
+        "value": np.array([r["efficiency"] for r in sec.rows]),
+        "low": np.array([r["efficiency_low"] for r in sec.rows]),
+        "high": np.array([r["efficiency_high"] for r in sec.rows]),
+        "mx": sorted(measured),
+        "my": [model.compute / float(np.median(measured[n])) for n in sorted(measured)],
+        "xlabel": "ranks",
+        "ylabel": "scaling efficiency",
+        "logy": False,
+    }
+    sec.data = {
+        "compute_s": model.compute,
+        "grad_bytes": model.grad_bytes,
+        "fusion": model.fusion,
+        "hidden_fraction": model.hidden_fraction,
+        "gpus_per_node": model.gpus_per_node,
+    }
     return sec
 
 
@@ -347,11 +508,17 @@ def build(recs: list[dict[str, Any]], opts: Options | None = None) -> list[Secti
             if curve.sizes.size < 3:
                 continue
             m = comm.fit_hockney(curve)
-            if curve.where in ("intra-node", "inter-node") and (curve.where not in p2p or curve.test == "latency"):
+            if curve.where in ("intra-node", "inter-node") and (
+                curve.where not in p2p or curve.test == "latency"
+            ):
                 p2p[curve.where] = m
             out.append(p2p_section(curve, m))
         else:
-            key = (curve.test, curve.where, json.dumps([s.params, s.env_values], sort_keys=True, default=str))
+            key = (
+                curve.test,
+                curve.where,
+                json.dumps([s.params, s.env_values], sort_keys=True, default=str),
+            )
             coll.setdefault(key, []).append(curve)
     for (test, where, _), curves in coll.items():
         try:
@@ -370,8 +537,11 @@ def build(recs: list[dict[str, Any]], opts: Options | None = None) -> list[Secti
     for r in recs:
         if r.get("kernel") == "train.synthetic" and isinstance(r.get("params"), dict):
             env = r.get("env") or {}
-            key = json.dumps([r["params"], env.get("machine"), env.get("device_name"), env.get("mpi_library")],
-                             sort_keys=True, default=str)
+            key = json.dumps(
+                [r["params"], env.get("machine"), env.get("device_name"), env.get("mpi_library")],
+                sort_keys=True,
+                default=str,
+            )
             groups.setdefault(key, []).append(r)
     if groups:
         net = training.network_from_fits(p2p)

@@ -124,13 +124,23 @@ class TrainingModel:
             step = self.step(n)
             lo, hi = self.step(n, self.compute_low), self.step(n, self.compute_high)
             comm_t = comm_time(n, self.grad_bytes, self.fusion, self.net, self.gpus_per_node)
-            rows.append({"ranks": n, "step_s": step, "step_low": lo, "step_high": hi, "slowdown": self.slowdown(n),
-                         "comm_s": comm_t, "exposed_s": step - self.compute,
-                         "throughput": n * self.batch / step,
-                         "throughput_low": n * self.batch / hi, "throughput_high": n * self.batch / lo,
-                         "efficiency": self.compute / step,
-                         "efficiency_low": self.compute_low / lo if lo > 0 else math.nan,
-                         "efficiency_high": self.compute_high / hi if hi > 0 else math.nan})
+            rows.append(
+                {
+                    "ranks": n,
+                    "step_s": step,
+                    "step_low": lo,
+                    "step_high": hi,
+                    "slowdown": self.slowdown(n),
+                    "comm_s": comm_t,
+                    "exposed_s": step - self.compute,
+                    "throughput": n * self.batch / step,
+                    "throughput_low": n * self.batch / hi,
+                    "throughput_high": n * self.batch / lo,
+                    "efficiency": self.compute / step,
+                    "efficiency_low": self.compute_low / lo if lo > 0 else math.nan,
+                    "efficiency_high": self.compute_high / hi if hi > 0 else math.nan,
+                }
+            )
         return rows
 
 
@@ -145,8 +155,14 @@ def _samples(rec: dict[str, Any]) -> list[float]:
     return out
 
 
-def from_records(recs: list[dict[str, Any]], net: Network, *, fusion: float | None = None,
-                 gpus_per_node: int | None = None, hidden_fraction: float | None = None) -> TrainingModel:
+def from_records(
+    recs: list[dict[str, Any]],
+    net: Network,
+    *,
+    fusion: float | None = None,
+    gpus_per_node: int | None = None,
+    hidden_fraction: float | None = None,
+) -> TrainingModel:
     """Build the model from the ``train.synthetic`` records of one model and batch size.
 
     Parameters
@@ -170,7 +186,9 @@ def from_records(recs: list[dict[str, Any]], net: Network, *, fusion: float | No
     """
     ones = [r for r in recs if r.get("ranks") == 1 and _samples(r)]
     if not ones:
-        raise ValueError("a training prediction needs a one-rank train.synthetic record (the compute per step)")
+        raise ValueError(
+            "a training prediction needs a one-rank train.synthetic record (the compute per step)"
+        )
     samples = [s for r in ones for s in _samples(r)]
     st = stats.summarize(samples)
     res = _result(ones[0])
@@ -179,22 +197,37 @@ def from_records(recs: list[dict[str, Any]], net: Network, *, fusion: float | No
         raise ValueError("the one-rank train.synthetic record has no result.gradient_bytes")
     params = ones[0].get("params") or {}
     batch = int(params.get("batch_size") or 1)
-    notes = [f"compute {1e3 * st.median:.3g} ms/step: median of {st.n} one-rank steps "
-             f"[{1e3 * st.low:.3g}, {1e3 * st.high:.3g}]"]
+    notes = [
+        f"compute {1e3 * st.median:.3g} ms/step: median of {st.n} one-rank steps "
+        f"[{1e3 * st.low:.3g}, {1e3 * st.high:.3g}]"
+    ]
     if fusion is None:
         rec_f = res.get("fusion_bytes", params.get("fusion_bytes"))
         fusion = float(rec_f) if isinstance(rec_f, (int, float)) and rec_f > 0 else float(4 << 20)
     if gpus_per_node is None:
         gpus_per_node = max([int(r.get("ranks_per_node") or 1) for r in recs] + [1])
-    model = TrainingModel(compute=st.median, compute_low=st.low, compute_high=st.high, batch=batch,
-                          grad_bytes=float(grad), fusion=float(fusion), gpus_per_node=int(gpus_per_node),
-                          net=net, notes=notes)
+    model = TrainingModel(
+        compute=st.median,
+        compute_low=st.low,
+        compute_high=st.high,
+        batch=batch,
+        grad_bytes=float(grad),
+        fusion=float(fusion),
+        gpus_per_node=int(gpus_per_node),
+        net=net,
+        notes=notes,
+    )
     if hidden_fraction is not None:
         model.hidden_fraction = min(max(hidden_fraction, 0.0), 1.0)
         notes.append(f"hidden fraction {model.hidden_fraction:.2f} (what-if)")
         return model
-    multi = [r for r in recs if isinstance(r.get("ranks"), int) and r["ranks"] > 1
-             and isinstance(_result(r).get("exposed_reduction_s_per_step"), (int, float))]
+    multi = [
+        r
+        for r in recs
+        if isinstance(r.get("ranks"), int)
+        and r["ranks"] > 1
+        and isinstance(_result(r).get("exposed_reduction_s_per_step"), (int, float))
+    ]
     fractions = []
     for r in multi:
         n = int(r["ranks"])
@@ -211,23 +244,31 @@ def from_records(recs: list[dict[str, Any]], net: Network, *, fusion: float | No
         if modelled > 0:
             hidden = modelled - exposed
             if hidden > c_eff:  # more hidden than there was compute to hide it behind
-                model.warnings.append(f"at {n} ranks the modelled allreduce ({1e3 * modelled:.3g} ms) exceeds the "
-                                      f"measured compute plus exposed reduction: the network parameters "
-                                      f"overstate this allreduce path")
+                model.warnings.append(
+                    f"at {n} ranks the modelled allreduce ({1e3 * modelled:.3g} ms) exceeds the "
+                    f"measured compute plus exposed reduction: the network parameters "
+                    f"overstate this allreduce path"
+                )
                 hidden = c_eff
             fractions.append(min(max(hidden / modelled, 0.0), 1.0))
     for rpn, v in sorted(model.contention.items()):
-        model.warnings.append(f"with {rpn} ranks per node the measured compute per step is {v:.2f}x the "
-                              f"one-rank compute (ranks sharing a node's cores or host): carried to every "
-                              f"node of {rpn} ranks")
+        model.warnings.append(
+            f"with {rpn} ranks per node the measured compute per step is {v:.2f}x the "
+            f"one-rank compute (ranks sharing a node's cores or host): carried to every "
+            f"node of {rpn} ranks"
+        )
     if fractions:
         model.hidden_fraction = float(np.median(fractions))
-        notes.append(f"hidden fraction {model.hidden_fraction:.2f}: measured exposed reduction against the "
-                     f"modelled one in {len(fractions)} multi-rank record(s) (overlap "
-                     f"{_result(multi[0]).get('overlap', '?')})")
+        notes.append(
+            f"hidden fraction {model.hidden_fraction:.2f}: measured exposed reduction against the "
+            f"modelled one in {len(fractions)} multi-rank record(s) (overlap "
+            f"{_result(multi[0]).get('overlap', '?')})"
+        )
     else:
-        model.warnings.append("no multi-rank train.synthetic record with an exposed reduction time: no overlap "
-                              "assumed (a pessimistic bound)")
+        model.warnings.append(
+            "no multi-rank train.synthetic record with an exposed reduction time: no overlap "
+            "assumed (a pessimistic bound)"
+        )
     return model
 
 
