@@ -156,11 +156,7 @@ def write(folder: Path, secs: list) -> dict[int, Path]:
         (folder / "plots").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--out: cannot create {str(folder)!r} ({exc.strerror or exc})") from None
-    figures = {}
-    for i, sec in enumerate(secs):
-        path = render.figure(sec, folder / "plots" / f"prediction-{i + 1:02d}.png")
-        if path is not None:
-            figures[i] = path
+    figures = render.figures(secs, folder / "plots")
     try:
         (folder / "prediction.md").write_text(
             "# Predictions\n\n" + render.markdown(secs, figures, folder)

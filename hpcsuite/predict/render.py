@@ -158,3 +158,42 @@ def figure(sec: Section, path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def html_fragment(sections: list[Section], figures: dict[int, Path] | None = None) -> str:
+    """The sections as an HTML fragment (tables, warnings, figures embedded as data URIs),
+    for the report's self-contained page."""
+    import base64
+    import html
+
+    parts = ["<h2>Predictions</h2>"]
+    for i, sec in enumerate(sections):
+        parts.append(f"<h3>{html.escape(sec.title)}</h3><ul>")
+        parts += [f"<li>{html.escape(line)}</li>" for line in sec.lines]
+        parts += [f"<li class='bad'>warning: {html.escape(w)}</li>" for w in sec.warnings]
+        parts.append("</ul>")
+        head, cells = table(sec)
+        if cells:
+            parts.append(
+                "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+            )
+            parts += [
+                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                for row in cells
+            ]
+            parts.append("</table>")
+        if figures and i in figures:
+            data = base64.b64encode(figures[i].read_bytes()).decode()
+            parts.append(f"<img alt='{html.escape(sec.title)}' src='data:image/png;base64,{data}'>")
+    return "\n".join(parts)
+
+
+def figures(sections: list[Section], folder: Path) -> dict[int, Path]:
+    """One figure per section that has one, ``folder/prediction-NN.png``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for i, sec in enumerate(sections):
+        path = figure(sec, folder / f"prediction-{i + 1:02d}.png")
+        if path is not None:
+            out[i] = path
+    return out
