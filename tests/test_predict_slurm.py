@@ -1,0 +1,70 @@
+"""Hold-out validation of hpcsuite.predict across nodes, on a throwaway 2-node Slurm
+cluster: a montecarlo sweep at 1 and 2 ranks on one node and 4 ranks on two nodes (2
+per node); the model fitted on the one-node points predicts the two-node point.
+
+Allowed error, stated before the run: the measured median at 4 ranks inside the 95 %
+prediction interval, the point prediction within HOLDOUT_ERROR. Skips where Slurm is
+not installed, except in CI (CI=true), as tests/test_slurm_cluster.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from slurm_cluster import PREFIX, SlurmCluster, missing
+
+if missing() and os.environ.get("CI") != "true":
+    pytest.skip(f"Slurm is not installed here (missing {', '.join(missing())})",
+                allow_module_level=True)
+pytest.importorskip("scipy")
+
+pytestmark = pytest.mark.slow
+
+#: Largest relative error of the point prediction at the held-out (two-node) point.
+HOLDOUT_ERROR = 0.5
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    assert not missing(), f"CI must install Slurm; missing {missing()}"
+    root = Path(tempfile.mkdtemp(prefix=PREFIX))
+    c = SlurmCluster(root, nodes=2, cpus=4)
+    c.env["HPCSUITE_PYTHON"] = sys.executable
+    c.env["PATH"] = f"{Path(sys.executable).parent}:{c.env.get('PATH', '')}"
+    c.env["MPIR_CVAR_ENABLE_HEAVY_YIELD"] = "1"
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+
+
+def test_holdout_two_nodes_from_one(cluster, tmp_path):
+    from hpcsuite.predict import sections
+
+    out = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "-m", "hpcsuite.sweep", "montecarlo", "--launcher", "slurm",
+                           "--out", str(out), "--ranks", "1,2,4", "--ranks-per-node", "2", "--repeat", "2",
+                           "--one-at-a-time", "--", "--paths", "2000000", "--repeat", "3"],
+                          env=cluster.env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    recs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted({(r["ranks"], r["nodes"]) for r in recs}) == [(1, 1), (2, 1), (4, 2)]
+    one_node = [r for r in recs if r["nodes"] == 1]
+    secs = [s for s in sections.build(one_node, sections.Options(predict_to=4)) if s.kind == "scaling"]
+    assert len(secs) == 1, [s.title for s in secs]
+    value, low, high = secs[0].data["prediction"]
+    measured = float(np.median([t for r in recs if r["ranks"] == 4 for t in r["times"]["samples"]]))
+    error = value / measured - 1
+    print(f"hold-out montecarlo 4 ranks on 2 nodes from 1 node: predicted {value:.4g} s "
+          f"[{low:.4g}, {high:.4g}], measured {measured:.4g} s, error {100 * error:+.1f} %")
+    assert low <= measured <= high
+    assert abs(error) <= HOLDOUT_ERROR
