@@ -245,6 +245,12 @@ def test_a_rank_refusing_a_collective_fails_it_on_every_rank_and_the_job_goes_on
         hvd.allreduce(torch.ones(2, dtype=torch.bool if r == 0 else torch.float32), op=hvd.Sum)
     with pytest.raises(ValueError if r == 0 else hvd.HorovodInternalError, match="unknown reduction op 'bogus'"):
         hvd.allreduce(torch.ones(1), op="bogus" if r == 0 else hvd.Sum)
+    with pytest.raises(ValueError if r == 0 else hvd.CollectiveMismatch) as info:  # while the others wait elsewhere
+        if r == 0:
+            hvd.allreduce(torch.ones(1), op="bogus")
+        else:
+            hvd.barrier()
+    assert info.value.collective
     assert torch.equal(hvd.allreduce(torch.ones(1), op=hvd.Sum), torch.full((1,), float(n)))
 
 

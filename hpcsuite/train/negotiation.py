@@ -210,7 +210,14 @@ def _wait_started(handle: Handle) -> None:
         if decision != "go on":
             _Queue.queued.pop(handle.name, None)
             handle.state = "failed"
-            handle.error = _failure(requests, decision)
+            last = _Queue.unnamed.get(handle.kind, 0) - 1
+            if handle.name == f"{handle.kind}.noname.{last}":  # never ran: later unnamed ones still match
+                _Queue.unnamed[handle.kind] = last
+            failure = _failure(requests, decision)
+            if handle.error is None:
+                handle.error = failure
+            else:  # refused here: this rank's own error says more; every rank raises in this round
+                handle.error.collective = True
 
 
 def join(device: Any = None) -> int:
