@@ -138,7 +138,7 @@ from hpcsuite.core import cli  # noqa: E402
 from hpcsuite.core.errors import UsageError  # noqa: E402
 
 HOSTILE = ["a\nb: pwned", "a\r\nb", "a\rb", "a\x00b", "a\x1bb", "a\x7fb", "a\tb"]
-K8S_OPTIONS = ["--name", "--namespace", "--image", "--cpu", "--memory", "--ssh-secret", "--module", "--"]
+K8S_OPTIONS = ["--name", "--namespace", "--image", "--cpu", "--memory", "--ssh-secret", "--module", "--output", "--"]
 SAGEMAKER_OPTIONS = ["--instance-type", "--role", "--framework-version", "--py-version", "--output", "--"]
 
 
