@@ -10,7 +10,14 @@ Names and semantics follow ``horovod.torch``::
     optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=model.named_parameters(),
                                          compression=hvd.Compression.fp16)
 
-Launch with ``mpirun -n N python train.py`` or ``srun``; no rendezvous, no torchrun.
+Launch with ``mpirun -n N python train.py`` or ``srun`` (or ``hvd.run(main, num_proc=N)``
+from inside the script); no rendezvous, no torchrun. Where this differs from Horovod -
+and what is out of scope (Adasum, process sets, elastic: each a clear
+``NotImplementedError``) - is the README's compatibility table.
+
+Modules: :mod:`~hpcsuite.train.mpi_ops` (Horovod's API), :mod:`~hpcsuite.train.negotiation`
+(how ranks agree), :mod:`~hpcsuite.train.ops` (the engine), :mod:`~hpcsuite.train.optimizer`,
+:mod:`~hpcsuite.train.autograd`, :mod:`~hpcsuite.train.functions`.
 """
 
 from hpcsuite.train.autograd import allgather, allreduce, alltoall, broadcast, grouped_allreduce, reducescatter
