@@ -340,6 +340,8 @@ def test_cli_writes_sections_and_figures(tmp_path):
     assert all(p.stat().st_size > 1000 for p in (out / "plots").glob("*.png"))
     # The training section used the fitted links: inter-node 2 GB/s beyond 2 per node.
     train = next(s for s in data if s["kind"] == "training")
+    last = train["rows"][-1]
+    assert last["efficiency_low"] <= last["efficiency"] <= last["efficiency_high"]
     assert any("inter-node 5 us, 2 GB/s" in line for line in train["lines"])
 
 

@@ -384,10 +384,11 @@ def collective_section(
 
 
 # ----------------------------------------------------------------------------- training
-def training_section(
-    recs: list[dict[str, Any]], net: training.Network | None, opts: Options
-) -> Section:
-    """Step time, throughput and efficiency vs N of one ``train.synthetic`` configuration."""
+def training_section(recs: list[dict[str, Any]], nets: Any, opts: Options) -> Section:
+    """Step time, throughput and efficiency vs N of one ``train.synthetic`` configuration;
+    ``nets`` is :func:`hpcsuite.predict.training.network_from_fits`' (links, fast end,
+    slow end), or None."""
+    net, fast, slow = nets if nets else (None, None, None)
     p = recs[0].get("params") or {}
     sec = Section(
         f"prediction: train.synthetic (model {p.get('model')}, "
@@ -403,7 +404,9 @@ def training_section(
                 return sec
             net = training.Network.from_knobs(opts.latency, opts.bandwidth)
         else:
-            net = net.with_knobs(opts.latency, opts.bandwidth)
+            net, fast, slow = (
+                n.with_knobs(opts.latency, opts.bandwidth) for n in (net, fast, slow)
+            )
     if net is None:
         sec.warnings.append(
             "no network parameters: add microbenchmark records (latency/bw, intra- and "
@@ -417,6 +420,8 @@ def training_section(
             fusion=opts.fusion_bytes,
             gpus_per_node=opts.gpus_per_node,
             hidden_fraction=opts.overlap,
+            net_fast=fast,
+            net_slow=slow,
         )
     except ValueError as exc:
         sec.warnings.append(str(exc))
@@ -544,7 +549,7 @@ def build(recs: list[dict[str, Any]], opts: Options | None = None) -> list[Secti
             )
             groups.setdefault(key, []).append(r)
     if groups:
-        net = training.network_from_fits(p2p)
+        nets = training.network_from_fits(p2p)
         for rs in groups.values():
-            out.append(training_section(rs, net, opts))
+            out.append(training_section(rs, nets, opts))
     return out

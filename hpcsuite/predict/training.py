@@ -98,6 +98,9 @@ class TrainingModel:
     gpus_per_node: int
     net: Network
     hidden_fraction: float = 0.0
+    #: The links at the ends of their fitted intervals (faster, slower); None: exact.
+    net_fast: Network | None = None
+    net_slow: Network | None = None
     #: ranks per node -> measured compute slowdown when ranks share a node (CPU ranks
     #: sharing cores, GPUs sharing a host); empty when the one-rank compute holds.
     contention: dict[int, float] = field(default_factory=dict)
@@ -111,18 +114,27 @@ class TrainingModel:
         known = [k for k in self.contention if k <= rpn]
         return self.contention[max(known)] if known else 1.0
 
-    def step(self, n: int, compute: float | None = None) -> float:
+    def step(self, n: int, compute: float | None = None, net: Network | None = None) -> float:
         """Predicted step time at ``n`` ranks."""
         c = (self.compute if compute is None else compute) * self.slowdown(n)
-        t = comm_time(n, self.grad_bytes, self.fusion, self.net, self.gpus_per_node)
+        t = comm_time(n, self.grad_bytes, self.fusion, net or self.net, self.gpus_per_node)
         return c + t - min(self.hidden_fraction * t, c)
 
     def predict(self, ns: Any) -> list[dict[str, float]]:
-        """Step time, throughput and efficiency (with the compute's interval) at each ``n``."""
+        """Step time, throughput and efficiency at each ``n``, each with an interval over
+        the compute's interval and the links' fitted intervals (every corner: a shorter
+        compute lowers the step but also the efficiency)."""
         rows = []
+        nets = [self.net_fast or self.net, self.net_slow or self.net]
         for n in (int(v) for v in np.atleast_1d(ns)):
             step = self.step(n)
-            lo, hi = self.step(n, self.compute_low), self.step(n, self.compute_high)
+            corners = [
+                (c, self.step(n, c, net))
+                for c in (self.compute_low, self.compute_high)
+                for net in nets
+            ]
+            lo, hi = min(t for _, t in corners), max(t for _, t in corners)
+            effs = [c / t for c, t in corners if t > 0]
             comm_t = comm_time(n, self.grad_bytes, self.fusion, self.net, self.gpus_per_node)
             rows.append(
                 {
@@ -137,8 +149,8 @@ class TrainingModel:
                     "throughput_low": n * self.batch / hi,
                     "throughput_high": n * self.batch / lo,
                     "efficiency": self.compute / step,
-                    "efficiency_low": self.compute_low / lo if lo > 0 else math.nan,
-                    "efficiency_high": self.compute_high / hi if hi > 0 else math.nan,
+                    "efficiency_low": min(effs) if effs else math.nan,
+                    "efficiency_high": max(effs) if effs else math.nan,
                 }
             )
         return rows
@@ -162,6 +174,8 @@ def from_records(
     fusion: float | None = None,
     gpus_per_node: int | None = None,
     hidden_fraction: float | None = None,
+    net_fast: Network | None = None,
+    net_slow: Network | None = None,
 ) -> TrainingModel:
     """Build the model from the ``train.synthetic`` records of one model and batch size.
 
@@ -178,6 +192,8 @@ def from_records(
         Ranks per node [the largest ``ranks_per_node`` in the records, at least 1].
     hidden_fraction : float, optional
         Override the measured overlap (what-if).
+    net_fast, net_slow : Network, optional
+        The links at the ends of their fitted intervals, for the prediction's interval.
 
     Raises
     ------
@@ -215,6 +231,8 @@ def from_records(
         fusion=float(fusion),
         gpus_per_node=int(gpus_per_node),
         net=net,
+        net_fast=net_fast,
+        net_slow=net_slow,
         notes=notes,
     )
     if hidden_fraction is not None:
@@ -272,10 +290,11 @@ def from_records(
     return model
 
 
-def network_from_fits(p2p: dict[str, comm.P2PModel]) -> Network | None:
+def network_from_fits(p2p: dict[str, comm.P2PModel]) -> tuple[Network, Network, Network] | None:
     """Link parameters from point-to-point fits (``{"intra-node": .., "inter-node": ..}``):
-    the large-message regime of each (training buffers are megabytes). None when there
-    is no point-to-point fit at all.
+    the large-message regime of each (training buffers are megabytes), and the same at
+    the fast and the slow ends of the fitted intervals. None when there is no usable
+    point-to-point fit.
 
     Why not the allreduce fit: a two-rank ping-pong is never oversubscribed, while the
     allreduce curves of a small node often are (3 or 4 ranks on 2 cores), and their
@@ -284,18 +303,27 @@ def network_from_fits(p2p: dict[str, comm.P2PModel]) -> Network | None:
     intra, inter = p2p.get("intra-node"), p2p.get("inter-node")
     if intra is None and inter is None:
         return None
+
+    def ends(m: comm.P2PModel) -> list[tuple[float, float]]:
+        r = m.large()
+        (a_lo, a_hi), (b_lo, b_hi) = r.interval("alpha"), r.interval("beta")
+        return [(r.alpha, r.beta), (a_lo, b_lo), (a_hi, b_hi)]
+
     src = []
     if intra is not None:
-        a_i, b_i = intra.large().alpha, intra.large().beta
         src.append("intra-node: point-to-point fit")
     if inter is not None:
-        a_x, b_x = inter.large().alpha, inter.large().beta
         src.append("inter-node: point-to-point fit")
-    if intra is None:
-        a_i, b_i = a_x, b_x
-    if inter is None:
-        a_x, b_x = a_i, b_i
+    else:
         src.append("no inter-node curve: intra-node parameters used beyond one node")
-    if b_i <= 0 or b_x <= 0:
+    i_ends = ends(intra or inter)
+    x_ends = ends(inter or intra)
+    nets = []
+    for (a_i, b_i), (a_x, b_x) in zip(i_ends, x_ends):
+        if not all(math.isfinite(v) for v in (a_i, b_i, a_x, b_x)):
+            nets.append(None)
+            continue
+        nets.append(Network(a_i, b_i, a_x, b_x, "; ".join(src)))
+    if nets[0] is None or nets[0].beta_intra <= 0 or nets[0].beta_inter <= 0:
         return None
-    return Network(a_i, b_i, a_x, b_x, "; ".join(src))
+    return nets[0], nets[1] or nets[0], nets[2] or nets[0]
