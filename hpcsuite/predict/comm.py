@@ -146,6 +146,7 @@ def _segments(n: int, k: int) -> list[tuple[int, ...]]:
     out = []
 
     def rec(start: int, left: int, acc: tuple[int, ...]) -> None:
+        """Every way to place ``left`` segments from ``start`` on."""
         if left == 1:
             if n - start >= MIN_PER_REGIME:
                 out.append(acc + (start,))
@@ -203,13 +204,16 @@ class Hockney:
 
     @property
     def alpha(self) -> float:
+        """Latency (s)."""
         return float(self.fit.coef[0])
 
     @property
     def beta(self) -> float:
+        """Inverse bandwidth (s/byte)."""
         return float(self.fit.coef[1])
 
     def interval(self, which: str) -> tuple[float, float]:
+        """95 % interval of ``"alpha"`` or ``"beta"``."""
         return self.fit.coef_interval(0 if which == "alpha" else 1)
 
     def bandwidth(self) -> tuple[float, float, float]:
@@ -219,6 +223,7 @@ class Hockney:
         return inv(self.beta), inv(hi), inv(lo)
 
     def words(self) -> str:
+        """The regime in words, with intervals."""
         a_lo, a_hi = self.interval("alpha")
         bw, bw_lo, bw_hi = self.bandwidth()
         head = (
@@ -246,12 +251,14 @@ class P2PModel:
     regimes: list[Hockney]
 
     def regime(self, m: float) -> Hockney:
+        """The regime that holds ``m`` bytes (the last beyond the largest size)."""
         for r in self.regimes:
             if m <= r.hi:
                 return r
         return self.regimes[-1]
 
     def time(self, m: float) -> float:
+        """Model time of one ``m``-byte message."""
         r = self.regime(m)
         return r.alpha + r.beta * m
 
@@ -270,6 +277,7 @@ def fit_hockney(curve: Curve) -> P2PModel:
     X = np.column_stack([np.ones_like(m), m])
 
     def score(mask: np.ndarray) -> tuple[float, int, int]:
+        """RSS, points and parameters of one regime's fit."""
         f = fitlib.nnls_fit(X[mask], t[mask])
         return f.rss, int(mask.sum()), 2
 
@@ -293,6 +301,7 @@ class AlgoFit:
     use_gamma: bool
 
     def design(self, coll: str, p: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Design matrix of this algorithm at ranks ``p`` and sizes ``m``."""
         a, b, g = ALGORITHMS[coll][self.algorithm](np.asarray(p, float))
         cols = [a * np.ones_like(m), b * m]
         if self.use_gamma:
@@ -301,14 +310,17 @@ class AlgoFit:
 
     @property
     def alpha(self) -> float:
+        """Latency per step (s)."""
         return float(self.fit.coef[0])
 
     @property
     def beta(self) -> float:
+        """Effective time per byte (s/byte)."""
         return float(self.fit.coef[1])
 
     @property
     def gamma(self) -> float:
+        """Reduction time per byte when fitted apart (never, see the module docstring)."""
         return float(self.fit.coef[2]) if self.use_gamma else 0.0
 
 
@@ -333,6 +345,7 @@ class CollectiveModel:
     warnings: list[str] = field(default_factory=list)
 
     def regime(self, m: float) -> CollectiveRegime:
+        """The regime that holds ``m`` bytes."""
         for r in self.regimes:
             if m <= r.hi:
                 return r
@@ -397,6 +410,7 @@ def fit_collective(
         )
 
     def algo_fit(name: str, mask: np.ndarray) -> AlgoFit:
+        """One algorithm fitted to the points in ``mask``."""
         dummy = AlgoFit(name, None, use_gamma)  # type: ignore[arg-type]
         X = dummy.design(collective, ps[mask], ms[mask])
         dummy.fit = fitlib.nnls_fit(X, ts[mask])
@@ -406,6 +420,7 @@ def fit_collective(
     sizes = np.unique(ms)
 
     def score(mask_sizes: np.ndarray) -> tuple[float, int, int]:
+        """RSS of the best algorithm over the sizes in ``mask_sizes``."""
         mask = np.isin(ms, sizes[mask_sizes])
         fits = [algo_fit(a, mask) for a in ALGORITHMS[collective]]
         best = min(fits, key=lambda f: f.fit.rss)
@@ -424,6 +439,7 @@ def fit_collective(
             ref = p2p.regime(math.sqrt(lo * hi))
 
             def distance(f: AlgoFit) -> float:
+                """Squared log distance of implied alpha, beta from point to point."""
                 d = 0.0
                 for mine, theirs in ((f.alpha, ref.alpha), (f.beta, ref.beta)):
                     if mine > 0 and theirs > 0:

@@ -119,12 +119,14 @@ class Hypothesis:
     cv_smape: float = math.nan
 
     def design(self, p: np.ndarray) -> np.ndarray:
+        """Design matrix: the constant and each term at ``p``."""
         p = np.asarray(p, dtype=np.float64)
         return np.column_stack([np.ones_like(p)] + [t(p) for t in self.terms])
 
     def predict(
         self, p: Any, confidence: float = fitlib.CONFIDENCE, noise: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Value and prediction interval of this hypothesis at ``p``."""
         return self.fit.predict(self.design(np.atleast_1d(p)), confidence, noise)
 
     def formula(self, unit: str = "s") -> str:

@@ -44,6 +44,7 @@ class Section:
         """JSON-ready (NaN and infinities become None)."""
 
         def clean(v: Any) -> Any:
+            """NaN and infinities to None, NumPy to plain Python, recursively."""
             if isinstance(v, float):
                 return v if math.isfinite(v) else None
             if isinstance(v, (np.floating, np.integer)):

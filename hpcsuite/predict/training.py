@@ -305,6 +305,7 @@ def network_from_fits(p2p: dict[str, comm.P2PModel]) -> tuple[Network, Network, 
         return None
 
     def ends(m: comm.P2PModel) -> list[tuple[float, float]]:
+        """(alpha, beta) of the large regime: fitted, fast end, slow end."""
         r = m.large()
         (a_lo, a_hi), (b_lo, b_hi) = r.interval("alpha"), r.interval("beta")
         return [(r.alpha, r.beta), (a_lo, b_lo), (a_hi, b_hi)]
