@@ -141,6 +141,8 @@ def test_mnist_refuses_before_training_with_one_line(tmp_path, n, args, message)
     (tmp_path / "file").write_text("x")
     _bad_checkpoint(tmp_path / "bad")
     args = tuple(a.format(tmp=tmp_path) for a in args)
+    if "--checkpoint-dir" not in args:  # never the default ./checkpoints of the checkout
+        args += ("--checkpoint-dir", str(tmp_path / "ck"))
     proc = launch(n, "-m", "hpcsuite.train.mnist", "--epochs", "2", *args, timeout=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error:" in line]
