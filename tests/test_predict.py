@@ -397,3 +397,29 @@ def test_regime_change_between_intra_and_inter_node_is_named():
         s for s in sections.build(recs, sections.Options(predict_to=512)) if "per node" in s.title
     ]
     assert not any("regime change" in w for w in secs[0].warnings), secs[0].warnings
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_times = st.lists(st.one_of(st.floats(0, 10), st.just(float("nan")), st.just(0.0)), max_size=4)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(points=st.lists(st.tuples(st.integers(1, 64), st.integers(1, 4), _times), max_size=6),
+       sizes=st.lists(st.tuples(st.integers(1, 1 << 22), st.floats(1e-7, 1.0)), max_size=8),
+       ranks=st.integers(2, 8), nodes=st.integers(1, 2))
+def test_sections_finish_on_any_records(points, sizes, ranks, nodes):
+    recs = []
+    for n, nd, samples in points:
+        nd = min(nd, n)
+        recs.append({"schema": "hpcsuite.record/1", "kernel": "stencil", "ranks": n, "nodes": nd,
+                     "ranks_per_node": -(-n // nd), "params": {"shape": [64, 64]}, "env": _env(),
+                     "times": {"unit": "s", "samples": samples}})
+    for m, t in sizes:
+        recs += _mb_records("allreduce", ranks, min(nodes, ranks), lambda _m, t=t: t, [m])
+        recs += _mb_records("latency", 2, nodes, lambda _m, t=t: t, [m])
+    for sec in sections.build(recs, sections.Options(predict_to=512)):
+        d = sec.as_dict()
+        json.dumps(d, allow_nan=False)
