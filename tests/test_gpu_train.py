@@ -94,3 +94,32 @@ def test_tensors_reach_mpi_only_after_queued_kernels_finish(staged, monkeypatch)
     buffer = hvd.ops._staged(t)
     assert done.query(), "a tensor went to MPI while kernels writing it were queued"
     assert torch.equal(buffer.cpu(), torch.full((1 << 20,), float(hvd.rank() + 1)))
+
+
+@pytest.mark.parametrize("staged", [True, False])
+def test_async_operations_and_join_on_cuda_tensors(staged, monkeypatch):
+    """Horovod's async forms on device tensors, with Horovod's integer averages and scale
+    factors; a rank that joined mirrors them on the host (same MPI calls, same sizes)."""
+    hvd.init()
+    _choose_path(monkeypatch, staged)
+    device = hvd.ops.bind_device("cuda")
+    n, r = hvd.size(), hvd.rank()
+    if r == 0 and n > 1:
+        assert hvd.join() == n - 1
+        return
+    active = n - 1 if n > 1 else 1
+    first = 1 if n > 1 else 0
+    s = hvd.allreduce_async_(torch.ones(5, device=device), op=hvd.Sum, prescale_factor=2, name="s")
+    i = hvd.allreduce_async(torch.full((3,), 7, dtype=torch.int64, device=device), name="i")
+    b = hvd.broadcast_async(torch.full((4,), float(r), device=device), root_rank=first, name="b")
+    g = hvd.allgather_async(torch.full((1, 2), float(r), device=device), name="g")
+    grouped = hvd.grouped_allreduce_async([torch.ones(2, device=device), torch.ones(3)], op=hvd.Sum, name="grp")
+    assert torch.equal(hvd.synchronize(g).cpu(), torch.tensor([[float(q)] * 2 for q in range(first, n)]))
+    assert torch.equal(hvd.synchronize(b).cpu(), torch.full((4,), float(first)))
+    assert torch.equal(hvd.synchronize(s).cpu(), torch.full((5,), 2.0 * active))
+    average = hvd.synchronize(i)
+    assert average.is_cuda and average.tolist() == [int(7 * active * (1.0 / n))] * 3
+    two, three = hvd.synchronize(grouped)
+    assert two.is_cuda and two.tolist() == [float(active)] * 2 and three.tolist() == [float(active)] * 3
+    if n > 1:
+        assert hvd.join() == n - 1
