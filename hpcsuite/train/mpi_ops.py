@@ -346,7 +346,7 @@ def allreduce_async_(tensor: torch.Tensor, average: bool | None = None, name: st
         op = _resolve(op, average)
     except (ArgumentError, NotSupported) as exc:
         return _issue("allreduce", name, None, None, None, exc)
-    match = (tuple(tensor.shape), str(tensor.dtype), str(tensor.device), op, prescale_factor, postscale_factor)
+    match = (tuple(tensor.shape), str(tensor.dtype), tensor.device.type, op, prescale_factor, postscale_factor)
 
     def check() -> None:
         if tensor.dtype == torch.bool and op in (Sum, Average):
@@ -382,7 +382,7 @@ def grouped_allreduce_async_(tensors: Sequence[torch.Tensor], average: bool | No
     tensors = list(tensors)
     for t in tensors:
         _tensor_check(t)
-    descrs = tuple((tuple(t.shape), str(t.dtype), str(t.device)) for t in tensors)
+    descrs = tuple((tuple(t.shape), str(t.dtype), t.device.type) for t in tensors)
     return _issue("grouped_allreduce", name, (descrs, op, prescale_factor, postscale_factor), None,
                   lambda _: _start_grouped(tensors, descrs, op, prescale_factor, postscale_factor))
 
@@ -411,7 +411,7 @@ def broadcast_async_(tensor: torch.Tensor, root_rank: int = 0, name: str | None 
         _tensor_check(tensor)
     except (ArgumentError, NotSupported) as exc:
         return _issue("broadcast", name, None, None, None, exc)
-    match = (tuple(tensor.shape), str(tensor.dtype), str(tensor.device), root_rank)
+    match = (tuple(tensor.shape), str(tensor.dtype), tensor.device.type, root_rank)
 
     def check() -> None:
         if not 0 <= root_rank < ops.size():
@@ -440,7 +440,7 @@ def allgather_async(tensor: torch.Tensor, name: str | None = None, process_set: 
         _tensor_check(tensor)
     except (ArgumentError, NotSupported) as exc:
         return _issue("allgather", name, None, None, None, exc)
-    match = (tuple(tensor.shape[1:]), str(tensor.dtype), str(tensor.device))
+    match = (tuple(tensor.shape[1:]), str(tensor.dtype), tensor.device.type)
 
     def check() -> None:
         if tensor.dim() == 0:

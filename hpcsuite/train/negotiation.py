@@ -187,7 +187,8 @@ def negotiate(kind: str, tensors: Sequence[tuple[str, torch.Tensor]], extra: Any
     """A blocking collective matched in call order (gradients, objects, barrier): all ranks
     agree on it and its tensors, or all raise :class:`CollectiveMismatch`. Ranks inside
     :func:`join` take part in those of :data:`JOINABLE_CALLS`."""
-    descr = tuple((n, tuple(t.shape), str(t.dtype), str(t.device)) for n, t in tensors)
+    # Device *type*: ranks hold their own GPU (cuda:0 on one, cuda:1 on another) and must agree.
+    descr = tuple((n, tuple(t.shape), str(t.dtype), t.device.type) for n, t in tensors)
     request = ("call", kind, descr, extra)
     what = f"{kind} of {', '.join(repr(n) for n, _ in tensors[:3]) or 'nothing'}"
     while True:
