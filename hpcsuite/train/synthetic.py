@@ -3,8 +3,10 @@
 A model (``mlp``, a small ``cnn``, or ``resnet``, a ResNet-style network built here;
 no torchvision) trains on random data: warm-up batches, then ``--num-iters`` timings
 of ``--num-batches-per-iter`` steps each. Reports samples/s per rank as mean +- 1.96
-sigma, the total over ranks, and the scaling efficiency when given the one-rank figure
-(``--baseline``). Writes a record for the report.
+sigma (Horovod's own line), the total over ranks, and the scaling efficiency when given
+the one-rank figure (``--baseline``). The record is the suite's: samples are each timed
+iteration's step time of the slowest rank, the figure of merit is all ranks' samples
+over the median step time, with the interval of that median (hpcsuite.core.stats).
 """
 
 from __future__ import annotations
@@ -130,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mean = sum(rates) / len(rates)
     sd = math.sqrt(sum((r - mean) ** 2 for r in rates) / max(len(rates) - 1, 1))
     everyone = hvd.allgather_object(mean, name="rates")
+    # Each timed iteration's step time is the slowest rank's (a data-parallel step is as
+    # slow as its slowest rank): the samples the record's statistics come from.
+    step_times = [args.batch_size / r for r in rates]
+    slowest = [max(ts) for ts in zip(*hvd.allgather_object(step_times, name="step_times"))]
     hosts = hvd.allgather_object(hvd.ops.mpi.processor_name(), name="hosts")  # every node, for the record
     total = sum(everyone)
     grad_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -145,16 +151,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines.append(f"  scaling efficiency  {100 * total / (args.baseline * hvd.size()):.1f} %")
         print(lines[0] if args.quiet else "\n".join(lines), flush=True)
         if args.json:
-            from hpcsuite.core import mpi, records
+            from hpcsuite.core import mpi, records, stats
 
+            st = stats.summarize(slowest)
+            value, low, high = stats.rate_interval(args.batch_size * hvd.size(), st)
             env = records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(),
-                                      device=args.device, device_name=args.device)
+                                      device=args.device, device_name=args.device,
+                                      thread_level=mpi.thread_level())
             records.append(args.json, records.make(
                 "train.synthetic", params={"model": args.model, "batch_size": args.batch_size,
                                            "fp16_allreduce": args.fp16_allreduce},
                 ranks=hvd.size(), env=env,
-                times={"unit": "s", "samples": [args.batch_size / r for r in rates]},
-                fom={"name": "throughput", "value": total, "unit": "samples/s", "higher_is_better": True},
+                times={"unit": "s", "samples": slowest, "stats": st.as_dict()},
+                fom={"name": "throughput", "value": value, "unit": "samples/s", "higher_is_better": True,
+                     "low": low, "high": high, "basis": "median"},
                 result={"per_rank": mean, "per_rank_ci95": 1.96 * sd, "reductions_per_step": calls,
                         "exposed_reduction_s_per_step": exposed, "overlap": opt._overlap,
                         "gradient_bytes": grad_bytes}))
