@@ -131,10 +131,14 @@ class MonteCarlo(Kernel):
                              f"{CHECK_MIN_PATHS}); give more paths or --no-check")
 
     def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
-        # A block's normals and the payoff temporaries (about four block-sized arrays).
+        # A block's normals and the payoff temporaries (about four block-sized arrays),
+        # and two partials (16 B) per block: the rank's own, and on the root every block's.
+        nblocks = -(-args.paths // BLOCK)
+        start, stop = owned(nblocks, comm.size, comm.rank)
         work = 4 * 8 * min(BLOCK, args.paths)
-        return Footprint(host=0 if backend.on_device else work, device=work,
-                         hint="run fewer ranks per node (or per GPU)")
+        parts = 16 * (stop - start) + (2 * 16 * nblocks if comm.rank == 0 else 0)
+        return Footprint(host=(0 if backend.on_device else work) + parts, device=work + 16 * (stop - start),
+                         hint="give fewer --paths, or run fewer ranks per node (or per GPU)")
 
     def setup(self, comm: Any, backend: Any, args: Any) -> State:
         option = {"kind": args.option, "spot": args.spot, "strike": args.strike, "rate": args.rate,

@@ -95,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import hpcsuite.train as hvd
 
     hvd.init()
+    from hpcsuite.core import mpi
+
+    with mpi.agree(mpi.world()):  # before any training: a record that cannot be written loses nothing
+        if hvd.rank() == 0:
+            cli.check_writable(args.json, "--json")
     device = hvd.ops.bind_device(args.device)
     torch.manual_seed(0)
     model, sample = build(args.model)
