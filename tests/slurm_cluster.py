@@ -47,12 +47,17 @@ class SlurmCluster:
         Number of slurmd daemons (nodes ``node1`` .. ``nodeN``).
     cpus : int
         CPUs each node declares (more than real cores is fine: ``config_overrides``).
+    gpus : int
+        GPUs each node declares as GRES (``gpu``), backed by empty files standing in for
+        ``/dev/nvidiaN``: Slurm schedules and binds them (``CUDA_VISIBLE_DEVICES``),
+        nothing can compute on them.
     """
 
-    def __init__(self, root: Path, nodes: int = 2, cpus: int = 4) -> None:
+    def __init__(self, root: Path, nodes: int = 2, cpus: int = 4, gpus: int = 0) -> None:
         self.root = Path(root)
         self.names = [f"node{i + 1}" for i in range(nodes)]
         self.cpus = cpus
+        self.gpus = gpus
         self.conf = self.root / "etc" / "slurm.conf"
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
 
@@ -65,10 +70,17 @@ class SlurmCluster:
             (r / "tmp" / n).mkdir(exist_ok=True)
         ctl_port, *node_ports = _free_ports(1 + len(self.names))
         host = socket.gethostname()
+        gres = f" Gres=gpu:{self.gpus}" if self.gpus else ""
         nodes = "\n".join(
             f"NodeName={n} NodeHostname={host} NodeAddr=127.0.0.1 Port={p} CPUs={self.cpus} "
-            f"Sockets=1 CoresPerSocket={self.cpus} ThreadsPerCore=1 RealMemory=1000 State=UNKNOWN"
+            f"Sockets=1 CoresPerSocket={self.cpus} ThreadsPerCore=1 RealMemory=1000{gres} State=UNKNOWN"
             for n, p in zip(self.names, node_ports))
+        if self.gpus:
+            (r / "dev").mkdir(exist_ok=True)
+            for i in range(self.gpus):
+                (r / "dev" / f"gpu{i}").touch()
+            (r / "etc" / "gres.conf").write_text(
+                f"AutoDetect=off\nName=gpu File={r}/dev/gpu[0-{self.gpus - 1}]\n")
         # Job ids from a random start: MPICH names its shared-memory segments after the
         # job and step, and a segment left in /dev/shm by a killed rank of an earlier
         # cluster's job with the same id breaks MPI_Init ("Message truncated").
@@ -106,6 +118,7 @@ KillWait=2
 MessageTimeout=5
 ReturnToService=2
 SlurmdParameters=config_overrides
+{"GresTypes=gpu" if self.gpus else ""}
 {nodes}
 PartitionName=debug Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE State=UP
 """)

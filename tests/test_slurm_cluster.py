@@ -30,7 +30,8 @@ pytestmark = pytest.mark.slow
 def cluster():
     assert not missing(), f"CI must install Slurm; missing {missing()}"
     root = Path(tempfile.mkdtemp(prefix=PREFIX))
-    c = SlurmCluster(root, nodes=2, cpus=4)
+    # 32 CPUs and 4 GPUs (GRES on stand-in device files) per node: what the -gpu templates ask
+    c = SlurmCluster(root, nodes=2, cpus=32, gpus=4)
     c.env["HPCSUITE_PYTHON"] = sys.executable
     c.env["PATH"] = f"{Path(sys.executable).parent}:{c.env.get('PATH', '')}"
     try:
@@ -49,7 +50,8 @@ def test_single_node_template_writes_its_record(cluster, tmp_path):
                          sbatch_args=("--ntasks-per-node=2",), cwd=tmp_path)
     assert cluster.wait(job) == "COMPLETED", (tmp_path / f"hpcsuite-mean-{job}.out").read_text()
     log = (tmp_path / f"hpcsuite-mean-{job}.out").read_text()
-    assert "srun --mpi=pmi2" in log and "check      ok" in log
+    # the site's MpiDefault (pmi2) kept, the job's --cpus-per-task passed on (Slurm >= 22.05)
+    assert "tasks: srun --cpus-per-task=1 " in log and "check      ok" in log
     recs = _records(tmp_path / "results")
     assert len(recs) == 1 and (tmp_path / "results" / f"hpcsuite-mean-{job}.jsonl").exists()
     assert recs[0]["ranks"] == 2 and recs[0]["check"]["passed"] and recs[0]["env"]["hosts"] == ["node1"]
@@ -180,3 +182,104 @@ def test_a_job_over_its_slurm_mem_is_refused_naming_the_limit(cluster, tmp_path)
     assert cluster.wait(job) == "FAILED"
     log = (tmp_path / f"mem-check-{job}.out").read_text()
     assert "needs 0.05 GB" in log and "(Slurm --mem)" in log and "Traceback" not in log, log
+
+
+def _launch_line(log: str) -> str:
+    return next(line for line in log.splitlines() if line.startswith("hpcsuite.slurm: job"))
+
+
+def test_a_site_default_mpi_the_library_cannot_use_is_replaced(cluster, tmp_path):
+    # SLURM_MPI_TYPE=none is what srun would use: MPICH would start 2 singletons of size 1
+    cluster.env.update(HPCSUITE_RESULTS=str(tmp_path / "r"), SLURM_MPI_TYPE="none")
+    try:
+        job = cluster.submit(ROOT / "slurm" / "mean.sbatch", "--shape", "2000x100",
+                             sbatch_args=("--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=2"), cwd=tmp_path)
+        state = cluster.wait(job)
+    finally:
+        del cluster.env["SLURM_MPI_TYPE"]
+    log = (tmp_path / f"hpcsuite-mean-{job}.out").read_text()
+    assert state == "COMPLETED", log
+    assert "srun --mpi=pmi2 --cpus-per-task=2 " in _launch_line(log)
+    [rec] = _records(tmp_path / "r")
+    assert rec["ranks"] == 2 and rec["env"]["hosts"] == ["node1", "node2"]
+    assert rec["provenance"]["threads"].get("OMP_NUM_THREADS") == "2"
+
+
+def test_an_export_none_job_runs_the_site_setup_file(cluster, tmp_path):
+    # --export=NONE: the job inherits nothing (no venv on PATH, no HPCSUITE_*); the
+    # site's set-up lines in hpcsuite-setup.sh in the submission folder provide them.
+    (tmp_path / "hpcsuite-setup.sh").write_text(
+        f"export PATH={Path(sys.executable).parent}:$PATH\n"
+        f"export HPCSUITE_RESULTS={tmp_path / 'r'}\n")
+    job = cluster.submit(ROOT / "slurm" / "mean.sbatch", "--shape", "1000x100",
+                         sbatch_args=("--export=NONE", "--ntasks-per-node=2"), cwd=tmp_path)
+    log = tmp_path / f"hpcsuite-mean-{job}.out"
+    assert cluster.wait(job) == "COMPLETED", log.read_text()
+    [rec] = _records(tmp_path / "r")
+    assert rec["ranks"] == 2 and "Traceback" not in log.read_text()
+
+
+def test_a_failing_setup_hook_stops_the_job_in_one_line(cluster, tmp_path):
+    cluster.env["HPCSUITE_SETUP"] = "module load no-such-module-here"
+    try:
+        job = cluster.submit(ROOT / "slurm" / "mean.sbatch", sbatch_args=("--ntasks-per-node=1",), cwd=tmp_path)
+        state = cluster.wait(job)
+    finally:
+        del cluster.env["HPCSUITE_SETUP"]
+    log = (tmp_path / f"hpcsuite-mean-{job}.out").read_text()
+    assert state == "FAILED" and "HPCSUITE_SETUP failed" in log and "Traceback" not in log, log
+
+
+@pytest.mark.parametrize("variant", sorted(p.stem for p in (ROOT / "slurm").glob("*-gpu.sbatch")))
+def test_gpu_templates_are_accepted_by_slurm_as_written_and_for_8_gpu_nodes(cluster, variant):
+    script = str(ROOT / "slurm" / f"{variant}.sbatch")
+    proc = cluster.run("sbatch", "--test-only", script, check=False)
+    assert proc.returncode == 0 and "to start at" in proc.stderr, proc.stderr
+    # the template's own example for 8-GPU nodes, on these 4-GPU nodes: 2 tasks of 1 GPU each
+    proc = cluster.run("sbatch", "--test-only", "--nodes=2", "--ntasks-per-node=2", "--cpus-per-task=12", script,
+                       check=False)
+    assert proc.returncode == 0, proc.stderr
+    # what the templates used to ask (8 ranks per GPU) is refused
+    bad = cluster.run("sbatch", "--test-only", "--ntasks-per-node=32", script, check=False)
+    assert bad.returncode != 0
+
+
+def test_a_job_with_gpus_per_node_runs_each_rank_under_the_local_rank_binding(cluster, tmp_path):
+    cluster.env["HPCSUITE_RESULTS"] = str(tmp_path / "r")
+    job = cluster.submit(ROOT / "slurm" / "mean.sbatch", "--shape", "1000x100",
+                         sbatch_args=("--ntasks-per-node=2", "--gpus-per-node=2"), cwd=tmp_path)
+    log = (tmp_path / f"hpcsuite-mean-{job}.out")
+    assert cluster.wait(job) == "COMPLETED", log.read_text()
+    assert " sh -c " in _launch_line(log.read_text())
+    assert _records(tmp_path / "r")[0]["ranks"] == 2
+
+
+OMPI = ROOT / ".venv-ompi" / "bin" / "python"
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_open_mpi_runs_the_template_on_one_and_two_nodes(cluster, tmp_path, nodes):
+    if not OMPI.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must create .venv-ompi (tests/run.sh does)")
+        pytest.skip("no .venv-ompi with Open MPI (tests/run.sh creates it)")
+    env = dict(cluster.env)
+    # Open MPI as root (the test cluster runs jobs as root), no OFI probe (1 s per start)
+    cluster.env.update(HPCSUITE_PYTHON=str(OMPI), PATH=f"{OMPI.parent}:{env['PATH']}",
+                       HPCSUITE_RESULTS=str(tmp_path / "r"), OMPI_ALLOW_RUN_AS_ROOT="1",
+                       OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="^ofi", OMPI_MCA_mtl="^ofi")
+    try:
+        job = cluster.submit(ROOT / "slurm" / "mean.sbatch", "--shape", "2000x100", "--check",
+                             sbatch_args=(f"--nodes={nodes}", "--ntasks-per-node=2"), cwd=tmp_path)
+        state = cluster.wait(job)
+    finally:
+        cluster.env.clear()
+        cluster.env.update(env)
+    log = (tmp_path / f"hpcsuite-mean-{job}.out").read_text()
+    assert state == "COMPLETED", log
+    # Debian's Slurm has no PMIx: Open MPI 5 starts under its own mpirun inside the job
+    assert "tasks: mpirun -n " in _launch_line(log)
+    [rec] = _records(tmp_path / "r")
+    assert rec["ranks"] == 2 * nodes and rec["check"]["passed"]
+    assert rec["env"]["mpi_library"].startswith("Open MPI")
+    assert rec["env"]["hosts"] == ["node1", "node2"][:nodes]

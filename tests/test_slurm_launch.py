@@ -11,7 +11,7 @@ import pytest
 from conftest import python
 from hpcsuite import sweep
 from hpcsuite.core.errors import UsageError
-from hpcsuite.slurm import command
+from hpcsuite.slurm import LOCAL_RANK_GPU, command, pmi2_library, srun_mpi
 
 JOB = {"SLURM_JOB_ID": "42", "SLURM_JOB_NAME": "hpcsuite-mean", "SLURM_NTASKS": "8",
        "SLURM_SUBMIT_DIR": "/home/u/run"}
@@ -21,7 +21,7 @@ def test_srun_with_the_pmi_plugin_of_the_mpi_family():
     cmd = command("mean", ["--check"], JOB, python="py", family="mpich", srun=True)
     assert cmd == ["srun", "--mpi=pmi2", "py", "-m", "hpcsuite.mean", "--check",
                    "--json", "/home/u/run/results/hpcsuite-mean-42.jsonl"]
-    assert command("mean", [], JOB, python="py", family="openmpi", srun=True)[1] == "--mpi=pmix"
+    assert command("mean", [], JOB, python="py", family="openmpi", srun=True, site_mpi="pmix")[1] == "py"
     assert command("mean", [], JOB, python="py", family="unknown", srun=True)[:2] == ["srun", "py"]
 
 
@@ -119,7 +119,103 @@ def test_every_parallel_module_has_its_batch_templates():
             assert script.exists(), f"{name} needs slurm/{variant}.sbatch (README, Contributing)"
             text = script.read_text()
             assert f"-m hpcsuite.slurm {name}" in text and '"$@"' in text and "#SBATCH --output=%x-%j.out" in text
-            assert ("--gpus-per-node" in text) == variant.endswith("-gpu")
+            assert ("--gpus-per-task=1" in text) == variant.endswith("-gpu")
+            assert 'eval "$HPCSUITE_SETUP"' in text and "hpcsuite-setup.sh" in text, variant
+
+
+def _directives(text):
+    return dict(line[len("#SBATCH --"):].split("=", 1) for line in text.splitlines()
+                if line.startswith("#SBATCH --") and "=" in line)
+
+
+@pytest.mark.parametrize("variant", sorted(p.stem for p in (__import__("conftest").ROOT / "slurm").glob("*-gpu.sbatch")))
+def test_gpu_templates_ask_one_rank_per_gpu_with_its_cores_and_binding(variant):
+    from conftest import ROOT
+
+    text = (ROOT / "slurm" / f"{variant}.sbatch").read_text()
+    d = _directives(text)
+    assert d["gpus-per-task"] == "1" and d["gpu-bind"].startswith(("closest", "single:"))
+    assert int(d["cpus-per-task"]) >= 2 and "gpus-per-node" not in d
+    assert int(d["ntasks-per-node"]) <= 8  # one rank per GPU: nodes hold 4 or 8
+    for line in text.splitlines():  # every example asks a size a GPU node can give
+        if line.startswith("#   sbatch") and "--ntasks-per-node=" in line:
+            assert int(line.split("--ntasks-per-node=")[1].split()[0]) <= 8, line
+
+
+def test_srun_mpi_keeps_the_site_default_where_the_library_speaks_it():
+    # MPICH: PMI-2, or PMIx when built with it; "none" would start singletons
+    assert srun_mpi("mpich", "pmi2") is None
+    assert srun_mpi("mpich", "none") == "pmi2"
+    assert srun_mpi("mpich", "pmix") == "pmi2"  # the PyPI wheel has no PMIx
+    assert srun_mpi("mpich", "pmix_v4", pmix_capable=True) is None
+    assert srun_mpi("mpich", "cray_shasta") is None
+    assert srun_mpi("mpich", None) == "pmi2"
+    # Intel MPI: PMI-2 with Slurm's libpmi2
+    assert srun_mpi("intel", "pmi2") is None and srun_mpi("intel", "pmix") == "pmi2"
+    # Open MPI 5: PMIx only; its own mpirun where PMIx is not the site's default
+    assert srun_mpi("openmpi", "pmix_v5") is None
+    assert srun_mpi("openmpi", "pmi2") == "mpirun" and srun_mpi("openmpi", None) == "mpirun"
+    assert srun_mpi("unknown", "pmix") is None
+
+
+def test_the_launch_follows_the_site_and_passes_cpus_per_task():
+    job = {**JOB, "SLURM_CPUS_PER_TASK": "4"}
+    cmd = command("mean", [], job, python="py", family="mpich", srun=True, site_mpi="pmi2")
+    assert cmd[:3] == ["srun", "--cpus-per-task=4", "py"]
+    cmd = command("mean", [], job, python="py", family="mpich", srun=True, site_mpi="none")
+    assert cmd[:3] == ["srun", "--mpi=pmi2", "--cpus-per-task=4"]
+    cmd = command("mean", [], {**job, "SLURM_MPI_TYPE": "pmi2"}, python="py", family="mpich", srun=True,
+                  site_mpi="none")
+    assert cmd[1] == "--cpus-per-task=4"  # SLURM_MPI_TYPE is the default srun will use
+    cmd = command("mean", [], job, python="py", family="openmpi", srun=True, site_mpi="pmi2")
+    assert cmd[:3] == ["mpirun", "-n", "8"]  # PMIx not the site's: Open MPI's own launcher
+    cmd = command("mean", [], job, python="py", family="openmpi", srun=True, site_mpi="pmix")
+    assert cmd[:2] == ["srun", "--cpus-per-task=4"]
+    cmd = command("mean", [], {**job, "HPCSUITE_SRUN_MPI": "pmix"}, python="py", family="openmpi", srun=True,
+                  site_mpi="pmi2")
+    assert cmd[:2] == ["srun", "--mpi=pmix"]  # the override wins
+
+
+def test_gpus_per_node_get_one_gpu_per_local_rank_gpus_per_task_are_left_to_slurm():
+    cmd = command("mean", [], {**JOB, "SLURM_GPUS_PER_NODE": "4"}, python="py", family="mpich", srun=True)
+    assert cmd[2:6] == ["sh", "-c", LOCAL_RANK_GPU, "hpcsuite-gpu"] and cmd[6] == "py"
+    cmd = command("mean", [], {**JOB, "SLURM_GPUS_PER_NODE": "4", "SLURM_GPUS_PER_TASK": "1"}, python="py",
+                  family="mpich", srun=True)
+    assert "sh" not in cmd
+    cmd = command("mean", [], {**JOB, "SLURM_JOB_GRES": "gpu:4", "HPCSUITE_GPU_BIND": "none"}, python="py",
+                  family="mpich", srun=True)
+    assert "sh" not in cmd
+    with pytest.raises(UsageError, match="HPCSUITE_GPU_BIND='closest'"):
+        command("mean", [], {**JOB, "HPCSUITE_GPU_BIND": "closest"}, python="py", family="mpich", srun=True)
+
+
+@pytest.mark.parametrize("env,seen", [
+    ({"SLURM_LOCALID": "0", "CUDA_VISIBLE_DEVICES": "4,5,6,7"}, "4"),
+    ({"SLURM_LOCALID": "3", "CUDA_VISIBLE_DEVICES": "4,5,6,7"}, "7"),
+    ({"SLURM_LOCALID": "5", "CUDA_VISIBLE_DEVICES": "0,1"}, "1"),  # more ranks than GPUs: shared
+    ({"SLURM_LOCALID": "2"}, "2"),
+    ({"OMPI_COMM_WORLD_LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "GPU-a,GPU-b"}, "GPU-b"),
+    ({"MPI_LOCALRANKID": "1", "CUDA_VISIBLE_DEVICES": "0,1"}, "1"),
+])
+def test_the_local_rank_wrapper_keeps_one_gpu_and_passes_arguments_untouched(env, seen):
+    import os
+    import subprocess
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_", "MPI_", "PMI_", "CUDA_"))}
+    odd = "a b'$(echo pwned)"
+    proc = subprocess.run(["sh", "-c", LOCAL_RANK_GPU, "hpcsuite-gpu", sys.executable, "-c",
+                           "import os, sys; print(os.environ['CUDA_VISIBLE_DEVICES']); print(sys.argv[1])", odd],
+                          env={**base, **env}, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [seen, odd]
+
+
+def test_intel_mpi_finds_slurms_libpmi2_next_to_srun(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "lib64").mkdir()
+    (tmp_path / "bin" / "srun").write_text("")
+    (tmp_path / "lib64" / "libpmi2.so").write_text("")
+    assert pmi2_library(str(tmp_path / "bin" / "srun")) == str(tmp_path / "lib64" / "libpmi2.so")
 
 
 # -- issue 14: hostile option values, broken state, unwritable --out --------------------------
