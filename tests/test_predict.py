@@ -423,3 +423,11 @@ def test_sections_finish_on_any_records(points, sizes, ranks, nodes):
     for sec in sections.build(recs, sections.Options(predict_to=512)):
         d = sec.as_dict()
         json.dumps(d, allow_nan=False)
+
+
+def test_tiny_timings_are_not_a_crash():
+    recs = _sweep_records(lambda q: 5e-324, (1, 2, 4))
+    recs += _mb_records("latency", 2, 1, lambda m: 1e-310, 2.0 ** np.arange(0, 8))
+    recs += _mb_records("allreduce", 2, 1, lambda m: 1e-310, 2.0 ** np.arange(0, 8))
+    for sec in sections.build(recs):
+        json.dumps(sec.as_dict(), allow_nan=False)

@@ -236,7 +236,14 @@ def fit(
         combos += [
             c for c in itertools.combinations(singles, 2) if c[0].i != c[1].i or c[0].j != c[1].j
         ]
-    hyps = [_fit_terms(c, px, y) for c in combos]
+    hyps = []
+    for c in combos:
+        try:
+            hyps.append(_fit_terms(c, px, y))
+        except ValueError:  # a term that overflows at these points, or timings too small
+            continue
+    if not hyps:
+        raise ValueError("no hypothesis could be fitted to these timings")
     # Hypotheses NNLS reduced to a subset are duplicates of a simpler one: drop them.
     hyps = [h for h in hyps if h.fit.active[1:].all() or not h.terms]
     use_cv = p.size >= 5

@@ -150,12 +150,19 @@ def nnls_fit(X: np.ndarray, y: np.ndarray, *, relative: bool = True) -> Fit:
         raise ValueError("non-finite value in a fit")
     if relative and np.any(y <= 0):
         raise ValueError("relative fits need positive observations")
-    w = 1.0 / y if relative else np.ones_like(y)
-    Xw, yw = X * w[:, None], y * w
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        w = 1.0 / y if relative else np.ones_like(y)
+        Xw, yw = X * w[:, None], y * w
+    if not np.all(np.isfinite(Xw)):
+        raise ValueError("a value is too small or a term too large to weigh")
     # Scale columns to unit norm: NNLS and the covariance are then well conditioned
     # even when one term is a latency (1e-6) and another bytes times 1e-10.
-    norms = np.linalg.norm(Xw, axis=0)
+    peak = np.max(np.abs(Xw), axis=0)
+    peak[peak == 0] = 1.0
+    norms = peak * np.linalg.norm(Xw / peak, axis=0)  # no overflow for huge terms
     norms[norms == 0] = 1.0
+    if not np.all(np.isfinite(norms)):
+        raise ValueError("a term overflows at these points")
     coef_s, _ = nnls(Xw / norms, yw, maxiter=50 * X.shape[1] + 100)
     coef = coef_s / norms
     active = coef > 0
@@ -175,8 +182,11 @@ def nnls_fit(X: np.ndarray, y: np.ndarray, *, relative: bool = True) -> Fit:
                 inv = np.linalg.pinv(A.T @ A)
             except np.linalg.LinAlgError:
                 inv = np.full((k, k), math.inf)
-            sub = inv * s * s / np.outer(norms[active], norms[active])
-            cov[np.ix_(active, active)] = sub
+            # Extreme scales (a term of 1e300 against one of 1e-300) overflow here: the
+            # interval is then unbounded (inf), which is what the data supports.
+            with np.errstate(all="ignore"):
+                sub = inv * s * s / np.outer(norms[active], norms[active])
+            cov[np.ix_(active, active)] = np.where(np.isnan(sub), math.inf, sub)
     return Fit(coef=coef, cov=cov, dof=dof, s=s, rss=rss, n=n, active=active)
 
 

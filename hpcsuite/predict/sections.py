@@ -172,7 +172,7 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
         )
     if min(nodes) == 1 < max(nodes):
         multi = [k for k, nd in enumerate(nodes) if nd > 1]
-        if len(multi) >= 2:
+        try:
             sub = empirical.fit(
                 [ranks[k] for k in multi],
                 [samples[k] for k in multi],
@@ -180,6 +180,9 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
                 factor=factor,
             )
             sv = float(sub.predict([target])[0][0])
+        except ValueError:  # fewer than two usable multi-node points
+            sv = None
+        if sv is not None:
             if not tlo[0] <= sv <= thi[0]:
                 sec.warnings.append(
                     f"regime change between intra- and inter-node: the multi-node points alone "
@@ -513,7 +516,10 @@ def build(recs: list[dict[str, Any]], opts: Options | None = None) -> list[Secti
         if curve.test in comm.P2P_LATENCY + comm.P2P_BANDWIDTH:
             if curve.sizes.size < 3:
                 continue
-            m = comm.fit_hockney(curve)
+            try:
+                m = comm.fit_hockney(curve)
+            except ValueError:  # times too small to weigh: nothing to model
+                continue
             if curve.where in ("intra-node", "inter-node") and (
                 curve.where not in p2p or curve.test == "latency"
             ):
@@ -529,7 +535,7 @@ def build(recs: list[dict[str, Any]], opts: Options | None = None) -> list[Secti
     for (test, where, _), curves in coll.items():
         try:
             m = comm.fit_collective(test, curves, p2p.get(where))
-        except ValueError:
+        except ValueError:  # no curve, or times too small to weigh
             continue
         out.append(collective_section(m, opts, p2p.get("inter-node")))
     # Kernel scaling series.
