@@ -6,8 +6,14 @@ grows the problem with the ranks (``--shape`` rows times the rank count). Each p
 
 * ``--launcher local``: ``mpiexec -n N`` on this machine, one point after another;
 * ``--launcher slurm``: one batch job per point (``sbatch``), all submitted at once,
-  polled with ``squeue``/``scontrol`` (a progress line shows pending, running, done and
-  failed).
+  polled with ``squeue`` every 2 s, backing off to every 15 s while nothing changes (a
+  progress line shows pending, running, done and failed). A job that left the queue is
+  decided by ``sacct`` where accounting runs, else ``scontrol``, and by the record it
+  left; a controller that does not answer (a failed or timed-out call) decides nothing,
+  so running points are never dropped for it.
+
+``--nodes 1,2,4`` (with ``--ranks-per-node``) sweeps node counts instead of rank counts;
+``--gpus-per-task`` and ``--cpus-per-task`` ask Slurm for them in every job.
 
 Everything lives in ``--out``: the plan (``sweep.json``), one records file and one log
 per point, the job scripts, and ``results.jsonl`` with every record collected. Running
@@ -38,9 +44,15 @@ from hpcsuite.core.errors import UsageError
 PROG = "hpcsuite.sweep"
 from hpcsuite.registry import PARALLEL as MODULES
 from hpcsuite.registry import SHAPED
-#: Slurm states after which a job will not run again.
+#: Slurm states after which a job will not run again. SPECIAL_EXIT is held after a
+#: special exit code until someone requeues it: for a sweep, that point failed (it runs
+#: again on resume). PREEMPTED is left out: a requeueable job goes back to PENDING.
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
-         "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
+         "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"}
+#: Seconds between polls: the first, and the most when nothing changes (it backs off).
+POLL_FIRST, POLL_MOST = 2.0, 15.0
+#: What a state is when Slurm did not answer: decides nothing.
+UNKNOWN = "UNKNOWN"
 
 
 @dataclass(frozen=True)
@@ -83,12 +95,14 @@ def plan(module: str, ranks: Sequence[int], args: Sequence[str], *, repeat: int 
 
 
 def job_script(point: Point, module: str, out: Path, *, python: str, ranks_per_node: int | None,
-               time_limit: str, exclusive: bool = True, serial_name: str | None = None) -> str:
+               time_limit: str, exclusive: bool = True, serial_name: str | None = None,
+               gpus_per_task: int | None = None, cpus_per_task: int | None = None) -> str:
     """The batch script of one point. Every value is shell-quoted. Pure.
 
     ``exclusive`` keeps other jobs off the point's nodes (timings of a scaling series
     mean nothing on shared nodes); ``serial_name`` gives every point that one job name
-    with ``--dependency=singleton``, so Slurm runs them one at a time.
+    with ``--dependency=singleton``, so Slurm runs them one at a time;
+    ``gpus_per_task`` and ``cpus_per_task`` become those ``#SBATCH`` requests.
     """
     # Quoting protects the exec line, but no quoting protects a #SBATCH line from a
     # newline: every value is refused if it holds a control character.
@@ -107,6 +121,10 @@ def job_script(point: Point, module: str, out: Path, *, python: str, ranks_per_n
         lines.append("#SBATCH --dependency=singleton")
     if ranks_per_node:
         lines.append(f"#SBATCH --ntasks-per-node={min(ranks_per_node, point.ranks)}")
+    if gpus_per_task:
+        lines.append(f"#SBATCH --gpus-per-task={int(gpus_per_task)}")
+    if cpus_per_task:
+        lines.append(f"#SBATCH --cpus-per-task={int(cpus_per_task)}")
     record = out / "records" / f"{point.name}.jsonl"
     cmd = [python, "-m", "hpcsuite.slurm", module, *point.args, "--json", str(record)]
     lines += ["set -euo pipefail", "exec " + " ".join(q(c) for c in cmd), ""]
@@ -188,61 +206,110 @@ def run_local(points: list[Point], module: str, out: Path, *, python: str, timeo
         progress.show(_counts(status))
 
 
-def _slurm(*cmd: str) -> subprocess.CompletedProcess:
-    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=60)
+def _slurm(*cmd: str, timeout: float = 60) -> subprocess.CompletedProcess | None:
+    """Run a Slurm client; None when it could not run or did not answer in time."""
+    try:
+        return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _state_word(text: str) -> str:
+    """``CANCELLED by 0`` -> ``CANCELLED``; ``COMPLETED+`` stays whole (no + in Slurm states)."""
+    return text.split()[0].rstrip("+") if text.split() else UNKNOWN
 
 
 def job_states(ids: Sequence[str]) -> dict[str, str]:
-    """Slurm state of each job id (``squeue`` for live jobs, ``scontrol`` for ended ones)."""
+    """Slurm state of each job id.
+
+    ``squeue`` for jobs in the queue; a job not in it has ended, and ``sacct`` (where
+    accounting runs) or ``scontrol`` say how; ``GONE`` when neither knows it any more
+    (purged: its record decides). :data:`UNKNOWN` wherever Slurm did not answer - a
+    controller that is restarting, a timeout - so that nothing is decided on silence.
+    """
     states: dict[str, str] = {}
-    if ids:
-        out = _slurm("squeue", "-h", "-o", "%i %T", "-j", ",".join(ids)).stdout
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) == 2:
-                states[parts[0]] = parts[1]
-    for job in ids:
-        if job not in states:
-            text = _slurm("scontrol", "show", "job", "-o", job).stdout
-            state = next((f.split("=", 1)[1] for f in text.split() if f.startswith("JobState=")), "GONE")
+    if not ids:
+        return states
+    proc = _slurm("squeue", "-h", "-o", "%i %T", "-j", ",".join(ids))
+    if proc is None or (proc.returncode != 0 and "Invalid job id" not in proc.stderr):
+        return {job: UNKNOWN for job in ids}  # the controller did not answer: decide nothing
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else ():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ids:
+            states[parts[0]] = parts[1]
+    left = [job for job in ids if job not in states]
+    if left:
+        acct = _slurm("sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(left))
+        if acct is not None and acct.returncode == 0:  # fails where accounting is off: then scontrol
+            for line in acct.stdout.splitlines():
+                job, _, state = line.partition("|")
+                if job in left and state:
+                    states[job] = _state_word(state)
+    for job in left:
+        if job in states:
+            continue
+        proc = _slurm("scontrol", "show", "job", "-o", job)
+        if proc is None:
+            states[job] = UNKNOWN
+        elif proc.returncode == 0:
+            state = next((f.split("=", 1)[1] for f in proc.stdout.split() if f.startswith("JobState=")), UNKNOWN)
             states[job] = state
+        else:
+            states[job] = "GONE" if "Invalid job id" in proc.stderr else UNKNOWN
     return states
 
 
 def run_slurm(points: list[Point], module: str, out: Path, state: dict[str, Any], *, python: str,
               ranks_per_node: int | None, time_limit: str, sbatch_args: Sequence[str],
               progress: Progress, status: dict[str, str], save, exclusive: bool = True,
-              serial_name: str | None = None) -> None:
-    """Submit every point not already queued, then poll until all have ended."""
+              serial_name: str | None = None, gpus_per_task: int | None = None,
+              cpus_per_task: int | None = None, sleep=time.sleep) -> None:
+    """Submit every point not already queued, then poll until all have ended.
+
+    Polls every :data:`POLL_FIRST` seconds, backing off to :data:`POLL_MOST` while
+    nothing changes; a state :data:`UNKNOWN` (Slurm did not answer) keeps the point's
+    last status.
+    """
     if shutil.which("sbatch") is None:
         raise UsageError("--launcher slurm needs sbatch on PATH; use --launcher local on a machine without Slurm")
     jobs: dict[str, str] = state.setdefault("jobs", {})
     live = job_states([jobs[p.name] for p in points if p.name in jobs])
     for p in points:
+        # UNKNOWN (the controller did not answer) counts as queued: never submit twice
         queued = p.name in jobs and live.get(jobs[p.name]) not in FINAL | {"GONE", None}
         if queued:
             continue  # resumed: still pending or running from the last invocation
         script = out / "jobs" / f"{p.name}.sbatch"
         _write_atomic(script, job_script(p, module, out, python=python, ranks_per_node=ranks_per_node,
-                                     time_limit=time_limit, exclusive=exclusive, serial_name=serial_name))
-        proc = _slurm("sbatch", "--parsable", *sbatch_args, str(script))
+                                     time_limit=time_limit, exclusive=exclusive, serial_name=serial_name,
+                                     gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task))
+        proc = _slurm("sbatch", "--parsable", *sbatch_args, str(script), timeout=120)
+        if proc is None:
+            raise UsageError(f"sbatch did not answer in 120 s for {script}; the controller may be down. "
+                             "Run the same command again to resume")
         if proc.returncode != 0:
             raise UsageError(f"sbatch refused {script}: {proc.stderr.strip()}")
         jobs[p.name] = proc.stdout.strip().split(";")[0]
         save()
     pending = {p.name: p for p in points}
+    interval = POLL_FIRST
     while pending:
         states = job_states([jobs[n] for n in pending])
+        before = dict(status)
         for name, p in list(pending.items()):
-            s = states.get(jobs[name], "GONE")
+            s = states.get(jobs[name], UNKNOWN)
+            if s == UNKNOWN:
+                continue  # Slurm did not answer: keep what we knew
             if s in FINAL or s == "GONE":
                 status[name] = "done" if s in ("COMPLETED", "GONE") and done(out, p) else "failed"
                 del pending[name]
             else:
-                status[name] = "pending" if s in ("PENDING", "CONFIGURING") else "running"
+                status[name] = "pending" if s in ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD") \
+                    else "running"
         progress.show(_counts(status))
         if pending:
-            time.sleep(0.25)
+            interval = POLL_FIRST if status != before else min(POLL_MOST, interval * 1.5)
+            sleep(interval)
 
 
 def _counts(status: dict[str, str]) -> dict[str, int]:
@@ -307,6 +374,29 @@ def _serial_name(args: Any, out: Path) -> str | None:
     return f"hpcsuite-sweep-{out.name}" if args.one_at_a_time else None
 
 
+def _counts_list(text: str, option: str, what: str) -> list[int]:
+    try:
+        return [int(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: give {what} separated by commas, e.g. 1,2,4") from None
+
+
+def _ranks(args: Any) -> list[int]:
+    """The rank counts of the sweep, from ``--ranks``, or ``--nodes`` times ``--ranks-per-node``."""
+    if (args.ranks is None) == (args.nodes is None):
+        raise UsageError("give --ranks (rank counts) or --nodes (node counts, with --ranks-per-node), one of them")
+    if (args.gpus_per_task or args.cpus_per_task) and args.launcher != "slurm":
+        raise UsageError("--gpus-per-task and --cpus-per-task are Slurm requests: add --launcher slurm")
+    if args.ranks is not None:
+        return _counts_list(args.ranks, "--ranks", "rank counts")
+    if args.launcher != "slurm" or not args.ranks_per_node:
+        raise UsageError("--nodes needs --launcher slurm and --ranks-per-node (ranks = nodes x ranks per node)")
+    nodes = _counts_list(args.nodes, "--nodes", "node counts")
+    if not nodes or any(n < 1 for n in nodes):
+        raise UsageError(f"--nodes {args.nodes!r}: give positive node counts, e.g. 1,2,4")
+    return [n * args.ranks_per_node for n in nodes]
+
+
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
     p = cli.ArgumentParser(
@@ -317,7 +407,8 @@ def parser() -> cli.ArgumentParser:
                "--ranks 1,2,4,8 --repeat 3 --launcher slurm -- --shape 20000x10000 --repeat 5",
     )
     p.add_argument("module", help=f"module to run: {', '.join(MODULES)}")
-    p.add_argument("--ranks", required=True, help="rank counts, e.g. 1,2,4,8")
+    p.add_argument("--ranks", help="rank counts, e.g. 1,2,4,8")
+    p.add_argument("--nodes", help="Slurm: node counts instead of --ranks, e.g. 1,2,4 (with --ranks-per-node)")
     p.add_argument("--repeat", type=cli.positive_int, default=1, help="runs per rank count [%(default)s]")
     p.add_argument("--weak-shape", type=cli.shape, metavar="SHAPE",
                    help="weak scaling: the shape per rank; rows grow with the rank count")
@@ -329,6 +420,9 @@ def parser() -> cli.ArgumentParser:
     p.add_argument("--one-at-a-time", action="store_true",
                    help="Slurm: run the points one after another (--dependency=singleton), "
                         "for nodes that share hardware")
+    p.add_argument("--gpus-per-task", type=cli.positive_int, metavar="N",
+                   help="Slurm: GPUs for every rank (--gpus-per-task; give the module its GPU option after --)")
+    p.add_argument("--cpus-per-task", type=cli.positive_int, metavar="N", help="Slurm: CPU cores for every rank")
     p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
                    help="extra sbatch option, e.g. --sbatch-arg=--partition=debug (repeatable)")
     p.add_argument("--timeout", type=float, default=600, help="local: seconds per point [%(default)s]")
@@ -343,10 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(ours)
     cli.refuse_control_args(args, theirs)  # values end up in job scripts and logs
     args.module_args = theirs
-    try:
-        ranks = [int(r) for r in args.ranks.split(",") if r.strip()]
-    except ValueError:
-        raise UsageError(f"--ranks {args.ranks!r}: give rank counts separated by commas, e.g. 1,2,4") from None
+    ranks = _ranks(args)
     points = plan(args.module, ranks, args.module_args, repeat=args.repeat, weak_shape=args.weak_shape,
                   ranks_per_node=args.ranks_per_node)
     out = Path(args.out).resolve()
@@ -357,7 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"# {out / 'jobs' / (p.name + '.sbatch')}")
                 print(job_script(p, args.module, out, python=python, ranks_per_node=args.ranks_per_node,
                                  time_limit=args.time, exclusive=not args.shared,
-                                 serial_name=_serial_name(args, out)))
+                                 serial_name=_serial_name(args, out), gpus_per_task=args.gpus_per_task,
+                                 cpus_per_task=args.cpus_per_task))
             else:
                 print(" ".join(shlex.quote(c) for c in ["mpiexec", "-n", str(p.ranks), python, "-m",
                                                         f"hpcsuite.{args.module}", *p.args, "--json",
@@ -401,7 +493,8 @@ def _run(args: Any, points: list[Point], out: Path, python: str) -> int:
             run_slurm(todo, args.module, out, state, python=python, ranks_per_node=args.ranks_per_node,
                       time_limit=args.time, sbatch_args=args.sbatch_arg, progress=progress,
                       status=status, save=save, exclusive=not args.shared,
-                      serial_name=_serial_name(args, out))
+                      serial_name=_serial_name(args, out), gpus_per_task=args.gpus_per_task,
+                      cpus_per_task=args.cpus_per_task)
     except KeyboardInterrupt:
         progress.close()
         print(f"{PROG}: interrupted; queued jobs keep running. Run the same command again to resume.",

@@ -283,3 +283,35 @@ def test_open_mpi_runs_the_template_on_one_and_two_nodes(cluster, tmp_path, node
     assert rec["ranks"] == 2 * nodes and rec["check"]["passed"]
     assert rec["env"]["mpi_library"].startswith("Open MPI")
     assert rec["env"]["hosts"] == ["node1", "node2"][:nodes]
+
+
+def test_a_sweep_rides_out_a_controller_that_stops_answering(cluster, tmp_path):
+    # squeue, scontrol and sacct fail as while slurmctld restarts, for as long as the flag
+    # file exists; the jobs run and finish meanwhile. No point may be dropped for it.
+    flag, bin_ = tmp_path / "down", tmp_path / "bin"
+    bin_.mkdir()
+    for name in ("squeue", "scontrol", "sacct"):
+        real = subprocess.run(["sh", "-c", f"command -v {name}"], capture_output=True, text=True).stdout.strip()
+        (bin_ / name).write_text(f"#!/bin/sh\nif [ -e {flag} ]; then\n"
+                                 f"  echo '{name}: error: Unable to contact slurm controller (connect failure)' >&2\n"
+                                 f"  exit 1\nfi\nexec {real} \"$@\"\n")
+        (bin_ / name).chmod(0o755)
+    flag.touch()
+    out = tmp_path / "sweep"
+    env = {**cluster.env, "PATH": f"{bin_}:{cluster.env['PATH']}"}
+    proc = subprocess.Popen([sys.executable, "-m", "hpcsuite.sweep", "mean", "--launcher", "slurm", "--ranks", "1,2",
+                             "--out", str(out), "--", "--shape", "1000x100"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list((out / "records").glob("*.jsonl"))) < 2:
+            time.sleep(0.2)
+        time.sleep(3)  # a few polls into the silence, after the jobs ended
+        assert proc.poll() is None, proc.communicate()  # still waiting, not given up
+        flag.unlink()
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stdout + stderr
+    assert "2 of 2 points done" in stdout and "failed" not in stdout

@@ -364,3 +364,88 @@ def test_a_point_whose_check_failed_is_not_done(tmp_path):
     records.append(str(path), {**failed, "check": {"passed": True, "detail": "ok"}})
     assert sweep.done(tmp_path, point)
     assert len(sweep.collect(tmp_path, [point])) == 1
+
+
+# -- issue 15: polling Slurm without trusting silence ------------------------------------------
+
+def _fake_slurm(tmp_path, monkeypatch, **scripts):
+    """Slurm clients on PATH that print and exit as told: name=(stdout, stderr, code)."""
+    import os
+
+    bin_ = tmp_path / "fakebin"
+    bin_.mkdir(exist_ok=True)
+    for name, (out, err, code) in scripts.items():
+        path = bin_ / name
+        path.write_text(f"#!/bin/sh\nprintf %s {shlex.quote(out)}\nprintf %s {shlex.quote(err)} >&2\nexit {code}\n")
+        path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}:{os.environ['PATH']}")
+
+
+def test_a_controller_that_does_not_answer_decides_nothing(tmp_path, monkeypatch):
+    _fake_slurm(tmp_path, monkeypatch, squeue=("", "slurm_load_jobs error: Unable to contact slurm controller", 1),
+                scontrol=("", "Unable to contact slurm controller", 1), sacct=("", "", 1))
+    assert sweep.job_states(["11", "12"]) == {"11": "UNKNOWN", "12": "UNKNOWN"}
+
+
+def test_ended_jobs_are_decided_by_sacct_else_scontrol(tmp_path, monkeypatch):
+    _fake_slurm(tmp_path, monkeypatch, squeue=("11 RUNNING\n", "", 0),
+                sacct=("12|CANCELLED by 0\n13|COMPLETED\n", "", 0))
+    assert sweep.job_states(["11", "12", "13"]) == {"11": "RUNNING", "12": "CANCELLED", "13": "COMPLETED"}
+    # no accounting (the test cluster's default): sacct fails, scontrol answers
+    _fake_slurm(tmp_path, monkeypatch, squeue=("", "slurm_load_jobs error: Invalid job id specified", 1),
+                sacct=("", "sacct: error: Slurm accounting storage is disabled", 1),
+                scontrol=("JobId=12 JobName=x JobState=SPECIAL_EXIT Reason=None\n", "", 0))
+    assert sweep.job_states(["12"]) == {"12": "SPECIAL_EXIT"}
+    _fake_slurm(tmp_path, monkeypatch, scontrol=("", "slurm_load_jobs error: Invalid job id specified", 1))
+    assert sweep.job_states(["12"]) == {"12": "GONE"}  # purged: its record decides
+
+
+def test_a_slurm_call_that_times_out_does_not_crash_the_sweep(monkeypatch):
+    import subprocess
+
+    def hang(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs.get("timeout"))
+
+    monkeypatch.setattr(subprocess, "run", hang)
+    assert sweep.job_states(["7"]) == {"7": "UNKNOWN"}
+
+
+def test_the_poll_keeps_points_through_silence_backs_off_and_ends_special_exit(tmp_path, monkeypatch):
+    points = sweep.plan("mean", [1, 2], [])
+    answers = iter([{"1": "RUNNING", "2": "PENDING"},  # asked before submitting: both still queued
+                    {"1": "RUNNING", "2": "PENDING"}, {"1": "UNKNOWN", "2": "UNKNOWN"},
+                    {"1": "UNKNOWN", "2": "UNKNOWN"}, {"1": "RUNNING", "2": "RUNNING"},
+                    {"1": "RUNNING", "2": "SPECIAL_EXIT"}, {"1": "GONE"}])
+    monkeypatch.setattr(sweep, "job_states", lambda ids: next(answers))
+    monkeypatch.setattr(sweep.shutil, "which", lambda name, **kw: "/usr/bin/" + name)
+    monkeypatch.setattr(sweep, "_slurm", lambda *a, **k: pytest.fail("nothing to submit: a resume"))
+    state = {"jobs": {points[0].name: "1", points[1].name: "2"}}
+    status = {p.name: "pending" for p in points}
+    shown, naps = [], []
+
+    class Shown(sweep.Progress):
+        def show(self, counts):
+            shown.append(dict(counts))
+
+    sweep.run_slurm(points, "mean", tmp_path, state, python="py", ranks_per_node=None, time_limit="1",
+                    sbatch_args=[], progress=Shown(2), status=status, save=lambda: None, sleep=naps.append)
+    assert shown[:3] == [{"running": 1, "pending": 1}] * 3  # kept through the silent polls
+    assert status == {points[0].name: "failed", points[1].name: "failed"}  # no records: not done
+    assert all(nap >= sweep.POLL_FIRST for nap in naps) and max(naps) <= sweep.POLL_MOST
+    assert naps[1] > naps[0] and naps[2] > naps[1]  # silence backs off
+    assert naps[3] == sweep.POLL_FIRST  # a change polls soon again
+
+
+def test_sweep_by_node_counts_with_gpus_per_task(tmp_path):
+    proc = python("-m", "hpcsuite.sweep", "mean", "--nodes", "1,2,4", "--ranks-per-node", "4", "--launcher",
+                  "slurm", "--gpus-per-task", "1", "--cpus-per-task", "8", "--dry-run", "--out", str(tmp_path / "d"),
+                  "--", "--device", "gpu", timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    scripts = proc.stdout.split("#!/bin/bash")[1:]
+    assert [("#SBATCH --nodes=%d" % n) in s and ("#SBATCH --ntasks=%d" % (4 * n)) in s
+            for n, s in zip((1, 2, 4), scripts)] == [True] * 3
+    assert all("#SBATCH --gpus-per-task=1" in s and "#SBATCH --cpus-per-task=8" in s for s in scripts)
+    for bad in (["--nodes", "1,2"], ["--ranks", "1", "--nodes", "1", "--ranks-per-node", "2"],
+                ["--ranks", "1", "--gpus-per-task", "1"]):
+        proc = python("-m", "hpcsuite.sweep", "mean", *bad, "--dry-run", timeout=30)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) <= 3, proc.stderr
