@@ -4,13 +4,21 @@
 
 * ``--kind mpijob`` (default): a Kubeflow ``MPIJob`` (``kubeflow.org/v2beta1``), for
   clusters with the MPI Operator. It creates the launcher and worker pods, the
-  hostfile and the SSH keys; workers run ``sshd``, the launcher runs ``mpirun``.
+  hostfile and the SSH keys; workers run ``sshd`` behind a readiness probe on port 22,
+  and the launcher is created only once every worker is ready
+  (``launcherCreationPolicy: WaitForWorkersReady``) and runs ``mpirun``.
 * ``--kind indexed-job``: plain Kubernetes, no operator: an Indexed ``Job`` (one pod
   per worker, stable host names ``NAME-i.NAME``) plus the headless ``Service`` that
-  gives those names. Pod 0 waits until every peer resolves, then runs ``mpiexec``
-  over SSH; the others run ``sshd``. The job succeeds when pod 0 does
-  (``successPolicy``, Kubernetes 1.31+). The image needs sshd, and a Secret with an
-  SSH key pair (``--ssh-secret``) is mounted at ``/root/.ssh``.
+  gives those names. Pod 0 waits until it can log in to every peer's sshd (retrying
+  for up to :data:`PEER_WAIT_S` seconds), then runs the ``--mpi`` library's launcher
+  over SSH (Hydra's ``mpiexec`` for MPICH and Intel MPI, ``mpirun`` for Open MPI); the
+  others run ``sshd``. A failed pod 0 is retried (``backoffLimit``). The job succeeds
+  when pod 0 does (``successPolicy``, Kubernetes 1.31+). The image needs sshd (the
+  ``Dockerfile`` builds one), and a Secret with an SSH key pair (``--ssh-secret``) is
+  mounted at ``/root/.ssh`` (README, Beyond Slurm).
+
+Both run as root, so Open MPI gets ``OMPI_ALLOW_RUN_AS_ROOT=1`` and
+``OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1`` (it refuses root otherwise).
 
 Never a ``Deployment``: its pods must restart ``Always``, so a finished run would be
 started again forever (the article this project began from made that mistake).
@@ -35,6 +43,15 @@ from hpcsuite.registry import PARALLEL
 
 PROG = "hpcsuite.deploy"
 MPI_IMPLEMENTATIONS = {"openmpi": "OpenMPI", "mpich": "MPICH", "intel": "Intel"}
+#: How long pod 0 of an Indexed Job waits for its peers' sshd before failing (and being retried).
+PEER_WAIT_S = 600
+#: Retries of a failed pod (the Indexed Job's pod 0 may start before its peers are ready).
+BACKOFF_LIMIT = 3
+#: Open MPI refuses to run as root without these; the pods run as root.
+OMPI_ROOT = [{"name": "OMPI_ALLOW_RUN_AS_ROOT", "value": "1"},
+             {"name": "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "value": "1"}]
+#: Ready when sshd accepts connections: what the launcher needs of a worker.
+SSHD_READY = {"tcpSocket": {"port": 22}, "initialDelaySeconds": 1, "periodSeconds": 2, "failureThreshold": 3}
 #: Most worker pods a manifest may ask for: Kubernetes supports clusters of at most 5000
 #: nodes ("Considerations for large clusters"), and every worker is a pod with its own
 #: host name; more is a typo, and rendering millions of host names would run for minutes.
@@ -95,9 +112,13 @@ def _resources(cpu: str, memory: str, gpus: int) -> dict[str, Any]:
     return res
 
 
-def _container(name: str, image: str, command: list[str], resources: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "command": command,
-            "resources": resources}
+def _container(name: str, image: str, command: list[str], resources: dict[str, Any],
+               mpi: str = "mpich") -> dict[str, Any]:
+    container = {"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "command": command,
+                 "resources": resources}
+    if mpi == "openmpi":
+        container["env"] = [dict(e) for e in OMPI_ROOT]
+    return container
 
 
 def _run_command(module: str, args: Sequence[str], total: int) -> list[str]:
@@ -119,14 +140,17 @@ def mpijob(name: str, image: str, *, workers: int, slots: int, gpus: int, cpu: s
     if namespace:
         meta["namespace"] = namespace
     launcher = _container("launcher", image, _run_command(module, args, workers * slots),
-                          _resources("1", "2Gi", 0))
-    worker = _container("worker", image, ["/usr/sbin/sshd", "-De"], _resources(cpu, memory, gpus))
+                          _resources("1", "2Gi", 0), mpi)
+    worker = _container("worker", image, ["/usr/sbin/sshd", "-De"], _resources(cpu, memory, gpus), mpi)
+    worker["readinessProbe"] = dict(SSHD_READY)
     return [{
         "apiVersion": "kubeflow.org/v2beta1", "kind": "MPIJob", "metadata": meta,
         "spec": {
             "slotsPerWorker": slots,
             "mpiImplementation": MPI_IMPLEMENTATIONS[mpi],
-            "runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": 0},
+            # the launcher's mpirun needs every worker's sshd: create it once all are ready
+            "launcherCreationPolicy": "WaitForWorkersReady",
+            "runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": BACKOFF_LIMIT},
             "mpiReplicaSpecs": {
                 # The launcher may be retried if it fails to reach the workers at start.
                 "Launcher": {"replicas": 1, "restartPolicy": "OnFailure",
@@ -139,7 +163,7 @@ def mpijob(name: str, image: str, *, workers: int, slots: int, gpus: int, cpu: s
 
 
 def indexed_job(name: str, image: str, *, workers: int, slots: int, gpus: int, cpu: str, memory: str,
-                module: str, args: Sequence[str], ssh_secret: str,
+                module: str, args: Sequence[str], ssh_secret: str, mpi: str = "mpich",
                 namespace: str | None = None) -> list[dict[str, Any]]:
     """A headless Service plus an Indexed Job, no operator needed. Pure.
 
@@ -148,32 +172,50 @@ def indexed_job(name: str, image: str, *, workers: int, slots: int, gpus: int, c
     UsageError
         When a value holds a control character: the pod runs a bash script made of them.
     """
-    cli.refuse_control_in([name, image, cpu, memory, module, ssh_secret, namespace or ""], "manifest value")
+    cli.refuse_control_in([name, image, cpu, memory, module, ssh_secret, mpi, namespace or ""], "manifest value")
+    if mpi not in MPI_IMPLEMENTATIONS:
+        raise UsageError(f"--mpi {mpi!r}: choose one of {', '.join(MPI_IMPLEMENTATIONS)}")
     cli.refuse_control_in(list(args), "option after --")
     meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/name": "hpcsuite"}}
     if namespace:
         meta["namespace"] = namespace
-    hosts = ",".join(f"{name}-{i}.{name}" for i in range(workers))
-    run = " ".join(shlex.quote(c) for c in
-                   ["mpiexec", "-launcher", "ssh", "-hosts", hosts, "-ppn", str(slots), "-n",
-                    str(workers * slots), "python", "-m", f"hpcsuite.{module}", *args])
+    names = [f"{name}-{i}.{name}" for i in range(workers)]
+    hosts = ",".join(names)
+    program = ["python", "-m", f"hpcsuite.{module}", *args]
+    if mpi == "openmpi":  # Open MPI's mpirun: host:slots list, ssh as its remote agent
+        launch = ["mpirun", "-n", str(workers * slots), "--host", ",".join(f"{h}:{slots}" for h in names),
+                  "--mca", "plm_rsh_agent", "ssh", *program]
+    else:  # Hydra (MPICH, Intel MPI)
+        launch = ["mpiexec", "-launcher", "ssh", "-hosts", hosts, "-ppn", str(slots), "-n",
+                  str(workers * slots), *program]
+    run = " ".join(shlex.quote(c) for c in launch)
     script = "\n".join([
         "set -eu",
         "/usr/sbin/sshd",  # every pod serves ssh; pod 0 also launches
         '[ "$JOB_COMPLETION_INDEX" = 0 ] || exec sleep infinity',
+        # A peer that resolves may not serve ssh yet: log in to each (key, host, sshd all
+        # ready) with retries; give up after the deadline, and the Job retries this pod.
+        f"deadline=$(( $(date +%s) + {PEER_WAIT_S} ))",
         f"for h in $(echo {shlex.quote(hosts)} | tr , ' '); do",
-        '  until getent hosts "$h" >/dev/null; do sleep 1; done',
+        '  until ssh -o BatchMode=yes -o ConnectTimeout=5 -o StrictHostKeyChecking=no "$h" true; do',
+        '    if [ "$(date +%s)" -ge "$deadline" ]; then',
+        f'      echo "hpcsuite: no ssh to $h after {PEER_WAIT_S} s" >&2; exit 1',
+        "    fi",
+        "    sleep 2",
+        "  done",
         "done",
         f"exec {run}",
     ])
-    container = _container("hpcsuite", image, ["/bin/bash", "-c", script], _resources(cpu, memory, gpus))
+    container = _container("hpcsuite", image, ["/bin/bash", "-c", script], _resources(cpu, memory, gpus), mpi)
+    container["readinessProbe"] = dict(SSHD_READY)
     container["volumeMounts"] = [{"name": "ssh", "mountPath": "/root/.ssh", "readOnly": True}]
     service = {"apiVersion": "v1", "kind": "Service", "metadata": meta,
                "spec": {"clusterIP": "None", "selector": {"job-name": name},
                         "publishNotReadyAddresses": True}}
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": {
         "completionMode": "Indexed", "completions": workers, "parallelism": workers,
-        "backoffLimit": 0,
+        # pod 0 can fail at start (a peer never came up); retry it a few times
+        "backoffLimit": BACKOFF_LIMIT,
         # Pod 0 is the run; the others only serve it: the job is done when pod 0 is.
         "successPolicy": {"rules": [{"succeededIndexes": "0"}]},
         "template": {"metadata": {"labels": {"job-name": name}}, "spec": {
@@ -250,7 +292,7 @@ def parser() -> cli.ArgumentParser:
     k.add_argument("--cpu", default="2", help="CPU request and limit per worker [%(default)s]")
     k.add_argument("--memory", default="4Gi", help="memory request and limit per worker [%(default)s]")
     k.add_argument("--mpi", choices=tuple(MPI_IMPLEMENTATIONS), default="mpich",
-                   help="MPI in the image (MPIJob) [%(default)s]")
+                   help="MPI in the image: its launcher and, for Open MPI, root allowed [%(default)s]")
     k.add_argument("--ssh-secret", default="hpcsuite-ssh", help="indexed-job: Secret with the SSH keys [%(default)s]")
     k.add_argument("--module", default="mean", help="hpcsuite module to run [%(default)s]")
     k.add_argument("--output", help="write the manifest here instead of printing it")
@@ -290,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   cpu=args.cpu, memory=args.memory, module=args.module, args=module_args,
                   namespace=args.namespace)
     docs = (mpijob(args.name, args.image, mpi=args.mpi, **common) if args.kind == "mpijob"
-            else indexed_job(args.name, args.image, ssh_secret=args.ssh_secret, **common))
+            else indexed_job(args.name, args.image, ssh_secret=args.ssh_secret, mpi=args.mpi, **common))
     text = dump(docs)
     if args.output:
         cli.write_file(args.output, text, "--output")

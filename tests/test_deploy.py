@@ -260,3 +260,88 @@ def test_sagemaker_leaves_no_half_written_file_on_a_full_disk(tmp_path, capsys, 
     monkeypatch.undo()
     _one_error(code, err, "No space left on device")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["est.json"] and out.read_text() == "old"
+
+
+# -- issue 15: pods that start as shipped ---------------------------------------------------------
+
+@pytest.mark.parametrize("mpi", ["mpich", "openmpi", "intel"])
+def test_the_mpijob_launcher_waits_for_ready_workers_and_open_mpi_may_run_as_root(mpi):
+    [doc] = deploy.mpijob("train-1", "registry/hpcsuite:1", mpi=mpi, **ARGS)
+    jsonschema.validate(doc, MPIJOB_SCHEMA)
+    assert doc["spec"]["launcherCreationPolicy"] == "WaitForWorkersReady"
+    assert doc["spec"]["runPolicy"]["backoffLimit"] > 0
+    specs = doc["spec"]["mpiReplicaSpecs"]
+    worker = specs["Worker"]["template"]["spec"]["containers"][0]
+    assert worker["readinessProbe"]["tcpSocket"] == {"port": 22}
+    for spec in specs.values():
+        _validate_pod_template(spec["template"])
+        env = {e["name"]: e["value"] for e in spec["template"]["spec"]["containers"][0].get("env", [])}
+        root_ok = env.get("OMPI_ALLOW_RUN_AS_ROOT") == env.get("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM") == "1"
+        assert root_ok == (mpi == "openmpi")
+
+
+@pytest.mark.parametrize("mpi,launcher", [("mpich", "mpiexec -launcher ssh -hosts"), ("intel", "mpiexec -launcher ssh"),
+                                          ("openmpi", "mpirun -n 12 --host j-0.j:4,j-1.j:4,j-2.j:4")])
+def test_the_indexed_job_honours_mpi_retries_and_probes_sshd(mpi, launcher):
+    service, job = deploy.indexed_job("j", "img:1", ssh_secret="keys", mpi=mpi, **ARGS)
+    for doc in (service, job):
+        kubernetes_validate.validate(doc, K8S, strict=True)
+    assert job["spec"]["backoffLimit"] > 0
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["tcpSocket"] == {"port": 22}
+    script = container["command"][2]
+    assert launcher in script and "python -m hpcsuite.mean --check --device gpu" in script
+    env = {e["name"]: e["value"] for e in container.get("env", [])}
+    assert (env.get("OMPI_ALLOW_RUN_AS_ROOT") == "1") == (mpi == "openmpi")
+
+
+def _pod0(tmp_path, ssh_failures, wait_s):
+    """Run pod 0's script with stand-ins for sshd, ssh (failing N times per peer) and mpiexec."""
+    import os
+    import subprocess
+
+    _, job = deploy.indexed_job("j", "img", ssh_secret="k", **{**ARGS, "workers": 2})
+    script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    script = script.replace("/usr/sbin/sshd", "true").replace(f"+ {deploy.PEER_WAIT_S} ", f"+ {wait_s} ")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "ssh").write_text(f'#!/bin/sh\nfor a; do p=$h; h=$a; done; h=$p  # ssh ... HOST true\nn=$(cat "{tmp_path}/$h" 2>/dev/null || echo 0)\n'
+                              f'echo $((n + 1)) > "{tmp_path}/$h"\n[ "$n" -ge {ssh_failures} ]\n')
+    (bin_ / "mpiexec").write_text(f'#!/bin/sh\necho "$@" > "{tmp_path}/ran"\n')
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}", "JOB_COMPLETION_INDEX": "0"}
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_pod_0_retries_each_peers_sshd_until_it_answers(tmp_path):
+    proc = _pod0(tmp_path, ssh_failures=2, wait_s=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [(tmp_path / h).read_text().strip() for h in ("j-0.j", "j-1.j")] == ["3", "3"]  # 2 refusals, then in
+    assert "-n 8 python -m hpcsuite.mean" in (tmp_path / "ran").read_text()
+
+
+def test_pod_0_gives_up_after_its_deadline_so_the_job_retries_it(tmp_path):
+    proc = _pod0(tmp_path, ssh_failures=1000, wait_s=1)
+    assert proc.returncode == 1 and "no ssh to j-0.j" in proc.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_the_dockerfile_installs_an_mpi_extra_that_exists_and_serves_ssh():
+    import configparser
+
+    from conftest import ROOT
+
+    text = (ROOT / "Dockerfile").read_text()
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    extras = cfg["options.extras_require"]
+    # every --mpi of the manifests has its build argument, and that names an extra
+    for mpi, build_arg in (("mpich", "mpich"), ("openmpi", "openmpi"), ("intel", "intelmpi")):
+        assert mpi in deploy.MPI_IMPLEMENTATIONS and build_arg in extras
+        assert build_arg == "mpich" or f"MPI={build_arg}" in text
+    assert "ARG MPI=mpich" in text and "openssh-server" in text and "ssh-keygen -A" in text
+    assert 'CMD ["/usr/sbin/sshd", "-De"]' in text  # the workers' command, as the manifests give it
+    assert "gpu-cuda13" in extras and "gpu-cuda13" in text
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".venv-*" in ignored and ".git" in ignored
