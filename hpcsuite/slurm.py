@@ -204,6 +204,16 @@ def pmi2_library(srun_path: str | None) -> str | None:
     return None
 
 
+def job_field(env: Mapping[str, str], name: str) -> str | None:
+    """A field of ``scontrol show job -o $SLURM_JOB_ID`` (e.g. ``Requeue``); None if Slurm did not say."""
+    try:
+        proc = subprocess.run(["scontrol", "show", "job", "-o", env["SLURM_JOB_ID"]], capture_output=True,
+                              text=True, timeout=20, env=dict(env))
+    except (OSError, subprocess.SubprocessError, KeyError):
+        return None
+    return next((f.split("=", 1)[1] for f in proc.stdout.split() if f.startswith(name + "=")), None)
+
+
 def site_mpi(env: Mapping[str, str]) -> str | None:
     """The site's default ``--mpi`` (``MpiDefault`` of ``scontrol show config``); None if Slurm did not say."""
     try:
@@ -249,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"cannot create the results folder {folder!r}: {exc.strerror or exc}; "
                              "set HPCSUITE_RESULTS to a writable folder") from None
     env.setdefault("OMP_NUM_THREADS", env.get("SLURM_CPUS_PER_TASK", "1"))
+    if env.get("SLURM_JOB_ID"):
+        requeue = job_field(env, "Requeue")
+        if requeue in ("0", "1"):  # a trainer stopped by SIGUSR1 writes a partial record where it is 0
+            env["HPCSUITE_REQUEUE"] = requeue
     print(f"{PROG}: job {env.get('SLURM_JOB_ID', '-')} on {env.get('SLURM_JOB_NODELIST', '-')}, "
           f"{env.get('SLURM_NTASKS', '?')} tasks: {' '.join(cmd)}", flush=True)
     child = subprocess.Popen(cmd, env=env)

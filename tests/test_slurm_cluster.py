@@ -315,3 +315,24 @@ def test_a_sweep_rides_out_a_controller_that_stops_answering(cluster, tmp_path):
             proc.kill()
     assert proc.returncode == 0, stdout + stderr
     assert "2 of 2 points done" in stdout and "failed" not in stdout
+
+
+def test_training_that_cannot_be_requeued_fails_and_leaves_a_partial_record(cluster, tmp_path):
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("torch")
+    cluster.env.update(HPCSUITE_RESULTS=str(tmp_path / "results"), HPCSUITE_CHECKPOINTS=str(tmp_path / "ck"))
+    job = cluster.submit(ROOT / "slurm" / "train.mnist.sbatch", "--epochs", "100",
+                         sbatch_args=("--ntasks-per-node=2", "--no-requeue"), cwd=tmp_path)
+    log = tmp_path / f"hpcsuite-train-mnist-{job}.out"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (log.exists() and "epoch 2/100" in log.read_text()):
+        time.sleep(0.1)
+    cluster.run("scancel", "--signal=USR1", "--batch", job)
+    state = cluster.wait(job, timeout=120)
+    text = log.read_text()
+    assert state == "FAILED", text  # not COMPLETED 0:0 after a few of 100 epochs
+    assert "cannot be requeued: stopped unfinished" in text and "cannot requeue job" in text
+    [rec] = [json.loads(line) for line in
+             (tmp_path / "results" / f"hpcsuite-train-mnist-{job}.jsonl").read_text().splitlines()]
+    assert rec["result"]["partial"] is True and rec["result"]["stopped_at"]["epoch"] < 99
+    assert rec["ranks"] == 2 and 0 <= rec["result"]["test_accuracy"] <= 1

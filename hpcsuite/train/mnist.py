@@ -193,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 save(epoch, step + 1)
             if stop.item() > 0:
                 save(epoch, step + 1)
+                if os.environ.get("HPCSUITE_REQUEUE") == "0":  # --no-requeue: nothing resumes it
+                    _partial_record(args, evaluate, samples, started, epoch, step + 1, rank, size, path)
                 return _requeue(rank, epoch, step + 1)
             if args.max_steps is not None and done_steps >= args.max_steps:
                 save(epoch, step + 1)
@@ -259,8 +261,31 @@ def _requeue(rank: int, epoch: int, step: int) -> int:
     return REQUEUE_EXIT
 
 
+def _partial_record(args: Any, evaluate: Any, samples: int, started: float, epoch: int, step: int, rank: int,
+                    size: int, path: str) -> None:
+    """The record of a run stopped by SIGUSR1 in a job Slurm will not requeue (collective).
+
+    Without it the job ends with nothing to show for the epochs it trained; the record
+    says it is partial and where it stopped, and the checkpoint resumes it by hand.
+    """
+    import torch
+
+    import hpcsuite.train as hvd
+
+    accuracy, _ = evaluate()
+    elapsed = time.perf_counter() - started
+    rate = hvd.allreduce(torch.tensor([float(samples)]), op=hvd.Sum, name="samples").item() / max(elapsed, 1e-9)
+    hosts = hvd.allgather_object(hvd.ops.mpi.processor_name(), name="hosts")
+    if rank == 0:
+        print(f"{PROG}: this job cannot be requeued: stopped unfinished at epoch {epoch + 1}/{args.epochs} "
+              f"step {step}, test accuracy {100 * accuracy:.2f} %; resume from {path} with --resume", flush=True)
+        if args.json:
+            _record(args, size, hosts, accuracy, rate, elapsed, None,
+                    partial={"epoch": epoch, "step": step, "checkpoint": path})
+
+
 def _record(args: Any, size: int, hosts: list[str], accuracy: float, rate: float, elapsed: float,
-            digest: str) -> None:
+            digest: str | None, partial: dict[str, Any] | None = None) -> None:
     from hpcsuite.core import mpi, records
 
     env = records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(),
@@ -270,7 +295,8 @@ def _record(args: Any, size: int, hosts: list[str], accuracy: float, rate: float
                                "compression": args.compression, "seed": args.seed},
         ranks=size, env=env, times={"unit": "s", "wall": elapsed},
         fom={"name": "throughput", "value": rate, "unit": "samples/s", "higher_is_better": True},
-        result={"test_accuracy": accuracy, "params_sha256": digest}))
+        result={"test_accuracy": accuracy, "params_sha256": digest,
+                **({"partial": True, "stopped_at": partial} if partial else {})}))
 
 
 if __name__ == "__main__":
