@@ -126,10 +126,15 @@ def test_sagemaker_configuration(tmp_path):
                   "--output", str(out), "--", "--epochs", "3", timeout=30)
     assert proc.returncode == 0, proc.stderr
     config = json.loads(out.read_text())
-    assert config["distribution"] == {"mpi": {"enabled": True, "processes_per_host": 8}}
-    assert config["instance_count"] == 2 and config["hyperparameters"]["module"] == "hpcsuite.train.mnist"
+    assert config["distributed"] == {"mpi": {"process_count_per_node": 8}}
+    assert config["compute"]["instance_count"] == 2 and config["hyperparameters"]["module"] == "hpcsuite.train.mnist"
     assert config["hyperparameters"]["args"] == "--epochs 3"
-    compile((tmp_path / "launch_mnist.py").read_text(), "launch_mnist.py", "exec")
+    # a minimal source folder: the package, requirements, the entry script - no venv, no tree
+    src = tmp_path / config["source_code"]["source_dir"]
+    assert sorted(p.name for p in src.iterdir()) == ["hpcsuite", "launch_mnist.py", "requirements.txt"]
+    assert (src / "hpcsuite" / "train" / "mnist.py").exists() and not list(src.rglob("__pycache__"))
+    assert "mpi4py" in (src / "requirements.txt").read_text()
+    compile((src / "launch_mnist.py").read_text(), "launch_mnist.py", "exec")
 
 
 # -- issue 14: hostile values, names Kubernetes refuses, outputs that cannot be written ----------
@@ -345,3 +350,83 @@ def test_the_dockerfile_installs_an_mpi_extra_that_exists_and_serves_ssh():
     assert "gpu-cuda13" in extras and "gpu-cuda13" in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".venv-*" in ignored and ".git" in ignored
+
+
+def _sagemaker_folder(tmp_path):
+    out = tmp_path / "est.json"
+    proc = python("-m", "hpcsuite.deploy", "sagemaker", "--output", str(out), "--", "--epochs", "3", timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return out, tmp_path / deploy.SAGEMAKER_SOURCE
+
+
+def test_the_sagemaker_entry_takes_one_option_adds_the_gpu_and_reads_sm_hosts(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    _, src = _sagemaker_folder(tmp_path)
+    (src / "echoargs.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "OMPI_"))}
+    env = {**base, "SM_HPS": json.dumps({"module": "echoargs", "args": "--epochs"}), "SM_NUM_GPUS": "1",
+           "SM_HOSTS": '["algo-1", "algo-2"]', "SM_CURRENT_HOST": "algo-2"}
+    # SageMaker's own command line is "--args --epochs --module echoargs": the JSON decides
+    proc = subprocess.run([sys.executable, str(src / "launch_mnist.py"), "--args", "--epochs", "--module", "echoargs"],
+                          env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert json.loads(lines[-1]) == ["--epochs", "--device", "cuda"]
+    assert "hosts ['algo-1', 'algo-2'], this host algo-2" in lines[0]
+    # outside SageMaker (no SM_HPS), on CPU, a lone option on the command line still works
+    proc = subprocess.run([sys.executable, str(src / "launch_mnist.py"), "--module", "echoargs", "--args", "--epochs"],
+                          env=base, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == ["--epochs"]
+
+
+def test_the_sdk_builds_the_training_job_request_offline(tmp_path, monkeypatch):
+    import os
+
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("sagemaker.train", reason="the SageMaker SDK v3 (pip install 'hpcsuite[sagemaker]')")
+    import boto3
+    import sagemaker.train.defaults as defaults
+    import sagemaker.train.model_trainer as mt
+    from sagemaker.core.helper.session_helper import Session
+
+    out, src = _sagemaker_folder(tmp_path)
+    config = json.loads(out.read_text())
+    config["role"] = "arn:aws:iam::123456789012:role/SageMakerRole"
+    out.write_text(json.dumps(config))
+    session = Session(boto_session=boto3.Session(region_name="us-west-2", aws_access_key_id="AKIDEXAMPLE",
+                                                 aws_secret_access_key="secret"), default_bucket="bucket")
+    request, uploaded = {}, {}
+
+    class Sent(Exception):
+        pass
+
+    def create(**kwargs):  # what would go to CreateTrainingJob: keep it, send nothing
+        request.update(kwargs)
+        raise Sent
+
+    def upload(self, path, bucket=None, key_prefix=None, **kwargs):
+        uploaded[os.path.basename(path.rstrip("/"))] = sorted(os.listdir(path)) if os.path.isdir(path) else path
+        return f"s3://{bucket}/{key_prefix}"
+
+    # no AWS here: the role check (IAM), the bucket (S3), the uploads and the request are stubbed
+    monkeypatch.setattr(defaults, "resolve_and_validate_role", lambda provided_role, **kw: provided_role)
+    monkeypatch.setattr(mt.TrainingJob, "create", create)
+    monkeypatch.setattr(Session, "upload_data", upload)
+    monkeypatch.setattr(Session, "default_bucket", lambda self: "bucket")
+    trainer = deploy.model_trainer(str(out), sagemaker_session=session)
+    with pytest.raises(Sent):
+        trainer.train(wait=False)
+    assert request["role_arn"] == config["role"]
+    assert request["resource_config"].instance_type == "ml.p3.2xlarge"
+    assert request["resource_config"].instance_count == 2
+    assert request["hyper_parameters"] == {"module": "hpcsuite.train.mnist", "args": "--epochs 3"}
+    image = request["algorithm_specification"].training_image
+    assert image.startswith("763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training:2.3-gpu-py311")
+    channels = {c.channel_name for c in request["input_data_config"]}
+    assert {"code", "sm_drivers"} <= channels
+    # the code uploaded is the minimal folder, not the working tree
+    assert uploaded[deploy.SAGEMAKER_SOURCE] == ["hpcsuite", "launch_mnist.py", "requirements.txt"]
