@@ -407,16 +407,28 @@ _times = st.lists(st.one_of(st.floats(0, 10), st.just(float("nan")), st.just(0.0
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(points=st.lists(st.tuples(st.integers(1, 64), st.integers(1, 4), _times), max_size=6),
-       sizes=st.lists(st.tuples(st.integers(1, 1 << 22), st.floats(1e-7, 1.0)), max_size=8),
-       ranks=st.integers(2, 8), nodes=st.integers(1, 2))
+@given(
+    points=st.lists(st.tuples(st.integers(1, 64), st.integers(1, 4), _times), max_size=6),
+    sizes=st.lists(st.tuples(st.integers(1, 1 << 22), st.floats(1e-7, 1.0)), max_size=8),
+    ranks=st.integers(2, 8),
+    nodes=st.integers(1, 2),
+)
 def test_sections_finish_on_any_records(points, sizes, ranks, nodes):
     recs = []
     for n, nd, samples in points:
         nd = min(nd, n)
-        recs.append({"schema": "hpcsuite.record/1", "kernel": "stencil", "ranks": n, "nodes": nd,
-                     "ranks_per_node": -(-n // nd), "params": {"shape": [64, 64]}, "env": _env(),
-                     "times": {"unit": "s", "samples": samples}})
+        recs.append(
+            {
+                "schema": "hpcsuite.record/1",
+                "kernel": "stencil",
+                "ranks": n,
+                "nodes": nd,
+                "ranks_per_node": -(-n // nd),
+                "params": {"shape": [64, 64]},
+                "env": _env(),
+                "times": {"unit": "s", "samples": samples},
+            }
+        )
     for m, t in sizes:
         recs += _mb_records("allreduce", ranks, min(nodes, ranks), lambda _m, t=t: t, [m])
         recs += _mb_records("latency", 2, nodes, lambda _m, t=t: t, [m])
@@ -431,3 +443,46 @@ def test_tiny_timings_are_not_a_crash():
     recs += _mb_records("allreduce", 2, 1, lambda m: 1e-310, 2.0 ** np.arange(0, 8))
     for sec in sections.build(recs):
         json.dumps(sec.as_dict(), allow_nan=False)
+
+
+def test_report_model_adds_prediction_sections(tmp_path):
+    pytest.importorskip("matplotlib")
+    sizes = 2.0 ** np.arange(0, 16)
+    recs = _sweep_records(lambda q: 0.05 + 1.0 / q, (1, 2, 4, 8)) + _mb_records(
+        "latency", 2, 1, lambda m: 1e-6 + m / 5e9, sizes
+    )
+    src = tmp_path / "r.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "rep"
+    proc = python(
+        "-m",
+        "hpcsuite.report",
+        "--model",
+        "--predict-to",
+        "256",
+        str(src),
+        "--out",
+        str(out),
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "t(p) = " in proc.stdout and "at p=256" in proc.stdout
+    md = (out / "report.md").read_text()
+    assert "## Predictions" in md and "Hockney" in md and "prediction-" in md
+    page = (out / "report.html").read_text()
+    assert "<h2>Predictions</h2>" in page and page.count("data:image/png") >= 4
+    plain = tmp_path / "plain"
+    proc = python("-m", "hpcsuite.report", str(src), "--out", str(plain), "--no-plots", timeout=240)
+    assert proc.returncode == 0 and "Predictions" not in (plain / "report.md").read_text()
+    proc = python(
+        "-m",
+        "hpcsuite.report",
+        "--model",
+        "--overlap",
+        "3",
+        str(src),
+        "--out",
+        str(plain),
+        timeout=240,
+    )
+    assert proc.returncode == 2 and "--overlap" in proc.stderr

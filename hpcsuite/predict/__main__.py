@@ -101,7 +101,7 @@ def parser() -> cli.ArgumentParser:
         prog=f"python -m {PROG}",
         description="Performance models fitted from hpcsuite records, extended to --predict-to "
         "ranks with "
-        "95 %% prediction intervals: Hockney alpha-beta per message-size regime (intra- and "
+        "95 % prediction intervals: Hockney alpha-beta per message-size regime (intra- and "
         "inter-node), collective algorithm models, Extra-P normal-form scaling models of "
         "kernel sweeps, and the data-parallel training step time with what-if knobs.",
     )

@@ -44,6 +44,12 @@ def parser() -> cli.ArgumentParser:
                    help="JSON bounds {kernel: {fom: [value, lower, upper, unit]}}; exit 3 if one is broken")
     p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
     p.add_argument("--quiet", action="store_true", help="no terminal tables")
+    p.add_argument("--model", action="store_true",
+                   help="add prediction sections: models fitted to the records, extended to "
+                        "--predict-to ranks with 95 %% intervals (hpcsuite.predict; needs SciPy)")
+    from hpcsuite.predict.__main__ import add_model_options
+
+    add_model_options(p)
     return p
 
 
@@ -105,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--threshold {args.threshold!r} must be a fraction such as 0.05")
     from hpcsuite.report import checks, load, render, series
 
+    if args.model:
+        from hpcsuite.predict.__main__ import options
+
+        model_options = options(args)  # a bad knob is a one-line error before any work
     records, problems = load.load(args.results)
     all_series = series.build(records)
     lines: list[str] = []
@@ -137,12 +147,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             except OSError as exc:
                 raise UsageError(f"--out: cannot write plots into {str(out / 'plots')!r} "
                                  f"({exc.strerror or exc})") from None
-    _write(out / "report.md", render.markdown(all_series, figures, out, problems, lines))
-    _write(out / "report.html", render.html_page(all_series, figures, problems, lines))
+    predicted: list = []
+    md_extra = html_extra = ""
+    if args.model:
+        try:
+            from hpcsuite.predict import render as predict_render, sections as predict_sections
+        except ImportError:
+            raise UsageError("--model needs SciPy: pip install 'hpcsuite[report]'") from None
+        predicted = predict_sections.build(records, model_options)
+        pfigs = {} if args.no_plots else predict_render.figures(predicted, out / "plots")
+        md_extra = "## Predictions\n\n" + predict_render.markdown(predicted, pfigs, out)
+        html_extra = predict_render.html_fragment(predicted, pfigs)
+    _write(out / "report.md", render.markdown(all_series, figures, out, problems, lines, md_extra))
+    _write(out / "report.html", render.html_page(all_series, figures, problems, lines, html_extra))
     _write(out / "report.csv", render.to_csv(all_series))
 
     if not args.quiet:
         print(render.terminal(all_series))
+        if predicted:
+            from hpcsuite.predict import render as predict_render
+
+            print(predict_render.text(predicted))
         for line in lines:
             print(line)
         print(f"{len(records)} records, {len(all_series)} series -> {out}/report.md, report.html, "

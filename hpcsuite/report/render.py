@@ -116,7 +116,7 @@ def _md(text: str) -> str:
 
 
 def markdown(series: list[Series], figures: dict[str, list[Path]], folder: Path,
-             problems: list[str], checks: list[str]) -> str:
+             problems: list[str], checks: list[str], predictions: str = "") -> str:
     """A Markdown report with tables and links to the plots."""
     out = ["# hpcsuite scaling report", "", LEGEND, ""]
     for s in series:
@@ -128,6 +128,8 @@ def markdown(series: list[Series], figures: dict[str, list[Path]], folder: Path,
             if fig.suffix == ".png":
                 out += ["", f"![{s.title}]({fig.relative_to(folder).as_posix()})"]
         out.append("")
+    if predictions:  # hpcsuite.predict's sections, already rendered (report --model)
+        out += [predictions, ""]
     if checks:
         out += ["## Checks", ""] + [f"- {c}" for c in checks] + [""]
     if problems:
@@ -142,7 +144,7 @@ img{max-width:100%}.env,.legend{color:#666;font-size:90%}li.bad{color:#a00}"""
 
 
 def html_page(series: list[Series], figures: dict[str, list[Path]], problems: list[str],
-              checks: list[str]) -> str:
+              checks: list[str], predictions: str = "") -> str:
     """One self-contained HTML file: styles inline, plots embedded as data URIs."""
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>hpcsuite scaling report</title>",
              f"<style>{_CSS}</style></head><body><h1>hpcsuite scaling report</h1>",
@@ -159,6 +161,8 @@ def html_page(series: list[Series], figures: dict[str, list[Path]], problems: li
             if fig.suffix == ".png":
                 data = base64.b64encode(fig.read_bytes()).decode()
                 parts.append(f"<img alt='{html.escape(s.title)}' src='data:image/png;base64,{data}'>")
+    if predictions:  # an HTML fragment from hpcsuite.predict (report --model)
+        parts.append(predictions)
     if checks:
         parts.append("<h2>Checks</h2><ul>" + "".join(
             f"<li class='{'bad' if 'FAIL' in c or 'regression' in c else ''}'>{html.escape(c)}</li>"
