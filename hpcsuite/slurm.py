@@ -248,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         found = pmi2_library(srun)
         if found:  # Intel MPI under srun loads Slurm's PMI-2 client from here
             env["I_MPI_PMI_LIBRARY"] = found
+            print(f"{PROG}: Intel MPI under srun: I_MPI_PMI_LIBRARY={found}", flush=True)
     if shutil.which(cmd[0], path=env.get("PATH")) is None:
         raise UsageError(f"{cmd[0]} is not on PATH ({env.get('PATH', '')!r}): load your MPI module "
                          "(module load ...), or pip install 'hpcsuite[mpich]' into this environment")

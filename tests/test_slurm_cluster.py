@@ -255,19 +255,27 @@ def test_a_job_with_gpus_per_node_runs_each_rank_under_the_local_rank_binding(cl
 
 
 OMPI = ROOT / ".venv-ompi" / "bin" / "python"
+IMPI = ROOT / ".venv-impi" / "bin" / "python"
+#: Each other MPI: its venv, what it needs in the job (as root, no OFI probing), how the
+#: launcher starts it on this Slurm (MpiDefault=pmi2, no PMIx), and its record's name.
+OTHER_MPIS = {
+    "openmpi": (OMPI, {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                       "OMPI_MCA_btl": "^ofi", "OMPI_MCA_mtl": "^ofi"}, "tasks: mpirun -n ", "Open MPI"),
+    "intel": (IMPI, {"I_MPI_WAIT_MODE": "1"}, "tasks: srun --cpus-per-task=1 ", "Intel(R) MPI"),
+}
 
 
 @pytest.mark.parametrize("nodes", [1, 2])
-def test_open_mpi_runs_the_template_on_one_and_two_nodes(cluster, tmp_path, nodes):
-    if not OMPI.exists():
+@pytest.mark.parametrize("mpi", sorted(OTHER_MPIS))
+def test_open_mpi_and_intel_mpi_run_the_template_on_one_and_two_nodes(cluster, tmp_path, mpi, nodes):
+    py, extra, launch, library = OTHER_MPIS[mpi]
+    if not py.exists():
         if os.environ.get("CI") == "true":
-            pytest.fail("CI must create .venv-ompi (tests/run.sh does)")
-        pytest.skip("no .venv-ompi with Open MPI (tests/run.sh creates it)")
+            pytest.fail(f"CI must create {py.parent.parent.name} (.ci/run does)")
+        pytest.skip(f"no {py.parent.parent.name} ({mpi}; .ci/run creates it)")
     env = dict(cluster.env)
-    # Open MPI as root (the test cluster runs jobs as root), no OFI probe (1 s per start)
-    cluster.env.update(HPCSUITE_PYTHON=str(OMPI), PATH=f"{OMPI.parent}:{env['PATH']}",
-                       HPCSUITE_RESULTS=str(tmp_path / "r"), OMPI_ALLOW_RUN_AS_ROOT="1",
-                       OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="^ofi", OMPI_MCA_mtl="^ofi")
+    cluster.env.update(HPCSUITE_PYTHON=str(py), PATH=f"{py.parent}:{env['PATH']}",
+                       HPCSUITE_RESULTS=str(tmp_path / "r"), **extra)
     try:
         job = cluster.submit(ROOT / "slurm" / "mean.sbatch", "--shape", "2000x100", "--check",
                              sbatch_args=(f"--nodes={nodes}", "--ntasks-per-node=2"), cwd=tmp_path)
@@ -277,11 +285,13 @@ def test_open_mpi_runs_the_template_on_one_and_two_nodes(cluster, tmp_path, node
         cluster.env.update(env)
     log = (tmp_path / f"hpcsuite-mean-{job}.out").read_text()
     assert state == "COMPLETED", log
-    # Debian's Slurm has no PMIx: Open MPI 5 starts under its own mpirun inside the job
-    assert "tasks: mpirun -n " in _launch_line(log)
+    # Debian's Slurm has no PMIx: Open MPI 5 starts under its own mpirun inside the job;
+    # Intel MPI under srun with the site's PMI-2
+    assert launch in _launch_line(log)
+    assert ("I_MPI_PMI_LIBRARY=" in log) == (mpi == "intel")  # Slurm's libpmi2 (.ci/run installs it)
     [rec] = _records(tmp_path / "r")
     assert rec["ranks"] == 2 * nodes and rec["check"]["passed"]
-    assert rec["env"]["mpi_library"].startswith("Open MPI")
+    assert rec["env"]["mpi_library"].startswith(library)
     assert rec["env"]["hosts"] == ["node1", "node2"][:nodes]
 
 
