@@ -118,12 +118,14 @@ def test_training_signalled_before_its_limit_requeues_and_resumes_losslessly(clu
     if os.environ.get("CI") != "true":
         pytest.importorskip("torch")
     cluster.env.update(HPCSUITE_RESULTS=str(tmp_path / "results"), HPCSUITE_CHECKPOINTS=str(tmp_path / "ck"))
-    args = ("--epochs", "30")
+    # Enough epochs that the signal lands mid-training: 30 took about 2 s on a quiet CI
+    # machine, and the run could finish before USR1 reached it.
+    args = ("--epochs", "150")
     job = cluster.submit(ROOT / "slurm" / "train.mnist.sbatch", *args, sbatch_args=("--ntasks-per-node=2",),
                          cwd=tmp_path)
     log = tmp_path / f"hpcsuite-train-mnist-{job}.out"
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not (log.exists() and "epoch 3/30" in log.read_text()):
+    while time.monotonic() < deadline and not (log.exists() and "epoch 3/150" in log.read_text()):
         time.sleep(0.1)
     # What --signal=B:USR1@60 does 60 s before the time limit, now:
     cluster.run("scancel", "--signal=USR1", "--batch", job)
