@@ -2,8 +2,7 @@
 
 * ``--format osu`` reproduces real OSU 7.4 output byte for byte once hpcsuite's one
   details line is taken out (samples printed by OSU 7.4 C against the MPICH that the
-  ``mpich`` extra installs; a copy of the shapes is kept here, the full set is read from
-  ../shared/notes/osu-7.4-samples when present);
+  ``mpich`` extra installs; the full set is in tests/data/osu-7.4-samples);
 * ``parse_osu`` reads OSU 7.x output: default, ``-f``, ``-c`` (Pass/Fail), ``-z`` tails;
 * our output of latency, bw, allreduce, alltoall, bcast and iallreduce is read by the
   patterns that ReFrame, Ramble and hpcbench publish for OSU (written here from their
@@ -22,7 +21,9 @@ from conftest import ROOT, launch
 from hpcsuite.microbench import output, runner
 
 MB = ("-m", "hpcsuite.microbench")
-SAMPLES = ROOT.parent / "shared" / "notes" / "osu-7.4-samples"
+#: Real OSU 7.4 output, copied from the workplace's shared/notes into the repository so
+#: that CI (a clean clone, no shared/ next to it) compares against every sample.
+SAMPLES = ROOT / "tests" / "data" / "osu-7.4-samples"
 
 # Real OSU 7.4 output (from the samples), kept here so the test stands alone.
 LATENCY_C = """
