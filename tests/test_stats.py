@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -173,3 +175,23 @@ def test_ties_in_few_samples_are_not_called_significant():
     # Timer resolution makes ties; 3 against 3 can never reach p < 0.05 (min p = 0.1).
     c = stats.compare([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
     assert c.p_value == pytest.approx(0.1) and c.verdict == "no significant change"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 10, 11, 100, 1001])
+def test_median_and_percentiles_are_numpys_bit_for_bit(n: int) -> None:
+    # stats computes them itself (np.median/np.percentile import numpy.ma on first use,
+    # a start-up cost); the values must still be NumPy's, bit for bit.
+    rng = np.random.default_rng(n)
+    for scale in (1e-7, 1.0, 3e5):
+        a = rng.lognormal(size=n) * scale
+        assert stats.median(a) == np.median(a)
+        for q in (0, 5, 25, 33.3, 50, 95, 99, 100):
+            assert stats.percentile(a, q) == np.percentile(a, q)
+        s = stats.summarize(a)
+        assert (s.median, s.p05, s.p95, s.p99) == (np.median(a), *np.percentile(a, [5, 95, 99]))
+
+
+def test_summarize_does_not_import_numpy_ma() -> None:
+    code = ("import sys; from hpcsuite.core import stats; stats.summarize([3.0, 1.0, 2.0]); "
+            "stats.percentile([1.0, 2.0], 50); sys.exit('numpy.ma' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -39,6 +39,35 @@ def _array(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
+def _quantiles(a: np.ndarray, qs: Sequence[float]) -> list[float]:
+    """Quantiles ``qs`` (fractions) of sorted ``a``: NumPy's default ``linear`` method.
+
+    Written out rather than calling ``np.percentile``/``np.median``, whose first call
+    imports ``numpy.ma`` (20-40 ms, about a tenth of a small job's overhead over a
+    hand-written mpi4py program); the values are bitwise NumPy's (tested).
+    """
+    n = a.size
+    out = []
+    for q in qs:
+        v = (n - 1) * q
+        lo = math.floor(v)
+        hi = min(lo + 1, n - 1)
+        g = v - lo
+        x, y = a[lo], a[hi]
+        d = y - x
+        # NumPy's lerp: from the nearer end, so that g = 0 and g = 1 give x and y exactly.
+        out.append(float(y - d * (1 - g) if g >= 0.5 else x + d * g))
+    return out
+
+
+def _median_sorted(a: np.ndarray) -> float:
+    """The median of sorted, non-empty ``a``, as ``np.median`` computes it."""
+    n = a.size
+    if n % 2:
+        return float(a[n // 2])
+    return float((a[n // 2 - 1] + a[n // 2]) / 2)
+
+
 def median(values: Sequence[float] | np.ndarray) -> float:
     """The median (mean of the two middle values when their number is even).
 
@@ -50,7 +79,7 @@ def median(values: Sequence[float] | np.ndarray) -> float:
     a = _array(values)
     if a.size == 0:
         raise ValueError("no finite values: the median is undefined")
-    return float(np.median(a))
+    return _median_sorted(np.sort(a))
 
 
 def percentile(values: Sequence[float] | np.ndarray, q: float) -> float:
@@ -66,7 +95,7 @@ def percentile(values: Sequence[float] | np.ndarray, q: float) -> float:
     a = _array(values)
     if a.size == 0:
         raise ValueError("no finite values: percentiles are undefined")
-    return float(np.percentile(a, q))
+    return _quantiles(np.sort(a), [q / 100])[0]
 
 
 def _binomial_half_cdf(n: int) -> np.ndarray:
@@ -163,8 +192,8 @@ def summarize(samples: Sequence[float] | np.ndarray,
     n = int(a.size)
     if n == 0:
         raise ValueError("no samples to summarize")
-    med = float(np.median(a))
-    p05, p95, p99 = (float(v) for v in np.percentile(a, [5, 95, 99]))
+    med = _median_sorted(a)
+    p05, p95, p99 = _quantiles(a, [0.05, 0.95, 0.99])
     stdev = float(np.std(a, ddof=1)) if n > 1 else 0.0
     if n == 1:
         low = high = med
