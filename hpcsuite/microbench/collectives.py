@@ -121,7 +121,7 @@ def _reduction(comm: Any, m: Messages, n: int, kind: str, root: int, dtype: Any)
             return getattr(c, name)(sb, rb, counts, op=MPI.SUM)
         return getattr(c, name)(sb, rb, op=MPI.SUM)
 
-    def run() -> None:
+    def general() -> None:
         if m.pickled:
             box["got"] = (c.reduce(sent, op=MPI.SUM, root=root) if kind == "reduce"
                           else c.allreduce(sent, op=MPI.SUM))
@@ -130,10 +130,29 @@ def _reduction(comm: Any, m: Messages, n: int, kind: str, root: int, dtype: Any)
         if lands:
             m.landed(r)
 
+    run = general
+    if not m.pickled and not m.backend.on_device:
+        run = _bound(getattr(c, api), kind, [s, mtype], [r, mtype], root, counts)
     case = _case(comm, m, s, r, sent, expect, run, lambda: call(_nb(api)), box)
     if not lands:  # nothing to copy back on a Reduce's non-root
         case.finish = lambda req: req.Wait()
     return case
+
+
+def _bound(fn: Any, kind: str, sb: list[Any], rb: list[Any], root: int,
+           counts: list[int]) -> Any:
+    """The host-buffer reduction call with its arguments bound once.
+
+    Host buffers need no staging and nothing to land afterwards. A small allreduce
+    takes about a microsecond, and the general path's per-call lookups and argument
+    lists are a measurable share of that (benchmarks/microbench_bench.py).
+    """
+    op = MPI.SUM
+    if kind == "reduce":
+        return lambda: fn(sb, rb, op, root)
+    if kind == "reduce_scatter":
+        return lambda: fn(sb, rb, counts, op)
+    return lambda: fn(sb, rb, op)
 
 
 def reduce(comm: Any, m: Messages, n: int, root: int = ROOT, dtype: Any = None, **_: Any) -> Case:
