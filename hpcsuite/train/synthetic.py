@@ -165,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       thread_level=mpi.thread_level())
             records.append(args.json, records.make(
                 "train.synthetic", params={"model": args.model, "batch_size": args.batch_size,
-                                           "fp16_allreduce": args.fp16_allreduce},
+                                           "fp16_allreduce": args.fp16_allreduce,
+                                           "fusion_bytes": opt._fusion_bytes},  # as used
                 ranks=hvd.size(), env=env,
                 times={"unit": "s", "samples": slowest, "stats": st.as_dict()},
                 fom={"name": "throughput", "value": value, "unit": "samples/s", "higher_is_better": True,
