@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -298,6 +299,83 @@ def _sweep_records(fn, ranks, repeat=5, seed=1):
         }
         for n in ranks
     ]
+
+
+def _shared_law(p, cores=2, c0=0.02, c1=1.0):
+    """Amdahl's c0 + c1/p on dedicated cores, time-shared beyond ``cores`` ranks."""
+    return (c0 + c1 / p) * max(1.0, p / cores)
+
+
+def _with_cores(recs, cores):
+    for r in recs:
+        r["provenance"] = {"cores": cores}
+    return recs
+
+
+def _scaling(recs, **kw):
+    secs = [s for s in sections.build(recs, sections.Options(**kw)) if s.kind == "scaling"]
+    assert len(secs) == 1, [s.title for s in secs]
+    return secs[0]
+
+
+def test_recorded_cores_time_share_oversubscribed_points_without_a_flag():
+    # Fitted on 1..4 ranks of one 2-core node (3 and 4 oversubscribed), predicted at 6.
+    recs = _with_cores(_sweep_records(_shared_law, [1, 2, 3, 4], repeat=8), 2)
+    sec = _scaling(recs, predict_to=6)
+    assert sec.data["formula"].count("p^(-1)") == 1, sec.data["formula"]
+    c0, c1 = sec.data["coef"]
+    assert c0 == pytest.approx(0.02, abs=0.01) and c1 == pytest.approx(1.0, rel=0.05)
+    value, low, high = sec.data["prediction"]
+    truth = _shared_law(6)
+    assert value == pytest.approx(truth, rel=0.05) and low <= truth <= high
+    assert any("modelled as time-shared" in w for w in sec.warnings)
+    # The same records without the core count: the normal form alone misses 6 ranks.
+    plain = _scaling(_sweep_records(_shared_law, [1, 2, 3, 4], repeat=8), predict_to=6)
+    assert not plain.data["prediction"][1] <= truth <= plain.data["prediction"][2]
+    assert any("provenance.cores" in w for w in plain.warnings)
+
+
+def test_recorded_cores_predict_the_first_oversubscribed_point():
+    # The local hold-out's situation: 1 and 2 ranks on 2 cores, 3 ranks predicted.
+    recs = _with_cores(_sweep_records(_shared_law, [1, 2], repeat=8), 2)
+    sec = _scaling(recs, predict_to=3)
+    value, low, high = sec.data["prediction"]
+    truth = _shared_law(3)
+    assert low <= truth <= high and value == pytest.approx(truth, rel=0.1)
+    assert any("1.5x time-shared" in w for w in sec.warnings)
+
+
+def test_cores_per_node_overrides_the_recorded_cores():
+    # Recorded on 2 cores; --cores-per-node 8 asks what 3..6 ranks do on 8 cores.
+    recs = _with_cores(_sweep_records(_shared_law, [1, 2], repeat=8), 2)
+    sec = _scaling(recs, predict_to=6, cores_per_node=8)
+    assert sec.data["prediction"][0] == pytest.approx(_shared_law(6, cores=8), rel=0.1)
+    assert not any("time-shared" in w for w in sec.warnings)
+    # and a point measured oversubscribed is divided by the factor the override gives
+    recs = _with_cores(_sweep_records(_shared_law, [1, 2, 4], repeat=8), 2)
+    sec = _scaling(recs, predict_to=4, cores_per_node=1)
+    assert sec.data["prediction"][0] == pytest.approx(_shared_law(4), rel=0.05)
+
+
+def test_cores_are_per_point_and_old_records_still_load():
+    # Points recorded on different nodes: the 4-rank point had 4 cores (not shared).
+    recs = _sweep_records(lambda p: 0.02 + 1.0 / p, [1, 2, 4], repeat=8)
+    for r, c in zip(recs, (2, 2, 4)):
+        r["provenance"] = {"cores": c, "utc": "2026-01-01T00:00:00Z"}
+    sec = _scaling(recs, predict_to=4)
+    assert sec.data["prediction"][0] == pytest.approx(0.27, rel=0.05)
+    for bad in ({"cores": None}, {"cores": "two"}, {"cores": True}, None, {}):
+        recs = _sweep_records(_shared_law, [1, 2], repeat=4)
+        for r in recs:
+            r["provenance"] = bad
+        assert "provenance.cores" in " ".join(_scaling(recs, predict_to=3).warnings)
+
+
+def test_provenance_records_the_cores_of_the_node():
+    from hpcsuite.core import records
+
+    cores = records.provenance()["cores"]
+    assert isinstance(cores, int) and 1 <= cores <= (os.cpu_count() or 1)
 
 
 def test_cli_writes_sections_and_figures(tmp_path):

@@ -147,6 +147,25 @@ def slurm_job(environ: Mapping[str, str] | None = None) -> dict[str, Any] | None
     }
 
 
+def node_cores() -> int | None:
+    """CPUs this process and its launcher may run on: the cores ranks on this node share.
+
+    The union of this process's affinity and its parent's (``mpiexec``'s proxy, ``srun``'s
+    step daemon, a shell): a launcher that binds each rank to one core narrows the rank's
+    own affinity, not its parent's; ``taskset`` on the launcher narrows both. None where
+    the platform cannot say.
+    """
+    try:
+        cpus = set(os.sched_getaffinity(0))
+        try:
+            cpus |= os.sched_getaffinity(os.getppid())
+        except OSError:  # the parent is gone or not ours to ask
+            pass
+        return len(cpus)
+    except (AttributeError, OSError):  # no affinity API here (macOS)
+        return os.cpu_count()
+
+
 def _thread_pools() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """BLAS and OpenMP libraries loaded in this process and their thread counts (threadpoolctl)."""
     try:
@@ -211,6 +230,7 @@ def provenance(*, argv: Sequence[str] | None = None, mpi_library: str | None = N
         "openmp": openmp,
         "threads": {k: env[k] for k in sorted(env) if k.endswith("_NUM_THREADS")},
         "packages": _packages(),
+        "cores": node_cores(),
     }
 
 

@@ -95,7 +95,8 @@ def _grid(lo: float, hi: float) -> np.ndarray:
 
 
 def _local_cores(recs: list[dict[str, Any]]) -> int | None:
-    """This machine's cores when every record ran on it (a local sweep), else None."""
+    """This machine's cores when every record ran on it (a local sweep), else None: the
+    fallback for records older than ``provenance.cores``."""
     me = socket.gethostname()
     for r in recs:
         hosts = (r.get("env") or {}).get("hosts")
@@ -107,10 +108,58 @@ def _local_cores(recs: list[dict[str, Any]]) -> int | None:
         return os.cpu_count()
 
 
+def _recorded_cores(recs: list[dict[str, Any]]) -> int | None:
+    """The fewest cores any of these records had on its node (``provenance.cores``), else
+    :func:`_local_cores`."""
+    got = [
+        c
+        for r in recs
+        for c in [(r.get("provenance") or {}).get("cores")]
+        if isinstance(c, int) and not isinstance(c, bool) and c > 0
+    ]
+    return min(got) if got else _local_cores(recs)
+
+
+def _sharing(series: Any, pts: list[Any], opts: Options) -> tuple[Any, int | None]:
+    """The time-sharing factor ``p -> max(1, ranks per node / cores)`` of a scaling series.
+
+    Measured points use their own layout and the cores their records say they had (a
+    rank count run with more ranks per node than cores time-shares them); other rank
+    counts the series' layout (fixed nodes: ``ceil(p / nodes)`` ranks on each; fixed
+    ranks per node: those) on the most cores the series' nodes had. ``--cores-per-node``
+    replaces the recorded cores everywhere (a what-if). Returns the factor (None when no
+    core count is known) and the cores assumed beyond the measurements.
+    """
+    rpn = [p.runs[0].ranks_per_node for p in pts]
+    per_point = [opts.cores_per_node or _recorded_cores([r.rec for r in p.runs]) for p in pts]
+    known = [c for c in per_point if c]
+    if not known:
+        return None, None
+    cores = opts.cores_per_node or max(known)
+    measured = {
+        p.runs[0].ranks: max(1.0, r / (c or cores)) for p, r, c in zip(pts, rpn, per_point)
+    }
+    n_fixed = max(series.nodes or 1, 1)
+
+    def factor(q: Any) -> np.ndarray:
+        q = np.asarray(q, float)
+        per = np.full_like(q, max(rpn)) if series.axis == "nodes" else np.ceil(q / n_fixed)
+        out = np.maximum(1.0, per / cores)
+        for p, f in measured.items():
+            out = np.where(q == p, f, out)
+        return out
+
+    return factor, cores
+
+
 # ----------------------------------------------------------------------------- scaling
 def scaling_section(series: Any, opts: Options) -> Section | None:
     """Extra-P normal-form model of one strong or weak series (None when it has fewer
-    than two measured rank counts)."""
+    than two measured rank counts).
+
+    Ranks beyond a node's cores time-share them: the fit divides each measured time by
+    its point's factor and the prediction multiplies by the target's (:func:`_sharing`).
+    """
     pts = [p for p in series.points if p.status == "ok" and p.samples]
     if len({p.runs[0].ranks for p in pts}) < 2:
         return None
@@ -118,28 +167,29 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
     samples = [p.samples for p in pts]
     nodes = [p.runs[0].nodes for p in pts]
     rpn = [p.runs[0].ranks_per_node for p in pts]
-    recs = [r.rec for p in pts for r in p.runs]
-    cores = opts.cores_per_node or _local_cores(recs)
     sec = Section(f"prediction: {series.title}", "scaling")
-    factor = None
-    # Time-sharing (time x ranks per node / cores) only when asked for: measured runs do
-    # not follow it (ranks that wait in MPI yield their core; montecarlo at 3 ranks on 2
-    # cores ran in a third of the one-rank time here), so it is a what-if, not a default.
-    if opts.cores_per_node:
-        if series.axis == "nodes":
-            fixed = max(rpn)
-            factor = lambda p: np.maximum(1.0, fixed / cores) * np.ones_like(p)  # noqa: E731
-        else:
-            n_fixed = max(series.nodes or 1, 1)
-            factor = lambda p: np.maximum(1.0, np.ceil(p / n_fixed) / cores)  # noqa: E731
-    if cores and any(r > cores for r in rpn):
+    # Time-sharing by default: on a quiet 2-core runner montecarlo at 3 ranks took the
+    # 2-rank time (each core runs 1.5 ranks), 1.8x the plain normal form's prediction.
+    factor, cores = _sharing(series, pts, opts)
+    over = factor is not None and bool(np.any(factor(ranks) > 1))
+    tf = float(factor([opts.predict_to])[0]) if factor is not None else 1.0
+    shared = over or tf > 1
+    if factor is None and max(rpn) > 1:
         sec.warnings.append(
-            f"{max(rpn)} ranks per node on {cores} cores: oversubscribed points"
-            + (
-                " are modelled as time-shared"
-                if factor
-                else " are fitted as measured (give --cores-per-node to model time-sharing)"
-            )
+            "the records do not say how many cores their nodes had (provenance.cores): "
+            "ranks beyond the cores are not modelled as time-shared (give --cores-per-node)"
+        )
+    src = "--cores-per-node" if opts.cores_per_node else "as recorded"
+    if over:
+        sec.warnings.append(
+            f"{max(rpn)} ranks per node on {cores} cores ({src}): oversubscribed points are "
+            f"modelled as time-shared (time x ranks per node / cores)"
+        )
+    if tf > 1:
+        sec.warnings.append(
+            f"at p={opts.predict_to:g} the series' layout puts {tf * cores:g} ranks on each "
+            f"{cores}-core node ({src}): the prediction is {tf:.3g}x time-shared (give "
+            f"--cores-per-node C for nodes of C cores)"
         )
     try:
         model = empirical.fit(ranks, samples, negative=series.kind == "strong", factor=factor)
@@ -151,7 +201,7 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
     v, lo, hi = model.predict(grid)
     sec.lines.append(
         f"model: t(p) = {model.best.formula()}"
-        + (" (x time-sharing factor where ranks per node exceed the cores)" if factor else "")
+        + (" (x time-sharing factor where ranks per node exceed the cores)" if shared else "")
     )
     sec.lines.append(
         f"selection: {model.selection}; {len(model.plausible)} forms within 2 AICc kept in the "
