@@ -54,12 +54,10 @@ def mpi_library() -> str:
     Asked without initializing MPI (this process is not an MPI rank).
     """
     try:
-        import mpi4py
+        # Lazy, and guarded: a launcher without a loadable libmpi still runs srun.
+        from hpcsuite.core import mpi  # importing it starts no MPI
 
-        mpi4py.rc.initialize = False
-        from mpi4py import MPI
-
-        return MPI.Get_library_version()
+        return mpi.MPI.Get_library_version()  # allowed before MPI_Init
     except Exception:  # no mpi4py or no libmpi: srun still works with the default plugin
         return ""
 

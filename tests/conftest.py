@@ -15,12 +15,21 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+def pytest_configure(config):
+    """An MPI run (``--with-mpi``) starts MPI once, up front: importing hpcsuite.core.mpi
+    starts none, and tests use ``MPI.COMM_WORLD``/``COMM_SELF`` directly."""
+    if config.getoption("with_mpi", default=False):
+        from hpcsuite.core import mpi
+
+        mpi.world()
+
+
 @pytest.fixture
 def comm():
     """COMM_WORLD of the MPI job this test runs in."""
-    from mpi4py import MPI
+    from hpcsuite.core import mpi
 
-    return MPI.COMM_WORLD
+    return mpi.world()
 
 
 @pytest.fixture

@@ -1,5 +1,10 @@
 """The MPI layer: the only kernel-side module that imports mpi4py.
 
+Importing it starts nothing: MPI starts on the first :func:`world` (or :func:`init`)
+call, at the thread level asked for, and mpi4py finalizes it at exit (its ``rc``
+switches ``initialize=False``, ``finalize=True``). So ``--help`` and argument errors
+never wait for ``MPI_Init``, and a command can choose the thread level first.
+
 Upper-case (buffer) methods move arrays; lower-case (pickle) methods move only small
 metadata. Arrays on a GPU are handled here once for every kernel: the device stream
 is synchronized before MPI touches a buffer (OMB-Py forgets this and its GPU numbers
@@ -12,17 +17,26 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import mpi4py
 import numpy as np
-from mpi4py import MPI
-from mpi4py.util import dtlib
 
-from hpcsuite.core.backend import Backend
-from hpcsuite.core.errors import HpcsuiteError, UsageError
+# Before the first import of mpi4py.MPI (a no-op when something imported it already,
+# e.g. `python -m mpi4py`, which has started MPI itself).
+mpi4py.rc.initialize = False
+mpi4py.rc.finalize = True
+
+from mpi4py import MPI  # noqa: E402 - after the rc switches above
+from mpi4py.util import dtlib  # noqa: E402
+
+from hpcsuite.core import memory  # noqa: E402
+from hpcsuite.core.backend import Backend  # noqa: E402
+from hpcsuite.core.errors import HpcsuiteError, UsageError  # noqa: E402
 
 #: Set to 1 or 0 to force or deny CUDA-aware MPI (detection cannot see every build).
 GPU_AWARE_ENV = "HPCSUITE_GPU_AWARE"
@@ -30,20 +44,80 @@ GPU_AWARE_ENV = "HPCSUITE_GPU_AWARE"
 GPU_AWARE_NONBLOCKING_ENV = "HPCSUITE_GPU_AWARE_NONBLOCKING"
 
 
+#: Thread levels by name, lowest first (``--thread-level`` values).
+THREAD_LEVELS = ("single", "funneled", "serialized", "multiple")
+
+
+def _default_level() -> str:
+    """mpi4py's choice: ``MPI4PY_RC_THREAD_LEVEL`` or ``mpi4py.rc.thread_level``
+    (``multiple`` unless changed), ``single`` when ``rc.threads`` is off."""
+    if not mpi4py.rc.threads:
+        return "single"
+    level = os.environ.get("MPI4PY_RC_THREAD_LEVEL", str(mpi4py.rc.thread_level)).strip().lower()
+    return level if level in THREAD_LEVELS else "multiple"
+
+
+def init(thread_level: str | None = None) -> float | None:
+    """Start MPI at ``thread_level`` unless it runs already; idempotent.
+
+    Parameters
+    ----------
+    thread_level : {"single", "funneled", "serialized", "multiple"}, optional
+        ``single`` calls plain ``MPI_Init`` (as OSU's C benchmarks do); the others
+        ``MPI_Init_thread``. Default: mpi4py's (``multiple``, which ``hpcsuite.train``'s
+        background thread needs).
+
+    Returns
+    -------
+    float or None
+        Seconds ``MPI_Init`` took, or None when MPI was already running (e.g. under
+        ``python -m mpi4py``) and the level could not apply.
+    """
+    level = _default_level() if thread_level is None else thread_level
+    if level not in THREAD_LEVELS:
+        raise UsageError(f"unknown thread level {level!r}; choose one of {', '.join(THREAD_LEVELS)}")
+    if MPI.Is_initialized():  # also true after MPI_Finalize, which cannot be undone
+        return None
+    start = time.perf_counter()
+    if level == "single":
+        MPI.Init()
+    else:
+        MPI.Init_thread(getattr(MPI, f"THREAD_{level.upper()}"))
+    return time.perf_counter() - start
+
+
 def world() -> MPI.Comm:
-    """Return ``MPI.COMM_WORLD`` (MPI is initialized when this module is imported)."""
+    """Return ``MPI.COMM_WORLD``, starting MPI (:func:`init`) on the first call."""
+    init()
     return MPI.COMM_WORLD
 
 
-@lru_cache(maxsize=None)
-def _node_comm(handle: int) -> MPI.Comm:
-    comm = MPI.Comm.f2py(handle)
-    return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+def _free_node_comm(comm: MPI.Comm, keyval: int, node: MPI.Comm) -> None:
+    """Delete callback: the parent communicator is being freed, so is its node comm."""
+    if not MPI.Is_finalized():
+        node.Free()
+
+
+@lru_cache(maxsize=1)
+def _node_keyval() -> int:
+    # A dup of a communicator gets its own node comm: no copy callback.
+    return MPI.Comm.Create_keyval(delete_fn=_free_node_comm)
 
 
 def node_comm(comm: MPI.Comm) -> MPI.Comm:
-    """Communicator of the ranks that share a node with this one (cached per ``comm``)."""
-    return _node_comm(comm.py2f())
+    """Communicator of the ranks that share a node with this one (collective on first use).
+
+    Cached as an MPI attribute of ``comm``, as mpi4py caches its own per-communicator
+    state: MPI deletes it, and the callback frees the node comm, when ``comm`` is freed.
+    A cache keyed by handle would hand a stale node comm to the next communicator that
+    MPI gives the freed handle.
+    """
+    keyval = _node_keyval()
+    node = comm.Get_attr(keyval)
+    if node is None:
+        node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+        comm.Set_attr(keyval, node)
+    return node
 
 
 def local_rank(comm: MPI.Comm) -> int:
@@ -272,8 +346,6 @@ def check_device_fits(comm: MPI.Comm, backend: Backend, need: int, *, hint: str)
 
     Refusing up front beats an out-of-memory error after the data has been loaded.
     """
-    from hpcsuite.core import memory
-
     if not backend.on_device:
         return
     node = node_comm(comm)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -190,30 +189,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def start_mpi(level: str) -> tuple[float | None, str | None]:
     """Start MPI at thread ``level`` and time ``MPI_Init`` itself (OSU's osu_init).
 
-    mpi4py starts MPI when ``mpi4py.MPI`` is imported, at ``MPI_THREAD_MULTIPLE``
-    unless told otherwise before; so MPI is started here, before anything imports
-    :mod:`hpcsuite.core.mpi`. ``single`` calls plain ``MPI_Init``, as OSU's C
-    benchmarks do. Returns the seconds ``MPI_Init`` took (None when MPI was already
+    ``single`` calls plain ``MPI_Init``, as OSU's C benchmarks do (mpi4py's default is
+    ``multiple``). Returns the seconds ``MPI_Init`` took (None when MPI was already
     running, e.g. under ``python -m mpi4py``) and a warning when ``level`` could not apply.
     """
-    import mpi4py
+    from hpcsuite.core import mpi  # imports mpi4py (starts nothing): not for --help
 
-    if "mpi4py.MPI" in sys.modules:
-        from mpi4py import MPI
-
-        if MPI.Is_initialized():
-            return None, (f"--thread-level {level} not applied: MPI was started before "
-                          "hpcsuite.microbench (e.g. by python -m mpi4py)")
-    mpi4py.rc.initialize = False
-    mpi4py.rc.finalize = True
-    from mpi4py import MPI
-
-    start = time.perf_counter()
-    if level == "single":
-        MPI.Init()
-    else:
-        MPI.Init_thread(getattr(MPI, f"THREAD_{level.upper()}"))
-    return time.perf_counter() - start, None
+    seconds = mpi.init(level)
+    if seconds is None:
+        return None, (f"--thread-level {level} not applied: MPI was started before "
+                      "hpcsuite.microbench (e.g. by python -m mpi4py)")
+    return seconds, None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,67 @@
+"""MPI starts on the first ``world()`` call, not at import; node communicators live and
+die with their parent communicator."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpcsuite.core import mpi
+from conftest import python
+
+
+def _probe(code: str) -> str:
+    proc = python("-c", code, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_importing_the_mpi_layer_starts_no_mpi():
+    out = _probe("import hpcsuite.core.mpi\nfrom mpi4py import MPI\nprint(MPI.Is_initialized())")
+    assert out == "False"
+
+
+def test_importing_every_kernel_module_starts_no_mpi():
+    code = ("import importlib\nfrom hpcsuite.registry import MODULES\n"
+            "for name in MODULES:\n    importlib.import_module(f'hpcsuite.{name}')\n"
+            "from hpcsuite.core.mpi import MPI\nprint(MPI.Is_initialized())")
+    assert _probe(code).endswith("False")
+
+
+def test_world_starts_mpi_at_the_level_asked_for_once():
+    code = ("from hpcsuite.core import mpi\n"
+            "first = mpi.init('serialized')\nsecond = mpi.init('multiple')\n"
+            "print(first is not None and first >= 0, second, mpi.world().size, mpi.thread_level())")
+    assert _probe(code) == "True None 1 serialized"
+
+
+def test_world_defaults_to_mpi4pys_thread_level():
+    assert _probe("from hpcsuite.core import mpi\nmpi.world()\nprint(mpi.thread_level())") == "multiple"
+
+
+def test_an_unknown_thread_level_is_a_usage_error():
+    with pytest.raises(mpi.UsageError, match="unknown thread level 'many'"):
+        mpi.init("many")
+
+
+@pytest.mark.mpi
+def test_a_freed_and_recreated_communicator_never_gets_a_stale_node_comm(comm):
+    world = mpi.world()
+    first = world.Split(color=world.rank % 2, key=world.rank)
+    node_of_first = mpi.node_comm(first)
+    assert mpi.node_comm(first) is node_of_first  # cached
+    handle = first.py2f()
+    first.Free()
+    assert node_of_first == mpi.MPI.COMM_NULL  # freed with its parent, not leaked
+    second = world.Dup()  # MPI may hand out the freed handle again (MPICH does)
+    try:
+        node = mpi.node_comm(second)
+        assert node is not node_of_first and node != mpi.MPI.COMM_NULL
+        fresh = second.Split_type(mpi.MPI.COMM_TYPE_SHARED, key=second.rank)
+        try:
+            assert mpi.MPI.Group.Compare(node.group, fresh.group) == mpi.MPI.IDENT
+        finally:
+            fresh.Free()
+        if second.py2f() == handle:  # the case a handle-keyed cache got wrong
+            assert node.size == mpi.node_comm(world).size
+    finally:
+        second.Free()
