@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="needs the train extra: pip install 'hpcsuite[train]'")
 import hpcsuite.train as hvd  # noqa: E402
 
 pytestmark = [pytest.mark.mpi, pytest.mark.gpu,

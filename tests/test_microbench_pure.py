@@ -84,6 +84,79 @@ def test_overlap_percent_as_osu_defines_it():
     assert stats.overlap_percent(10.0, 9.0, 10.0) == 110.0   # and only at 0
 
 
+class _Clock:
+    """``time`` for runner._overlap: perf_counter returns the given stamps (in us), in order."""
+
+    def __init__(self, stamps_us):
+        self.stamps = [t * 1e-6 for t in stamps_us]
+
+    def perf_counter(self):
+        return self.stamps.pop(0)
+
+
+class _Comm:
+    """A communicator whose other rank reports the given means (overall, compute, init,
+    wait, test, pure target; seconds)."""
+
+    def __init__(self, *others):
+        self.others = [list(o) for o in others]
+
+    def Barrier(self):  # noqa: N802 - mpi4py's name
+        pass
+
+    def allgather(self, mine):
+        return [mine, *self.others]
+
+
+class _Case:
+    def start(self):
+        return self
+
+    def Test(self):  # noqa: N802 - mpi4py's name
+        return False
+
+    def finish(self, req):
+        pass
+
+
+def test_overlap_row_from_a_known_timing_set(monkeypatch):
+    # OSU 7.4 (osu_util.c, print_stats_nbc), by hand: each column is this rank's mean over
+    # the timed iterations, averaged over ranks; overlap = max(0, 100 - 100 (overall -
+    # (compute - test)) / pure). This rank: pure samples 10 and 30 us, so it spins 20 us.
+    from hpcsuite.microbench import runner
+
+    spins = []
+    monkeypatch.setattr(runner, "_spin", spins.append)
+    # one skipped iteration (any stamps), then two timed: t0, t1 (start), t2 (compute), t3 (wait)
+    monkeypatch.setattr(runner, "time", _Clock([0, 500, 900, 1000,
+                                                0, 1, 21, 30,         # init 1, compute 20, wait 9
+                                                100, 103, 123, 134]))  # init 3, compute 20, wait 11
+    other = (40e-6, 20e-6, 4e-6, 16e-6, 0.0, 30e-6)
+    row = runner._overlap(_Comm(other), _Case(), [10e-6, 30e-6], count=2, skip=1)
+    assert spins == [pytest.approx(20e-6)] * 3
+    # this rank: overall 32, compute 20, init 2, wait 10; with the other: 36, 20, 3, 13; pure 25
+    want = {"overall_us": 36.0, "compute_us": 20.0, "init_us": 3.0, "wait_us": 13.0, "test_us": 0.0,
+            "pure_us": 25.0, "pure_min_us": 20.0, "pure_max_us": 30.0,
+            "overlap_pct": 36.0}  # 100 - 100 * (36 - 20) / 25
+    assert row == {k: pytest.approx(v) for k, v in want.items()}
+
+
+def test_overlap_row_takes_the_mpi_test_time_out_of_the_compute(monkeypatch):
+    # OSU's -t 2: two compute slices of pure/2, each followed by a timed MPI_Test.
+    from hpcsuite.microbench import runner
+
+    spins = []
+    monkeypatch.setattr(runner, "_spin", spins.append)
+    # t0, t1, (slice, p0, p1) twice, t2, t3: init 2, tests 1 + 2, compute 23 with them, wait 5
+    monkeypatch.setattr(runner, "time", _Clock([0, 2, 12, 13, 23, 25, 25, 30]))
+    row = runner._overlap(_Comm(), _Case(), [20e-6], count=1, skip=0, probes=2)
+    assert spins == [pytest.approx(10e-6)] * 2
+    want = {"overall_us": 30.0, "compute_us": 20.0, "init_us": 2.0, "wait_us": 5.0, "test_us": 3.0,
+            "pure_us": 20.0, "pure_min_us": 20.0, "pure_max_us": 20.0,
+            "overlap_pct": 50.0}  # 100 - 100 * (30 - (23 - 3)) / 20
+    assert row == {k: pytest.approx(v) for k, v in want.items()}
+
+
 ROWS = [{"size": 1, "iterations": 10, "avg_us": 1.234, "rank_min_us": 1.0, "rank_max_us": 1.5,
          "mbps": 0.81, "errors": []},
         {"size": 4096, "iterations": 10, "avg_us": 12.5, "rank_min_us": 12.0, "rank_max_us": 13.0,

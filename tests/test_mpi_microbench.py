@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -21,15 +23,19 @@ def _run(comm, name, kind, nbytes):
 SIZED = [n for n in runner.TESTS if runner.TESTS[n].family != "startup"]  # init/hello: see test_jobs
 
 
-@pytest.mark.parametrize("name", SIZED)
-@pytest.mark.parametrize("kind", ["numpy", "bytearray", "pickle", "pkl5"])
-def test_every_benchmark_validates_or_refuses_clearly(comm, name, kind):
+KINDS = ["numpy", "bytearray", "pickle", "pkl5"]
+#: (kind, name): every benchmark in every buffer kind mpi4py has a form for.
+RUNNABLE = [(k, n) for k in KINDS for n in SIZED if k not in ("pickle", "pkl5") or runner.TESTS[n].pickle]
+
+
+@pytest.mark.parametrize("kind,name", RUNNABLE)
+def test_every_benchmark_validates_in_every_buffer_kind(comm, name, kind):
     msgs = Messages(kind)
     problem = runner.rank_problem(name, comm.size)
-    if problem or (msgs.pickled and not runner.TESTS[name].pickle):
-        with pytest.raises(UsageError):
+    if problem:
+        with pytest.raises(UsageError, match=re.escape(problem)):
             runner.check_request([name], msgs, comm.size)
-        return
+        pytest.skip(f"{problem} (the refusal was checked)")
     for nbytes in (4, 4096, 65536):  # eager and rendezvous protocols
         row = _run(comm, name, kind, nbytes)
         if comm.rank == 0:
@@ -39,6 +45,14 @@ def test_every_benchmark_validates_or_refuses_clearly(comm, name, kind):
             assert value > 0
         else:
             assert row is None
+
+
+
+@pytest.mark.parametrize("kind,name", [(k, n) for k in ("pickle", "pkl5") for n in SIZED
+                                       if not runner.TESTS[n].pickle])
+def test_benchmarks_without_a_pickle_form_refuse_pickled_messages(comm, name, kind):
+    with pytest.raises(UsageError, match="has no pickle form in mpi4py|runs on host buffers only"):
+        runner.check_request([name], Messages(kind), comm.size)
 
 
 ROOTED = [n for n in SIZED if runner.TESTS[n].rooted]
@@ -121,7 +135,7 @@ def test_mbw_mr_adds_the_pairs_and_counts_messages(comm, monkeypatch):
     if runner.rank_problem("mbw_mr", comm.size):
         with pytest.raises(UsageError, match="even number"):
             runner.check_request(["mbw_mr"], Messages("numpy"), comm.size)
-        return
+        pytest.skip(f"mbw_mr needs an even number of ranks (2+), not {comm.size}: its refusal was checked")
     calls = []  # every bandwidth computed on rank 0: all senders' iterations, then one per pair
     real = runner.stats.bandwidth_row
     monkeypatch.setattr(runner.stats, "bandwidth_row",
@@ -182,10 +196,8 @@ def test_nonblocking_rows_carry_osus_overlap(comm, name):
     if comm.rank == 0:
         assert row["errors"] == []
         assert row["pure_us"] > 0 and row["compute_us"] > 0 and row["overall_us"] >= row["compute_us"]
-        # OSU 7.4: max(0, 100 - 100 (overall - (compute - test)) / pure), from the averaged times;
-        # the Compute column is already OSU's compute - test
-        raw = 100.0 - 100.0 * (row["overall_us"] - row["compute_us"]) / row["pure_us"]
-        assert row["overlap_pct"] == pytest.approx(max(raw, 0.0))
+        # the formula itself: test_microbench_pure.py, on hand-computed timings
+        assert 0.0 <= row["overlap_pct"] <= 100.0
         assert row["pure_min_us"] <= row["pure_us"] <= row["pure_max_us"]
         parts = row["init_us"] + row["compute_us"] + row["test_us"] + row["wait_us"]
         assert parts <= row["overall_us"] * 1.0001  # Overall = Coll. Init + Compute + MPI_Test + MPI_Wait
@@ -200,8 +212,7 @@ def test_mpi_test_calls_are_timed_apart_from_the_compute(comm):
                          validate=True, budget=None, probes=10, root="rotate")
     if comm.rank == 0:
         assert row["errors"] == [] and row["test_us"] > 0
-        raw = 100.0 - 100.0 * (row["overall_us"] - row["compute_us"]) / row["pure_us"]
-        assert row["overlap_pct"] == pytest.approx(max(raw, 0.0))
+        assert 0.0 <= row["overlap_pct"] <= 100.0  # the formula: test_microbench_pure.py
         parts = row["init_us"] + row["compute_us"] + row["test_us"] + row["wait_us"]
         assert parts <= row["overall_us"] * 1.0001
 
