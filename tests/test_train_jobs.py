@@ -104,6 +104,26 @@ def test_synthetic_benchmark_reports_rates_and_fused_reductions(tmp_path, model)
     assert "exposed reduction" in proc.stdout
 
 
+@pytest.mark.parametrize("device,ran", [("cpu", "cpu"), ("auto", "cpu"), ("gpu", None), ("cuda", None)])
+def test_synthetic_takes_the_kernels_device_words_and_cuda(tmp_path, device, ran):
+    # No GPU visible (hidden where there is one): auto trains on the CPU and says so in the
+    # record; gpu and its alias cuda refuse in one line that names the fix.
+    import json
+
+    path = tmp_path / "s.jsonl"
+    proc = launch(1, "-m", "hpcsuite.train.synthetic", "--model", "mlp", "--batch-size", "2",
+                  "--num-warmup-batches", "0", "--num-batches-per-iter", "1", "--num-iters", "1",
+                  "--device", device, "--json", str(path), "--quiet", timeout=120,
+                  env={"CUDA_VISIBLE_DEVICES": ""})
+    if ran is None:
+        assert proc.returncode != 0 and f"--device {device}: no CUDA device visible" in proc.stderr
+        assert "use --device cpu or auto" in proc.stderr and not path.exists()
+    else:
+        assert proc.returncode == 0, proc.stderr
+        rec = json.loads(path.read_text())
+        assert rec["env"]["device"] == ran
+
+
 @pytest.mark.parametrize("extra", [(), ("--fp16-allreduce", "--gradient-predivide-factor", "2")])
 def test_a_horovod_style_script_runs_with_one_import_changed(extra):
     proc = launch(2, "tests/helpers/horovod_style.py", *extra, timeout=120)

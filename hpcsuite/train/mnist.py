@@ -52,7 +52,9 @@ def parser() -> cli.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if there is one")
     p.add_argument("--max-steps", type=cli.positive_int, default=None,
                    help="checkpoint and stop after N steps of this run (time-sliced runs; --resume goes on)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="[%(default)s]")
+    p.add_argument("--device", choices=("cpu", "gpu", "auto", "cuda"), default="cpu",
+                   help="cpu; gpu: the GPU of this rank's node-local rank (cuda: the same, "
+                        "Horovod's word); auto: a GPU when one is visible, else cpu [%(default)s]")
     p.add_argument("--target-accuracy", type=float, default=None,
                    help="exit 3 when the final test accuracy is below this fraction")
     p.add_argument("--json", metavar="PATH", help="append a record of the run")
@@ -83,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.collective = True  # the command line decides it, alike on every rank (MPI may run already)
         raise
     args.compression = "fp16" if args.fp16_allreduce else (args.compression or "none")
-    if args.device == "cuda":
+    if args.device != "cpu":
         # Deterministic cuBLAS (below) needs a fixed workspace, set before CUDA starts;
         # without it torch refuses the first matmul on the GPU.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -104,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             checkpoint.check_folder(args.checkpoint_dir, "--checkpoint-dir")
             cli.check_writable(args.json, "--json")
     device = hvd.ops.bind_device(args.device)
+    args.device = "gpu" if device.type == "cuda" else "cpu"  # what ran, in the kernels' words
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(args.seed)
     signal.signal(signal.SIGUSR1, _on_usr1)
@@ -116,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         x_train, y_train, x_test, y_test = data.split(x, y, 0.2, seed=12345)
         source = "scikit-learn digits (bundled)"
     features = x_train.shape[1]
-    if args.device == "cpu":
+    if device.type == "cpu":
         _check_memory(comm, features, args.hidden, args.batch_size, -(-len(x_test) // size))
     model = torch.nn.Sequential(torch.nn.Linear(features, args.hidden), torch.nn.ReLU(),
                                 torch.nn.Linear(args.hidden, 10)).to(device)

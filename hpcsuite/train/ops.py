@@ -179,12 +179,31 @@ def cuda_built() -> bool:
     return torch.backends.cuda.is_built()
 
 
+#: ``--device`` values, the kernels' ``cpu|gpu|auto``; ``cuda`` is ``gpu`` (Horovod's word).
+DEVICES = ("cpu", "gpu", "auto", "cuda")
+
+
 def bind_device(kind: str) -> torch.device:
-    """``"cpu"``, or ``"cuda"``: the GPU of this rank's node-local rank, made current."""
-    if kind != "cuda":
+    """Map ``--device`` to a torch device, as the kernels map it to a backend.
+
+    Parameters
+    ----------
+    kind : {"cpu", "gpu", "auto", "cuda"}
+        ``gpu`` (or its alias ``cuda``): the GPU of this rank's node-local rank, made
+        current; an error when none is visible. ``auto``: that GPU when one is visible,
+        else the CPU.
+
+    Returns
+    -------
+    torch.device
+    """
+    if kind not in DEVICES:
+        raise HpcsuiteError(f"unknown device {kind!r}; choose one of {', '.join(DEVICES)}")
+    if kind == "cpu" or (kind == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise HpcsuiteError("--device cuda: no CUDA device visible to this process; use --device cpu")
+        raise HpcsuiteError(f"--device {kind}: no CUDA device visible to this process; "
+                            "use --device cpu or auto")
     device = torch.device("cuda", local_rank() % torch.cuda.device_count())
     torch.cuda.set_device(device)
     return device

@@ -81,7 +81,9 @@ def parser() -> cli.ArgumentParser:
                         "fastest measured]")
     p.add_argument("--baseline", type=float, default=None, metavar="SAMPLES_PER_SEC",
                    help="one-rank samples/s, for the scaling efficiency")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--device", choices=("cpu", "gpu", "auto", "cuda"), default="cpu",
+                   help="cpu; gpu: the GPU of this rank's node-local rank (cuda: the same, "
+                        "Horovod's word); auto: a GPU when one is visible, else cpu [%(default)s]")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--quiet", action="store_true")
     return p
@@ -101,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hvd.rank() == 0:
             cli.check_writable(args.json, "--json")
     device = hvd.ops.bind_device(args.device)
+    args.device = "gpu" if device.type == "cuda" else "cpu"  # what ran, in the kernels' words
     torch.manual_seed(0)
     model, sample = build(args.model)
     model = model.to(device)
