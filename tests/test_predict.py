@@ -371,11 +371,39 @@ def test_cores_are_per_point_and_old_records_still_load():
         assert "provenance.cores" in " ".join(_scaling(recs, predict_to=3).warnings)
 
 
+def test_load_seen_in_the_cpu_share_is_carried_to_the_prediction():
+    # Two busy threads of other work on the 2-core node all along: each rank gets
+    # 2 / (ranks + 2) of a core, which rank 0's cpu_share records.
+    def law(p):
+        return (0.02 + 1.0 / p) * max(1.0, (p + 2) / 2)
+
+    recs = _with_cores(_sweep_records(law, [1, 2], repeat=8), 2)
+    for r in recs:
+        r["provenance"]["cpu_share"] = min(1.0, 2 / (r["ranks"] + 2))
+    sec = _scaling(recs, predict_to=3)
+    value, low, high = sec.data["prediction"]
+    assert low <= law(3) <= high and value == pytest.approx(law(3), rel=0.05)
+    assert any("about 2 busy threads" in w for w in sec.warnings)
+    # Without the share, the load is invisible: the quiet-node time-sharing overshoots.
+    for r in recs:
+        del r["provenance"]["cpu_share"]
+    assert _scaling(recs, predict_to=3).data["prediction"][0] > 1.15 * law(3)
+    # A quiet oversubscribed point's share (cores / ranks) is time-sharing, not load.
+    recs = _with_cores(_sweep_records(_shared_law, [1, 2, 3, 4], repeat=8), 2)
+    for r in recs:
+        r["provenance"]["cpu_share"] = min(1.0, 2 / r["ranks"])
+    sec = _scaling(recs, predict_to=6)
+    assert sec.data["prediction"][0] == pytest.approx(_shared_law(6), rel=0.05)
+    assert not any("busy threads" in w for w in sec.warnings)
+
+
 def test_provenance_records_the_cores_of_the_node():
     from hpcsuite.core import records
 
-    cores = records.provenance()["cores"]
-    assert isinstance(cores, int) and 1 <= cores <= (os.cpu_count() or 1)
+    prov = records.provenance()
+    assert isinstance(prov["cores"], int) and 1 <= prov["cores"] <= (os.cpu_count() or 1)
+    share = prov["cpu_share"]  # this test process has been busy (or waiting) a while
+    assert share is None or 0 < share <= 2 * prov["cores"]
 
 
 def test_cli_writes_sections_and_figures(tmp_path):

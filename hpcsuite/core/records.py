@@ -166,6 +166,23 @@ def node_cores() -> int | None:
         return os.cpu_count()
 
 
+def cpu_share() -> float | None:
+    """CPU seconds this process used per second since it started (all its threads).
+
+    About 1 for a busy rank on a core of its own, less where it shared the core: with
+    more ranks than cores, or with other work on the node. None where ``/proc`` cannot
+    say.
+    """
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start = int(stat[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
+        alive = float(Path("/proc/uptime").read_text().split()[0]) - start
+        used = os.times()
+        return round((used.user + used.system) / alive, 3) if alive > 0 else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _thread_pools() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """BLAS and OpenMP libraries loaded in this process and their thread counts (threadpoolctl)."""
     try:
@@ -231,6 +248,7 @@ def provenance(*, argv: Sequence[str] | None = None, mpi_library: str | None = N
         "threads": {k: env[k] for k in sorted(env) if k.endswith("_NUM_THREADS")},
         "packages": _packages(),
         "cores": node_cores(),
+        "cpu_share": cpu_share(),
     }
 
 

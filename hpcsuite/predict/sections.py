@@ -120,36 +120,62 @@ def _recorded_cores(recs: list[dict[str, Any]]) -> int | None:
     return min(got) if got else _local_cores(recs)
 
 
-def _sharing(series: Any, pts: list[Any], opts: Options) -> tuple[Any, int | None]:
-    """The time-sharing factor ``p -> max(1, ranks per node / cores)`` of a scaling series.
+def _recorded_share(recs: list[dict[str, Any]]) -> float | None:
+    """The median ``provenance.cpu_share`` of these records (capped at 1), else None."""
+    got = [
+        float(v)
+        for r in recs
+        for v in [(r.get("provenance") or {}).get("cpu_share")]
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
+    ]
+    return min(1.0, float(np.median(got))) if got else None
+
+
+#: A rank whose CPU share is below this shared its core (startup and waits stay above).
+SHARED_BELOW = 0.9
+
+
+def _sharing(series: Any, pts: list[Any], opts: Options) -> tuple[Any, int | None, float]:
+    """The time-sharing factor ``p -> max(1, (ranks per node + load) / cores)`` of a series.
 
     Measured points use their own layout and the cores their records say they had (a
     rank count run with more ranks per node than cores time-shares them); other rank
     counts the series' layout (fixed nodes: ``ceil(p / nodes)`` ranks on each; fixed
-    ranks per node: those) on the most cores the series' nodes had. ``--cores-per-node``
-    replaces the recorded cores everywhere (a what-if). Returns the factor (None when no
-    core count is known) and the cores assumed beyond the measurements.
+    ranks per node: those) on the most cores the series' nodes had. ``load`` is the
+    other work that shared the cores while the series ran, in busy threads: the records'
+    ``cpu_share`` (CPU seconds of rank 0 per second alive) says what a core gave each
+    rank, so ``cores / share - ranks per node``, from the points that clearly shared
+    (median; 0 when none did). It is assumed to continue at the predicted points.
+    ``--cores-per-node`` replaces the recorded cores everywhere and means quiet nodes
+    (no load): a what-if. Returns the factor (None when no core count is known), the
+    cores assumed beyond the measurements and the load.
     """
     rpn = [p.runs[0].ranks_per_node for p in pts]
     per_point = [opts.cores_per_node or _recorded_cores([r.rec for r in p.runs]) for p in pts]
     known = [c for c in per_point if c]
     if not known:
-        return None, None
+        return None, None, 0.0
     cores = opts.cores_per_node or max(known)
-    measured = {
-        p.runs[0].ranks: max(1.0, r / (c or cores)) for p, r, c in zip(pts, rpn, per_point)
-    }
+    per_point = [c or cores for c in per_point]
+    loads = []
+    if not opts.cores_per_node:
+        for p, r, c in zip(pts, rpn, per_point):
+            share = _recorded_share([run.rec for run in p.runs])
+            if share is not None and share < SHARED_BELOW:
+                loads.append(max(0.0, c / share - r))
+    load = float(np.median(loads)) if loads else 0.0
+    measured = {p.runs[0].ranks: max(1.0, (r + load) / c) for p, r, c in zip(pts, rpn, per_point)}
     n_fixed = max(series.nodes or 1, 1)
 
     def factor(q: Any) -> np.ndarray:
         q = np.asarray(q, float)
         per = np.full_like(q, max(rpn)) if series.axis == "nodes" else np.ceil(q / n_fixed)
-        out = np.maximum(1.0, per / cores)
+        out = np.maximum(1.0, (per + load) / cores)
         for p, f in measured.items():
             out = np.where(q == p, f, out)
         return out
 
-    return factor, cores
+    return factor, cores, load
 
 
 # ----------------------------------------------------------------------------- scaling
@@ -170,8 +196,8 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
     sec = Section(f"prediction: {series.title}", "scaling")
     # Time-sharing by default: on a quiet 2-core runner montecarlo at 3 ranks took the
     # 2-rank time (each core runs 1.5 ranks), 1.8x the plain normal form's prediction.
-    factor, cores = _sharing(series, pts, opts)
-    over = factor is not None and bool(np.any(factor(ranks) > 1))
+    factor, cores, load = _sharing(series, pts, opts)
+    over = cores is not None and max(rpn) > cores
     tf = float(factor([opts.predict_to])[0]) if factor is not None else 1.0
     shared = over or tf > 1
     if factor is None and max(rpn) > 1:
@@ -180,6 +206,12 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
             "ranks beyond the cores are not modelled as time-shared (give --cores-per-node)"
         )
     src = "--cores-per-node" if opts.cores_per_node else "as recorded"
+    if load > 0.5:
+        sec.warnings.append(
+            f"other work shared the cores while this ran (about {load:.2g} busy threads besides "
+            f"the ranks, from the records' cpu_share): modelled as time-sharing, and assumed to "
+            f"continue at the predicted points (--cores-per-node C: quiet nodes of C cores)"
+        )
     if over:
         sec.warnings.append(
             f"{max(rpn)} ranks per node on {cores} cores ({src}): oversubscribed points are "
@@ -187,8 +219,8 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
         )
     if tf > 1:
         sec.warnings.append(
-            f"at p={opts.predict_to:g} the series' layout puts {tf * cores:g} ranks on each "
-            f"{cores}-core node ({src}): the prediction is {tf:.3g}x time-shared (give "
+            f"at p={opts.predict_to:g} the series' layout puts {tf * cores - load:g} ranks on "
+            f"each {cores}-core node ({src}): the prediction is {tf:.3g}x time-shared (give "
             f"--cores-per-node C for nodes of C cores)"
         )
     try:
