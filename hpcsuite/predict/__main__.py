@@ -19,57 +19,62 @@ from hpcsuite.core.errors import UsageError
 PROG = "hpcsuite.predict"
 
 
-def add_model_options(p: cli.ArgumentParser) -> None:
-    """The prediction knobs, shared with ``python -m hpcsuite.report --model``."""
-    p.add_argument(
-        "--predict-to",
-        type=cli.positive_int,
-        default=512,
-        metavar="N",
-        help="extend every model to N ranks [%(default)s]",
-    )
-    p.add_argument(
+#: The prediction knobs, shared with ``python -m hpcsuite.report --model``: flag, type,
+#: default, metavar, help.
+MODEL_OPTIONS = (
+    ("--predict-to", cli.positive_int, 512, "N", "extend every model to N ranks [%(default)s]"),
+    (
         "--cores-per-node",
-        type=cli.positive_int,
-        default=None,
-        metavar="C",
-        help="model ranks beyond C per node as time-shared (time x ranks per node / C) [off]",
-    )
-    p.add_argument(
+        cli.positive_int,
+        None,
+        "C",
+        "what-if nodes of C cores: ranks beyond C per node time-share them (time x ranks per "
+        "node / C) [the cores each record says its node had]",
+    ),
+    (
         "--bandwidth",
-        type=float,
-        default=None,
-        metavar="GB/s",
-        help="what-if inter-node bandwidth for the training prediction (1e9 bytes/s)",
-    )
-    p.add_argument(
+        float,
+        None,
+        "GB/s",
+        "what-if inter-node bandwidth for the training prediction (1e9 bytes/s)",
+    ),
+    (
         "--latency",
-        type=float,
-        default=None,
-        metavar="US",
-        help="what-if inter-node latency for the training prediction (microseconds)",
-    )
-    p.add_argument(
+        float,
+        None,
+        "US",
+        "what-if inter-node latency for the training prediction (microseconds)",
+    ),
+    (
         "--fusion-bytes",
-        type=cli.positive_int,
-        default=None,
-        metavar="BYTES",
-        help="what-if fusion buffer [the record's, else 4 MiB]",
-    )
-    p.add_argument(
-        "--gpus-per-node",
-        type=cli.positive_int,
-        default=None,
-        metavar="G",
-        help="what-if ranks per node [the records' largest]",
-    )
-    p.add_argument(
+        cli.positive_int,
+        None,
+        "BYTES",
+        "what-if fusion buffer [the record's, else 4 MiB]",
+    ),
+    ("--gpus-per-node", cli.positive_int, None, "G", "what-if ranks per node [the records' largest]"),
+    (
         "--overlap",
-        type=float,
-        default=None,
-        metavar="FRACTION",
-        help="what-if fraction of the allreduce hidden behind backward [measured]",
-    )
+        float,
+        None,
+        "FRACTION",
+        "what-if fraction of the allreduce hidden behind backward [measured]",
+    ),
+)
+
+
+def records_parser(prog: str, description: str) -> cli.ArgumentParser:
+    """A parser that reads ``RESULTS...`` record files or folders (this module's and the
+    report's)."""
+    p = cli.ArgumentParser(prog=f"python -m {prog}", description=description)
+    p.add_argument("results", nargs="+", metavar="RESULTS", help="record files (.jsonl) or folders")
+    return p
+
+
+def add_model_options(p: cli.ArgumentParser) -> None:
+    """Add :data:`MODEL_OPTIONS` to ``p``; :func:`options` reads them back."""
+    for flag, kind, default, metavar, text in MODEL_OPTIONS:
+        p.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
 
 
 def options(args: object):
@@ -97,15 +102,13 @@ def options(args: object):
 
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
-    p = cli.ArgumentParser(
-        prog=f"python -m {PROG}",
-        description="Performance models fitted from hpcsuite records, extended to --predict-to "
-        "ranks with "
+    p = records_parser(
+        PROG,
+        "Performance models fitted from hpcsuite records, extended to --predict-to ranks with "
         "95 % prediction intervals: Hockney alpha-beta per message-size regime (intra- and "
         "inter-node), collective algorithm models, Extra-P normal-form scaling models of "
         "kernel sweeps, and the data-parallel training step time with what-if knobs.",
     )
-    p.add_argument("results", nargs="+", metavar="RESULTS", help="record files (.jsonl) or folders")
     add_model_options(p)
     p.add_argument(
         "--out",

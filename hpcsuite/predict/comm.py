@@ -193,24 +193,39 @@ def split_regimes(
     return best
 
 
+class _AlphaBeta:
+    """Latency and time per byte of a fit whose first two coefficients they are (the
+    Hockney regimes and the collective algorithm models alike)."""
+
+    fit: fitlib.Fit
+
+    @property
+    def alpha(self) -> float:
+        """Latency (s; per step for a collective)."""
+        return float(self.fit.coef[0])
+
+    @property
+    def beta(self) -> float:
+        """Time per byte (s/byte): the inverse bandwidth, for a collective an effective one."""
+        return float(self.fit.coef[1])
+
+
+def _regime_of(regimes: list[Any], m: float) -> Any:
+    """The regime that holds ``m`` bytes (the last beyond the largest size)."""
+    for r in regimes:
+        if m <= r.hi:
+            return r
+    return regimes[-1]
+
+
 # ----------------------------------------------------------------------------- Hockney
 @dataclass
-class Hockney:
+class Hockney(_AlphaBeta):
     """``t = alpha + beta * m`` over ``lo <= m <= hi`` bytes."""
 
     lo: float
     hi: float
     fit: fitlib.Fit
-
-    @property
-    def alpha(self) -> float:
-        """Latency (s)."""
-        return float(self.fit.coef[0])
-
-    @property
-    def beta(self) -> float:
-        """Inverse bandwidth (s/byte)."""
-        return float(self.fit.coef[1])
 
     def interval(self, which: str) -> tuple[float, float]:
         """95 % interval of ``"alpha"`` or ``"beta"``."""
@@ -252,10 +267,7 @@ class P2PModel:
 
     def regime(self, m: float) -> Hockney:
         """The regime that holds ``m`` bytes (the last beyond the largest size)."""
-        for r in self.regimes:
-            if m <= r.hi:
-                return r
-        return self.regimes[-1]
+        return _regime_of(self.regimes, m)
 
     def time(self, m: float) -> float:
         """Model time of one ``m``-byte message."""
@@ -293,7 +305,7 @@ def fit_hockney(curve: Curve) -> P2PModel:
 
 # ----------------------------------------------------------------------------- collectives
 @dataclass
-class AlgoFit:
+class AlgoFit(_AlphaBeta):
     """One algorithm fitted to one regime of a collective."""
 
     algorithm: str
@@ -307,16 +319,6 @@ class AlgoFit:
         if self.use_gamma:
             cols.append(g * m)
         return np.column_stack(cols)
-
-    @property
-    def alpha(self) -> float:
-        """Latency per step (s)."""
-        return float(self.fit.coef[0])
-
-    @property
-    def beta(self) -> float:
-        """Effective time per byte (s/byte)."""
-        return float(self.fit.coef[1])
 
     @property
     def gamma(self) -> float:
@@ -345,11 +347,8 @@ class CollectiveModel:
     warnings: list[str] = field(default_factory=list)
 
     def regime(self, m: float) -> CollectiveRegime:
-        """The regime that holds ``m`` bytes."""
-        for r in self.regimes:
-            if m <= r.hi:
-                return r
-        return self.regimes[-1]
+        """The regime that holds ``m`` bytes (the last beyond the largest size)."""
+        return _regime_of(self.regimes, m)
 
     def predict(
         self,

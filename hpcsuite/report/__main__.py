@@ -23,15 +23,14 @@ PROG = "hpcsuite.report"
 
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
-    p = cli.ArgumentParser(
-        prog=f"python -m {PROG}",
-        description="Scaling report from hpcsuite JSON records (sweeps, sbatch runs, --json runs): "
-                    "strong and weak scaling tables by node layout (median time with the 95 % "
-                    "interval of the median, speedup and efficiency with intervals, Karp-Flatt, "
-                    "figure of merit from the same median, Slurm job ids), latency/bandwidth "
-                    "curves with min..p99 bands, plots, Markdown, self-contained HTML and CSV.",
-    )
-    p.add_argument("results", nargs="+", metavar="RESULTS", help="record files (.jsonl) or folders")
+    from hpcsuite.predict.__main__ import add_model_options, records_parser
+
+    p = records_parser(PROG, "Scaling report from hpcsuite JSON records (sweeps, sbatch runs, --json "
+                             "runs): strong and weak scaling tables by node layout (median time with "
+                             "the 95 % interval of the median, speedup and efficiency with intervals, "
+                             "Karp-Flatt, figure of merit from the same median, Slurm job ids), "
+                             "latency/bandwidth curves with min..p99 bands, plots, Markdown, "
+                             "self-contained HTML and CSV.")
     p.add_argument("--out", default="hpcsuite-report", metavar="DIR",
                    help="folder for report.md, report.html, report.csv and plots/ [%(default)s]")
     p.add_argument("--compare", nargs="+", metavar="OLD", help="older records to compare with")
@@ -47,8 +46,6 @@ def parser() -> cli.ArgumentParser:
     p.add_argument("--model", action="store_true",
                    help="add prediction sections: models fitted to the records, extended to "
                         "--predict-to ranks with 95 %% intervals (hpcsuite.predict; needs SciPy)")
-    from hpcsuite.predict.__main__ import add_model_options
-
     add_model_options(p)
     return p
 
