@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import hpcsuite
 from hpcsuite.core import cli
-from hpcsuite.registry import MODULES  # name -> (summary, parallel, shaped, gpu)
+from hpcsuite.registry import MODULES  # name -> Module(summary, parallel, ...)
 
 PROG = "hpcsuite"
 
@@ -101,8 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return info()
     if cli.env_rank() == 0:
         print("runnable modules (mpirun -n N python -m hpcsuite.NAME --help):")
-        for name, (summary, *_) in MODULES.items():
-            print(f"  {name:<12} {summary}")
+        for name, module in MODULES.items():
+            print(f"  {name:<12} {module.summary}")
         print("see also: python -m hpcsuite info")
     return 0
 

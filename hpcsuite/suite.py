@@ -1,9 +1,10 @@
 """``python -m hpcsuite.suite --size small|medium|large``: every kernel, one table.
 
-Runs mean, stream, stencil, matmul, fft, montecarlo and kmer one after another in the
-same MPI job, each with its check on, writes one record per kernel, and prints one
-summary table. A kernel that fails its check is reported as such and the suite goes
-on; the exit status is 3 if any failed. ``small`` finishes in under a minute on 2 cores.
+Runs every kernel that gives suite sizes in ``hpcsuite.registry`` (mean, stream,
+stencil, matmul, fft, kmer, montecarlo) one after another in the same MPI job, each with
+its check on, writes one record per kernel, and prints one summary table. A kernel that
+fails its check is reported as such and the suite goes on; the exit status is 3 if any
+failed.
 """
 
 from __future__ import annotations
@@ -16,41 +17,16 @@ from collections.abc import Sequence
 
 from hpcsuite.core import cli
 from hpcsuite.core.errors import CheckError, UsageError
+from hpcsuite.registry import MODULES, SIZE_CLASSES, SUITE
 
 PROG = "hpcsuite.suite"
 
-#: Options per kernel and size class; every kernel runs with --check.
+#: Options per size class and kernel (the registry's suite sizes); each kernel adds --check.
 SIZES: dict[str, dict[str, list[str]]] = {
-    "small": {
-        "mean": ["--shape", "4000x1000"],
-        "stream": ["--size", "2000000", "--repeat", "5"],
-        "stencil": ["--shape", "512x512", "--steps", "20"],
-        "matmul": ["--n", "512"],
-        "fft": ["--shape", "64x64x64"],
-        "montecarlo": ["--paths", "2000000"],
-        "kmer": ["--reads", "20000", "-k", "21"],
-    },
-    "medium": {
-        "mean": ["--shape", "10000x10000", "--repeat", "3"],
-        "stream": ["--size", "20000000", "--repeat", "10"],
-        "stencil": ["--shape", "2048x2048", "--steps", "100", "--overlap"],
-        "matmul": ["--n", "2048"],
-        "fft": ["--shape", "256x256x256"],
-        "montecarlo": ["--paths", "50000000"],
-        "kmer": ["--reads", "200000", "-k", "31"],
-    },
-    "large": {
-        "mean": ["--shape", "40000x20000", "--repeat", "3"],
-        "stream": ["--repeat", "10"],
-        "stencil": ["--shape", "8192x8192", "--steps", "200", "--overlap"],
-        "matmul": ["--n", "8192"],
-        "fft": ["--shape", "512x512x512"],
-        "montecarlo": ["--paths", "500000000"],
-        "kmer": ["--reads", "2000000", "-k", "31"],
-    },
+    size: {name: list(MODULES[name].suite_sizes[size]) for name in SUITE} for size in SIZE_CLASSES
 }
 #: Kernels that run on the CPU whatever --device says.
-CPU_ONLY = ("kmer",)
+CPU_ONLY = tuple(name for name in SUITE if not MODULES[name].gpu)
 
 
 def parser() -> cli.ArgumentParser:

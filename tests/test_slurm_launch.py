@@ -111,12 +111,13 @@ def test_dry_run_prints_scripts_and_runs_nothing(tmp_path):
 
 def test_every_parallel_module_has_its_batch_templates():
     from conftest import ROOT
-    from hpcsuite.registry import GPU, PARALLEL
+    from hpcsuite.registry import MODULES, PARALLEL
 
     for name in PARALLEL:
-        for variant in (name, f"{name}-gpu") if name in GPU else (name,):
-            script = ROOT / "slurm" / f"{variant}.sbatch"
-            assert script.exists(), f"{name} needs slurm/{variant}.sbatch (README, Contributing)"
+        for path in MODULES[name].templates:
+            script = ROOT / path
+            variant = script.stem
+            assert script.exists(), f"{name} needs {path} (README, Contributing)"
             text = script.read_text()
             assert f"-m hpcsuite.slurm {name}" in text and '"$@"' in text and "#SBATCH --output=%x-%j.out" in text
             assert ("--gpus-per-task=1" in text) == variant.endswith("-gpu")
