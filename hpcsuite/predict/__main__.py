@@ -28,8 +28,10 @@ MODEL_OPTIONS = (
         cli.positive_int,
         None,
         "C",
-        "what-if nodes of C cores: ranks beyond C per node time-share them (time x ranks per "
-        "node / C) [the cores each record says its node had]",
+        (
+            "what-if nodes of C cores: ranks beyond C per node time-share them (time x ranks "
+            "per node / C) [the cores each record says its node had]"
+        ),
     ),
     (
         "--bandwidth",
