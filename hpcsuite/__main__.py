@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 import hpcsuite
-from hpcsuite.core import cli
+from hpcsuite.core import backend, cli
 from hpcsuite.registry import MODULES  # name -> Module(summary, parallel, ...)
 
 PROG = "hpcsuite"
@@ -31,21 +31,14 @@ def _version(module: str) -> str:
 
 
 def _gpu_lines() -> list[str]:
-    if importlib.util.find_spec("cupy") is None:
+    gpus = backend.gpu_info()
+    if gpus is None:
         return ["cupy           not installed (pip install 'hpcsuite[gpu]')"]
-    from hpcsuite.core import backend
-
-    count = backend.gpu_count()
-    import cupy
-
-    lines = [f"cupy           {cupy.__version__}"]
-    if count == 0:
+    lines = [f"cupy           {gpus.cupy}"]
+    if not gpus.names:
         return lines + ["gpus           none usable (no CUDA device visible)"]
-    runtime = cupy.cuda.runtime.runtimeGetVersion()
-    lines.append(f"cuda runtime   {runtime // 1000}.{runtime % 1000 // 10}")
-    for i in range(count):
-        name = cupy.cuda.runtime.getDeviceProperties(i)["name"]
-        lines.append(f"gpu {i:<10d} {name.decode() if isinstance(name, bytes) else name}")
+    lines.append(f"cuda runtime   {gpus.runtime}")
+    lines += [f"gpu {i:<10d} {name}" for i, name in enumerate(gpus.names)]
     return lines
 
 
@@ -59,6 +52,7 @@ def info() -> int:
     ]
     rank, size, hosts = 0, 1, [platform.node()]
     try:
+        # Lazy: info must still report a libmpi that fails to load (ImportError below).
         from hpcsuite.core import mpi
 
         comm = mpi.world()

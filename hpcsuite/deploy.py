@@ -296,7 +296,7 @@ def model_trainer(config: dict[str, Any] | str, *, sagemaker_session: Any = None
             config = json.load(f)
         config = {**config, "source_code": {**config["source_code"], "source_dir": os.path.join(
             base, config["source_code"]["source_dir"])}}
-    try:
+    try:  # optional (the sagemaker extra, ~90 packages): only for --sagemaker
         from sagemaker.core.training.configs import Compute, SourceCode
         from sagemaker.train import ModelTrainer
         from sagemaker.train.distributed import MPI
@@ -304,7 +304,7 @@ def model_trainer(config: dict[str, Any] | str, *, sagemaker_session: Any = None
         raise UsageError("the SageMaker SDK v3 is not installed: pip install 'hpcsuite[sagemaker]'") from None
     image = config["training_image"]
     if not image:
-        from sagemaker.core import image_uris
+        from sagemaker.core import image_uris  # optional, as above
 
         fw = config["framework"]
         region = getattr(getattr(sagemaker_session, "boto_session", None), "region_name", None)
@@ -350,7 +350,7 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 def dump(docs: list[dict[str, Any]]) -> str:
     """YAML (PyYAML when installed; JSON otherwise, which is YAML too)."""
     try:
-        import yaml
+        import yaml  # optional (the deploy extra): JSON is YAML too
     except ImportError:
         return "\n---\n".join(json.dumps(d, indent=2) for d in docs) + "\n"
     return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli, driver, rng
+from hpcsuite.core import cli, driver, mpi, rng, stats
 from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 from hpcsuite.core.errors import UsageError
 from hpcsuite.core.partition import owned, split
@@ -68,7 +68,6 @@ def _exchange(comm: Any, backend: Any, a: Any, shape: tuple[int, ...], forward: 
             if a.size else xp.zeros(0, xp.complex128)
         scounts = [rows_n[r] * cols_n[rank] * rest for r in range(size)]
         rcounts = [rows_n[rank] * cols_n[r] * rest for r in range(size)]
-    from hpcsuite.core import mpi
 
     recv = mpi.recv_buffer(backend, (sum(rcounts),), np.complex128)
     sdispl = [sum(scounts[:r]) for r in range(size)]
@@ -174,8 +173,6 @@ class Fft(Kernel):
         return Figure("GFLOP/s", 2 * flops(state.shape), "GFLOP/s", 1e9)  # a forward and an inverse
 
     def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
-        from hpcsuite.core import stats
-
         gflops = 2 * flops(state.shape) / stats.median(times["step"]) / 1e9
         dims = "x".join(map(str, state.shape))
         return Summary(headline=f"{gflops:.2f} GFLOP/s ({dims} complex, forward + inverse)",

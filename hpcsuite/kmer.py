@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli, driver, rng, seqio
+from hpcsuite.core import cli, driver, mpi, rng, seqio, stats
 from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 from hpcsuite.core.errors import InputError, UsageError
+from hpcsuite.core.mpi import datatype
 from hpcsuite.core.partition import owned
 
 PROG = "hpcsuite.kmer"
@@ -117,8 +118,6 @@ def read_file(comm: Any, path: str, k: int) -> tuple[list[bytes], int, int, int,
 def check_complete(comm: Any, path: str, incomplete: int, strict: bool) -> None:
     """Warn once (rank 0), or fail on every rank under ``--strict``, when FASTQ records
     were incomplete (a file cut off in its last record) and so not counted (collective)."""
-    from hpcsuite.core import mpi
-
     total = comm.allreduce(incomplete)  # comm: metadata
     if not total:
         return
@@ -147,8 +146,6 @@ def generate(first: int, last: int, seed: int, length: int, genome: int) -> list
 
 def run(comm: Any, seqs: list[bytes], k: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Count this rank's reads and merge by hash owner: (my codes, their counts, bases in ``seqs``)."""
-    from hpcsuite.core.mpi import datatype
-
     codes, counts = count(encode(seqs, k))
     dest = owner(codes, comm.size)
     order = np.argsort(dest, kind="stable")
@@ -246,8 +243,6 @@ class Kmer(Kernel):
             raise UsageError(f"-k {args.k} is out of range: 2-bit codes in 64 bits hold k from 1 to {MAX_K}")
 
     def plan(self, comm: Any, backend: Any, args: Any) -> None:
-        from hpcsuite.core import mpi
-
         with mpi.agree(comm):
             if args.source == "random":
                 args.input_bytes_ = args.reads * args.read_length + args.genome
@@ -302,8 +297,6 @@ class Kmer(Kernel):
         return Figure("bases/s", float(state.totals[0]), "bases/s")
 
     def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
-        from hpcsuite.core import stats
-
         k, (bases, reads, distinct) = state.k, state.totals
         rate = bases / stats.median(times["step"])
         details = [f"input      {state.what}", f"k-mers     k {k}: {distinct} distinct from {reads} reads, "

@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli, driver
+from hpcsuite.core import cli, driver, mpi, rng, stats
 from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 from hpcsuite.core.errors import UsageError
-from hpcsuite.core import rng
+from hpcsuite.core.mpi import bcast_array
 from hpcsuite.core.partition import owned, split
+from hpcsuite.stencil import grid_dims
 
 PROG = "hpcsuite.matmul"
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
@@ -88,8 +89,6 @@ class Grid:
 
 def summa(grid: Grid, backend: Any, width: int) -> Any:
     """C = A B over the grid's ranks; returns this rank's block of C."""
-    from hpcsuite.core.mpi import bcast_array
-
     xp, n, dtype = backend.xp, grid.n, grid.dtype
     p, q = grid.dims
     rows, cols, i, j = grid.rows, grid.cols, grid.i, grid.j
@@ -142,9 +141,6 @@ class Matmul(Kernel):
                          hint="lower --n or use more nodes (GPUs)" + (", or drop --check" if args.check else ""))
 
     def setup(self, comm: Any, backend: Any, args: Any) -> State:
-        from hpcsuite.core import mpi
-        from hpcsuite.stencil import grid_dims
-
         with mpi.agree(comm):
             dims = grid_dims(comm.size, args.proc_grid)
             if dims[0] > args.n or dims[1] > args.n:
@@ -175,8 +171,6 @@ class Matmul(Kernel):
         return Figure("GFLOP/s", 2.0 * state.grid.n ** 3, "GFLOP/s", 1e9)
 
     def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
-        from hpcsuite.core import stats
-
         grid, n = state.grid, state.grid.n
         gflops = 2 * n ** 3 / stats.median(times["step"]) / 1e9
         item = np.dtype(grid.dtype).itemsize

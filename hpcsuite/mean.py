@@ -30,12 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli, driver
+from hpcsuite.core import cli, driver, mpi
+from hpcsuite.core.distribute import rows_of_rank
 from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 from hpcsuite.core.errors import UsageError
 from hpcsuite.core.reduction import reduce_blocks
 from hpcsuite.core.partition import Layout
-from hpcsuite.core.sources import DEFAULT_SHAPE, DTYPES, Source
+from hpcsuite.core.sources import DEFAULT_SHAPE, DTYPES, Source, open_source
 from hpcsuite.core.summation import exact_sum, exact_sum_rows
 
 PROG = "hpcsuite.mean"
@@ -181,8 +182,6 @@ class State:
 def load(comm: Any, backend: Any, source: Source | None, layout: Layout, *, axis: int | None,
          distribute: str, root: int = 0) -> State:
     """Give every rank its rows (generated, read or scattered) and the reduction's layout."""
-    from hpcsuite.core.distribute import rows_of_rank
-
     rows = rows_of_rank(comm, backend, source, layout, distribute, root=root)
     spans = [(a, b) for _, a, b in layout.local_blocks(comm.size, comm.rank)]
     if axis == 1:  # one partial per row
@@ -245,9 +244,6 @@ class Mean(Kernel):
         return [(args.output, "--output")]
 
     def plan(self, comm: Any, backend: Any, args: Any) -> None:
-        from hpcsuite.core import mpi
-        from hpcsuite.core.sources import open_source
-
         axis = None if args.axis == "none" else int(args.axis)
         source = None
         with mpi.agree(comm):

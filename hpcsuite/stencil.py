@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli, driver
+from hpcsuite.core import cli, driver, mpi, stats
 from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 from hpcsuite.core.errors import UsageError
+from hpcsuite.core.mpi import MPI
 from hpcsuite.core.partition import owned
 
 PROG = "hpcsuite.stencil"
@@ -58,7 +59,7 @@ _compiled: dict[str, Any] = {}
 def _loop() -> Any:
     """The update as one numba-compiled loop (compiled once per process, cached on disk)."""
     if "loop" not in _compiled:
-        import numba
+        import numba  # optional (the fast extra), ~0.5 s to import: only when the loop runs
 
         @numba.njit("void(float64[:, ::1], float64[:, ::1], float64, float64, int64, int64, int64, int64)",
                     cache=True, nogil=True)
@@ -142,8 +143,6 @@ class Halo:
     """Non-blocking exchange of one-point halos with the four Cartesian neighbours."""
 
     def __init__(self, cart: Any, backend: Any, ny: int, nx: int) -> None:
-        from hpcsuite.core import mpi
-
         self.cart, self.backend, self.mpi = cart, backend, mpi
         (self.north, self.south), (self.west, self.east) = cart.Shift(0, 1), cart.Shift(1, 1)
         # Device buffers where MPI takes them (CUDA-aware), host buffers otherwise.
@@ -166,8 +165,6 @@ class Halo:
 
     def finish(self, u: Any) -> None:
         """Wait and write the received halos into ``u`` (edges of the domain stay zero)."""
-        from hpcsuite.core.mpi import MPI
-
         MPI.Request.Waitall(self.requests)
 
         def put(buffer: Any) -> Any:
@@ -186,8 +183,6 @@ class Halo:
 def grid_dims(size: int, spec: tuple[int, ...] | None) -> tuple[int, int]:
     """The process grid: ``--proc-grid PxQ`` if given (must multiply to ``size``), else balanced."""
     if spec is None:
-        from hpcsuite.core.mpi import MPI
-
         p, q = MPI.Compute_dims(size, 2)
         return p, q
     if len(spec) != 2 or spec[0] * spec[1] != size:
@@ -310,8 +305,6 @@ class Stencil(Kernel):
                          hint="use a smaller --shape or more nodes" + (", or drop --check" if args.check else ""))
 
     def setup(self, comm: Any, backend: Any, args: Any) -> State:
-        from hpcsuite.core import mpi
-
         shape = (args.shape[0], args.shape[1])
         with mpi.agree(comm):
             dims = grid_dims(comm.size, args.proc_grid)
@@ -346,8 +339,6 @@ class Stencil(Kernel):
         return Figure("updates/s", state.shape[0] * state.shape[1] * state.steps_per_run, "site updates/s")
 
     def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
-        from hpcsuite.core import stats
-
         ny, nx = state.shape
         rate = ny * nx * state.steps_per_run / stats.median(times["step"])
         return Summary(

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hpcsuite.core import cli, driver
+from hpcsuite.core import cli, driver, memory, mpi, stats
 from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 
 PROG = "hpcsuite.stream"
@@ -131,16 +131,12 @@ def arrays(backend: Any, n: int) -> tuple[Any, Any, Any]:
 
 def validate_arrays(comm: Any, state: State) -> list[float]:
     """Largest relative error of a, b, c over ranks after ``state.runs`` iterations (collective)."""
-    from hpcsuite.core import mpi
-
     errs = errors((state.a, state.b, state.c), expected(state.runs), state.backend.xp)
     return [mpi.max_over_ranks(comm, e) for e in errs]
 
 
 def _size(comm: Any, backend: Any, args: Any) -> tuple[int, str]:
     """Elements per array per rank (one for all ranks), and a note about STREAM's rule."""
-    from hpcsuite.core import memory, mpi
-
     node_ranks = mpi.node_comm(comm).size
     if args.size is None:
         free = backend.free_bytes() if backend.on_device else memory.node_limit()[0]
@@ -197,8 +193,6 @@ class Stream(Kernel):
         return Figure("triad", WORDS["triad"] * 8 * state.n * state.comm.size, "MB/s", 1e6)
 
     def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
-        from hpcsuite.core import stats
-
         n, size = state.n, state.comm.size
         rates = {k: WORDS[k] * 8 * n * size / stats.median(times[k]) / 1e6 for k in KERNELS}
         best = {k: WORDS[k] * 8 * n * size / min(times[k]) / 1e6 for k in KERNELS}

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from hpcsuite.core import cli
+from hpcsuite.core import cli, mpi, records, stats
 from hpcsuite.core.errors import CheckError, UsageError
 from hpcsuite.registry import MODULES, SIZE_CLASSES, SUITE
 
@@ -49,7 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown or not chosen:
             raise UsageError(f"--only {args.only!r}: choose from {', '.join(kernels)}")
         kernels = chosen
-    from hpcsuite.core import mpi, records
 
     comm = mpi.world()
     with mpi.agree(comm):
@@ -75,8 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Any other user error (no GPU for --device gpu, a full disk for --json) is the
         # suite's own mistake, not a kernel's: it ends the suite with its message, exit 2.
     if comm.rank == 0:
-        from hpcsuite.core import stats
-
         got = {}
         for _, rec, _ in records.read(path):
             if rec is not None:

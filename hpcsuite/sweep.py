@@ -44,6 +44,7 @@ from hpcsuite.core.errors import UsageError
 PROG = "hpcsuite.sweep"
 from hpcsuite.registry import PARALLEL as MODULES
 from hpcsuite.registry import SHAPED
+from hpcsuite.report import render, series
 #: Slurm states after which a job will not run again. SPECIAL_EXIT is held after a
 #: special exit code until someone requeues it: for a sweep, that point failed (it runs
 #: again on resume). PREEMPTED is left out: a requeueable job goes back to PENDING.
@@ -508,8 +509,6 @@ def _run(args: Any, points: list[Point], out: Path, python: str) -> int:
         print(f"{PROG}: point {p.name} ({p.ranks} ranks) failed; log {out / 'logs' / (p.name + '.log')}:")
         print(_tail(out / "logs" / f"{p.name}.log"))
     if recs:
-        from hpcsuite.report import render, series
-
         print(render.terminal(series.build(recs)))
     print(f"{PROG}: {len(points) - len(failed)} of {len(points)} points done; records in "
           f"{out / 'results.jsonl'}; plots: python -m hpcsuite.report {out / 'results.jsonl'}")

@@ -96,10 +96,13 @@ def test_help_is_printed_once_and_imports_nothing_heavy():
     proc = launch(3, *MEAN, "--help", timeout=30)
     assert proc.returncode == 0 and proc.stdout.count("usage:") == 1
     assert "--distribute" in proc.stdout and "--check" in proc.stdout
+    # mpi4py is a real dependency of the kernels and is imported; MPI itself is not started.
     probe = python("-c", "import sys\nfrom hpcsuite import mean\n"
                          "try:\n    mean.parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
-                         "print(sorted(m for m in ('mpi4py', 'cupy', 'torch', 'matplotlib') if m in sys.modules))")
-    assert probe.stdout.strip().endswith("[]"), probe.stdout
+                         "print(sorted(m for m in ('cupy', 'torch', 'matplotlib', 'h5py', 'numba') "
+                         "if m in sys.modules))\n"
+                         "from mpi4py import MPI\nprint(MPI.Is_initialized())")
+    assert probe.stdout.splitlines()[-2:] == ["[]", "False"], probe.stdout + probe.stderr
 
 
 @pytest.mark.parametrize("kind,code,marker", [

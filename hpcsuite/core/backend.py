@@ -9,10 +9,11 @@ only the first allocation fails, far from the cause.
 from __future__ import annotations
 
 import importlib.util
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -119,7 +120,6 @@ def _cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
 
     return platform.processor() or platform.machine() or "cpu"
 
@@ -129,11 +129,36 @@ def gpu_count() -> int:
     if importlib.util.find_spec("cupy") is None:
         return 0
     try:
-        import cupy
+        import cupy  # optional (the gpu extra), slow to import: only when a GPU is asked for
 
         return cupy.cuda.runtime.getDeviceCount() if cupy.cuda.is_available() else 0
     except Exception:  # a broken driver or toolkit is "no usable GPU", not a crash
         return 0
+
+
+class GpuInfo(NamedTuple):
+    """What ``python -m hpcsuite info`` shows of CuPy and the GPUs."""
+
+    cupy: str
+    runtime: str
+    names: list[str]
+
+
+def gpu_info() -> GpuInfo | None:
+    """CuPy's version, the CUDA runtime version and each usable GPU's name; None without CuPy."""
+    if importlib.util.find_spec("cupy") is None:
+        return None
+    count = gpu_count()
+    import cupy  # optional (the gpu extra) and slow to import: only when asked
+
+    if count == 0:
+        return GpuInfo(str(cupy.__version__), "", [])
+    runtime = cupy.cuda.runtime.runtimeGetVersion()
+    names = []
+    for i in range(count):
+        name = cupy.cuda.runtime.getDeviceProperties(i)["name"]
+        names.append(name.decode() if isinstance(name, bytes) else str(name))
+    return GpuInfo(str(cupy.__version__), f"{runtime // 1000}.{runtime % 1000 // 10}", names)
 
 
 def _load_cupy(local_rank: int) -> Backend:
@@ -142,7 +167,7 @@ def _load_cupy(local_rank: int) -> Backend:
             "--device gpu needs CuPy, which is not installed; "
             "install it with: pip install 'hpcsuite[gpu]' (CUDA 12), or use --device cpu"
         )
-    import cupy
+    import cupy  # optional (the gpu extra), slow to import: only for --device gpu|auto
 
     count = gpu_count()
     if count == 0:

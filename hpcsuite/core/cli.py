@@ -51,6 +51,7 @@ def _mpi_rank_size() -> tuple[int, int] | None:
     """Rank and size if MPI is up in this process, without importing mpi4py otherwise."""
     if "mpi4py.MPI" not in sys.modules:
         return None
+    # Lazy: cli also serves commands that never load libmpi (report, deploy, sweep).
     from hpcsuite.core import mpi
 
     if not mpi.is_running():
@@ -277,7 +278,7 @@ def _user_error(err: HpcsuiteError, prog: str) -> int:
         return err.exit_code
     rank, _ = where
     sys.stderr.write(_tag(f"{prog}: error: {err}", rank))
-    from hpcsuite.core import mpi
+    from hpcsuite.core import mpi  # loaded already: MPI runs (see _mpi_rank_size)
 
     mpi.abort(mpi.world(), err.exit_code)
     return err.exit_code
@@ -322,7 +323,7 @@ def _crash(exc: BaseException, prog: str) -> int:
                 "fewer ranks per node or GPU, or spread the job over more nodes\n")
     sys.stderr.write(_tag(text, rank))
     if where is not None and where[1] > 1:
-        from hpcsuite.core import mpi
+        from hpcsuite.core import mpi  # loaded already: MPI runs (see _mpi_rank_size)
 
         sys.stderr.write(_tag(f"{prog}: aborting all {where[1]} ranks", rank))
         mpi.abort(mpi.world(), code)

@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from hpcsuite.core import cli
+from hpcsuite.core import backend as backends
+from hpcsuite.core import cli, memory, mpi, records, stats
 from hpcsuite.core.errors import CheckError, UsageError
+from hpcsuite.core.mpi import MPI
 
 #: Seconds between progress lines on a terminal.
 PROGRESS_EVERY = 5.0
@@ -185,9 +187,6 @@ def main(kernel: Kernel, argv: Sequence[str] | None = None) -> int:
                          f"it runs on {', '.join(kernel.devices)} (drop --device)")
     kernel.validate(args)
 
-    from hpcsuite.core import backend as backends
-    from hpcsuite.core import mpi
-
     comm = mpi.world()
     started = time.perf_counter()
     local_rank = mpi.local_rank(comm)  # collective: never inside a block one rank may leave early
@@ -237,8 +236,6 @@ def guard(comm: Any, backend: Any, need: Footprint) -> None:
     free memory, a cgroup limit and Slurm's ``--mem``); device bytes of the ranks
     sharing a GPU add up against its free memory.
     """
-    from hpcsuite.core import memory, mpi
-
     node = mpi.node_comm(comm)
     total = node.allreduce(need.host)  # comm: metadata
     with mpi.agree(comm):
@@ -251,8 +248,6 @@ def guard(comm: Any, backend: Any, need: Footprint) -> None:
 def _timed(comm: Any, backend: Any, kernel: Kernel, state: Any, args: Any, setup_local: float,
            progress: Progress) -> tuple[dict[str, list[float]], float]:
     """Warm-up and timed repetitions; per phase, each repetition's slowest-rank seconds."""
-    from hpcsuite.core.mpi import MPI
-
     phases = kernel.phases
     local = np.zeros(args.repeat * len(phases) + 1)
     local[-1] = setup_local
@@ -297,8 +292,6 @@ def _report(kernel: Kernel, state: Any, args: Any, comm: Any, bk: Any, argv: Seq
             times: dict[str, list[float]], setup_s: float, wall: float, hosts: list[str],
             check: dict[str, Any] | None) -> None:
     """Print the summary and append the record (rank 0)."""
-    from hpcsuite.core import mpi, stats
-
     samples = times[kernel.primary]
     st = stats.summarize(samples)
     fig = kernel.figure(state)
@@ -327,7 +320,6 @@ def _report(kernel: Kernel, state: Any, args: Any, comm: Any, bk: Any, argv: Seq
     print("\n".join(lines), flush=True)
     if not args.json:
         return
-    from hpcsuite.core import records
 
     env = records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(), device=bk.device,
                               device_name=bk.description,

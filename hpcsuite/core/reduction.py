@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from hpcsuite.core import mpi
 from hpcsuite.core.summation import exact_sum, exact_sum_rows
 
 
@@ -43,8 +44,6 @@ def reduce_blocks(comm: Any, backend: Any, parts: Any, counts: list[int],
     object or None
         The aggregate on ``root``, None elsewhere.
     """
-    from hpcsuite.core import mpi
-
     rows = mpi.gather_rows(comm, backend, parts, counts, root=root)  # comm: partials, in block order
     return aggregate(rows) if comm.rank == root else None
 

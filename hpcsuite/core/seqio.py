@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpcsuite.core.errors import InputError
+from hpcsuite.core.partition import owned
 from hpcsuite.core.sources import check_regular_file
 
 #: Bytes removed from FASTA sequence lines: line breaks of every convention and blanks.
@@ -257,8 +258,6 @@ def read_distributed(comm: Any, path: str, fmt: str, overlap: int) -> tuple[Chun
     """This rank's share of the file (collective): (what it read, the sequences to count
     k-mers in, the last one extended by ``overlap`` bases of what follows on later ranks).
     """
-    from hpcsuite.core.partition import owned
-
     size = os.path.getsize(path)
     start, stop = owned(size, comm.size, comm.rank)
     if fmt == "fastq":  # records are short and read whole by the rank they start in

@@ -167,7 +167,7 @@ class Hdf5Source:
     def __init__(self, path: str, dataset: str | None) -> None:
         check_regular_file(path, "HDF5 file")
         try:
-            import h5py
+            import h5py  # optional (the hdf5 extra): only for .h5 inputs
         except ImportError:
             raise InputError(f"reading {path!r} needs h5py: pip install 'hpcsuite[hdf5]'") from None
         self.path = path
@@ -199,7 +199,7 @@ class Hdf5Source:
 
     def read(self, start: int, stop: int, out: np.ndarray) -> None:
         """Read rows ``[start, stop)`` into ``out``."""
-        import h5py
+        import h5py  # optional (the hdf5 extra); __init__ checked it is there
 
         with h5py.File(self.path, "r") as f:
             f[self.dataset].read_direct(out, np.s_[start:stop])

@@ -11,6 +11,7 @@ from typing import Any
 
 from hpcsuite.core import records
 from hpcsuite.core.errors import InputError
+from hpcsuite.report.series import describe
 
 
 def record_files(paths: Iterable[str]) -> list[Path]:
@@ -29,8 +30,6 @@ def record_files(paths: Iterable[str]) -> list[Path]:
 
 def _malformed(rec: dict[str, Any]) -> str | None:
     """What makes a schema-tagged record unusable for a report, if anything."""
-    from hpcsuite.report.series import describe
-
     try:
         describe(rec)
     except ValueError as exc:

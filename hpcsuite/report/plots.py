@@ -18,6 +18,7 @@ from hpcsuite.report.series import Series
 
 
 def _pyplot() -> Any:
+    # matplotlib (the report extra, ~0.5 s) loads only when a plot is drawn, here and below.
     import matplotlib
 
     matplotlib.use("Agg")  # no display on compute nodes or CI
