@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hpcsuite.core import backend
+from hpcsuite.core import backend, mpi
 from hpcsuite.core.errors import UsageError
 from hpcsuite.microbench.buffers import Messages
 
@@ -64,6 +64,7 @@ def test_staging_copies_out_before_send_and_back_after_receive():
 
 
 def test_bytearray_buffers_carry_a_datatype_for_typed_operations():
+    mpi.init()  # an MPI datatype is an MPI object: MPI must run (importing core.mpi starts none)
     m = Messages("bytearray")
     buf = m.alloc(4, np.float32)
     assert isinstance(buf, bytearray) and len(buf) == 16

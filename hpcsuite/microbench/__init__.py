@@ -13,9 +13,9 @@ that times), ``output`` (OSU 7.4 text, tables, CSV; the OSU parser), ``__main__`
 command line, OSU's flags, MPI start-up at the chosen thread level).
 """
 
-#: The benchmarks, in ``--all`` order. Listed here, apart from ``runner.TESTS``, so that
-#: ``--help`` and argument errors never import mpi4py (importing it starts MPI).
-#: Message kinds (see ``buffers``), for the same reason.
+#: The benchmarks, in ``--all`` order. Listed here, apart from ``runner.TESTS`` (a test
+#: keeps the two equal), so that ``--help`` and argument errors load neither mpi4py nor
+#: libmpi, which ``runner`` imports. Message kinds (see ``buffers``), for the same reason.
 KINDS = ("numpy", "cupy", "bytearray", "pickle", "pkl5")
 NAMES = ("latency", "bw", "bibw", "multi_lat", "mbw_mr", "put_latency", "get_latency", "acc_latency",
          "barrier", "bcast", "reduce", "allreduce", "gather", "gatherv", "scatter", "scatterv",

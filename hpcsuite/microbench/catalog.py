@@ -13,7 +13,7 @@ reductions use float32 elements.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,6 @@ class Case:
     #: Non-blocking collectives: start the operation, and wait for a started one.
     start: Callable[[], Any] | None = None
     finish: Callable[[Any], None] | None = None
-    notes: list[str] = field(default_factory=list)
     #: Release what the case holds that needs every rank (an RMA window); None: nothing.
     close: Callable[[], None] | None = None
 

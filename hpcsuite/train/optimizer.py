@@ -22,7 +22,6 @@ reduce the same gradients (see :mod:`hpcsuite.train.ops`).
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -37,18 +36,19 @@ from hpcsuite.train import mpi_ops, ops, timeline
 from hpcsuite.train.compression import Compression
 from hpcsuite.train.exceptions import ArgumentError, NotSupported
 
-#: Default fusion buffer: the largest chunk one MPI reduction carries. Measured
-#: (benchmarks/overlap_bench.py, n=2, MLP/CNN/ResNet): 4 MiB and 64 MiB tie within 2 %,
-#: 256 KiB-1 MiB are 3-8 % slower; 4 MiB gives large models several buckets to overlap.
+#: Default fusion buffer: the largest chunk one MPI reduction carries. Chosen with
+#: benchmarks/overlap_bench.py (every mode and buffer size side by side; it prints each
+#: one's slowdown against the best): 4 MiB tied with 64 MiB and beat 256 KiB-1 MiB, and
+#: gives large models several buckets to overlap.
 FUSION_BYTES = 4 << 20
 #: Environment variable choosing the overlap mode when the caller does not.
 OVERLAP_ENV = "HPCSUITE_TRAIN_OVERLAP"
-#: Default overlap mode. Measured as above: ``poll`` and ``sync`` tie within 2 % on one
-#: node (little to hide behind shared-memory reductions), ``thread`` is 5-8 % slower (its
-#: thread competes with backward for the rank's core). ``poll`` does overlap: the time
-#: left after backward falls from 19 to 7.5 ms/step (MLP) and 6.9 to 1.1 ms (ResNet),
-#: but with both cores computing, the hidden copies cost the same CPU time. Where a
-#: network carries the reduction, the hidden time is saved.
+#: Default overlap mode, chosen with the same benchmark: on one node ``poll`` tied with
+#: ``sync`` (little to hide behind shared-memory reductions) and ``thread`` was slower (its
+#: thread competes with backward for the rank's core). ``poll`` does overlap - the
+#: reduction time left after backward shrinks (``hpcsuite.train.synthetic`` prints it as
+#: "exposed reduction") - but with every core computing, the hidden copies cost the same
+#: CPU time; where a network carries the reduction, the hidden time is saved.
 OVERLAP = "poll"
 
 
@@ -400,8 +400,3 @@ def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any
 
 class _TooManyPasses(HpcsuiteError, AssertionError):
     """More backward passes than ``backward_passes_per_step`` (Horovod raises AssertionError)."""
-
-
-def calls_per_step(grad_bytes: int, fusion_bytes: int = FUSION_BYTES) -> int:
-    """The reductions one step needs for one dtype's gradients. Pure."""
-    return max(1, math.ceil(grad_bytes / fusion_bytes))
