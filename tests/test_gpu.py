@@ -22,6 +22,7 @@ CPU = backend.load("numpy")
 
 @pytest.fixture
 def gpu():
+    mpi.init()  # tests hand MPI.COMM_SELF to kernels; importing core.mpi starts no MPI
     return backend.load("cupy")
 
 

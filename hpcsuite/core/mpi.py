@@ -32,7 +32,7 @@ mpi4py.rc.initialize = False
 mpi4py.rc.finalize = True
 
 from mpi4py import MPI  # noqa: E402 - after the rc switches above
-from mpi4py.util import dtlib  # noqa: E402
+from mpi4py.util import dtlib, pkl5  # noqa: E402
 
 from hpcsuite.core import memory  # noqa: E402
 from hpcsuite.core.backend import Backend  # noqa: E402
@@ -329,6 +329,12 @@ def gather_rows(
         spec = [recv, counts, displs, rowtype] if comm.rank == root else None
         comm.Gatherv([send, len(send), rowtype], spec, root=root)  # comm: gather
     return recv
+
+
+def pickle5(comm: MPI.Intracomm) -> pkl5.Intracomm:
+    """``comm`` wrapped by ``mpi4py.util.pkl5``: pickled objects' large buffers travel out
+    of band (no copy into the pickle stream, no 2 GiB limit)."""
+    return pkl5.Intracomm(comm)
 
 
 def datatype(dtype: np.dtype | type) -> MPI.Datatype:

@@ -64,9 +64,7 @@ class Messages:
     def comm(self, comm: Any) -> Any:
         """The communicator to call: pkl5 wraps it for out-of-band pickling."""
         if self.kind == "pkl5":
-            from mpi4py.util import pkl5
-
-            return pkl5.Intracomm(comm)
+            return mpi.pickle5(comm)
         return comm
 
     def alloc(self, count: int, dtype: Any = np.uint8) -> Any:
