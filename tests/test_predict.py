@@ -395,6 +395,12 @@ def test_load_seen_in_the_cpu_share_is_carried_to_the_prediction():
     sec = _scaling(recs, predict_to=6)
     assert sec.data["prediction"][0] == pytest.approx(_shared_law(6), rel=0.05)
     assert not any("busy threads" in w for w in sec.warnings)
+    # A slow start of the lone rank (0.8) is not load when 2 ranks had a core each.
+    recs = _with_cores(_sweep_records(_shared_law, [1, 2], repeat=8), 2)
+    for r, share in zip(recs, (0.8, 0.97)):
+        r["provenance"]["cpu_share"] = share
+    sec = _scaling(recs, predict_to=3)
+    assert sec.data["prediction"][0] == pytest.approx(_shared_law(3), rel=0.1)
 
 
 def test_provenance_records_the_cores_of_the_node():

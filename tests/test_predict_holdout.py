@@ -5,12 +5,16 @@ The allowed error is stated here, before the run: the measured median at n=3 mus
 inside the 95 % prediction interval made from n=1 and n=2 alone, and the point
 prediction must be within HOLDOUT_ERROR of it. The rank counts are interleaved
 (1, 2, 3, 1, 2, 3) so that a change of load on a shared machine reaches every rank
-count. Marked ``timing`` (it asserts on measured times), so tests/run.sh leaves it out:
-run it with ``pytest -m timing`` on a quiet machine. On a quiet 2-core CI runner the
-oversubscribed n=3 took 0.073 s against an interval of 0.025-0.058 s (the model does not
-time-share by default). On a 2-core runner n=3 is oversubscribed; it is still predicted from the
-normal form alone (time-sharing is only a what-if, --cores-per-node: measured
-montecarlo runs at 3 ranks on 2 cores took a third of the one-rank time, not a half).
+count.
+
+On a 2-core machine n=3 is oversubscribed: the model time-shares it from the records'
+``provenance.cores`` (no flag), and from their ``cpu_share`` it also sees other work
+that shared the cores while n=1 and n=2 ran and carries it to n=3. Marked ``timing``
+(it asserts on measured times) but run by tests/run.sh: errors seen on the project's
+2-core VM under load 6-8 were -5 %, +12 %, +35 % (README, Predicting scaling). Before
+either, a quiet 2-core CI runner measured 0.073 s against an interval of 0.025-0.058 s
+(ranks modelled as if each had its own core), and the loaded VM +57 % and +56 % with
+time-sharing from the cores alone.
 """
 
 from __future__ import annotations
@@ -34,26 +38,20 @@ def _records(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _run(n, out, module, *args):
+    """Run ``module`` on ``n`` ranks, appending its records to ``out``."""
+    proc = launch(n, "-m", module, *args, "--json", str(out), "--quiet", timeout=180, env=QUIET)
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.mark.timing
 def test_holdout_montecarlo_predicts_n3_from_n1_and_n2(tmp_path):
     out = tmp_path / "mc.jsonl"
     for n in (1, 2, 3, 1, 2, 3):
-        proc = launch(
-            n,
-            "-m",
-            "hpcsuite.montecarlo",
-            "--paths",
-            "2000000",
-            "--repeat",
-            "3",
-            "--json",
-            str(out),
-            "--quiet",
-            timeout=180,
-            env=QUIET,
-        )
-        assert proc.returncode == 0, proc.stderr
+        _run(n, out, "hpcsuite.montecarlo", "--paths", "2000000", "--repeat", "3")
     recs = _records(out)
+    assert all(isinstance(r["provenance"]["cores"], int) for r in recs)
+    shares = {n: [r["provenance"]["cpu_share"] for r in recs if r["ranks"] == n] for n in (1, 2, 3)}
     secs = [
         s
         for s in sections.build(
@@ -68,7 +66,7 @@ def test_holdout_montecarlo_predicts_n3_from_n1_and_n2(tmp_path):
     print(
         f"hold-out montecarlo n=3: predicted {value:.4g} s [{low:.4g}, {high:.4g}], "
         f"measured {measured:.4g} s, "
-        f"error {100 * error:+.1f} %"
+        f"error {100 * error:+.1f} %; cores {recs[0]['provenance']['cores']}, cpu_share {shares}"
     )
     assert low <= measured <= high
     assert abs(error) <= HOLDOUT_ERROR
@@ -77,24 +75,7 @@ def test_holdout_montecarlo_predicts_n3_from_n1_and_n2(tmp_path):
 def test_real_microbench_records_give_hockney_and_collective_models(tmp_path):
     out = tmp_path / "mb.jsonl"
     for n, tests in ((2, ("latency", "allreduce")), (3, ("allreduce",))):
-        proc = launch(
-            n,
-            "-m",
-            "hpcsuite.microbench",
-            *tests,
-            "--max",
-            "64K",
-            "-i",
-            "20",
-            "-x",
-            "3",
-            "--json",
-            str(out),
-            "--quiet",
-            timeout=180,
-            env=QUIET,
-        )
-        assert proc.returncode == 0, proc.stderr
+        _run(n, out, "hpcsuite.microbench", *tests, "--max", "64K", "-i", "20", "-x", "3")
     recs = _records(out)
     secs = sections.build(recs, sections.Options(predict_to=512))
     kinds = [s.kind for s in secs]

@@ -5,6 +5,13 @@ per node); the model fitted on the one-node points predicts the two-node point.
 Allowed error, stated before the run: the measured median at 4 ranks inside the 95 %
 prediction interval, the point prediction within HOLDOUT_ERROR. Skips where Slurm is
 not installed, except in CI (CI=true), as tests/test_slurm_cluster.py.
+
+Both test "nodes" are one host with the host's cores (2 on CI), so 4 ranks on two of
+them time-share those cores as 4 ranks on one node would. The model predicts exactly
+that: the one-node series' layout puts 4 ranks on a node of the recorded cores
+(``provenance.cores``, the host's), with the load its ``cpu_share`` showed. What this
+checks is the fitted scaling and the time-sharing, not inter-node communication (one
+host has none).
 """
 
 from __future__ import annotations
@@ -27,9 +34,9 @@ if missing() and os.environ.get("CI") != "true":
                 allow_module_level=True)
 pytest.importorskip("scipy")
 
-# Asserts on measured times: not in tests/run.sh (see the timing marker); on a quiet CI
-# machine the 4-rank point on one 2-core host took twice the predicted time, outside the
-# interval (the model does not time-share oversubscribed points by default).
+# Asserts on measured times (the timing marker); tests/run.sh runs it. Seen: +3 % with
+# ranks modelled on cores of their own on a loaded VM, -52 % (outside the interval) on a
+# quiet CI runner, then with time-sharing and load on the loaded VM: see README.
 pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 #: Largest relative error of the point prediction at the held-out (two-node) point. Both
@@ -71,7 +78,9 @@ def test_holdout_two_nodes_from_one(cluster, tmp_path):
     value, low, high = secs[0].data["prediction"]
     measured = float(np.median([t for r in recs if r["ranks"] == 4 for t in r["times"]["samples"]]))
     error = value / measured - 1
+    shares = {n: [r["provenance"].get("cpu_share") for r in recs if r["ranks"] == n] for n in (1, 2, 4)}
     print(f"hold-out montecarlo 4 ranks on 2 nodes from 1 node: predicted {value:.4g} s "
-          f"[{low:.4g}, {high:.4g}], measured {measured:.4g} s, error {100 * error:+.1f} %")
+          f"[{low:.4g}, {high:.4g}], measured {measured:.4g} s, error {100 * error:+.1f} %; "
+          f"cores {[r['provenance'].get('cores') for r in recs]}, cpu_share {shares}")
     assert low <= measured <= high
     assert abs(error) <= HOLDOUT_ERROR
