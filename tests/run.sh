@@ -58,7 +58,7 @@ mpi_leg() {
 if [ "${HPCSUITE_TEST_PLAIN:-1}" != 0 ]; then
     legs+=(plain)
     echo "== plain tests (no MPI launcher)"
-    timeout -k 10 900 "$PYTHON" -m pytest -m "not mpi and not gpu and not timing" -p no:cacheprovider \
+    timeout -k 10 900 "$PYTHON" -m pytest -m "not mpi and not gpu" -p no:cacheprovider \
         --timeout 300 --junitxml="$HPCSUITE_TEST_LOGS/plain.xml" "$@" tests || failed=1
 fi
 
