@@ -18,7 +18,7 @@ CUPY_ALLOWED = {"hpcsuite.core.backend"}
 #: Pure modules: neither they nor anything of hpcsuite they import reach these.
 IMPURE = ("mpi4py", "cupy", "torch", "hpcsuite.core.mpi")
 PURE = ["core.partition", "core.stats", "core.summation", "core.rng", "core.errors", "core.records",
-        "predict.fit", "predict.comm", "predict.empirical", "predict.training",
+        "core.staging", "predict.fit", "predict.comm", "predict.empirical", "predict.training",
         "report.scaling", "report.series", "report.checks", "microbench.stats", "microbench.schedule"]
 
 

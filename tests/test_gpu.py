@@ -75,14 +75,10 @@ def test_host_staging_with_real_device_buffers(gpu, monkeypatch):
     from mpi4py import MPI
 
     monkeypatch.setenv(mpi.GPU_AWARE_ENV, "0")
-    mpi.gpu_aware.cache_clear()
-    try:
-        rows = gpu.xp.arange(40.0).reshape(10, 4)
-        got = mpi.scatter_rows(MPI.COMM_SELF, gpu, rows, [10], (4,), np.dtype("float64"))
-        assert isinstance(got, gpu.xp.ndarray)
-        assert np.array_equal(gpu.to_host(got), np.arange(40.0).reshape(10, 4))
-    finally:
-        mpi.gpu_aware.cache_clear()
+    rows = gpu.xp.arange(40.0).reshape(10, 4)
+    got = mpi.scatter_rows(MPI.COMM_SELF, gpu, rows, [10], (4,), np.dtype("float64"))
+    assert isinstance(got, gpu.xp.ndarray)
+    assert np.array_equal(gpu.to_host(got), np.arange(40.0).reshape(10, 4))
 
 
 SPIN = r"""
@@ -103,20 +99,16 @@ def test_device_buffers_reach_mpi_only_after_queued_kernels_finish(gpu, aware, m
     from hpcsuite.microbench.buffers import Messages
 
     monkeypatch.setenv(mpi.GPU_AWARE_ENV, aware)
-    mpi.gpu_aware.cache_clear()
     spin = cupy.RawKernel(SPIN, "spin")
-    try:
-        m = Messages("cupy")
-        for hand_over in (lambda a: m.send(a), lambda a: mpi.send_buffer(gpu, a)):
-            buf = m.alloc(1 << 20)
-            spin((1,), (1,), (cupy.int64(500_000_000),))
-            buf.fill(7)
-            done = cupy.cuda.Event()
-            done.record()
-            hand_over(buf)
-            assert done.done, "a device buffer went to MPI while kernels writing it were queued"
-    finally:
-        mpi.gpu_aware.cache_clear()
+    m = Messages("cupy")
+    for hand_over in (lambda a: m.send(a), lambda a: mpi.send_buffer(gpu, a)):
+        buf = m.alloc(1 << 20)
+        spin((1,), (1,), (cupy.int64(500_000_000),))
+        buf.fill(7)
+        done = cupy.cuda.Event()
+        done.record()
+        hand_over(buf)
+        assert done.done, "a device buffer went to MPI while kernels writing it were queued"
 
 
 def test_auto_picks_the_gpu():

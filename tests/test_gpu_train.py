@@ -35,8 +35,8 @@ def _choose_path(monkeypatch, staged):
     takes it - skipped, and said so, where MPI is not CUDA-aware (the PyPI wheels)."""
     if not staged and not hvd.ops.mpi.gpu_aware():
         pytest.skip("MPI is not CUDA-aware here: the direct path cannot run")
-    monkeypatch.setattr(hvd.ops._state, "gpu_aware", not staged)
-    monkeypatch.setattr(hvd.ops._state, "gpu_aware_nonblocking", not staged and hvd.ops.mpi.gpu_aware_nonblocking())
+    if staged:  # the policy's own input (read at every call): MPI taken as not CUDA-aware
+        monkeypatch.setenv(hvd.ops.mpi.GPU_AWARE_ENV, "0")
 
 
 @pytest.mark.parametrize("staged", [True, False])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hpcsuite.core import backend, mpi
+from hpcsuite.core import backend, mpi, staging
 from hpcsuite.core.errors import UsageError
 from hpcsuite.microbench.buffers import Messages
 
@@ -37,6 +37,7 @@ def _device_messages(staged: bool) -> Messages:
     m.backend = backend.Backend(name="fake-gpu", xp=Xp, device="gpu", on_device=True,
                                 synchronize=lambda: DeviceArray.log.append("sync"),
                                 to_host=np.asarray, from_host=np.asarray)
+    m.route = staging.Route(staged, staging.NOT_AWARE if staged else "CUDA-aware MPI")
     m.staged = staged
     return m
 
@@ -87,17 +88,12 @@ def test_paths_are_named_for_the_report():
     assert m.path == "device buffers, host-staged (MPI not CUDA-aware)"
 
 
-def test_the_report_says_why_device_buffers_were_staged(monkeypatch):
-    from hpcsuite.core import mpi
-
+def test_the_report_says_why_device_buffers_were_staged():
     m = _device_messages(staged=True)
     m.kind = "cupy"
-    try:
-        for aware, why in (("0", "MPI not CUDA-aware"), ("1", "this MPI takes none in non-blocking collectives")):
-            monkeypatch.setenv(mpi.GPU_AWARE_ENV, aware)
-            mpi.gpu_aware.cache_clear()
-            assert m.path == f"device buffers, host-staged ({why})"
-        m.staged = False
-        assert m.path == "device buffers, CUDA-aware MPI"
-    finally:
-        mpi.gpu_aware.cache_clear()
+    for route, path in ((staging.Route(True, staging.NOT_AWARE), "host-staged (MPI not CUDA-aware)"),
+                        (staging.Route(True, staging.NO_NONBLOCKING),
+                         "host-staged (this MPI takes none in non-blocking collectives)"),
+                        (staging.Route(False, "CUDA-aware MPI"), "CUDA-aware MPI")):
+        m.route, m.staged = route, route.staged  # which route applies is tests/test_staging.py's
+        assert m.path == f"device buffers, {path}"

@@ -132,7 +132,6 @@ def device(request, monkeypatch):
     from hpcsuite.core import mpi
 
     monkeypatch.setenv(mpi.GPU_AWARE_ENV, "0" if request.param == "staged" else "1")
-    mpi.gpu_aware.cache_clear()
     log = {"sync": 0, "up": 0, "down": 0}
 
     def up(a):
@@ -146,7 +145,6 @@ def device(request, monkeypatch):
     fake = backend.Backend(name="fake-device", xp=np, device="gpu", on_device=True, from_host=up, to_host=down,
                            synchronize=lambda: log.__setitem__("sync", log["sync"] + 1))
     yield fake, request.param, log
-    mpi.gpu_aware.cache_clear()
 
 
 def test_kernels_on_a_device_backend_equal_their_cpu_runs(comm, device):

@@ -113,32 +113,18 @@ def _staged_backend(events):
 
 def test_host_staging_moves_device_buffers_through_host_copies(comm, monkeypatch):
     monkeypatch.setenv(mpi.GPU_AWARE_ENV, "0")
-    mpi.gpu_aware.cache_clear()
-    try:
-        events: list[str] = []
-        staged = _staged_backend(events)
-        assert mpi.staging(staged)
-        layout = Layout((90, 11), 4)
-        source = RandomSource((90, 11), np.dtype("float64"), 2, layout)
-        got = mean.compute(comm, staged, source, layout, axis=0, distribute="scatter")
-        plain = mean.compute(comm, CPU, source, layout, axis=0, distribute="scatter")
-        if comm.rank == 0:
-            assert np.asarray(got).tobytes() == np.asarray(plain).tobytes()
-            # The root synchronized the stream before staging its send buffer.
-            assert "sync" in events and events.index("sync") < events.index("to_host")
-        assert "from_host" in events  # every rank's received block went back to the "device"
-    finally:
-        mpi.gpu_aware.cache_clear()
-
-
-def test_gpu_aware_override_is_read_from_the_environment(monkeypatch):
-    try:
-        for value, expected in (("1", True), ("0", False), ("yes", True)):
-            monkeypatch.setenv(mpi.GPU_AWARE_ENV, value)
-            mpi.gpu_aware.cache_clear()
-            assert mpi.gpu_aware() is expected
-    finally:
-        mpi.gpu_aware.cache_clear()
+    events: list[str] = []
+    staged = _staged_backend(events)
+    assert mpi.staging(staged)
+    layout = Layout((90, 11), 4)
+    source = RandomSource((90, 11), np.dtype("float64"), 2, layout)
+    got = mean.compute(comm, staged, source, layout, axis=0, distribute="scatter")
+    plain = mean.compute(comm, CPU, source, layout, axis=0, distribute="scatter")
+    if comm.rank == 0:
+        assert np.asarray(got).tobytes() == np.asarray(plain).tobytes()
+        # The root synchronized the stream before staging its send buffer.
+        assert "sync" in events and events.index("sync") < events.index("to_host")
+    assert "from_host" in events  # every rank's received block went back to the "device"
 
 
 def test_an_error_on_one_rank_becomes_every_ranks_error(comm):
@@ -169,24 +155,3 @@ def test_main_writes_a_record_and_the_output(comm, shared_tmp):
     assert np.load(output).shape == (300,)
     comm.Barrier()
     assert os.path.exists(output)
-
-
-def test_nonblocking_collectives_get_device_buffers_only_where_mpi_takes_them(monkeypatch):
-    """Open MPI's CUDA support leaves out the non-blocking collectives: staged there."""
-    try:
-        monkeypatch.setenv(mpi.GPU_AWARE_ENV, "1")
-        mpi.gpu_aware.cache_clear()
-        for library, expected in (("MPICH Version: 4.2.0", True), ("Open MPI v5.0.3, package", False)):
-            monkeypatch.setattr(mpi, "library_version", lambda text=library: text)
-            assert mpi.gpu_aware_nonblocking() is expected
-        monkeypatch.setenv(mpi.GPU_AWARE_NONBLOCKING_ENV, "1")
-        assert mpi.gpu_aware_nonblocking() is True
-        monkeypatch.setenv(mpi.GPU_AWARE_NONBLOCKING_ENV, "maybe")
-        with pytest.raises(mpi.UsageError, match="HPCSUITE_GPU_AWARE_NONBLOCKING='maybe'"):
-            mpi.gpu_aware_nonblocking()
-        monkeypatch.delenv(mpi.GPU_AWARE_NONBLOCKING_ENV)
-        monkeypatch.setenv(mpi.GPU_AWARE_ENV, "0")
-        mpi.gpu_aware.cache_clear()
-        assert mpi.gpu_aware_nonblocking() is False
-    finally:
-        mpi.gpu_aware.cache_clear()

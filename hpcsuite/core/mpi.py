@@ -35,13 +35,13 @@ from mpi4py import MPI  # noqa: E402 - after the rc switches above
 from mpi4py.util import dtlib, pkl5  # noqa: E402
 
 from hpcsuite.core import memory  # noqa: E402
+from hpcsuite.core import staging as policy  # noqa: E402
 from hpcsuite.core.backend import Backend  # noqa: E402
 from hpcsuite.core.errors import HpcsuiteError, UsageError  # noqa: E402
 
-#: Set to 1 or 0 to force or deny CUDA-aware MPI (detection cannot see every build).
-GPU_AWARE_ENV = "HPCSUITE_GPU_AWARE"
-#: Set to 1 or 0 to force or deny device buffers in non-blocking collectives.
-GPU_AWARE_NONBLOCKING_ENV = "HPCSUITE_GPU_AWARE_NONBLOCKING"
+# The staging policy's overrides, here too for the callers that name them (info, tests).
+GPU_AWARE_ENV = policy.GPU_AWARE_ENV
+GPU_AWARE_NONBLOCKING_ENV = policy.GPU_AWARE_NONBLOCKING_ENV
 
 
 #: Thread levels by name, lowest first (``--thread-level`` values).
@@ -172,46 +172,38 @@ def _libmpi_query() -> bool | None:
 
 
 @lru_cache(maxsize=1)
+def _library_says() -> bool | None:
+    init()  # MPICH answers only once MPI runs (it aborts the process before MPI_Init)
+    return _libmpi_query()  # asked once: it opens libmpi through ctypes
+
+
 def gpu_aware() -> bool:
-    """Whether MPI may be handed device buffers directly.
-
-    ``HPCSUITE_GPU_AWARE=1`` or ``0`` decides; otherwise the library is asked through
-    ``MPIX_Query_cuda_support``; a library that cannot answer is taken as not
-    CUDA-aware, which is always correct (staging), only slower.
-    """
-    forced = _flag(GPU_AWARE_ENV)
-    return bool(_libmpi_query()) if forced is None else forced
-
-
-def _flag(name: str) -> bool | None:
-    """An environment switch: True, False, or None when unset."""
-    value = os.environ.get(name, "").strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    if value:
-        raise UsageError(f"{name}={value!r} is not understood; set it to 1 or 0, or unset it")
-    return None
+    """Whether MPI may be handed device buffers (:func:`hpcsuite.core.staging.cuda_aware`):
+    ``HPCSUITE_GPU_AWARE=1`` or ``0`` decides, else the library through
+    ``MPIX_Query_cuda_support``."""
+    return policy.cuda_aware(_library_says(), os.environ)
 
 
 def gpu_aware_nonblocking() -> bool:
-    """Whether non-blocking collectives (``Iallreduce``, ``Ibcast``...) may get device buffers.
+    """Whether non-blocking collectives (``Iallreduce``, ``Ibcast``...) may get device
+    buffers (:func:`hpcsuite.core.staging.nonblocking_direct`: not under Open MPI)."""
+    return policy.nonblocking_direct(gpu_aware(), library_version(), os.environ)
 
-    CUDA-aware Open MPI takes device memory in point-to-point and blocking collectives
-    only ("Which MPI APIs do NOT work with CUDA-aware": the non-blocking collectives),
-    so under Open MPI they are staged through host memory. ``HPCSUITE_GPU_AWARE_NONBLOCKING``
-    = 1 or 0 decides instead.
-    """
-    forced = _flag(GPU_AWARE_NONBLOCKING_ENV)
-    if forced is not None:
-        return forced
-    return gpu_aware() and "open mpi" not in library_version().lower()
+
+def route(on_device: bool, *, nonblocking: bool = False) -> policy.Route:
+    """How this process hands data to MPI (:func:`hpcsuite.core.staging.decide` over this
+    MPI library and environment): the one policy of kernels, microbench and train. Starts
+    MPI for device data (the library is asked)."""
+    if not on_device:  # nothing to ask the library
+        return policy.decide(on_device=False, nonblocking=nonblocking, library_says=None, library="",
+                             env=os.environ)
+    return policy.decide(on_device=on_device, nonblocking=nonblocking, library_says=_library_says(),
+                         library=library_version(), env=os.environ)
 
 
 def staging(backend: Backend) -> bool:
-    """True when this backend's arrays must pass MPI through host memory."""
-    return backend.on_device and not gpu_aware()
+    """True when this backend's arrays must pass MPI (blocking calls) through host memory."""
+    return route(backend.on_device).staged
 
 
 def send_buffer(backend: Backend, array: Any) -> Any:

@@ -43,9 +43,8 @@ class Messages:
         self.kind = kind
         self.pickled = kind in ("pickle", "pkl5")
         self.backend = backends.load("cupy", local_rank) if kind == "cupy" else backends.load("numpy")
-        self.staged = mpi.staging(self.backend)
-        if nonblocking and self.backend.on_device and not self.staged:
-            self.staged = not mpi.gpu_aware_nonblocking()
+        self.route = mpi.route(self.backend.on_device, nonblocking=nonblocking)  # core's one policy
+        self.staged = self.route.staged
         self._shadow: dict[int, np.ndarray] = {}
 
     @property
@@ -54,9 +53,7 @@ class Messages:
         if self.kind == "cupy":
             if not self.staged:
                 return "device buffers, CUDA-aware MPI"
-            if not mpi.staging(self.backend):
-                return "device buffers, host-staged (this MPI takes none in non-blocking collectives)"
-            return "device buffers, host-staged (MPI not CUDA-aware)"
+            return f"device buffers, host-staged ({self.route.reason})"
         return {"numpy": "host buffers", "bytearray": "host bytearray buffers",
                 "pickle": "pickled objects (lower-case API)",
                 "pkl5": "pickled objects, out-of-band buffers (mpi4py.util.pkl5)"}[self.kind]

@@ -58,8 +58,6 @@ class _State:
     cross: Any = None
     worker: Any = None  # the background reduction thread ("thread" mode), started on first use
     worker_comm: Any = None
-    gpu_aware: bool | None = None  # device buffers in blocking calls (None: ask MPI once)
-    gpu_aware_nonblocking: bool | None = None  # ... and in non-blocking collectives
     calls: int = 0  # reductions issued (the fusion target counts them)
 
 
@@ -356,11 +354,7 @@ def _direct(tensor: torch.Tensor, nonblocking: bool = False) -> bool:
     16-bit; for a non-blocking collective, an MPI that takes device memory there too)."""
     if not tensor.is_cuda or tensor.dtype in _HALF:
         return False
-    if _state.gpu_aware is None:
-        _state.gpu_aware = mpi.gpu_aware()
-    if nonblocking and _state.gpu_aware_nonblocking is None:
-        _state.gpu_aware_nonblocking = mpi.gpu_aware_nonblocking()
-    return _state.gpu_aware and (not nonblocking or bool(_state.gpu_aware_nonblocking))
+    return mpi.route(True, nonblocking=nonblocking).direct  # core's one staging policy
 
 
 def _pinned(tensor: torch.Tensor) -> torch.Tensor:
