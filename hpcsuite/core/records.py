@@ -37,6 +37,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy
+
 import hpcsuite
 from hpcsuite.core.errors import OutputError
 
@@ -186,7 +188,7 @@ def cpu_share() -> float | None:
 def _thread_pools() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """BLAS and OpenMP libraries loaded in this process and their thread counts (threadpoolctl)."""
     try:
-        import threadpoolctl
+        import threadpoolctl  # lazy: a broken or missing install must not lose the record
     except ImportError:
         return [], []
     try:
@@ -287,8 +289,6 @@ def fingerprint(*, hosts: Sequence[str], mpi_library: str, device: str, device_n
         MPI's thread support (``"multiple"``...); default: asked of an MPI already
         running in this process, else None.
     """
-    import numpy
-
     return {
         "hosts": sorted(set(hosts)),
         "nodes": len(set(hosts)),

@@ -9,6 +9,7 @@ python -m hpcsuite.report results/ --reference reference.json   # exit 1 if a bo
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import tempfile
@@ -17,14 +18,16 @@ from pathlib import Path
 
 from hpcsuite.core import cli
 from hpcsuite.core.errors import CheckError, UsageError
+from hpcsuite.predict import render as predict_render
+from hpcsuite.predict import sections as predict_sections
+from hpcsuite.predict.__main__ import add_model_options, options, records_parser
+from hpcsuite.report import checks, load, plots, render, series
 
 PROG = "hpcsuite.report"
 
 
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
-    from hpcsuite.predict.__main__ import add_model_options, records_parser
-
     p = records_parser(PROG, "Scaling report from hpcsuite JSON records (sweeps, sbatch runs, --json "
                              "runs): strong and weak scaling tables by node layout (median time with "
                              "the 95 % interval of the median, speedup and efficiency with intervals, "
@@ -106,11 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not 0 < args.threshold < 10:
         raise UsageError(f"--threshold {args.threshold!r} must be a fraction such as 0.05")
-    from hpcsuite.report import checks, load, render, series
-
+    # matplotlib and SciPy load only where a plot is drawn or a model fitted: ask up front.
+    if not args.no_plots and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("plots need matplotlib: pip install 'hpcsuite[report]', or use --no-plots")
+    if args.model and importlib.util.find_spec("scipy") is None:
+        raise UsageError("--model needs SciPy: pip install 'hpcsuite[report]'")
     if args.model:
-        from hpcsuite.predict.__main__ import options
-
         model_options = options(args)  # a bad knob is a one-line error before any work
     records, problems = load.load(args.results)
     all_series = series.build(records)
@@ -134,10 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipped: {p}", file=sys.stderr)
     figures: dict[str, list[Path]] = {}
     if not args.no_plots:
-        try:
-            from hpcsuite.report import plots
-        except ImportError:
-            raise UsageError("plots need matplotlib: pip install 'hpcsuite[report]', or use --no-plots") from None
         for i, s in enumerate(all_series):
             try:
                 figures[s.key] = plots.draw(s, out / "plots", i)
@@ -147,10 +147,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     predicted: list = []
     md_extra = html_extra = ""
     if args.model:
-        try:
-            from hpcsuite.predict import render as predict_render, sections as predict_sections
-        except ImportError:
-            raise UsageError("--model needs SciPy: pip install 'hpcsuite[report]'") from None
         predicted = predict_sections.build(records, model_options)
         pfigs = {} if args.no_plots else predict_render.figures(predicted, out / "plots")
         md_extra = "## Predictions\n\n" + predict_render.markdown(predicted, pfigs, out)
@@ -162,8 +158,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         print(render.terminal(all_series))
         if predicted:
-            from hpcsuite.predict import render as predict_render
-
             print(predict_render.text(predicted))
         for line in lines:
             print(line)
