@@ -403,6 +403,22 @@ def test_load_seen_in_the_cpu_share_is_carried_to_the_prediction():
     assert sec.data["prediction"][0] == pytest.approx(_shared_law(3), rel=0.1)
 
 
+def test_each_point_is_divided_by_the_load_it_had():
+    # Other work rose from 2 to 4 busy threads between the 1- and 2-rank points: each
+    # point's own share says so; the prediction carries their median (3) to 3 ranks.
+    def dedicated(p):
+        return 0.02 + 1.0 / p
+
+    recs = _with_cores(_sweep_records(dedicated, [1, 2], repeat=8), 2)
+    for r in recs:
+        n, load = r["ranks"], 2 if r["ranks"] == 1 else 4
+        r["times"]["samples"] = [t * (n + load) / 2 for t in r["times"]["samples"]]
+        r["provenance"]["cpu_share"] = 2 / (n + load)
+    truth = dedicated(3) * (3 + 3) / 2
+    value, low, high = _scaling(recs, predict_to=3).data["prediction"]
+    assert low <= truth <= high and value == pytest.approx(truth, rel=0.05)
+
+
 def test_provenance_records_the_cores_of_the_node():
     from hpcsuite.core import records
 

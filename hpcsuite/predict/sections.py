@@ -146,7 +146,8 @@ def _sharing(series: Any, pts: list[Any], opts: Options) -> tuple[Any, int | Non
     ``cpu_share`` (CPU seconds of rank 0 per second alive) says what a core gave each
     rank, so ``cores / share - ranks per node``, from the points that clearly shared
     (median; 0 when none did), at most ``cores - ranks per node`` of any point whose
-    rank had a core to itself. It is assumed to continue at the predicted points.
+    rank had a core to itself. It is assumed to continue at the predicted points; a
+    measured point that clearly shared is divided by its own slowdown, ``1 / share``.
     ``--cores-per-node`` replaces the recorded cores everywhere and means quiet nodes
     (no load): a what-if. Returns the factor (None when no core count is known), the
     cores assumed beyond the measurements and the load.
@@ -158,18 +159,22 @@ def _sharing(series: Any, pts: list[Any], opts: Options) -> tuple[Any, int | Non
         return None, None, 0.0
     cores = opts.cores_per_node or max(known)
     per_point = [c or cores for c in per_point]
-    loads, room = [], math.inf
+    loads, room, seen = [], math.inf, {}
     if not opts.cores_per_node:
         for p, r, c in zip(pts, rpn, per_point):
             share = _recorded_share([run.rec for run in p.runs])
             if share is not None and share < SHARED_BELOW:
                 loads.append(max(0.0, c / share - r))
+                # this point's own load (it changes from point to point on a shared
+                # machine): its slowdown is then 1 / share
+                seen[p.runs[0].ranks] = (r, c, loads[-1])
             elif share is not None:  # a core each: at most c - r threads of other work
                 room = min(room, max(0.0, c - r))
     # A point whose rank had its core bounds the load: a slow start (disk, a lone rank's
     # imports) on a quiet node does not pass for load.
     load = min(float(np.median(loads)), room) if loads else 0.0
     measured = {p.runs[0].ranks: max(1.0, (r + load) / c) for p, r, c in zip(pts, rpn, per_point)}
+    measured.update({p: max(1.0, (r + min(lk, room)) / c) for p, (r, c, lk) in seen.items()})
     n_fixed = max(series.nodes or 1, 1)
 
     def factor(q: Any) -> np.ndarray:
