@@ -5,7 +5,7 @@ and which modules stay pure (testable without MPI or a device)."""
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ def _name(path: Path) -> str:
 MODULES = {_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-@lru_cache(maxsize=None)
+@cache
 def imports(module: str) -> frozenset[str]:
     """Every module ``module`` imports, anywhere in it (``from a import b`` gives a and a.b)."""
     path = MODULES[module]

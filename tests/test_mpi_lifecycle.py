@@ -4,9 +4,9 @@ die with their parent communicator."""
 from __future__ import annotations
 
 import pytest
+from conftest import python
 
 from hpcsuite.core import mpi
-from conftest import python
 
 
 def _probe(code: str) -> str:

@@ -7,7 +7,12 @@ import pytest
 
 from hpcsuite.core import mpi, staging
 from hpcsuite.core.errors import UsageError
-from hpcsuite.core.staging import GPU_AWARE_ENV, GPU_AWARE_NONBLOCKING_ENV, NO_NONBLOCKING, NOT_AWARE
+from hpcsuite.core.staging import (
+    GPU_AWARE_ENV,
+    GPU_AWARE_NONBLOCKING_ENV,
+    NO_NONBLOCKING,
+    NOT_AWARE,
+)
 
 MPICH = "MPICH Version: 4.2.0"
 OPEN_MPI = "Open MPI v5.0.3, package: Open MPI builder Distribution, ident: 5.0.3"

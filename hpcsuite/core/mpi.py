@@ -26,18 +26,18 @@ from typing import Any
 import mpi4py
 import numpy as np
 
-# Before the first import of mpi4py.MPI (a no-op when something imported it already,
-# e.g. `python -m mpi4py`, which has started MPI itself).
+# Before the first import of mpi4py.MPI; a no-op when something imported it already
+# (MPI then started as mpi4py's rc said, and world() finds it running).
 mpi4py.rc.initialize = False
 mpi4py.rc.finalize = True
 
-from mpi4py import MPI  # noqa: E402 - after the rc switches above
-from mpi4py.util import dtlib, pkl5  # noqa: E402
+from mpi4py import MPI  # after the rc switches above
+from mpi4py.util import dtlib, pkl5
 
-from hpcsuite.core import memory  # noqa: E402
-from hpcsuite.core import staging as policy  # noqa: E402
-from hpcsuite.core.backend import Backend  # noqa: E402
-from hpcsuite.core.errors import HpcsuiteError, UsageError  # noqa: E402
+from hpcsuite.core import memory
+from hpcsuite.core import staging as policy
+from hpcsuite.core.backend import Backend
+from hpcsuite.core.errors import HpcsuiteError, UsageError
 
 # The staging policy's overrides, here too for the callers that name them (info, tests).
 GPU_AWARE_ENV = policy.GPU_AWARE_ENV
