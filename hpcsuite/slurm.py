@@ -58,7 +58,7 @@ def mpi_library() -> str:
         from hpcsuite.core import mpi  # importing it starts no MPI
 
         return mpi.MPI.Get_library_version()  # allowed before MPI_Init
-    except Exception:  # no mpi4py or no libmpi: srun still works with the default plugin
+    except Exception:  # noqa: BLE001 - no mpi4py or no libmpi: srun works with the default plugin
         return ""
 
 

@@ -40,11 +40,11 @@ from typing import Any
 
 from hpcsuite.core import cli, records
 from hpcsuite.core.errors import UsageError
-
-PROG = "hpcsuite.sweep"
 from hpcsuite.registry import PARALLEL as MODULES
 from hpcsuite.registry import SHAPED
 from hpcsuite.report import render, series
+
+PROG = "hpcsuite.sweep"
 #: Slurm states after which a job will not run again. SPECIAL_EXIT is held after a
 #: special exit code until someone requeues it: for a sweep, that point failed (it runs
 #: again on resume). PREEMPTED is left out: a requeueable job goes back to PENDING.
