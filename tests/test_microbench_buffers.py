@@ -91,7 +91,8 @@ def test_paths_are_named_for_the_report():
 def test_the_report_says_why_device_buffers_were_staged():
     m = _device_messages(staged=True)
     m.kind = "cupy"
-    for route, path in ((staging.Route(True, staging.NOT_AWARE), "host-staged (MPI not CUDA-aware)"),
+    for route, path in ((staging.Route(True, staging.NOT_AWARE),
+                         "host-staged (MPI not CUDA-aware)"),
                         (staging.Route(True, staging.NO_NONBLOCKING),
                          "host-staged (this MPI takes none in non-blocking collectives)"),
                         (staging.Route(False, "CUDA-aware MPI"), "CUDA-aware MPI")):

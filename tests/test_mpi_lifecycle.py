@@ -35,7 +35,8 @@ def test_world_starts_mpi_at_the_level_asked_for_once():
 
 
 def test_world_defaults_to_mpi4pys_thread_level():
-    assert _probe("from hpcsuite.core import mpi\nmpi.world()\nprint(mpi.thread_level())") == "multiple"
+    out = _probe("from hpcsuite.core import mpi\nmpi.world()\nprint(mpi.thread_level())")
+    assert out == "multiple"
 
 
 def test_an_unknown_thread_level_is_a_usage_error():

@@ -26,7 +26,8 @@ def decide(*, on_device=True, nonblocking=False, says=None, library=MPICH, env=N
 @pytest.mark.parametrize("nonblocking", [False, True])
 @pytest.mark.parametrize("env", [{}, {GPU_AWARE_ENV: "0"}, {GPU_AWARE_ENV: "1"}])
 def test_host_data_goes_to_mpi_as_it_is(nonblocking, env):
-    assert decide(on_device=False, nonblocking=nonblocking, says=False, env=env) == (False, "host memory")
+    route = decide(on_device=False, nonblocking=nonblocking, says=False, env=env)
+    assert route == (False, "host memory")
 
 
 @pytest.mark.parametrize("says,env,staged", [

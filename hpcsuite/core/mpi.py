@@ -75,7 +75,8 @@ def init(thread_level: str | None = None) -> float | None:
     """
     level = _default_level() if thread_level is None else thread_level
     if level not in THREAD_LEVELS:
-        raise UsageError(f"unknown thread level {level!r}; choose one of {', '.join(THREAD_LEVELS)}")
+        choices = ", ".join(THREAD_LEVELS)
+        raise UsageError(f"unknown thread level {level!r}; choose one of {choices}")
     if MPI.Is_initialized():  # also true after MPI_Finalize, which cannot be undone
         return None
     start = time.perf_counter()
@@ -195,8 +196,8 @@ def route(on_device: bool, *, nonblocking: bool = False) -> policy.Route:
     MPI library and environment): the one policy of kernels, microbench and train. Starts
     MPI for device data (the library is asked)."""
     if not on_device:  # nothing to ask the library
-        return policy.decide(on_device=False, nonblocking=nonblocking, library_says=None, library="",
-                             env=os.environ)
+        return policy.decide(on_device=False, nonblocking=nonblocking, library_says=None,
+                             library="", env=os.environ)
     return policy.decide(on_device=on_device, nonblocking=nonblocking, library_says=_library_says(),
                          library=library_version(), env=os.environ)
 
