@@ -39,6 +39,15 @@ def test_world_defaults_to_mpi4pys_thread_level():
     assert out == "multiple"
 
 
+def test_asking_train_about_mpi_before_init_is_horovods_error_not_an_abort():
+    pytest.importorskip("torch", reason="hpcsuite.train needs the train extra (torch)")
+    code = ("import hpcsuite.train as hvd\n"
+            "try:\n    hvd.mpi_threads_supported()\nexcept ValueError as exc:\n    print(exc)\n"
+            "hvd.init()\nprint(hvd.mpi_threads_supported())")
+    assert _probe(code).splitlines() == [
+        "hpcsuite.train is not initialized: call hvd.init() first", "True"]
+
+
 def test_an_unknown_thread_level_is_a_usage_error():
     with pytest.raises(mpi.UsageError, match="unknown thread level 'many'"):
         mpi.init("many")

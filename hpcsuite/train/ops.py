@@ -138,6 +138,7 @@ def cross_size() -> int:
 
 def mpi_threads_supported() -> bool:
     """Whether MPI runs with ``MPI_THREAD_MULTIPLE`` (other threads may call MPI too)."""
+    _comm()  # Horovod's error before init(); MPI is not running yet, and would abort the query
     return MPI.Query_thread() == MPI.THREAD_MULTIPLE
 
 
