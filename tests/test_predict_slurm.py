@@ -36,7 +36,8 @@ pytest.importorskip("scipy")
 
 # Asserts on measured times (the timing marker); tests/run.sh runs it. Seen: +3 % with
 # ranks modelled on cores of their own on a loaded VM, -52 % (outside the interval) on a
-# quiet CI runner, then with time-sharing and load on the loaded VM: see README.
+# quiet CI runner; with time-sharing and each point's load, on the loaded VM: -19 % to
+# +19 % over six runs (README, Predicting scaling).
 pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 #: Largest relative error of the point prediction at the held-out (two-node) point. Both
