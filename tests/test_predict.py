@@ -197,6 +197,19 @@ def test_training_measured_overlap_and_prediction():
         training.from_records(recs[1:], net)
 
 
+def test_training_uses_the_fusion_buffer_the_record_says():
+    # train.synthetic records params.fusion_bytes (the buffer it used): 1 MiB here.
+    net = training.Network.from_knobs(10.0, 10.0)
+    recs = [_train_rec(1, [0.5] * 5), _train_rec(4, [0.6] * 5, exposed=0.1)]
+    for r in recs:
+        r["params"]["fusion_bytes"] = 1 << 20
+    assert training.from_records(recs, net).fusion == 1 << 20
+    assert training.from_records(recs, net, fusion=64 << 20).fusion == 64 << 20  # what-if
+    for r in recs:
+        del r["params"]["fusion_bytes"]
+    assert training.from_records(recs, net).fusion == 4 << 20  # older records: Horovod's
+
+
 def test_training_section_with_knobs_and_contention():
     recs = [_train_rec(1, [0.2] * 5), _train_rec(2, [0.4] * 5, exposed=0.01)]
     secs = sections.build(
