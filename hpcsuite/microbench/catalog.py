@@ -246,6 +246,22 @@ SYNCS = {"lock": "MPI_Win_lock/unlock", "pscw": "MPI_Win_post/start/complete/wai
 WINDOWS = {"create": "MPI_Win_create", "allocate": "MPI_Win_allocate", "dynamic": "MPI_Win_create_dynamic"}
 
 
+#: The passive-target choices: rank 1 makes no RMA call while rank 0 works on its window.
+PASSIVE = ("lock", "lock_all", "flush", "flush_local")
+
+
+def acc_operands(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Accumulate's validation data: what rank 1's window starts with, and what rank 0 adds.
+
+    Both differ per position and stay small, so that every sum (at most 63 + 61) fits a
+    signed char as well as an unsigned one: the MPI standard leaves an overflowing sum
+    to the library, and libraries differ (Open MPI's vectorized MPI_SUM saturates 8-bit
+    sums at 127 or 255, MPICH wraps). No addend is zero, so a lost accumulate shows.
+    """
+    i = np.arange(count, dtype=np.int64)
+    return ((i * 5) % 61 + 3).astype(np.uint8), ((i * 7) % 61 + 1).astype(np.uint8)
+
+
 def _rma(comm: Any, m: Messages, n: int, op: str, sync: str = "flush", win: str = "allocate",
          **_: Any) -> Case:
     """Rank 0 puts, gets or accumulates ``n`` bytes in rank 1's window; one iteration is the
@@ -253,6 +269,17 @@ def _rma(comm: Any, m: Messages, n: int, op: str, sync: str = "flush", win: str 
 
     With lock, lock_all, flush and flush_local rank 1 takes no part (passive target);
     with fence both ranks fence around the operation, with pscw rank 1 posts and waits.
+
+    Validation follows the MPI standard's rules for a window's memory (MPI-4.0 sec. 12.7),
+    which hold in its separate memory model too, not only where the library happens to
+    keep one copy: rank 1 stores into and loads from its own window only where those
+    stores and the origin's operations are ordered by a window synchronization of its
+    own (under a lock of its own window with passive targets; before the fence or post
+    that exposes it, after the fence or wait that ends the exposure, otherwise), and
+    only after rank 0's operation completed at the target (flush_local completes it
+    locally only, so the check unlocks first). Accumulate sums MPI_UNSIGNED_CHAR
+    elements: MPI_CHAR, which put and get move as OSU does, is for characters and not
+    allowed in reductions (MPI-4.0 sec. 6.9.3).
     """
     origin = comm.rank == 0
     buf = m.alloc(n)  # rank 0: what it puts or accumulates, or where a get lands
@@ -273,8 +300,16 @@ def _rma(comm: Any, m: Messages, n: int, op: str, sync: str = "flush", win: str 
             disp = comm.bcast(MPI.Get_address(mem), root=1)  # comm: where rank 1's memory is
     other = comm.Get_group().Incl([1 - comm.rank])
     target = 1
-    spec, tspec = [buf, n, MPI.CHAR], [disp, n, MPI.CHAR]
+    element = MPI.UNSIGNED_CHAR if op == "acc" else MPI.CHAR
+    spec, tspec = [buf, n, element], [disp, n, element]
     state = {"locked": False}
+    start, addend = acc_operands(n)
+    if op == "get":  # what rank 1's window holds, what rank 0 sends (or receives into)
+        initial, sent, want = pattern(1, n), unset(n), pattern(1, n)
+    elif op == "put":
+        initial, sent, want = unset(n), pattern(0, n), pattern(0, n)
+    else:
+        initial, sent, want = start, addend, start + addend
 
     def rma() -> None:
         if op == "put":
@@ -284,7 +319,7 @@ def _rma(comm: Any, m: Messages, n: int, op: str, sync: str = "flush", win: str 
         else:
             w.Accumulate(spec, target, tspec, op=MPI.SUM)
 
-    if sync in ("flush", "flush_local", "lock_all", "lock"):  # passive target: rank 1 idles
+    if sync in PASSIVE:  # passive target: rank 1 idles
         complete = {"flush": lambda: w.Flush(target), "flush_local": lambda: w.Flush_local(target)}.get(sync)
 
         def run() -> None:
@@ -316,36 +351,62 @@ def _rma(comm: Any, m: Messages, n: int, op: str, sync: str = "flush", win: str 
                 w.Post(other)
                 w.Wait()
 
-    def prime() -> None:
-        # A get reads rank 1's window into rank 0's buffer; put and accumulate write the window.
-        if state["locked"]:
-            w.Unlock(target)
-            state["locked"] = False
-        m.fill(buf, pattern(comm.rank, n) if op != "get" else unset(n))
-        # The window is this rank's memory; no operation reaches it until the barrier.
-        target_mem[...] = pattern(comm.rank, n) if op == "get" else (
-            np.full(n, 3, np.uint8) if op == "acc" else unset(n))
-        comm.Barrier()  # comm: every window written before anyone reaches into it
-        if sync == "fence":
-            w.Fence()  # opens the first epoch
+    def own_window(access: Callable[[], Any]) -> Any:
+        # A load or store of this rank's own window memory. With a passive target no
+        # call of rank 1's would order it against rank 0's operations, nor (separate
+        # memory model) carry it between the window's private and public copies: an
+        # exclusive lock of its own window does both. With fence and pscw the fence,
+        # post or wait around it does, and a lock there would mix passive and active
+        # synchronization on the window.
+        if sync not in PASSIVE:
+            return access()
+        w.Lock(comm.rank, MPI.LOCK_EXCLUSIVE)
+        try:
+            return access()
+        finally:
+            w.Unlock(comm.rank)
+
+    def lock_target() -> None:
         if sync in ("flush", "flush_local") and origin:
-            w.Lock(target, MPI.LOCK_SHARED)
+            w.Lock(target, MPI.LOCK_SHARED)  # held for the size's whole loop, as OSU
             state["locked"] = True
 
+    def unlock_target() -> None:
+        if state["locked"]:
+            w.Unlock(target)  # completes every operation at the target, flush_local's too
+            state["locked"] = False
+
+    def store() -> None:
+        target_mem[...] = initial
+
+    def prime() -> None:
+        unlock_target()
+        m.fill(buf, sent if origin else unset(n))
+        own_window(store)  # rank 0's window too: never reached into, but written as every buffer
+        comm.Barrier()  # comm: every window written before anyone reaches into it
+        if sync == "fence":
+            w.Fence()  # opens the first epoch (and makes the stores above public)
+        lock_target()
+
     def check() -> list[str]:
-        comm.Barrier()  # comm: the origin's operation completed (its sync) before the target looks
-        if op == "get":
-            got, want, what = (m.read(buf), pattern(1, n), "rank 0 got from rank 1") if origin else (None,) * 3
+        unlock_target()
+        comm.Barrier()  # comm: rank 0's operation completed at the target before anyone looks
+        if origin:
+            got = m.read(buf) if op == "get" else None
         else:
-            got = None if origin else np.array(target_mem, copy=True)
-            want = pattern(0, n) if op == "put" else (pattern(0, n).astype(np.int64) + 3).astype(np.uint8)
-            what = "rank 1's window"
+            got = None if op == "get" else own_window(lambda: np.array(target_mem, copy=True))
         comm.Barrier()  # comm: the target has looked before the origin's warm-up writes again
-        return [] if got is None else _compare(what, got, want)
+        lock_target()
+        if got is None:
+            return []
+        return _compare("rank 0 got from rank 1" if op == "get" else "rank 1's window", got, want)
 
     def close() -> None:
-        if state["locked"]:
-            w.Unlock(target)
+        unlock_target()
+        # MPI_Win_detach is local: without this a passive target, whose iterations are
+        # empty, detaches its memory while rank 0 still reaches into it (Open MPI then
+        # fails rank 0's operation with MPI_ERR_RMA_RANGE).
+        comm.Barrier()  # comm: every epoch on the window ended before its memory goes
         if win == "dynamic":
             w.Detach(mem)
         w.Free()
