@@ -370,6 +370,21 @@ def test_cores_per_node_overrides_the_recorded_cores():
     assert sec.data["prediction"][0] == pytest.approx(_shared_law(4), rel=0.05)
 
 
+def test_ranks_per_node_spreads_the_predicted_points_over_nodes():
+    # A one-node series on 2 cores: by default 64 predicted ranks share that node (32x);
+    # --ranks-per-node 2 puts them two to a node (32 nodes), so no time-sharing.
+    recs = _with_cores(_sweep_records(_shared_law, [1, 2, 3, 4], repeat=8), 2)
+    crowded = _scaling(recs, predict_to=64)
+    assert any("32x time-shared" in w and "--ranks-per-node R" in w for w in crowded.warnings)
+    spread = _scaling(recs, predict_to=64, ranks_per_node=2)
+    assert not any("time-shared (give" in w for w in spread.warnings)
+    assert crowded.data["prediction"][0] == pytest.approx(32 * spread.data["prediction"][0])
+    value, low, high = spread.data["prediction"]
+    assert low <= 0.02 + 1.0 / 64 <= high
+    # the measured (oversubscribed) points are still fitted as they ran
+    assert spread.data["coef"] == pytest.approx(crowded.data["coef"])
+
+
 def test_cores_are_per_point_and_old_records_still_load():
     # Points recorded on different nodes: the 4-rank point had 4 cores (not shared).
     recs = _sweep_records(lambda p: 0.02 + 1.0 / p, [1, 2, 4], repeat=8)

@@ -34,6 +34,16 @@ MODEL_OPTIONS = (
         ),
     ),
     (
+        "--ranks-per-node",
+        cli.positive_int,
+        None,
+        "R",
+        (
+            "what-if layout of the predicted points: R ranks on each node, p / R nodes "
+            "[the series' own: its node count, or its ranks per node, kept]"
+        ),
+    ),
+    (
         "--bandwidth",
         float,
         None,
@@ -94,6 +104,7 @@ def options(args: object):
     return Options(
         predict_to=args.predict_to,
         cores_per_node=args.cores_per_node,  # type: ignore[attr-defined]
+        ranks_per_node=args.ranks_per_node,  # type: ignore[attr-defined]
         bandwidth=args.bandwidth,
         latency=args.latency,
         fusion_bytes=args.fusion_bytes,  # type: ignore[attr-defined]

@@ -75,6 +75,7 @@ class Options:
 
     predict_to: int = 512
     cores_per_node: int | None = None
+    ranks_per_node: int | None = None  # layout of the predicted (unmeasured) points
     bandwidth: float | None = None  # GB/s
     latency: float | None = None  # us
     fusion_bytes: float | None = None
@@ -149,7 +150,8 @@ def _sharing(series: Any, pts: list[Any], opts: Options) -> tuple[Any, int | Non
     rank had a core to itself. It is assumed to continue at the predicted points; a
     measured point that clearly shared is divided by its own slowdown, ``1 / share``.
     ``--cores-per-node`` replaces the recorded cores everywhere and means quiet nodes
-    (no load): a what-if. Returns the factor (None when no core count is known), the
+    (no load): a what-if; ``--ranks-per-node R`` lays the unmeasured counts out R ranks
+    to a node. Returns the factor (None when no core count is known), the
     cores assumed beyond the measurements and the load.
     """
     rpn = [p.runs[0].ranks_per_node for p in pts]
@@ -179,7 +181,12 @@ def _sharing(series: Any, pts: list[Any], opts: Options) -> tuple[Any, int | Non
 
     def factor(q: Any) -> np.ndarray:
         q = np.asarray(q, float)
-        per = np.full_like(q, max(rpn)) if series.axis == "nodes" else np.ceil(q / n_fixed)
+        if opts.ranks_per_node:  # what-if: the predicted points fill nodes of R ranks
+            per = np.minimum(q, opts.ranks_per_node)
+        elif series.axis == "nodes":
+            per = np.full_like(q, max(rpn))
+        else:
+            per = np.ceil(q / n_fixed)
         out = np.maximum(1.0, (per + load) / cores)
         for p, f in measured.items():
             out = np.where(q == p, f, out)
@@ -227,11 +234,13 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
             f"{max(rpn)} ranks per node on {cores} cores ({src}): oversubscribed points are "
             f"modelled as time-shared (time x ranks per node / cores)"
         )
+    layout = "--ranks-per-node" if opts.ranks_per_node else "the series' layout"
     if tf > 1:
         sec.warnings.append(
-            f"at p={opts.predict_to:g} the series' layout puts {tf * cores - load:g} ranks on "
+            f"at p={opts.predict_to:g} {layout} puts {tf * cores - load:g} ranks on "
             f"each {cores}-core node ({src}): the prediction is {tf:.3g}x time-shared (give "
-            f"--cores-per-node C for nodes of C cores)"
+            f"--ranks-per-node R to spread them over p / R nodes, --cores-per-node C for "
+            f"nodes of C cores)"
         )
     try:
         model = empirical.fit(ranks, samples, negative=series.kind == "strong", factor=factor)
