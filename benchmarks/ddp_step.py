@@ -6,7 +6,6 @@ Prints "step time X ms" (median over iterations) on rank 0.
 """
 
 import argparse
-import os
 import statistics
 import time
 
@@ -50,6 +49,9 @@ for _ in range(args.iters):
         step()
     times.append((time.perf_counter() - t) / args.per_iter)
 if rank == 0:
-    print(f"step time {1e3 * statistics.median(times):.3f} ms ({'plain' if args.plain else f'DDP gloo x{size}'})")
+    print(
+        f"step time {1e3 * statistics.median(times):.3f} ms"
+        f" ({'plain' if args.plain else f'DDP gloo x{size}'})"
+    )
 if not args.plain:
     dist.destroy_process_group()

@@ -1,8 +1,9 @@
 """Minimal hand-written mpi4py bandwidth loop (OSU's osu_bw pattern), the floor for ours.
 
 (benchmarks/microbench_bench.py carries its own copies of this loop and of the latency
-and allreduce ones, at both thread levels.) Rank 0 posts a window of Isend, waits, and waits for a 1-byte acknowledgement; rank 1
-posts a window of Irecv, waits, and acknowledges. MB/s = 10^6 B/s.
+and allreduce ones, at both thread levels.) Rank 0 posts a window of Isend, waits, and
+waits for a 1-byte acknowledgement; rank 1 posts a window of Irecv, waits, and
+acknowledges. MB/s = 10^6 B/s.
 
 usage: mpirun -n 2 python benchmarks/handwritten_bw.py [BYTES] [ITERATIONS] [WINDOW]
 """

@@ -45,7 +45,7 @@ def write_genome(path: str, bases: int, seed: int = 1) -> None:
             block[:, :LINE] = alphabet[rng.integers(0, 4, size=(rows, LINE))]
             data = block.tobytes()
             if n % LINE:  # the last, short line
-                data = data[:-(LINE + 1)] + data[-(LINE + 1):][:n % LINE] + b"\n"
+                data = data[: -(LINE + 1)] + data[-(LINE + 1) :][: n % LINE] + b"\n"
             f.write(data)
             left -= n
 
@@ -69,9 +69,12 @@ def worker(path: str, k: int) -> None:
     records = comm.allreduce(records)
     distinct = comm.allreduce(len(codes))
     if comm.rank == 0:
-        print(f"n={comm.size} records={records} bases={bases} distinct={distinct} "
-              f"read_s={read:.3f} count_s={counted:.3f} total_s={read + counted:.3f} "
-              f"read_MBps={bases / read / 1e6:.1f}", flush=True)
+        print(
+            f"n={comm.size} records={records} bases={bases} distinct={distinct} "
+            f"read_s={read:.3f} count_s={counted:.3f} total_s={read + counted:.3f} "
+            f"read_MBps={bases / read / 1e6:.1f}",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -94,14 +97,29 @@ def main() -> int:
         if not os.path.exists(path):
             started = time.perf_counter()
             write_genome(path, int(args.bases))
-            print(f"wrote {path}: {os.path.getsize(path)} bytes in {time.perf_counter() - started:.1f} s",
-                  flush=True)
-        mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+            print(
+                f"wrote {path}: {os.path.getsize(path)} bytes in"
+                f" {time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
+        mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which(
+            "mpiexec"
+        )
         if mpiexec is None:
             sys.exit("kmer_long_record: no mpiexec next to this Python or on PATH")
         for n in (int(r) for r in args.ranks.split(",")):
-            cmd = [mpiexec, "-n", str(n), sys.executable, os.path.abspath(__file__), "--worker",
-                   "--file", path, "-k", str(args.k)]
+            cmd = [
+                mpiexec,
+                "-n",
+                str(n),
+                sys.executable,
+                os.path.abspath(__file__),
+                "--worker",
+                "--file",
+                path,
+                "-k",
+                str(args.k),
+            ]
             code = subprocess.run(cmd, timeout=3600).returncode
             if code:
                 print(f"n={n} failed with exit status {code}", flush=True)

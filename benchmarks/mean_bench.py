@@ -9,9 +9,10 @@ end to end (start-up, data generation, reduction, exit), timed from outside:
 * ``python dask_mean.py``                       (the Dask ``Client()`` program)
 
 Rounds are interleaved, each in a new (seeded) random order, so drift of the machine
-and leftovers of the previous program hit every program alike. Then the reduction kernel's bandwidth (``--repeat`` timed runs inside
-hpcsuite.mean) is put beside the STREAM-style read bandwidth measured by
-``stream_read.py`` at the same rank counts, in the same invocation.
+and leftovers of the previous program hit every program alike. Then the reduction
+kernel's bandwidth (``--repeat`` timed runs inside hpcsuite.mean) is put beside the
+STREAM-style read bandwidth measured by ``stream_read.py`` at the same rank counts, in
+the same invocation.
 
 usage: python benchmarks/mean_bench.py [--runs 5] [--shape 10000x10000] [--no-dask]
 """
@@ -47,7 +48,9 @@ def _run(cmd: list[str], timeout: float = 300) -> tuple[float, str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
+        raise SystemExit(
+            f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}"
+        )
     return elapsed, proc.stdout
 
 
@@ -55,12 +58,38 @@ def _programs(shape: tuple[int, int], dask: bool) -> dict[str, list[str]]:
     rows, cols = map(str, shape)
     py = sys.executable
     progs = {
-        "hpcsuite.mean n=2": [MPIRUN, "-n", "2", py, "-m", "hpcsuite.mean", "--quiet",
-                              "--shape", f"{rows}x{cols}"],
-        "hand-written mpi4py n=2": [MPIRUN, "-n", "2", py, str(HERE / "handwritten_mean.py"), rows, cols],
+        "hpcsuite.mean n=2": [
+            MPIRUN,
+            "-n",
+            "2",
+            py,
+            "-m",
+            "hpcsuite.mean",
+            "--quiet",
+            "--shape",
+            f"{rows}x{cols}",
+        ],
+        "hand-written mpi4py n=2": [
+            MPIRUN,
+            "-n",
+            "2",
+            py,
+            str(HERE / "handwritten_mean.py"),
+            rows,
+            cols,
+        ],
         "NumPy, 1 process": [py, str(HERE / "numpy_mean.py"), rows, cols],
-        "hpcsuite.mean n=8": [MPIRUN, "-n", "8", py, "-m", "hpcsuite.mean", "--quiet",
-                              "--shape", f"{rows}x{cols}"],
+        "hpcsuite.mean n=8": [
+            MPIRUN,
+            "-n",
+            "8",
+            py,
+            "-m",
+            "hpcsuite.mean",
+            "--quiet",
+            "--shape",
+            f"{rows}x{cols}",
+        ],
     }
     if dask:
         progs["Dask Client() program"] = [py, str(HERE / "dask_mean.py"), rows, cols]
@@ -72,13 +101,38 @@ def _bandwidths(shape: tuple[int, int], ranks: int, repeat: int) -> tuple[float,
     nbytes = shape[0] * shape[1] * 8
     with tempfile.TemporaryDirectory() as tmp:
         record = os.path.join(tmp, "r.jsonl")
-        _run([MPIRUN, "-n", str(ranks), sys.executable, "-m", "hpcsuite.mean", "--quiet",
-              "--shape", f"{shape[0]}x{shape[1]}", "--warmup", "2", "--repeat", str(repeat),
-              "--json", record])
+        _run(
+            [
+                MPIRUN,
+                "-n",
+                str(ranks),
+                sys.executable,
+                "-m",
+                "hpcsuite.mean",
+                "--quiet",
+                "--shape",
+                f"{shape[0]}x{shape[1]}",
+                "--warmup",
+                "2",
+                "--repeat",
+                str(repeat),
+                "--json",
+                record,
+            ]
+        )
         with open(record, encoding="utf-8") as f:
             ours = json.loads(f.readline())["fom"]["value"]
-    _, out = _run([MPIRUN, "-n", str(ranks), sys.executable, str(HERE / "stream_read.py"),
-                   str(nbytes), str(repeat)])
+    _, out = _run(
+        [
+            MPIRUN,
+            "-n",
+            str(ranks),
+            sys.executable,
+            str(HERE / "stream_read.py"),
+            str(nbytes),
+            str(repeat),
+        ]
+    )
     stream = float(re.search(r"median=([\d.]+)", out).group(1))
     return ours, stream
 
@@ -88,9 +142,15 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=5, help="timed runs of each program [%(default)s]")
     p.add_argument("--shape", default="10000x10000", help="array shape [%(default)s]")
     p.add_argument("--no-dask", action="store_true", help="leave Dask out")
-    p.add_argument("--settle", type=float, default=0.0,
-                   help="seconds of rest before each timed program [%(default)s]")
-    p.add_argument("--repeat", type=int, default=10, help="reduction repetitions for GB/s [%(default)s]")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="seconds of rest before each timed program [%(default)s]",
+    )
+    p.add_argument(
+        "--repeat", type=int, default=10, help="reduction repetitions for GB/s [%(default)s]"
+    )
     args = p.parse_args()
     shape = tuple(int(s) for s in args.shape.split("x"))
     dask = not args.no_dask and importlib.util.find_spec("distributed") is not None
@@ -114,8 +174,10 @@ def main() -> int:
         print(f"round {r + 1}/{args.runs} done", file=sys.stderr, flush=True)
 
     base = statistics.median(times["hand-written mpi4py n=2"])
-    print(f"\nmean of a {args.shape} float64 array, end to end, {args.runs} runs each "
-          f"(cpu count {os.cpu_count()})")
+    print(
+        f"\nmean of a {args.shape} float64 array, end to end, {args.runs} runs each "
+        f"(cpu count {os.cpu_count()})"
+    )
     print(f"{'program':<28}{'median s':>10}{'min s':>9}{'max s':>9}{'vs hand-written':>17}")
     for name, ts in times.items():
         med = statistics.median(ts)
@@ -138,8 +200,10 @@ def main() -> int:
     n8 = statistics.median(times["hpcsuite.mean n=8"])
     print(f"  hpcsuite.mean n=8 = {n8:.2f} s (at most 2 s): {'met' if n8 <= 2 else 'MISSED'}")
     for ranks, ratio in ratios.items():
-        print(f"  reduction / STREAM read at n={ranks} = {ratio:.2f} (at least 0.90): "
-              f"{'met' if ratio >= 0.9 else 'MISSED'}")
+        print(
+            f"  reduction / STREAM read at n={ranks} = {ratio:.2f} (at least 0.90): "
+            f"{'met' if ratio >= 0.9 else 'MISSED'}"
+        )
     return 0
 
 

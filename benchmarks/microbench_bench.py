@@ -1,4 +1,4 @@
-"""hpcsuite.microbench against a minimal hand-written mpi4py loop, side by side in one run, at n = 2.
+"""hpcsuite.microbench against a minimal hand-written mpi4py loop, side by side, at n = 2.
 
 Points: 8 B and 4 MiB latency, 4 MiB bandwidth (window 64), 8 B and 1 MiB allreduce
 (float32), each at ``--thread-level single`` and ``multiple`` (the hand-written loop
@@ -12,7 +12,8 @@ ratio hpcsuite / hand-written. Target: within 5 % at every point (latency ratio 
 most 1.05, bandwidth at least 0.95). Timings mean something only on a quiet machine.
 
 usage: python benchmarks/microbench_bench.py [--runs 5] [--quick]
-       (internally: mpiexec -n 2 python benchmarks/microbench_bench.py --worker TEST BYTES ITERS WARMUP LEVEL)
+       (inside: mpiexec -n 2 python benchmarks/microbench_bench.py
+                --worker TEST BYTES ITERS WARMUP LEVEL)
 """
 
 from __future__ import annotations
@@ -31,8 +32,13 @@ MPIEXEC = str(BIN / "mpiexec") if (BIN / "mpiexec").exists() else "mpiexec"
 PY = sys.executable
 WINDOW = 64
 #: (test, bytes, iterations, warm-up): OSU's defaults for these sizes.
-POINTS = [("latency", 8, 10000, 100), ("latency", 4 << 20, 1000, 10), ("bw", 4 << 20, 20, 2),
-          ("allreduce", 8, 1000, 100), ("allreduce", 1 << 20, 100, 10)]
+POINTS = [
+    ("latency", 8, 10000, 100),
+    ("latency", 4 << 20, 1000, 10),
+    ("bw", 4 << 20, 20, 2),
+    ("allreduce", 8, 1000, 100),
+    ("allreduce", 1 << 20, 100, 10),
+]
 LEVELS = ("single", "multiple")
 
 
@@ -94,22 +100,54 @@ def worker(test: str, nbytes: int, iters: int, warmup: int, level: str) -> None:
 
 
 def _run(args: list[str]) -> str:
-    proc = subprocess.run([MPIEXEC, "-n", "2", PY, *args], capture_output=True, text=True, timeout=600,
-                          cwd=HERE.parent)
+    proc = subprocess.run(
+        [MPIEXEC, "-n", "2", PY, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=HERE.parent,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(args)}\n{proc.stderr}")
     return proc.stdout
 
 
 def ours(test: str, nbytes: int, iters: int, warmup: int, level: str) -> float:
-    text = _run(["-m", "hpcsuite.microbench", test, "-m", f"{nbytes}:{nbytes}", "-i", str(iters),
-                 "-x", str(warmup), "-W", str(WINDOW), "--thread-level", level, "--format", "json"])
+    text = _run(
+        [
+            "-m",
+            "hpcsuite.microbench",
+            test,
+            "-m",
+            f"{nbytes}:{nbytes}",
+            "-i",
+            str(iters),
+            "-x",
+            str(warmup),
+            "-W",
+            str(WINDOW),
+            "--thread-level",
+            level,
+            "--format",
+            "json",
+        ]
+    )
     result = json.loads(text.splitlines()[0])["result"]
     return result["mbps"] if test == "bw" else result["avg_us"]
 
 
 def handwritten(test: str, nbytes: int, iters: int, warmup: int, level: str) -> float:
-    text = _run([str(Path(__file__).resolve()), "--worker", test, str(nbytes), str(iters), str(warmup), level])
+    text = _run(
+        [
+            str(Path(__file__).resolve()),
+            "--worker",
+            test,
+            str(nbytes),
+            str(iters),
+            str(warmup),
+            level,
+        ]
+    )
     return float(text.split("value=")[1].split()[0])
 
 
@@ -122,8 +160,17 @@ def _label(test: str, nbytes: int) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=5, help="alternating runs of each program [5]")
-    p.add_argument("--quick", action="store_true", help="a smoke test: 1 run, few iterations (no timings to quote)")
-    p.add_argument("--worker", nargs=5, metavar=("TEST", "BYTES", "ITERS", "WARMUP", "LEVEL"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test: 1 run, few iterations (no timings to quote)",
+    )
+    p.add_argument(
+        "--worker",
+        nargs=5,
+        metavar=("TEST", "BYTES", "ITERS", "WARMUP", "LEVEL"),
+        help=argparse.SUPPRESS,
+    )
     args = p.parse_args()
     if args.worker:
         test, nbytes, iters, warmup, level = args.worker
@@ -135,10 +182,14 @@ def main() -> int:
     for _ in range(runs):
         for level in LEVELS:
             for test, nbytes, iters, warmup in points:
-                cell = values.setdefault((test, nbytes, level), {"hpcsuite": [], "hand-written": []})
+                cell = values.setdefault(
+                    (test, nbytes, level), {"hpcsuite": [], "hand-written": []}
+                )
                 cell["hpcsuite"].append(ours(test, nbytes, iters, warmup, level))
                 cell["hand-written"].append(handwritten(test, nbytes, iters, warmup, level))
-    print(f"\nn = 2, medians of {runs} run{'s' if runs > 1 else ''} (ratio = hpcsuite / hand-written)")
+    print(
+        f"\nn = 2, medians of {runs} run{'s' if runs > 1 else ''} (ratio = hpcsuite / hand-written)"
+    )
     print(f"{'point':<26}{'threads':>10}{'hpcsuite':>12}{'hand-written':>14}{'ratio':>8}  target")
     missed = 0
     for (test, nbytes, level), cell in values.items():
@@ -147,8 +198,10 @@ def main() -> int:
         ok = ratio >= 0.95 if test == "bw" else ratio <= 1.05
         missed += not ok
         target = ">= 0.95" if test == "bw" else "<= 1.05"
-        print(f"{_label(test, nbytes):<26}{level:>10}{a:>12.2f}{b:>14.2f}{ratio:>8.3f}  {target} "
-              f"{'met' if ok else 'MISSED'}")
+        print(
+            f"{_label(test, nbytes):<26}{level:>10}{a:>12.2f}{b:>14.2f}{ratio:>8.3f}  {target} "
+            f"{'met' if ok else 'MISSED'}"
+        )
     print(f"\n{len(values) - missed} of {len(values)} points within 5 %")
     return 0
 

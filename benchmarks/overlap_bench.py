@@ -29,8 +29,22 @@ def nbytes(text):
 
 
 def synthetic_ms(ranks, model, mode, fusion):
-    return step_ms([MPIRUN, "-n", str(ranks), sys.executable, "-m", "hpcsuite.train.synthetic", "--model", model,
-                    "--overlap", mode, "--fusion-bytes", str(fusion)])
+    return step_ms(
+        [
+            MPIRUN,
+            "-n",
+            str(ranks),
+            sys.executable,
+            "-m",
+            "hpcsuite.train.synthetic",
+            "--model",
+            model,
+            "--overlap",
+            mode,
+            "--fusion-bytes",
+            str(fusion),
+        ]
+    )
 
 
 def main():
@@ -50,7 +64,12 @@ def main():
         random.Random(r).shuffle(order)  # no configuration always runs after the same one
         for i, c in enumerate(order, 1):
             times[c].append(synthetic_ms(args.ranks, *c))
-            print(f"\rround {r + 1}/{args.runs}: {i}/{len(order)}", end="", file=sys.stderr, flush=True)
+            print(
+                f"\rround {r + 1}/{args.runs}: {i}/{len(order)}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
     print(file=sys.stderr)
     med = {c: statistics.median(v) for c, v in times.items()}
     best = {m: min(med[c] for c in configs if c[0] == m) for m in models}

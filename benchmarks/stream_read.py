@@ -27,5 +27,7 @@ for _ in range(repeat):
     times.append(comm.allreduce(time.perf_counter() - t, op=MPI.MAX))
 if comm.rank == 0:
     nbytes = a.nbytes * comm.size
-    print(f"read_GBps median={nbytes / statistics.median(times) / 1e9:.3f} "
-          f"best={nbytes / min(times) / 1e9:.3f}")
+    print(
+        f"read_GBps median={nbytes / statistics.median(times) / 1e9:.3f} "
+        f"best={nbytes / min(times) / 1e9:.3f}"
+    )

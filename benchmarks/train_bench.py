@@ -43,10 +43,38 @@ def main():
     for model in args.models.split(","):
         progs = {
             "plain PyTorch n=1": [py, str(HERE / "ddp_step.py"), "--plain", "--model", model],
-            "hpcsuite.train n=1": [MPIRUN, "-n", "1", py, "-m", "hpcsuite.train.synthetic", "--model", model],
-            "DDP gloo n=2": [py, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                             str(HERE / "ddp_step.py"), "--model", model],
-            "hpcsuite.train n=2": [MPIRUN, "-n", "2", py, "-m", "hpcsuite.train.synthetic", "--model", model],
+            "hpcsuite.train n=1": [
+                MPIRUN,
+                "-n",
+                "1",
+                py,
+                "-m",
+                "hpcsuite.train.synthetic",
+                "--model",
+                model,
+            ],
+            "DDP gloo n=2": [
+                py,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                "2",
+                "--master_port",
+                "29517",
+                str(HERE / "ddp_step.py"),
+                "--model",
+                model,
+            ],
+            "hpcsuite.train n=2": [
+                MPIRUN,
+                "-n",
+                "2",
+                py,
+                "-m",
+                "hpcsuite.train.synthetic",
+                "--model",
+                model,
+            ],
         }
         times = {k: [] for k in progs}
         for _ in range(args.runs):
@@ -55,12 +83,18 @@ def main():
         med = {k: statistics.median(v) for k, v in times.items()}
         rows.append((model, med))
     print(f"\nstep time, median of {args.runs} runs (ms)")
-    print(f"{'model':<8}{'plain n=1':>11}{'ours n=1':>10}{'overhead':>10}{'DDP n=2':>10}{'ours n=2':>10}{'ours/DDP':>10}")
+    print(
+        f"{'model':<8}{'plain n=1':>11}{'ours n=1':>10}{'overhead':>10}"
+        f"{'DDP n=2':>10}{'ours n=2':>10}{'ours/DDP':>10}"
+    )
     for model, m in rows:
         over = m["hpcsuite.train n=1"] / m["plain PyTorch n=1"] - 1
         ratio = m["hpcsuite.train n=2"] / m["DDP gloo n=2"]
-        print(f"{model:<8}{m['plain PyTorch n=1']:>11.3f}{m['hpcsuite.train n=1']:>10.3f}{100 * over:>9.1f}%"
-              f"{m['DDP gloo n=2']:>10.3f}{m['hpcsuite.train n=2']:>10.3f}{ratio:>10.2f}")
+        print(
+            f"{model:<8}{m['plain PyTorch n=1']:>11.3f}{m['hpcsuite.train n=1']:>10.3f}"
+            f"{100 * over:>9.1f}%"
+            f"{m['DDP gloo n=2']:>10.3f}{m['hpcsuite.train n=2']:>10.3f}{ratio:>10.2f}"
+        )
     print("targets: overhead at most 5 %; ours/DDP at most 1.00")
 
 

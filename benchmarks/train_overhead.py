@@ -37,8 +37,11 @@ def measure(model_name, rounds, per_block, batch, overlap):
     ours_model, control_model = copy.deepcopy(plain_model), copy.deepcopy(plain_model)
     plain_opt = torch.optim.SGD(plain_model.parameters(), lr=0.01)
     control_opt = torch.optim.SGD(control_model.parameters(), lr=0.01)
-    ours_opt = hvd.DistributedOptimizer(torch.optim.SGD(ours_model.parameters(), lr=0.01),
-                                        named_parameters=ours_model.named_parameters(), overlap=overlap)
+    ours_opt = hvd.DistributedOptimizer(
+        torch.optim.SGD(ours_model.parameters(), lr=0.01),
+        named_parameters=ours_model.named_parameters(),
+        overlap=overlap,
+    )
     data, target = torch.randn(batch, *sample), torch.randint(0, 10, (batch,))
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -47,10 +50,14 @@ def measure(model_name, rounds, per_block, batch, overlap):
             opt.zero_grad()
             loss_fn(model(data), target).backward()
             opt.step()
+
         return step
 
-    steps = {"plain": stepper(plain_model, plain_opt), "ours": stepper(ours_model, ours_opt),
-             "control": stepper(control_model, control_opt)}
+    steps = {
+        "plain": stepper(plain_model, plain_opt),
+        "ours": stepper(ours_model, ours_opt),
+        "control": stepper(control_model, control_opt),
+    }
     for step in steps.values():  # warm-up: allocator, caches, first-call paths
         timed_block(step, per_block)
     times = {k: [] for k in steps}
@@ -67,8 +74,12 @@ def measure(model_name, rounds, per_block, batch, overlap):
     for model in (ours_model, control_model):
         for a, b in zip(plain_model.parameters(), model.parameters()):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-    return (statistics.median(times["plain"]), statistics.median(times["ours"]), ratio("ours"),
-            ratio("control"))
+    return (
+        statistics.median(times["plain"]),
+        statistics.median(times["ours"]),
+        ratio("ours"),
+        ratio("control"),
+    )
 
 
 def main():
@@ -83,10 +94,15 @@ def main():
     hvd.init()
     if hvd.size() != 1:
         raise SystemExit("run this at one rank: it measures the one-rank overhead")
-    print(f"one rank, batch {args.batch_size}, {args.rounds} rounds of {args.per_block} steps each, interleaved")
+    print(
+        f"one rank, batch {args.batch_size}, {args.rounds} rounds of {args.per_block} steps each,"
+        " interleaved"
+    )
     print(f"{'model':<8}{'plain ms':>10}{'ours ms':>10}{'ours/plain':>12}{'noise':>8}")
     for name in args.models.split(","):
-        plain, ours, ratio, noise = measure(name, args.rounds, args.per_block, args.batch_size, args.overlap)
+        plain, ours, ratio, noise = measure(
+            name, args.rounds, args.per_block, args.batch_size, args.overlap
+        )
         print(f"{name:<8}{1e3 * plain:>10.3f}{1e3 * ours:>10.3f}{ratio:>12.3f}{noise:>8.3f}")
     print("noise: a second plain PyTorch copy / the first, the measurement's own spread")
 

@@ -58,18 +58,30 @@ def info() -> int:
         comm = mpi.world()
         rank, size, hosts = comm.rank, comm.size, mpi.hosts(comm)
         lines.append(f"mpi library    {mpi.library_version()}")
-        lines.append(f"cuda-aware mpi {'yes' if mpi.gpu_aware() else 'no'} "
-                     f"(override with {mpi.GPU_AWARE_ENV}=1|0)")
+        lines.append(
+            f"cuda-aware mpi {'yes' if mpi.gpu_aware() else 'no'} "
+            f"(override with {mpi.GPU_AWARE_ENV}=1|0)"
+        )
         if mpi.gpu_aware():
-            lines.append(f"  non-blocking {'yes' if mpi.gpu_aware_nonblocking() else 'no, staged'} "
-                         f"(Iallreduce... on device memory; override with {mpi.GPU_AWARE_NONBLOCKING_ENV}=1|0)")
-        lines.append(f"mpi threads    {mpi.thread_level()} (hpcsuite.train overlap='thread' needs multiple)")
+            lines.append(
+                f"  non-blocking {'yes' if mpi.gpu_aware_nonblocking() else 'no, staged'}"
+                " (Iallreduce... on device memory; override with"
+                f" {mpi.GPU_AWARE_NONBLOCKING_ENV}=1|0)"
+            )
+        lines.append(
+            f"mpi threads    {mpi.thread_level()} (hpcsuite.train overlap='thread' needs multiple)"
+        )
     except ImportError as exc:
-        lines.append(f"mpi library    unusable: {exc} (pip install 'hpcsuite[mpich]', or build "
-                     "mpi4py against your MPI)")
+        lines.append(
+            f"mpi library    unusable: {exc} (pip install 'hpcsuite[mpich]', or build "
+            "mpi4py against your MPI)"
+        )
     lines += _gpu_lines()
     lines.append(f"torch          {_version('torch')}")
-    lines.append(f"numba          {_version('numba')} (the stencil's compiled CPU loop; pip install 'hpcsuite[fast]')")
+    lines.append(
+        f"numba          {_version('numba')} (the stencil's compiled CPU loop; pip install"
+        " 'hpcsuite[fast]')"
+    )
     per_node = Counter(hosts)
     lines.append(f"ranks          {size} on {len(per_node)} node{'s' if len(per_node) > 1 else ''}")
     for host, n in sorted(per_node.items()):
@@ -83,12 +95,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m hpcsuite [info|list]``."""
     p = cli.ArgumentParser(
         prog=f"python -m {PROG}",
-        description="hpcsuite: MPI + GPU kernels, benchmarks and scaling reports. "
-                    "Run a module with: mpirun -n N python -m hpcsuite.MODULE --help",
+        description=(
+            "hpcsuite: MPI + GPU kernels, benchmarks and scaling reports. "
+            "Run a module with: mpirun -n N python -m hpcsuite.MODULE --help"
+        ),
     )
-    p.add_argument("command", nargs="?", choices=("info", "list"), default="list",
-                   help="info: versions, MPI library, CUDA-awareness, GPUs, ranks per node; "
-                        "list: the runnable modules [%(default)s]")
+    p.add_argument(
+        "command",
+        nargs="?",
+        choices=("info", "list"),
+        default="list",
+        help=(
+            "info: versions, MPI library, CUDA-awareness, GPUs, ranks per node; "
+            "list: the runnable modules [%(default)s]"
+        ),
+    )
     p.add_argument("--version", action="version", version=f"hpcsuite {hpcsuite.__version__}")
     args = p.parse_args(argv)
     if args.command == "info":

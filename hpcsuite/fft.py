@@ -58,14 +58,22 @@ def _exchange(comm: Any, backend: Any, a: Any, shape: tuple[int, ...], forward: 
     rest = math.prod(shape[2:])
     xp = backend.xp  # packing and unpacking run where the data is; only MPI may need the host
     if forward:  # a: (my rows, N1, ...) -> (N0, my cols, ...)
-        send = xp.concatenate([a[:, cols_s[r]:cols_s[r] + cols_n[r]].reshape(-1) for r in range(size)]) \
-            if a.size else xp.zeros(0, xp.complex128)
+        send = (
+            xp.concatenate(
+                [a[:, cols_s[r] : cols_s[r] + cols_n[r]].reshape(-1) for r in range(size)]
+            )
+            if a.size
+            else xp.zeros(0, xp.complex128)
+        )
         scounts = [rows_n[rank] * cols_n[r] * rest for r in range(size)]
         rcounts = [rows_n[r] * cols_n[rank] * rest for r in range(size)]
     else:  # a: (N0, my cols, ...) -> (my rows, N1, ...)
         rows_s = [sum(rows_n[:r]) for r in range(size)]
-        send = xp.concatenate([a[rows_s[r]:rows_s[r] + rows_n[r]].reshape(-1) for r in range(size)]) \
-            if a.size else xp.zeros(0, xp.complex128)
+        send = (
+            xp.concatenate([a[rows_s[r] : rows_s[r] + rows_n[r]].reshape(-1) for r in range(size)])
+            if a.size
+            else xp.zeros(0, xp.complex128)
+        )
         scounts = [rows_n[r] * cols_n[rank] * rest for r in range(size)]
         rcounts = [rows_n[rank] * cols_n[r] * rest for r in range(size)]
 
@@ -73,16 +81,21 @@ def _exchange(comm: Any, backend: Any, a: Any, shape: tuple[int, ...], forward: 
     sdispl = [sum(scounts[:r]) for r in range(size)]
     rdispl = [sum(rcounts[:r]) for r in range(size)]
     z = mpi.datatype(np.complex128)
-    comm.Alltoallv([mpi.send_buffer(backend, send), scounts, sdispl, z],
-                   [recv, rcounts, rdispl, z])  # comm: the transpose
+    comm.Alltoallv(
+        [mpi.send_buffer(backend, send), scounts, sdispl, z], [recv, rcounts, rdispl, z]
+    )  # comm: the transpose
     recv = mpi.received(backend, recv)
     if forward:  # blocks from each source rank stack along axis 0
-        blocks = [recv[rdispl[s]:rdispl[s] + rcounts[s]].reshape(rows_n[s], cols_n[rank], *shape[2:])
-                  for s in range(size)]
+        blocks = [
+            recv[rdispl[s] : rdispl[s] + rcounts[s]].reshape(rows_n[s], cols_n[rank], *shape[2:])
+            for s in range(size)
+        ]
         return xp.concatenate(blocks, axis=0)
     # backward: blocks from each source rank sit side by side along axis 1
-    blocks = [recv[rdispl[s]:rdispl[s] + rcounts[s]].reshape(rows_n[rank], cols_n[s], *shape[2:])
-              for s in range(size)]
+    blocks = [
+        recv[rdispl[s] : rdispl[s] + rcounts[s]].reshape(rows_n[rank], cols_n[s], *shape[2:])
+        for s in range(size)
+    ]
     return xp.concatenate(blocks, axis=1)
 
 
@@ -126,12 +139,18 @@ class Fft(Kernel):
     step_label = "transforms"
 
     def add_arguments(self, g: Any) -> None:
-        g.add_argument("--shape", type=cli.shape, default=(256, 256, 256),
-                       help="2-D or 3-D complex grid, e.g. 4096x4096 or 256x256x256 [256x256x256]")
+        g.add_argument(
+            "--shape",
+            type=cli.shape,
+            default=(256, 256, 256),
+            help="2-D or 3-D complex grid, e.g. 4096x4096 or 256x256x256 [256x256x256]",
+        )
 
     def validate(self, args: Any) -> None:
         if len(args.shape) not in (2, 3):
-            raise UsageError(f"--shape {'x'.join(map(str, args.shape))} must be 2-D or 3-D, e.g. 256x256x256")
+            raise UsageError(
+                f"--shape {'x'.join(map(str, args.shape))} must be 2-D or 3-D, e.g. 256x256x256"
+            )
 
     def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
         points = math.prod(args.shape)
@@ -139,13 +158,24 @@ class Fft(Kernel):
         # root's check holds the whole input, its transform and ours.
         mine = 6 * 16 * points // comm.size
         check = 4 * 16 * points if args.check and comm.rank == 0 else 0
-        return Footprint(host=(mine if not backend.on_device else 16 * points // comm.size) + check, device=mine,
-                         hint="use a smaller --shape or more nodes (GPUs)" + (", or drop --check" if args.check else ""))
+        return Footprint(
+            host=(mine if not backend.on_device else 16 * points // comm.size) + check,
+            device=mine,
+            hint="use a smaller --shape or more nodes (GPUs)"
+            + (", or drop --check" if args.check else ""),
+        )
 
     def setup(self, comm: Any, backend: Any, args: Any) -> State:
         shape = tuple(args.shape)
         data = slab(shape, *owned(shape[0], comm.size, comm.rank), args.seed)
-        return State(comm, backend, shape, args.seed, data, backend.from_host(data) if backend.on_device else data)
+        return State(
+            comm,
+            backend,
+            shape,
+            args.seed,
+            data,
+            backend.from_host(data) if backend.on_device else data,
+        )
 
     def step(self, state: State, phase: str) -> None:
         state.x = forward(state.comm, state.backend, state.a, state.shape)
@@ -154,8 +184,14 @@ class Fft(Kernel):
     def check(self, state: State) -> dict[str, Any] | None:
         comm, bk, shape = state.comm, state.backend, state.shape
         cols = owned(shape[1], comm.size, comm.rank)
-        mine = (cols, bk.to_host(state.x), float(np.linalg.norm(bk.to_host(state.back) - state.data) ** 2))
-        parts = comm.gather(mine, root=0)  # comm: transform slabs and round-trip errors for the check
+        mine = (
+            cols,
+            bk.to_host(state.x),
+            float(np.linalg.norm(bk.to_host(state.back) - state.data) ** 2),
+        )
+        parts = comm.gather(
+            mine, root=0
+        )  # comm: transform slabs and round-trip errors for the check
         if comm.rank != 0:
             return None
         full = slab(shape, 0, shape[0], state.seed)
@@ -165,9 +201,15 @@ class Fft(Kernel):
             ours[:, c0:c1] = block
         err = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
         trip = math.sqrt(sum(p[2] for p in parts)) / float(np.linalg.norm(full))
-        return {"passed": err <= TOLERANCE and trip <= TOLERANCE, "forward_rel_error": err,
-                "round_trip_rel_error": trip,
-                "detail": f"forward vs numpy.fft.fftn {err:.1e}, round trip {trip:.1e} (allowed {TOLERANCE:g})"}
+        return {
+            "passed": err <= TOLERANCE and trip <= TOLERANCE,
+            "forward_rel_error": err,
+            "round_trip_rel_error": trip,
+            "detail": (
+                f"forward vs numpy.fft.fftn {err:.1e}, round trip {trip:.1e} (allowed"
+                f" {TOLERANCE:g})"
+            ),
+        }
 
     def figure(self, state: State) -> Figure:
         return Figure("GFLOP/s", 2 * flops(state.shape), "GFLOP/s", 1e9)  # a forward and an inverse
@@ -175,11 +217,18 @@ class Fft(Kernel):
     def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
         gflops = 2 * flops(state.shape) / stats.median(times["step"]) / 1e9
         dims = "x".join(map(str, state.shape))
-        return Summary(headline=f"{gflops:.2f} GFLOP/s ({dims} complex, forward + inverse)",
-                       details=[f"grid       {dims} complex128, slabs of axis 0 over {state.comm.size} ranks, "
-                                "one Alltoallv per transform"],
-                       params={"shape": list(state.shape), "size": math.prod(state.shape),
-                               "bytes": 16 * math.prod(state.shape)})
+        return Summary(
+            headline=f"{gflops:.2f} GFLOP/s ({dims} complex, forward + inverse)",
+            details=[
+                f"grid       {dims} complex128, slabs of axis 0 over {state.comm.size} ranks, "
+                "one Alltoallv per transform"
+            ],
+            params={
+                "shape": list(state.shape),
+                "size": math.prod(state.shape),
+                "bytes": 16 * math.prod(state.shape),
+            },
+        )
 
 
 KERNEL = Fft()

@@ -50,10 +50,10 @@ def encode(seqs: Sequence[bytes], k: int) -> np.ndarray:
     if n <= 0:
         return np.zeros(0, dtype=np.uint64)
     bad = np.concatenate(([0], np.cumsum(codes == 4)))
-    valid = (bad[k:k + n] - bad[:n]) == 0
+    valid = (bad[k : k + n] - bad[:n]) == 0
     val = np.zeros(n, dtype=np.uint64)
     for j in range(k):
-        val = (val << np.uint64(2)) | (codes[j:j + n] & 3).astype(np.uint64)
+        val = (val << np.uint64(2)) | (codes[j : j + n] & 3).astype(np.uint64)
     return val[valid]
 
 
@@ -121,8 +121,10 @@ def check_complete(comm: Any, path: str, incomplete: int, strict: bool) -> None:
     total = comm.allreduce(incomplete)  # comm: metadata
     if not total:
         return
-    text = (f"{path!r} holds {total} incomplete FASTQ record{'s' if total > 1 else ''} (not four whole lines: "
-            "was the file cut off?)")
+    text = (
+        f"{path!r} holds {total} incomplete FASTQ record{'s' if total > 1 else ''} (not four whole"
+        " lines: was the file cut off?)"
+    )
     with mpi.agree(comm):
         if strict:
             raise InputError(f"{text}; fix the file, or drop --strict to skip them")
@@ -138,14 +140,15 @@ def generate(first: int, last: int, seed: int, length: int, genome: int) -> list
     for r in range(first, last):
         g = rng.stream(seed, 1, r)
         pos = int(g.integers(0, max(genome - length, 0) + 1))
-        reads.append(dna[pos:pos + length])
+        reads.append(dna[pos : pos + length])
     return reads
 
 
 # -- the driver ------------------------------------------------------------------------------
 
+
 def run(comm: Any, seqs: list[bytes], k: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Count this rank's reads and merge by hash owner: (my codes, their counts, bases in ``seqs``)."""
+    """Count this rank's reads, merged by hash owner: (my codes, counts, bases in ``seqs``)."""
     codes, counts = count(encode(seqs, k))
     dest = owner(codes, comm.size)
     order = np.argsort(dest, kind="stable")
@@ -157,14 +160,18 @@ def run(comm: Any, seqs: list[bytes], k: int) -> tuple[np.ndarray, np.ndarray, i
     u64 = datatype(np.uint64)
     got_codes = np.empty(sum(rcounts), dtype=np.uint64)
     got_counts = np.empty(sum(rcounts), dtype=np.uint64)
-    comm.Alltoallv([codes, scounts, sdispl, u64], [got_codes, rcounts, rdispl, u64])  # comm: codes to owners
-    comm.Alltoallv([counts, scounts, sdispl, u64], [got_counts, rcounts, rdispl, u64])  # comm: their counts
+    comm.Alltoallv(
+        [codes, scounts, sdispl, u64], [got_codes, rcounts, rdispl, u64]
+    )  # comm: codes to owners
+    comm.Alltoallv(
+        [counts, scounts, sdispl, u64], [got_counts, rcounts, rdispl, u64]
+    )  # comm: their counts
     mine, mine_counts = merge(got_codes, got_counts)
     return mine, mine_counts, sum(len(s) for s in seqs)
 
 
 def top(comm: Any, codes: np.ndarray, counts: np.ndarray, n: int) -> list[tuple[int, int]] | None:
-    """The ``n`` most frequent (code, count) over all ranks, on rank 0 (ties: smaller code first)."""
+    """The ``n`` most frequent (code, count) of all ranks, on rank 0 (ties: smaller code first)."""
     order = np.lexsort((codes, -counts.astype(np.int64)))[:n]
     local = list(zip(codes[order].tolist(), counts[order].tolist()))
     gathered = comm.gather(local, root=0)  # comm: each rank's candidates (owners are disjoint)
@@ -184,7 +191,7 @@ def reference_counts(seqs: Sequence[bytes], k: int) -> Counter:
     for s in seqs:
         text = s.decode("ascii", "replace").upper()
         for i in range(len(text) - k + 1):
-            kmer = text[i:i + k]
+            kmer = text[i : i + k]
             if all(ch in "ACGT" for ch in kmer):
                 c[kmer] += 1
     return c
@@ -225,22 +232,50 @@ class Kmer(Kernel):
     devices = ("cpu",)  # string parsing and hashing
 
     def add_arguments(self, g: Any) -> None:
-        g.add_argument("-k", type=cli.positive_int, default=21, help=f"k-mer length, 1..{MAX_K} [%(default)s]")
-        g.add_argument("--source", default="random", metavar="random|FILE",
-                       help="'random' (reads from a random genome), or a FASTA/FASTQ file [%(default)s]")
-        g.add_argument("--reads", type=cli.positive_int, default=200_000, help="random reads [%(default)s]")
-        g.add_argument("--read-length", type=cli.positive_int, default=150, help="random read length [%(default)s]")
-        g.add_argument("--genome", type=cli.positive_int, default=1_000_000,
-                       help="random genome length the reads come from [%(default)s]")
-        g.add_argument("--top", type=cli.nonnegative_int, default=10,
-                       help="print the N most frequent k-mers [%(default)s]")
-        g.add_argument("--strict", action="store_true",
-                       help="exit 2 when a FASTQ file holds incomplete records (e.g. cut off in its last "
-                            "one) instead of warning and skipping them")
+        g.add_argument(
+            "-k", type=cli.positive_int, default=21, help=f"k-mer length, 1..{MAX_K} [%(default)s]"
+        )
+        g.add_argument(
+            "--source",
+            default="random",
+            metavar="random|FILE",
+            help="'random' (reads from a random genome), or a FASTA/FASTQ file [%(default)s]",
+        )
+        g.add_argument(
+            "--reads", type=cli.positive_int, default=200_000, help="random reads [%(default)s]"
+        )
+        g.add_argument(
+            "--read-length",
+            type=cli.positive_int,
+            default=150,
+            help="random read length [%(default)s]",
+        )
+        g.add_argument(
+            "--genome",
+            type=cli.positive_int,
+            default=1_000_000,
+            help="random genome length the reads come from [%(default)s]",
+        )
+        g.add_argument(
+            "--top",
+            type=cli.nonnegative_int,
+            default=10,
+            help="print the N most frequent k-mers [%(default)s]",
+        )
+        g.add_argument(
+            "--strict",
+            action="store_true",
+            help=(
+                "exit 2 when a FASTQ file holds incomplete records (e.g. cut off in its last "
+                "one) instead of warning and skipping them"
+            ),
+        )
 
     def validate(self, args: Any) -> None:
         if not 1 <= args.k <= MAX_K:
-            raise UsageError(f"-k {args.k} is out of range: 2-bit codes in 64 bits hold k from 1 to {MAX_K}")
+            raise UsageError(
+                f"-k {args.k} is out of range: 2-bit codes in 64 bits hold k from 1 to {MAX_K}"
+            )
 
     def plan(self, comm: Any, backend: Any, args: Any) -> None:
         with mpi.agree(comm):
@@ -253,14 +288,19 @@ class Kmer(Kernel):
     def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
         mine = args.input_bytes_ // comm.size + 1
         check = CHECK_BYTES_PER_BASE * args.input_bytes_ if args.check and comm.rank == 0 else 0
-        return Footprint(host=BYTES_PER_BASE * mine + check,
-                         hint="use more nodes or a smaller input" + (", or drop --check" if args.check else ""))
+        return Footprint(
+            host=BYTES_PER_BASE * mine + check,
+            hint="use more nodes or a smaller input" + (", or drop --check" if args.check else ""),
+        )
 
     def setup(self, comm: Any, backend: Any, args: Any) -> State:
         if args.source == "random":
             first, last = owned(args.reads, comm.size, comm.rank)
             seqs = generate(first, last, args.seed, args.read_length, args.genome)
-            what = f"{args.reads} random reads of {args.read_length} bases from a {args.genome}-base genome"
+            what = (
+                f"{args.reads} random reads of {args.read_length} bases from a {args.genome}-base"
+                " genome"
+            )
             return State(comm, args.k, seqs, sum(len(s) for s in seqs), len(seqs), what, args)
         seqs, bases, records, incomplete, what = read_file(comm, args.source, args.k)
         check_complete(comm, args.source, incomplete, args.strict)
@@ -271,7 +311,9 @@ class Kmer(Kernel):
 
     def check(self, state: State) -> dict[str, Any] | None:
         comm, args, k = state.comm, state.args, state.k
-        gathered = comm.gather((state.codes, state.counts), root=0)  # comm: every count, for the check
+        gathered = comm.gather(
+            (state.codes, state.counts), root=0
+        )  # comm: every count, for the check
         if comm.rank != 0:
             return None
         # The reference reads the input again, plainly, on one process: a parsing bug of
@@ -283,13 +325,21 @@ class Kmer(Kernel):
         ref = reference_counts(ref_seqs, k)
         ours = {decode(c, k): int(n) for part in gathered for c, n in zip(*part)}
         same = ours == dict(ref)
-        return {"passed": same, "distinct": len(ours), "reference_distinct": len(ref),
-                "detail": f"{'equal to' if same else 'DIFFERENT from'} collections.Counter "
-                          f"({len(ref)} distinct k-mers)"}
+        return {
+            "passed": same,
+            "distinct": len(ours),
+            "reference_distinct": len(ref),
+            "detail": (
+                f"{'equal to' if same else 'DIFFERENT from'} collections.Counter "
+                f"({len(ref)} distinct k-mers)"
+            ),
+        }
 
     def conclude(self, state: State) -> None:
         comm = state.comm
-        totals = comm.allreduce(np.array([state.bases, state.records, len(state.codes)], dtype=np.int64))  # comm: metadata
+        totals = comm.allreduce(
+            np.array([state.bases, state.records, len(state.codes)], dtype=np.int64)
+        )  # comm: metadata
         state.totals = tuple(int(t) for t in totals)
         state.best = top(comm, state.codes, state.counts, state.args.top)
 
@@ -299,12 +349,21 @@ class Kmer(Kernel):
     def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
         k, (bases, reads, distinct) = state.k, state.totals
         rate = bases / stats.median(times["step"])
-        details = [f"input      {state.what}", f"k-mers     k {k}: {distinct} distinct from {reads} reads, "
-                                              f"{bases} bases, merged by hash over {state.comm.size} ranks"]
-        details += [f"top        {decode(c, k)} x {n}" for c, n in (state.best or [])]
-        return Summary(headline=f"{distinct} distinct {k}-mers, {rate / 1e6:.2f} M bases/s", details=details,
-                       params={"k": k, "source": state.args.source, "reads": reads, "size": bases},
-                       result={"distinct": distinct, "top": [[decode(c, k), n] for c, n in (state.best or [])]})
+        details = [
+            f"input      {state.what}",
+            (
+                f"k-mers     k {k}: {distinct} distinct from {reads} reads, "
+                f"{bases} bases, merged by hash over {state.comm.size} ranks"
+            ),
+        ]
+        details += [f"top        {decode(c, k)} x {n}" for c, n in state.best or []]
+        return Summary(
+            headline=f"{distinct} distinct {k}-mers, {rate / 1e6:.2f} M bases/s",
+            details=details,
+            params={"k": k, "source": state.args.source, "reads": reads, "size": bases},
+            result={"distinct": distinct, "top": [[decode(c, k), n] for c, n in state.best or []]},
+        )
+
 
 KERNEL = Kmer()
 

@@ -31,12 +31,13 @@ PROG = "hpcsuite.matmul"
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
 
 
-def rows_of(matrix: int, seed: int, rows: tuple[int, int], cols: tuple[int, int], n: int,
-            dtype: str) -> np.ndarray:
+def rows_of(
+    matrix: int, seed: int, rows: tuple[int, int], cols: tuple[int, int], n: int, dtype: str
+) -> np.ndarray:
     """Block ``rows x cols`` of matrix 0 (A) or 1 (B): each global row from its own stream. Pure."""
     out = np.empty((rows[1] - rows[0], cols[1] - cols[0]), dtype=dtype)
     for i, r in enumerate(range(*rows)):
-        out[i] = rng.stream(seed, matrix, r).random(n)[cols[0]:cols[1]]
+        out[i] = rng.stream(seed, matrix, r).random(n)[cols[0] : cols[1]]
     return out
 
 
@@ -98,10 +99,22 @@ def summa(grid: Grid, backend: Any, width: int) -> Any:
     c = xp.zeros((m, k), dtype=dtype)
     for k0, k1, owner_j, owner_i in panels(n, p, q, width):
         # Panels travel in device memory where MPI takes it, else staged through the host.
-        a_panel = bcast_array(row_comm, backend, xp.ascontiguousarray(a[:, k0 - cols[0]:k1 - cols[0]])
-                              if j == owner_j else None, (m, k1 - k0), dtype, root=owner_j)  # comm: A's panel
-        b_panel = bcast_array(col_comm, backend, xp.ascontiguousarray(b[k0 - rows[0]:k1 - rows[0], :])
-                              if i == owner_i else None, (k1 - k0, k), dtype, root=owner_i)  # comm: B's panel
+        a_panel = bcast_array(
+            row_comm,
+            backend,
+            xp.ascontiguousarray(a[:, k0 - cols[0] : k1 - cols[0]]) if j == owner_j else None,
+            (m, k1 - k0),
+            dtype,
+            root=owner_j,
+        )  # comm: A's panel
+        b_panel = bcast_array(
+            col_comm,
+            backend,
+            xp.ascontiguousarray(b[k0 - rows[0] : k1 - rows[0], :]) if i == owner_i else None,
+            (k1 - k0, k),
+            dtype,
+            root=owner_i,
+        )  # comm: B's panel
         c += a_panel @ b_panel
     backend.synchronize()
     return c
@@ -125,11 +138,23 @@ class Matmul(Kernel):
     step_label = "multiply"
 
     def add_arguments(self, g: Any) -> None:
-        g.add_argument("--n", type=cli.positive_int, default=2048, help="matrix order [%(default)s]")
+        g.add_argument(
+            "--n", type=cli.positive_int, default=2048, help="matrix order [%(default)s]"
+        )
         g.add_argument("--dtype", choices=tuple(TOLERANCE), default="float64", help="[%(default)s]")
-        g.add_argument("--panel", type=cli.positive_int, default=512, help="largest SUMMA panel width [%(default)s]")
-        g.add_argument("--proc-grid", type=cli.shape, default=None, metavar="PxQ",
-                       help="process grid [balanced: MPI_Dims_create]")
+        g.add_argument(
+            "--panel",
+            type=cli.positive_int,
+            default=512,
+            help="largest SUMMA panel width [%(default)s]",
+        )
+        g.add_argument(
+            "--proc-grid",
+            type=cli.shape,
+            default=None,
+            metavar="PxQ",
+            help="process grid [balanced: MPI_Dims_create]",
+        )
 
     def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
         n, item = args.n, np.dtype(args.dtype).itemsize
@@ -137,15 +162,20 @@ class Matmul(Kernel):
         # whole A, B, C and the reference.
         mine = 5 * n * n * item // comm.size
         check = 4 * n * n * item if args.check and comm.rank == 0 else 0
-        return Footprint(host=(mine if not backend.on_device else 2 * mine // 5) + check, device=mine,
-                         hint="lower --n or use more nodes (GPUs)" + (", or drop --check" if args.check else ""))
+        return Footprint(
+            host=(mine if not backend.on_device else 2 * mine // 5) + check,
+            device=mine,
+            hint="lower --n or use more nodes (GPUs)" + (", or drop --check" if args.check else ""),
+        )
 
     def setup(self, comm: Any, backend: Any, args: Any) -> State:
         with mpi.agree(comm):
             dims = grid_dims(comm.size, args.proc_grid)
             if dims[0] > args.n or dims[1] > args.n:
-                raise UsageError(f"--n {args.n} is too small for a {dims[0]}x{dims[1]} process grid; "
-                                 "every rank needs part of the matrix")
+                raise UsageError(
+                    f"--n {args.n} is too small for a {dims[0]}x{dims[1]} process grid; "
+                    "every rank needs part of the matrix"
+                )
         grid = Grid(comm, args.n, dims, args.seed, args.dtype)
         grid.blocks(backend)  # on a GPU: A and B move there before the clock starts
         return State(grid, backend, args.panel)
@@ -155,30 +185,48 @@ class Matmul(Kernel):
 
     def check(self, state: State) -> dict[str, Any] | None:
         grid, n = state.grid, state.grid.n
-        parts = grid.cart.gather(((grid.rows, grid.cols), state.backend.to_host(state.c)), root=0)  # comm: C
+        parts = grid.cart.gather(
+            ((grid.rows, grid.cols), state.backend.to_host(state.c)), root=0
+        )  # comm: C
         if grid.cart.rank != 0:
             return None
         full = np.empty((n, n), dtype=grid.dtype)
         for (rows, cols), block in parts:
-            full[rows[0]:rows[1], cols[0]:cols[1]] = block
-        ref = rows_of(0, grid.seed, (0, n), (0, n), n, grid.dtype) @ rows_of(1, grid.seed, (0, n), (0, n), n, grid.dtype)
+            full[rows[0] : rows[1], cols[0] : cols[1]] = block
+        ref = rows_of(0, grid.seed, (0, n), (0, n), n, grid.dtype) @ rows_of(
+            1, grid.seed, (0, n), (0, n), n, grid.dtype
+        )
         err = float(np.linalg.norm(full - ref) / np.linalg.norm(ref))
         tol = TOLERANCE[grid.dtype]
-        return {"passed": err <= tol, "relative_frobenius_error": err, "tolerance": tol,
-                "detail": f"||C - numpy A@B||_F / ||A@B||_F = {err:.2e} (allowed {tol:g})"}
+        return {
+            "passed": err <= tol,
+            "relative_frobenius_error": err,
+            "tolerance": tol,
+            "detail": f"||C - numpy A@B||_F / ||A@B||_F = {err:.2e} (allowed {tol:g})",
+        }
 
     def figure(self, state: State) -> Figure:
-        return Figure("GFLOP/s", 2.0 * state.grid.n ** 3, "GFLOP/s", 1e9)
+        return Figure("GFLOP/s", 2.0 * state.grid.n**3, "GFLOP/s", 1e9)
 
     def summary(self, state: State, times: dict[str, list[float]]) -> Summary:
         grid, n = state.grid, state.grid.n
-        gflops = 2 * n ** 3 / stats.median(times["step"]) / 1e9
+        gflops = 2 * n**3 / stats.median(times["step"]) / 1e9
         item = np.dtype(grid.dtype).itemsize
-        return Summary(headline=f"{gflops:.2f} GFLOP/s (n {n}, {grid.dtype})",
-                       details=[f"matrices   {n}x{n} {grid.dtype}, panels up to {state.panel} wide",
-                                f"ranks grid {grid.dims[0]}x{grid.dims[1]} (SUMMA)"],
-                       params={"n": n, "dtype": grid.dtype, "panel": state.panel, "proc_grid": list(grid.dims),
-                               "size": n, "bytes": 3 * n * n * item})
+        return Summary(
+            headline=f"{gflops:.2f} GFLOP/s (n {n}, {grid.dtype})",
+            details=[
+                f"matrices   {n}x{n} {grid.dtype}, panels up to {state.panel} wide",
+                f"ranks grid {grid.dims[0]}x{grid.dims[1]} (SUMMA)",
+            ],
+            params={
+                "n": n,
+                "dtype": grid.dtype,
+                "panel": state.panel,
+                "proc_grid": list(grid.dims),
+                "size": n,
+                "bytes": 3 * n * n * item,
+            },
+        )
 
     def teardown(self, state: State) -> None:
         state.grid.free()

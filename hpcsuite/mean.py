@@ -34,8 +34,8 @@ from hpcsuite.core import cli, driver, mpi
 from hpcsuite.core.distribute import rows_of_rank
 from hpcsuite.core.driver import Figure, Footprint, Kernel, Summary
 from hpcsuite.core.errors import UsageError
-from hpcsuite.core.reduction import reduce_blocks
 from hpcsuite.core.partition import Layout
+from hpcsuite.core.reduction import reduce_blocks
 from hpcsuite.core.sources import DEFAULT_SHAPE, DTYPES, Source, open_source
 from hpcsuite.core.summation import exact_sum, exact_sum_rows
 
@@ -47,6 +47,7 @@ CHECK_RTOL = 1e-12
 
 
 # -- 1. local: the computation on one block, pure ------------------------------------------
+
 
 def local(block: Any, xp: Any, axis: int | None) -> Any:
     """Sum one block in float64.
@@ -96,7 +97,9 @@ def partials(rows: Any, spans: list[tuple[int, int]], xp: Any, axis: int | None)
     if axis is None:
         first, size = spans[0][0], spans[0][1] - spans[0][0]
         equal = next((i for i, (a, b) in enumerate(spans) if b - a != size), len(spans))
-        head = xp.sum(rows[first:first + equal * size].reshape(equal, -1), axis=1, dtype=xp.float64)
+        head = xp.sum(
+            rows[first : first + equal * size].reshape(equal, -1), axis=1, dtype=xp.float64
+        )
         tail = [local(rows[a:b], xp, None) for a, b in spans[equal:]]
         return xp.concatenate([head, xp.stack(tail)]) if tail else head
     parts = [local(rows[a:b], xp, axis) for a, b in spans]
@@ -104,6 +107,7 @@ def partials(rows: Any, spans: list[tuple[int, int]], xp: Any, axis: int | None)
 
 
 # -- 2. combine: merge the per-block partials, pure ----------------------------------------
+
 
 def combine(parts: np.ndarray, axis: int | None, shape: tuple[int, ...]) -> float | np.ndarray:
     """Turn the per-block partials, in block order, into the mean.
@@ -159,6 +163,7 @@ def compare(ours: float | np.ndarray, ref: float | np.ndarray, scale: float) -> 
 
 # -- 3. the communicating part: load once, reduce per repetition -------------------------
 
+
 @dataclass
 class State:
     """One rank's rows and what the reduction needs to know about the layout."""
@@ -179,8 +184,16 @@ class State:
     value: float | np.ndarray | None = None
 
 
-def load(comm: Any, backend: Any, source: Source | None, layout: Layout, *, axis: int | None,
-         distribute: str, root: int = 0) -> State:
+def load(
+    comm: Any,
+    backend: Any,
+    source: Source | None,
+    layout: Layout,
+    *,
+    axis: int | None,
+    distribute: str,
+    root: int = 0,
+) -> State:
     """Give every rank its rows (generated, read or scattered) and the reduction's layout."""
     rows = rows_of_rank(comm, backend, source, layout, distribute, root=root)
     spans = [(a, b) for _, a, b in layout.local_blocks(comm.size, comm.rank)]
@@ -195,46 +208,96 @@ def reduce(state: State, *, root: int = 0) -> float | np.ndarray | None:
     """The mean, on ``root`` (None elsewhere): per-block partials, gathered in block order,
     combined exactly (:mod:`hpcsuite.core.reduction`)."""
     parts = partials(state.rows, state.spans, state.backend.xp, state.axis)
-    return reduce_blocks(state.comm, state.backend, parts, state.counts,
-                         lambda rows: combine(rows, state.axis, state.layout.shape), root=root)
+    return reduce_blocks(
+        state.comm,
+        state.backend,
+        parts,
+        state.counts,
+        lambda rows: combine(rows, state.axis, state.layout.shape),
+        root=root,
+    )
 
 
-def compute(comm: Any, backend: Any, source: Source | None, layout: Layout, *, axis: int | None,
-            distribute: str, root: int = 0) -> float | np.ndarray | None:
+def compute(
+    comm: Any,
+    backend: Any,
+    source: Source | None,
+    layout: Layout,
+    *,
+    axis: int | None,
+    distribute: str,
+    root: int = 0,
+) -> float | np.ndarray | None:
     """Load and reduce once, untimed: the mean on ``root``, None elsewhere."""
-    return reduce(load(comm, backend, source, layout, axis=axis, distribute=distribute, root=root), root=root)
+    return reduce(
+        load(comm, backend, source, layout, axis=axis, distribute=distribute, root=root), root=root
+    )
 
 
 # -- 4. the kernel: what the driver needs to know ------------------------------------------
+
 
 class Mean(Kernel):
     """The mean as a kernel: loading is the setup, the timed step is the reduction."""
 
     name = "mean"
-    description = ("Mean of a distributed array over MPI ranks, on NumPy (CPU) or CuPy (GPU). "
-                   "Default: the mean of a 10000x10000 array of uniform random doubles "
-                   "(Dask tutorial workload), bitwise identical at any rank count.")
+    description = (
+        "Mean of a distributed array over MPI ranks, on NumPy (CPU) or CuPy (GPU). "
+        "Default: the mean of a 10000x10000 array of uniform random doubles "
+        "(Dask tutorial workload), bitwise identical at any rank count."
+    )
     epilog = "example: mpirun -n 8 python -m hpcsuite.mean --check"
     setup_label = "load"
     step_label = "reduction"
 
     def add_arguments(self, g: Any) -> None:
-        g.add_argument("--shape", type=cli.shape, default=None,
-                       help=f"global shape, e.g. 10000x10000 [{'x'.join(map(str, DEFAULT_SHAPE))}; "
-                            "a file's own shape]")
-        g.add_argument("--dtype", default=None, choices=DTYPES,
-                       help="element type of generated data; float32 and integers accumulate "
-                            "in float64 [float64; a file's own dtype]")
-        g.add_argument("--axis", default="none", choices=AXES,
-                       help="none: one mean; 0: column means; 1: row means [%(default)s]")
-        g.add_argument("--source", default="random", metavar="random|FILE",
-                       help="'random' (uniform [0,1) floats, integers in [0,1000)), a .npy file, "
-                            "or an HDF5 file as FILE.h5 or FILE.h5:DATASET [%(default)s]")
-        g.add_argument("--distribute", default="local", choices=("local", "scatter"),
-                       help="local: each rank generates or reads only its own rows; scatter: "
-                            "rank 0 builds the whole array and Scatterv's it [%(default)s]")
-        g.add_argument("--output", metavar="PATH.npy",
-                       help="save the mean (a scalar, or the vector for --axis 0/1) as .npy")
+        g.add_argument(
+            "--shape",
+            type=cli.shape,
+            default=None,
+            help=(
+                f"global shape, e.g. 10000x10000 [{'x'.join(map(str, DEFAULT_SHAPE))}; "
+                "a file's own shape]"
+            ),
+        )
+        g.add_argument(
+            "--dtype",
+            default=None,
+            choices=DTYPES,
+            help=(
+                "element type of generated data; float32 and integers accumulate "
+                "in float64 [float64; a file's own dtype]"
+            ),
+        )
+        g.add_argument(
+            "--axis",
+            default="none",
+            choices=AXES,
+            help="none: one mean; 0: column means; 1: row means [%(default)s]",
+        )
+        g.add_argument(
+            "--source",
+            default="random",
+            metavar="random|FILE",
+            help=(
+                "'random' (uniform [0,1) floats, integers in [0,1000)), a .npy file, "
+                "or an HDF5 file as FILE.h5 or FILE.h5:DATASET [%(default)s]"
+            ),
+        )
+        g.add_argument(
+            "--distribute",
+            default="local",
+            choices=("local", "scatter"),
+            help=(
+                "local: each rank generates or reads only its own rows; scatter: "
+                "rank 0 builds the whole array and Scatterv's it [%(default)s]"
+            ),
+        )
+        g.add_argument(
+            "--output",
+            metavar="PATH.npy",
+            help="save the mean (a scalar, or the vector for --axis 0/1) as .npy",
+        )
 
     def validate(self, args: Any) -> None:
         if args.output and not args.output.endswith(".npy"):
@@ -248,13 +311,17 @@ class Mean(Kernel):
         source = None
         with mpi.agree(comm):
             if args.distribute == "local" or comm.rank == 0:
-                source = open_source(args.source, shape=args.shape, dtype=args.dtype, seed=args.seed)
+                source = open_source(
+                    args.source, shape=args.shape, dtype=args.dtype, seed=args.seed
+                )
         meta = (source.shape, source.dtype.str, source.description) if comm.rank == 0 else None
         shape, dtype_str, description = comm.bcast(meta, root=0)  # comm: metadata
         with mpi.agree(comm):
             if axis is not None and axis >= len(shape):
-                raise UsageError(f"--axis {axis} needs an array of {axis + 1} or more dimensions; "
-                                 f"this one has shape {shape}")
+                raise UsageError(
+                    f"--axis {axis} needs an array of {axis + 1} or more dimensions; "
+                    f"this one has shape {shape}"
+                )
         args.source_, args.layout_, args.axis_ = source, Layout.for_shape(shape), axis
         args.dtype_, args.description_ = np.dtype(dtype_str), description
 
@@ -268,12 +335,17 @@ class Mean(Kernel):
         host = layout.block_rows * row_bytes if backend.on_device else (stop - start) * row_bytes
         if comm.rank == 0:
             host += layout.rows * row_bytes * ((args.distribute == "scatter") + args.check)
-        return Footprint(host=host, device=(stop - start) * row_bytes,
-                         hint="use more nodes (GPUs), fewer ranks per node, or a smaller --shape"
-                              + (", or drop --check" if args.check else ""))
+        return Footprint(
+            host=host,
+            device=(stop - start) * row_bytes,
+            hint="use more nodes (GPUs), fewer ranks per node, or a smaller --shape"
+            + (", or drop --check" if args.check else ""),
+        )
 
     def setup(self, comm: Any, backend: Any, args: Any) -> State:
-        state = load(comm, backend, args.source_, args.layout_, axis=args.axis_, distribute=args.distribute)
+        state = load(
+            comm, backend, args.source_, args.layout_, axis=args.axis_, distribute=args.distribute
+        )
         state.description, state.dtype = args.description_, args.dtype_
         state.spec, state.seed = args.source, args.seed
         return state
@@ -286,9 +358,13 @@ class Mean(Kernel):
             return None
         ref, scale = reference(state.source, state.axis)
         ok, worst = compare(state.value, ref, scale)
-        return {"passed": ok, "max_abs_diff": worst, "rtol": CHECK_RTOL,
-                "reference": "numpy.mean(dtype=float64), one process",
-                "detail": f"max |ours - numpy| = {worst:.3g} (allowed {CHECK_RTOL:g} x mean |x|)"}
+        return {
+            "passed": ok,
+            "max_abs_diff": worst,
+            "rtol": CHECK_RTOL,
+            "reference": "numpy.mean(dtype=float64), one process",
+            "detail": f"max |ours - numpy| = {worst:.3g} (allowed {CHECK_RTOL:g} x mean |x|)",
+        }
 
     def nbytes(self, state: State) -> int:
         return math.prod(state.layout.shape) * state.dtype.itemsize
@@ -300,14 +376,25 @@ class Mean(Kernel):
         shape, axis = state.layout.shape, state.axis
         nbytes = self.nbytes(state)
         return Summary(
-            headline=f"mean = {_format_value(state.value)}" + ("" if axis is None else f" (axis {axis})"),
-            details=[f"array      {state.description}, {nbytes / 1e6:.1f} MB",
-                     f"distribute {state.distribute} (blocks of {state.layout.block_rows} rows)"],
-            params={"shape": list(shape), "dtype": state.dtype.name, "source": state.spec,
-                    "seed": state.seed, "axis": "none" if axis is None else str(axis),
-                    "distribute": state.distribute, "block_rows": state.layout.block_rows, "bytes": nbytes,
-                    "size": math.prod(shape)},
-            result=state.value if axis is None else {"size": int(np.size(state.value))})
+            headline=f"mean = {_format_value(state.value)}"
+            + ("" if axis is None else f" (axis {axis})"),
+            details=[
+                f"array      {state.description}, {nbytes / 1e6:.1f} MB",
+                f"distribute {state.distribute} (blocks of {state.layout.block_rows} rows)",
+            ],
+            params={
+                "shape": list(shape),
+                "dtype": state.dtype.name,
+                "source": state.spec,
+                "seed": state.seed,
+                "axis": "none" if axis is None else str(axis),
+                "distribute": state.distribute,
+                "block_rows": state.layout.block_rows,
+                "bytes": nbytes,
+                "size": math.prod(shape),
+            },
+            result=state.value if axis is None else {"size": int(np.size(state.value))},
+        )
 
     def write_outputs(self, state: State, args: Any) -> None:
         if args.output:
@@ -328,7 +415,9 @@ def _save(path: str, value: float | np.ndarray) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise UsageError(f"--output {path!r} could not be written ({exc.strerror or exc})") from None
+        raise UsageError(
+            f"--output {path!r} could not be written ({exc.strerror or exc})"
+        ) from None
 
 
 def _format_value(value: float | np.ndarray | None) -> str:
@@ -337,8 +426,10 @@ def _format_value(value: float | np.ndarray | None) -> str:
     if np.ndim(value) == 0:
         return repr(float(value))  # all 17 digits: equal text means equal bits
     v = np.asarray(value)
-    return (f"{v.size} values, min {float(np.min(v))!r}, max {float(np.max(v))!r}, "
-            f"first {float(v.reshape(-1)[0])!r}")
+    return (
+        f"{v.size} values, min {float(np.min(v))!r}, max {float(np.max(v))!r}, "
+        f"first {float(v.reshape(-1)[0])!r}"
+    )
 
 
 def parser() -> cli.ArgumentParser:

@@ -33,7 +33,9 @@ PROG = "hpcsuite.montecarlo"
 BLOCK = 1 << 18
 
 
-def black_scholes(kind: str, spot: float, strike: float, rate: float, vol: float, maturity: float) -> float:
+def black_scholes(
+    kind: str, spot: float, strike: float, rate: float, vol: float, maturity: float
+) -> float:
     """The closed-form price of a European call or put."""
     d1 = (math.log(spot / strike) + (rate + vol * vol / 2) * maturity) / (vol * math.sqrt(maturity))
     d2 = d1 - vol * math.sqrt(maturity)
@@ -44,9 +46,18 @@ def black_scholes(kind: str, spot: float, strike: float, rate: float, vol: float
     return strike * disc * cdf(-d2) - spot * cdf(-d1)
 
 
-def local(z: Any, xp: Any, *, kind: str, spot: float, strike: float, rate: float, vol: float,
-          maturity: float) -> tuple[Any, Any]:
-    """Sum and sum of squares of the discounted payoffs of the paths driven by normals ``z``. Pure."""
+def local(
+    z: Any,
+    xp: Any,
+    *,
+    kind: str,
+    spot: float,
+    strike: float,
+    rate: float,
+    vol: float,
+    maturity: float,
+) -> tuple[Any, Any]:
+    """Sum and sum of squares of the discounted payoffs of the paths of normals ``z``. Pure."""
     st = spot * xp.exp((rate - 0.5 * vol * vol) * maturity + vol * math.sqrt(maturity) * z)
     payoff = xp.maximum(st - strike, 0.0) if kind == "call" else xp.maximum(strike - st, 0.0)
     payoff *= math.exp(-rate * maturity)
@@ -70,12 +81,16 @@ def normals(xp: Any, block: int, count: int, seed: int) -> Any:
 def chunk(backend: Any, blocks: range, paths: int, seed: int, option: dict[str, Any]) -> Any:
     """(sum, sum of squares) of the discounted payoffs of each block, one row per block."""
     xp = backend.xp
-    rows = [xp.stack(local(normals(xp, b, min(BLOCK, paths - b * BLOCK), seed), xp, **option))
-            for b in blocks]
+    rows = [
+        xp.stack(local(normals(xp, b, min(BLOCK, paths - b * BLOCK), seed), xp, **option))
+        for b in blocks
+    ]
     return xp.stack(rows) if rows else xp.zeros((0, 2))
 
 
-def run(comm: Any, backend: Any, paths: int, seed: int, option: dict[str, Any]) -> tuple[float, float] | None:
+def run(
+    comm: Any, backend: Any, paths: int, seed: int, option: dict[str, Any]
+) -> tuple[float, float] | None:
     """Price on every rank of ``comm``; (price, standard error) on rank 0, None elsewhere."""
     nblocks = -(-paths // BLOCK)
     start, stop = owned(nblocks, comm.size, comm.rank)
@@ -108,14 +123,24 @@ class MonteCarlo(Kernel):
     defaults = {"check": True}
 
     def add_arguments(self, g: Any) -> None:
-        g.add_argument("--paths", type=cli.positive_int, default=1 << 24, help="number of paths [%(default)s]")
+        g.add_argument(
+            "--paths", type=cli.positive_int, default=1 << 24, help="number of paths [%(default)s]"
+        )
         g.add_argument("--option", choices=("call", "put"), default="call", help="[%(default)s]")
-        for name, default, what in (("spot", 100.0, "spot price"), ("strike", 105.0, "strike"),
-                                    ("rate", 0.05, "risk-free rate (continuous)"),
-                                    ("vol", 0.2, "volatility"), ("maturity", 1.0, "years to maturity")):
+        for name, default, what in (
+            ("spot", 100.0, "spot price"),
+            ("strike", 105.0, "strike"),
+            ("rate", 0.05, "risk-free rate (continuous)"),
+            ("vol", 0.2, "volatility"),
+            ("maturity", 1.0, "years to maturity"),
+        ):
             g.add_argument(f"--{name}", type=float, default=default, help=f"{what} [%(default)s]")
-        g.add_argument("--no-check", dest="check", action="store_false",
-                       help="skip the comparison with Black-Scholes (on by default)")
+        g.add_argument(
+            "--no-check",
+            dest="check",
+            action="store_false",
+            help="skip the comparison with Black-Scholes (on by default)",
+        )
 
     def validate(self, args: Any) -> None:
         for name in ("spot", "strike", "vol", "maturity"):
@@ -125,10 +150,14 @@ class MonteCarlo(Kernel):
         if not math.isfinite(args.rate):
             raise UsageError(f"--rate {args.rate!r} must be a finite number")
         if args.paths < 2:
-            raise UsageError(f"--paths {args.paths} is too few: a standard error needs at least 2 paths")
+            raise UsageError(
+                f"--paths {args.paths} is too few: a standard error needs at least 2 paths"
+            )
         if args.check and args.paths < CHECK_MIN_PATHS:
-            raise UsageError(f"--paths {args.paths} is too few for the 4-standard-error check (at least "
-                             f"{CHECK_MIN_PATHS}); give more paths or --no-check")
+            raise UsageError(
+                f"--paths {args.paths} is too few for the 4-standard-error check (at least "
+                f"{CHECK_MIN_PATHS}); give more paths or --no-check"
+            )
 
     def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
         # A block's normals and the payoff temporaries (about four block-sized arrays),
@@ -137,12 +166,21 @@ class MonteCarlo(Kernel):
         start, stop = owned(nblocks, comm.size, comm.rank)
         work = 4 * 8 * min(BLOCK, args.paths)
         parts = 16 * (stop - start) + (2 * 16 * nblocks if comm.rank == 0 else 0)
-        return Footprint(host=(0 if backend.on_device else work) + parts, device=work + 16 * (stop - start),
-                         hint="give fewer --paths, or run fewer ranks per node (or per GPU)")
+        return Footprint(
+            host=(0 if backend.on_device else work) + parts,
+            device=work + 16 * (stop - start),
+            hint="give fewer --paths, or run fewer ranks per node (or per GPU)",
+        )
 
     def setup(self, comm: Any, backend: Any, args: Any) -> State:
-        option = {"kind": args.option, "spot": args.spot, "strike": args.strike, "rate": args.rate,
-                  "vol": args.vol, "maturity": args.maturity}
+        option = {
+            "kind": args.option,
+            "spot": args.spot,
+            "strike": args.strike,
+            "rate": args.rate,
+            "vol": args.vol,
+            "maturity": args.maturity,
+        }
         return State(comm, backend, args.paths, args.seed, option)
 
     def step(self, state: State, phase: str) -> None:
@@ -154,9 +192,15 @@ class MonteCarlo(Kernel):
         price, se = state.result
         exact = black_scholes(**state.option)
         ok = abs(price - exact) <= 4 * se
-        return {"passed": ok, "black_scholes": exact, "standard_error": se,
-                "detail": f"|price - Black-Scholes {exact:.6f}| = {abs(price - exact):.2e} "
-                          f"{'<=' if ok else '>'} 4 SE = {4 * se:.2e}"}
+        return {
+            "passed": ok,
+            "black_scholes": exact,
+            "standard_error": se,
+            "detail": (
+                f"|price - Black-Scholes {exact:.6f}| = {abs(price - exact):.2e} "
+                f"{'<=' if ok else '>'} 4 SE = {4 * se:.2e}"
+            ),
+        }
 
     def figure(self, state: State) -> Figure:
         return Figure("paths/s", state.paths, "paths/s")
@@ -165,13 +209,21 @@ class MonteCarlo(Kernel):
         o = state.option
         price, se = state.result if state.result else (math.nan, math.nan)
         where = "the GPU" if state.backend.on_device else "the host"
-        return Summary(headline=f"{o['kind']} price = {price!r} +- {se:.2e} (standard error)",
-                       details=[f"option     European {o['kind']}, S0 {o['spot']}, K {o['strike']}, "
-                                f"r {o['rate']}, sigma {o['vol']}, T {o['maturity']}",
-                                f"paths      {state.paths} in blocks of {BLOCK} (seed {state.seed}), "
-                                f"random numbers made on {where}"],
-                       params={**o, "paths": state.paths, "seed": state.seed, "size": state.paths},
-                       result={"price": price, "standard_error": se})
+        return Summary(
+            headline=f"{o['kind']} price = {price!r} +- {se:.2e} (standard error)",
+            details=[
+                (
+                    f"option     European {o['kind']}, S0 {o['spot']}, K {o['strike']}, "
+                    f"r {o['rate']}, sigma {o['vol']}, T {o['maturity']}"
+                ),
+                (
+                    f"paths      {state.paths} in blocks of {BLOCK} (seed {state.seed}), "
+                    f"random numbers made on {where}"
+                ),
+            ],
+            params={**o, "paths": state.paths, "seed": state.seed, "size": state.paths},
+            result={"price": price, "standard_error": se},
+        )
 
 
 KERNEL = MonteCarlo()

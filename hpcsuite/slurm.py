@@ -7,7 +7,8 @@ Python, tested, instead of in a dozen shell scripts:
   library speaks it, else the one it needs (:func:`srun_mpi`): PMI-2 for MPICH without
   PMIx, Intel MPI and MVAPICH (Intel MPI also gets ``I_MPI_PMI_LIBRARY`` pointing at
   Slurm's ``libpmi2.so`` when one is found); Open MPI runs under srun where the site's
-  default is PMIx, else under its own ``mpirun`` (which starts through Slurm); ``mpirun -n $SLURM_NTASKS`` where srun is missing;
+  default is PMIx, else under its own ``mpirun`` (which starts through Slurm);
+  ``mpirun -n $SLURM_NTASKS`` where srun is missing;
   ``HPCSUITE_LAUNCHER=srun|mpirun`` and ``HPCSUITE_SRUN_MPI=pmi2|pmix|...`` override;
 * ``--cpus-per-task`` given to srun (since Slurm 22.05 a step no longer inherits the
   job's) and ``OMP_NUM_THREADS`` from it;
@@ -39,9 +40,9 @@ from collections.abc import Mapping, Sequence
 
 from hpcsuite.core import cli
 from hpcsuite.core.errors import UsageError
+from hpcsuite.registry import PARALLEL as MODULES  # what a template may launch
 
 PROG = "hpcsuite.slurm"
-from hpcsuite.registry import PARALLEL as MODULES  # what a template may launch
 
 #: Exit status of a module that checkpointed and wants the job requeued (EX_TEMPFAIL).
 REQUEUE_EXIT = 75
@@ -102,17 +103,32 @@ def srun_mpi(family: str, site: str | None, *, pmix_capable: bool = False) -> st
     site = site or None
     if family == "openmpi":
         return None if site and site.startswith("pmix") else "mpirun"
-    if family == "intel":  # Intel MPI under srun: PMI-2 with Slurm's libpmi2 (Intel's and Slurm's guides)
+    if (
+        family == "intel"
+    ):  # Intel MPI under srun: PMI-2 with Slurm's libpmi2 (Intel's and Slurm's guides)
         return None if site == "pmi2" else "pmi2"
     if family == "mpich":
-        if site == "pmi2" or site == "cray_shasta" or (site and site.startswith("pmix") and pmix_capable):
+        if (
+            site == "pmi2"
+            or site == "cray_shasta"
+            or (site and site.startswith("pmix") and pmix_capable)
+        ):
             return None
         return "pmi2"  # "none" would start N singletons of size 1
     return None
 
 
-def command(module: str, args: Sequence[str], env: Mapping[str, str], *, python: str,
-            family: str, srun: bool, site_mpi: str | None = None, pmix_capable: bool = False) -> list[str]:
+def command(
+    module: str,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    python: str,
+    family: str,
+    srun: bool,
+    site_mpi: str | None = None,
+    pmix_capable: bool = False,
+) -> list[str]:
     """The parallel launch command for ``python -m hpcsuite.MODULE ARGS`` in this job. Pure.
 
     Parameters
@@ -132,17 +148,29 @@ def command(module: str, args: Sequence[str], env: Mapping[str, str], *, python:
     """
     cli.refuse_control(module, "module")
     cli.refuse_control_in(list(args), "module option")
-    for name in ("HPCSUITE_LAUNCHER", "HPCSUITE_SRUN_MPI", "HPCSUITE_RESULTS", "HPCSUITE_GPU_BIND",
-                 "SLURM_SUBMIT_DIR", "SLURM_JOB_NAME", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_NPROCS",
-                 "SLURM_CPUS_PER_TASK"):
+    for name in (
+        "HPCSUITE_LAUNCHER",
+        "HPCSUITE_SRUN_MPI",
+        "HPCSUITE_RESULTS",
+        "HPCSUITE_GPU_BIND",
+        "SLURM_SUBMIT_DIR",
+        "SLURM_JOB_NAME",
+        "SLURM_JOB_ID",
+        "SLURM_NTASKS",
+        "SLURM_NPROCS",
+        "SLURM_CPUS_PER_TASK",
+    ):
         cli.refuse_control(env.get(name, ""), name)  # these become arguments and paths
     if module not in MODULES:
         raise UsageError(f"unknown module {module!r}; choose one of {', '.join(MODULES)}")
-    launcher = env.get("HPCSUITE_LAUNCHER") or ("srun" if srun and env.get("SLURM_JOB_ID") else "mpirun")
+    launcher = env.get("HPCSUITE_LAUNCHER") or (
+        "srun" if srun and env.get("SLURM_JOB_ID") else "mpirun"
+    )
     if launcher not in ("srun", "mpirun"):
         raise UsageError(f"HPCSUITE_LAUNCHER={launcher!r}; set it to srun or mpirun")
-    plugin = env.get("HPCSUITE_SRUN_MPI") or srun_mpi(family, env.get("SLURM_MPI_TYPE") or site_mpi,
-                                                     pmix_capable=pmix_capable)
+    plugin = env.get("HPCSUITE_SRUN_MPI") or srun_mpi(
+        family, env.get("SLURM_MPI_TYPE") or site_mpi, pmix_capable=pmix_capable
+    )
     if launcher == "srun" and plugin == "mpirun" and not env.get("HPCSUITE_LAUNCHER"):
         launcher = "mpirun"
     if launcher == "srun":
@@ -153,36 +181,45 @@ def command(module: str, args: Sequence[str], env: Mapping[str, str], *, python:
     else:
         ntasks = env.get("SLURM_NTASKS") or env.get("SLURM_NPROCS") or "1"
         cmd = ["mpirun", "-n", ntasks]
-    bind = env.get("HPCSUITE_GPU_BIND") or ("local-rank" if gpus_per_node(env) and not
-                                           env.get("SLURM_GPUS_PER_TASK") else "none")
+    bind = env.get("HPCSUITE_GPU_BIND") or (
+        "local-rank" if gpus_per_node(env) and not env.get("SLURM_GPUS_PER_TASK") else "none"
+    )
     if bind not in ("local-rank", "none"):
         raise UsageError(f"HPCSUITE_GPU_BIND={bind!r}; set it to local-rank or none")
     if bind == "local-rank":
         cmd += ["sh", "-c", LOCAL_RANK_GPU, "hpcsuite-gpu"]
     cmd += [python, "-m", f"hpcsuite.{module}", *args]
     if not any(a == "--json" or a.startswith("--json=") for a in args):
-        folder = env.get("HPCSUITE_RESULTS") or os.path.join(env.get("SLURM_SUBMIT_DIR", "."), "results")
+        folder = env.get("HPCSUITE_RESULTS") or os.path.join(
+            env.get("SLURM_SUBMIT_DIR", "."), "results"
+        )
         name = f"{env.get('SLURM_JOB_NAME', 'hpcsuite')}-{env.get('SLURM_JOB_ID', 'local')}.jsonl"
         cmd += ["--json", os.path.join(folder, name)]
     return cmd
 
 
 def gpus_per_node(env: Mapping[str, str]) -> bool:
-    """Whether the job holds GPUs per node (not per task): ``--gpus-per-node``, ``--gres=gpu``, ``--gpus``."""
+    """Whether the job holds GPUs per node (not per task): ``--gpus-per-node``, ``--gres=gpu``,
+    ``--gpus``."""
     gres = env.get("SLURM_JOB_GRES", "") or env.get("SLURM_GRES", "")
-    return bool(env.get("SLURM_GPUS_PER_NODE") or env.get("SLURM_GPUS") or env.get("SLURM_GPUS_ON_NODE")
-                or "gpu" in gres)
+    return bool(
+        env.get("SLURM_GPUS_PER_NODE")
+        or env.get("SLURM_GPUS")
+        or env.get("SLURM_GPUS_ON_NODE")
+        or "gpu" in gres
+    )
 
 
 #: Each rank keeps the one GPU of its local rank (modulo the GPUs the node gives the job):
 #: its entry of the job's CUDA_VISIBLE_DEVICES, or that index when none is set. A fixed
 #: script; the command arrives as "$@", never parsed by the shell.
 LOCAL_RANK_GPU = (
-    'l=${SLURM_LOCALID:-${OMPI_COMM_WORLD_LOCAL_RANK:-${MPI_LOCALRANKID:-${PMI_LOCAL_RANK:-0}}}}; '
-    'v=${CUDA_VISIBLE_DEVICES:-}; '
+    "l=${SLURM_LOCALID:-${OMPI_COMM_WORLD_LOCAL_RANK:-${MPI_LOCALRANKID:-${PMI_LOCAL_RANK:-0}}}}; "
+    "v=${CUDA_VISIBLE_DEVICES:-}; "
     'if [ -n "$v" ]; then n=$(printf "%s\\n" "$v" | tr , "\\n" | wc -l); '
     'v=$(printf %s "$v" | cut -d, -f$((l % n + 1))); else v=$l; fi; '
-    'export CUDA_VISIBLE_DEVICES="$v"; exec "$@"')
+    'export CUDA_VISIBLE_DEVICES="$v"; exec "$@"'
+)
 
 
 def pmi2_library(srun_path: str | None) -> str | None:
@@ -190,10 +227,20 @@ def pmi2_library(srun_path: str | None) -> str | None:
     dirs = []
     if srun_path:
         prefix = os.path.dirname(os.path.dirname(os.path.realpath(srun_path)))
-        dirs += [os.path.join(prefix, "lib64"), os.path.join(prefix, "lib"),
-                 os.path.join(prefix, "lib", "x86_64-linux-gnu"), os.path.join(prefix, "lib", "aarch64-linux-gnu")]
-    dirs += ["/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib",
-             "/opt/slurm/lib64", "/opt/slurm/lib"]
+        dirs += [
+            os.path.join(prefix, "lib64"),
+            os.path.join(prefix, "lib"),
+            os.path.join(prefix, "lib", "x86_64-linux-gnu"),
+            os.path.join(prefix, "lib", "aarch64-linux-gnu"),
+        ]
+    dirs += [
+        "/usr/lib64",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+        "/opt/slurm/lib64",
+        "/opt/slurm/lib",
+    ]
     for d in dirs:
         for name in ("libpmi2.so", "libpmi2.so.0"):
             path = os.path.join(d, name)
@@ -203,20 +250,30 @@ def pmi2_library(srun_path: str | None) -> str | None:
 
 
 def job_field(env: Mapping[str, str], name: str) -> str | None:
-    """A field of ``scontrol show job -o $SLURM_JOB_ID`` (e.g. ``Requeue``); None if Slurm did not say."""
+    """A field of ``scontrol show job -o $SLURM_JOB_ID`` (e.g. ``Requeue``); None if unsaid."""
     try:
-        proc = subprocess.run(["scontrol", "show", "job", "-o", env["SLURM_JOB_ID"]], capture_output=True,
-                              text=True, timeout=20, env=dict(env))
+        proc = subprocess.run(
+            ["scontrol", "show", "job", "-o", env["SLURM_JOB_ID"]],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=dict(env),
+        )
     except (OSError, subprocess.SubprocessError, KeyError):
         return None
     return next((f.split("=", 1)[1] for f in proc.stdout.split() if f.startswith(name + "=")), None)
 
 
 def site_mpi(env: Mapping[str, str]) -> str | None:
-    """The site's default ``--mpi`` (``MpiDefault`` of ``scontrol show config``); None if Slurm did not say."""
+    """The site's default ``--mpi`` (``MpiDefault`` of ``scontrol show config``); None if unsaid."""
     try:
-        proc = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=20,
-                              env=dict(env))
+        proc = subprocess.run(
+            ["scontrol", "show", "config"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=dict(env),
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     for line in proc.stdout.splitlines() if proc.returncode == 0 else ():
@@ -230,8 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Build the launch command and replace this process with it."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip().split("\n\n")[0] + "\n\nusage: python -m hpcsuite.slurm MODULE [options]\n"
-              f"modules: {', '.join(MODULES)}")
+        print(
+            __doc__.strip().split("\n\n")[0]
+            + f"\n\nusage: python -m hpcsuite.slurm MODULE [options]\nmodules: {', '.join(MODULES)}"
+        )
         return 0 if argv else 2
     module, args = argv[0], argv[1:]
     env = dict(os.environ)
@@ -240,46 +299,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     family = mpi_family(library)
     in_job = srun is not None and bool(env.get("SLURM_JOB_ID"))
     site = site_mpi(env) if in_job and not env.get("HPCSUITE_SRUN_MPI") else None
-    cmd = command(module, args, env, python=sys.executable, family=family, srun=srun is not None,
-                  site_mpi=site, pmix_capable="pmix" in library.lower())
+    cmd = command(
+        module,
+        args,
+        env,
+        python=sys.executable,
+        family=family,
+        srun=srun is not None,
+        site_mpi=site,
+        pmix_capable="pmix" in library.lower(),
+    )
     if family == "intel" and cmd[0] == "srun" and "I_MPI_PMI_LIBRARY" not in env:
         found = pmi2_library(srun)
         if found:  # Intel MPI under srun loads Slurm's PMI-2 client from here
             env["I_MPI_PMI_LIBRARY"] = found
             print(f"{PROG}: Intel MPI under srun: I_MPI_PMI_LIBRARY={found}", flush=True)
     if shutil.which(cmd[0], path=env.get("PATH")) is None:
-        raise UsageError(f"{cmd[0]} is not on PATH ({env.get('PATH', '')!r}): load your MPI module "
-                         "(module load ...), or pip install 'hpcsuite[mpich]' into this environment")
+        raise UsageError(
+            f"{cmd[0]} is not on PATH ({env.get('PATH', '')!r}): load your MPI module "
+            "(module load ...), or pip install 'hpcsuite[mpich]' into this environment"
+        )
     if "--json" in cmd:
         folder = os.path.dirname(cmd[cmd.index("--json") + 1]) or "."
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"cannot create the results folder {folder!r}: {exc.strerror or exc}; "
-                             "set HPCSUITE_RESULTS to a writable folder") from None
+            raise UsageError(
+                f"cannot create the results folder {folder!r}: {exc.strerror or exc}; "
+                "set HPCSUITE_RESULTS to a writable folder"
+            ) from None
     env.setdefault("OMP_NUM_THREADS", env.get("SLURM_CPUS_PER_TASK", "1"))
     if env.get("SLURM_JOB_ID"):
         requeue = job_field(env, "Requeue")
-        if requeue in ("0", "1"):  # a trainer stopped by SIGUSR1 writes a partial record where it is 0
+        if requeue in (
+            "0",
+            "1",
+        ):  # a trainer stopped by SIGUSR1 writes a partial record where it is 0
             env["HPCSUITE_REQUEUE"] = requeue
-    print(f"{PROG}: job {env.get('SLURM_JOB_ID', '-')} on {env.get('SLURM_JOB_NODELIST', '-')}, "
-          f"{env.get('SLURM_NTASKS', '?')} tasks: {' '.join(cmd)}", flush=True)
+    print(
+        f"{PROG}: job {env.get('SLURM_JOB_ID', '-')} on {env.get('SLURM_JOB_NODELIST', '-')}, "
+        f"{env.get('SLURM_NTASKS', '?')} tasks: {' '.join(cmd)}",
+        flush=True,
+    )
     child = subprocess.Popen(cmd, env=env)
     for sig in FORWARDED:
         signal.signal(sig, lambda signum, frame: child.send_signal(signum))
     code = child.wait()
     if code == REQUEUE_EXIT and env.get("SLURM_JOB_ID"):
-        print(f"{PROG}: the module checkpointed and asked for more time: requeueing job "
-              f"{env['SLURM_JOB_ID']}", flush=True)
+        print(
+            f"{PROG}: the module checkpointed and asked for more time: requeueing job "
+            f"{env['SLURM_JOB_ID']}",
+            flush=True,
+        )
         try:
-            proc = subprocess.run(["scontrol", "requeue", env["SLURM_JOB_ID"]], capture_output=True,
-                                  text=True, timeout=60)
+            proc = subprocess.run(
+                ["scontrol", "requeue", env["SLURM_JOB_ID"]],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             why = proc.stderr.strip() if proc.returncode else ""
         except (OSError, subprocess.SubprocessError) as exc:
             why = str(exc)
         if why:  # --no-requeue, or the controller did not answer: the run is unfinished, say so
-            print(f"{PROG}: cannot requeue job {env['SLURM_JOB_ID']} ({why}); the run stopped at its "
-                  "checkpoint unfinished: resubmit with --requeue, or run it again to resume", flush=True)
+            print(
+                f"{PROG}: cannot requeue job {env['SLURM_JOB_ID']} ({why}); the run stopped at its "
+                "checkpoint unfinished: resubmit with --requeue, or run it again to resume",
+                flush=True,
+            )
             return REQUEUE_EXIT
         return 0
     return code

@@ -56,7 +56,9 @@ def rule_elements(ranks_on_node: int, device_cache: int | None = None) -> int:
     return max(1 << 23, -(-4 * last_level_cache_bytes() // 8 // ranks_on_node))
 
 
-def default_size(ranks_on_node: int, available: int | None, device_cache: int | None = None) -> tuple[int, str]:
+def default_size(
+    ranks_on_node: int, available: int | None, device_cache: int | None = None
+) -> tuple[int, str]:
     """Elements per array per rank, and a note when the STREAM rule could not be met.
 
     McCalpin's rule: each array at least 4x the last-level cache of the node, shared by
@@ -69,13 +71,21 @@ def default_size(ranks_on_node: int, available: int | None, device_cache: int | 
         return want, ""
     cap = available // 2 // (3 * 8 * ranks_on_node)
     if cap < want:
-        return cap, (f"note: arrays below STREAM's 4x last-level-cache rule ({want} elements) "
-                     "to fit in memory")
+        return (
+            cap,
+            (
+                f"note: arrays below STREAM's 4x last-level-cache rule ({want} elements) "
+                "to fit in memory"
+            ),
+        )
     return want, ""
 
 
-def kernels(a: Any, b: Any, c: Any, xp: Any, scalar: float = SCALAR) -> dict[str, Callable[[], None]]:
+def kernels(
+    a: Any, b: Any, c: Any, xp: Any, scalar: float = SCALAR
+) -> dict[str, Callable[[], None]]:
     """The four STREAM operations on arrays ``a``, ``b``, ``c`` (in place, no allocation)."""
+
     def triad() -> None:
         xp.multiply(c, scalar, out=a)
         xp.add(a, b, out=a)
@@ -101,8 +111,10 @@ def expected(iterations: int, scalar: float = SCALAR) -> tuple[float, float, flo
 
 def errors(arrays: Sequence[Any], want: Sequence[float], xp: Any) -> list[float]:
     """Mean absolute error of each array, relative to the expected value (STREAM's test)."""
-    return [float(xp.mean(xp.abs(arr - w))) / abs(w) if w else float(xp.mean(xp.abs(arr)))
-            for arr, w in zip(arrays, want)]
+    return [
+        float(xp.mean(xp.abs(arr - w))) / abs(w) if w else float(xp.mean(xp.abs(arr)))
+        for arr, w in zip(arrays, want)
+    ]
 
 
 @dataclass
@@ -145,8 +157,13 @@ def _size(comm: Any, backend: Any, args: Any) -> tuple[int, str]:
     want = rule_elements(node_ranks, backend.cache_bytes)
     if args.size < want:
         # STREAM's own rule; smaller arrays measure the caches, which is sometimes wanted.
-        return args.size, (f"note: --size {args.size} is below STREAM's 4x last-level-cache rule "
-                           f"({want} elements per rank here): these rates include cache")
+        return (
+            args.size,
+            (
+                f"note: --size {args.size} is below STREAM's 4x last-level-cache rule "
+                f"({want} elements per rank here): these rates include cache"
+            ),
+        )
     return args.size, ""
 
 
@@ -161,13 +178,21 @@ class Stream(Kernel):
     defaults = {"repeat": 10, "warmup": 1}  # STREAM does not count its first iteration
 
     def add_arguments(self, group: Any) -> None:
-        group.add_argument("--size", type=cli.positive_int, default=None, metavar="N",
-                           help="elements per array per rank [4x the last-level cache, at least 2**23]")
+        group.add_argument(
+            "--size",
+            type=cli.positive_int,
+            default=None,
+            metavar="N",
+            help="elements per array per rank [4x the last-level cache, at least 2**23]",
+        )
 
     def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:
         n, _ = _size(comm, backend, args)
-        return Footprint(host=0 if backend.on_device else 3 * 8 * n, device=3 * 8 * n,
-                         hint="lower --size or run fewer ranks per node (or per GPU)")
+        return Footprint(
+            host=0 if backend.on_device else 3 * 8 * n,
+            device=3 * 8 * n,
+            hint="lower --size or run fewer ranks per node (or per GPU)",
+        )
 
     def setup(self, comm: Any, backend: Any, args: Any) -> State:
         n, note = _size(comm, backend, args)
@@ -185,9 +210,15 @@ class Stream(Kernel):
     def check(self, state: State) -> dict[str, Any]:
         errs = validate_arrays(state.comm, state)
         eps = 1e-13
-        return {"passed": all(e <= eps for e in errs), "errors": errs, "epsilon": eps,
-                "detail": f"relative errors of a, b, c {', '.join(f'{e:.1e}' for e in errs)} "
-                          f"after {state.runs} iterations (allowed {eps:g})"}
+        return {
+            "passed": all(e <= eps for e in errs),
+            "errors": errs,
+            "epsilon": eps,
+            "detail": (
+                f"relative errors of a, b, c {', '.join(f'{e:.1e}' for e in errs)} "
+                f"after {state.runs} iterations (allowed {eps:g})"
+            ),
+        }
 
     def figure(self, state: State) -> Figure:
         return Figure("triad", WORDS["triad"] * 8 * state.n * state.comm.size, "MB/s", 1e6)
@@ -196,20 +227,31 @@ class Stream(Kernel):
         n, size = state.n, state.comm.size
         rates = {k: WORDS[k] * 8 * n * size / stats.median(times[k]) / 1e6 for k in KERNELS}
         best = {k: WORDS[k] * 8 * n * size / min(times[k]) / 1e6 for k in KERNELS}
-        details = [f"arrays     3 x {n} float64 per rank ({3 * 8 * n / 1e6:.1f} MB), "
-                   f"{len(times['triad'])} counted iterations",
-                   "function   median MB/s  best MB/s   avg time     min time     max time"]
+        details = [
+            (
+                f"arrays     3 x {n} float64 per rank ({3 * 8 * n / 1e6:.1f} MB), "
+                f"{len(times['triad'])} counted iterations"
+            ),
+            "function   median MB/s  best MB/s   avg time     min time     max time",
+        ]
         if state.note:
             details.insert(1, state.note)
         for k in KERNELS:
             ts = times[k]
-            details.append(f"{k:<10} {rates[k]:>11.1f} {best[k]:>10.1f} {sum(ts) / len(ts):>11.6f} "
-                           f"{min(ts):>12.6f} {max(ts):>12.6f}")
-        return Summary(headline=f"triad {rates['triad']:.1f} MB/s median (copy {rates['copy']:.0f}, "
-                                f"scale {rates['scale']:.0f}, add {rates['add']:.0f}; best triad "
-                                f"{best['triad']:.1f})",
-                       details=details, params={"size": n, "bytes": 3 * 8 * n * size},
-                       result={"median_MBps": rates, "best_MBps": best})
+            details.append(
+                f"{k:<10} {rates[k]:>11.1f} {best[k]:>10.1f} {sum(ts) / len(ts):>11.6f} "
+                f"{min(ts):>12.6f} {max(ts):>12.6f}"
+            )
+        return Summary(
+            headline=(
+                f"triad {rates['triad']:.1f} MB/s median (copy {rates['copy']:.0f}, "
+                f"scale {rates['scale']:.0f}, add {rates['add']:.0f}; best triad "
+                f"{best['triad']:.1f})"
+            ),
+            details=details,
+            params={"size": n, "bytes": 3 * 8 * n * size},
+            result={"median_MBps": rates, "best_MBps": best},
+        )
 
 
 KERNEL = Stream()

@@ -32,7 +32,9 @@ CPU_ONLY = tuple(name for name in SUITE if not MODULES[name].gpu)
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
     p = cli.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", choices=tuple(SIZES), default="small", help="problem sizes [%(default)s]")
+    p.add_argument(
+        "--size", choices=tuple(SIZES), default="small", help="problem sizes [%(default)s]"
+    )
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu", help="[%(default)s]")
     p.add_argument("--only", default=None, metavar="K1,K2", help="run these kernels only")
     p.add_argument("--json", metavar="PATH", help="append the kernels' records to PATH")
@@ -56,8 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             cli.check_writable(args.json, "--json")
     path = args.json
     if path is None:
-        path = comm.bcast(tempfile.mkstemp(prefix="hpcsuite-suite-", suffix=".jsonl")[1]
-                          if comm.rank == 0 else None, root=0)  # comm: metadata
+        path = comm.bcast(
+            (
+                tempfile.mkstemp(prefix="hpcsuite-suite-", suffix=".jsonl")[1]
+                if comm.rank == 0
+                else None
+            ),
+            root=0,
+        )  # comm: metadata
     status: dict[str, str] = {}
     for name in kernels:
         device = "cpu" if name in CPU_ONLY else args.device
@@ -85,7 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in kernels:
             rec = got.get(name)
             fom = rec["fom"] if rec else None
-            value = f"{fom['value']:.4g} {fom['unit']}" if fom and isinstance(fom.get("value"), float) else "-"
+            value = (
+                f"{fom['value']:.4g} {fom['unit']}"
+                if fom and isinstance(fom.get("value"), float)
+                else "-"
+            )
             samples = (rec["times"].get("samples") or []) if rec else []
             t = f"{stats.median(samples):.4g}" if samples else "-"
             print(f"{name:<12}{value:>28}{t:>12}  {status[name]}")

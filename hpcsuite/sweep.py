@@ -48,8 +48,18 @@ PROG = "hpcsuite.sweep"
 #: Slurm states after which a job will not run again. SPECIAL_EXIT is held after a
 #: special exit code until someone requeues it: for a sweep, that point failed (it runs
 #: again on resume). PREEMPTED is left out: a requeueable job goes back to PENDING.
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
-         "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"}
+FINAL = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "SPECIAL_EXIT",
+    "REVOKED",
+}
 #: Seconds between polls: the first, and the most when nothing changes (it backs off).
 POLL_FIRST, POLL_MOST = 2.0, 15.0
 #: What a state is when Slurm did not answer: decides nothing.
@@ -67,8 +77,15 @@ class Point:
     args: tuple[str, ...]
 
 
-def plan(module: str, ranks: Sequence[int], args: Sequence[str], *, repeat: int = 1,
-         weak_shape: tuple[int, ...] | None = None, ranks_per_node: int | None = None) -> list[Point]:
+def plan(
+    module: str,
+    ranks: Sequence[int],
+    args: Sequence[str],
+    *,
+    repeat: int = 1,
+    weak_shape: tuple[int, ...] | None = None,
+    ranks_per_node: int | None = None,
+) -> list[Point]:
     """The points of a sweep. Pure.
 
     Raises
@@ -79,9 +96,13 @@ def plan(module: str, ranks: Sequence[int], args: Sequence[str], *, repeat: int 
     if module not in MODULES:
         raise UsageError(f"unknown module {module!r}; choose one of {', '.join(MODULES)}")
     if not ranks or any(r < 1 for r in ranks):
-        raise UsageError(f"--ranks {','.join(map(str, ranks))!r}: give positive rank counts, e.g. 1,2,4")
+        raise UsageError(
+            f"--ranks {','.join(map(str, ranks))!r}: give positive rank counts, e.g. 1,2,4"
+        )
     if weak_shape is not None and module not in SHAPED:
-        raise UsageError(f"--weak-shape needs a module with --shape ({', '.join(SHAPED)}), not {module!r}")
+        raise UsageError(
+            f"--weak-shape needs a module with --shape ({', '.join(SHAPED)}), not {module!r}"
+        )
     if weak_shape is not None and any(a == "--shape" or a.startswith("--shape=") for a in args):
         raise UsageError("give the per-rank shape with --weak-shape only, not also --shape")
     points = []
@@ -95,9 +116,19 @@ def plan(module: str, ranks: Sequence[int], args: Sequence[str], *, repeat: int 
     return points
 
 
-def job_script(point: Point, module: str, out: Path, *, python: str, ranks_per_node: int | None,
-               time_limit: str, exclusive: bool = True, serial_name: str | None = None,
-               gpus_per_task: int | None = None, cpus_per_task: int | None = None) -> str:
+def job_script(
+    point: Point,
+    module: str,
+    out: Path,
+    *,
+    python: str,
+    ranks_per_node: int | None,
+    time_limit: str,
+    exclusive: bool = True,
+    serial_name: str | None = None,
+    gpus_per_task: int | None = None,
+    cpus_per_task: int | None = None,
+) -> str:
     """The batch script of one point. Every value is shell-quoted. Pure.
 
     ``exclusive`` keeps other jobs off the point's nodes (timings of a scaling series
@@ -107,15 +138,25 @@ def job_script(point: Point, module: str, out: Path, *, python: str, ranks_per_n
     """
     # Quoting protects the exec line, but no quoting protects a #SBATCH line from a
     # newline: every value is refused if it holds a control character.
-    for value, what in ((time_limit, "--time"), (serial_name or "", "--one-at-a-time name"),
-                        (python, "python"), (str(out), "--out"), (module, "module"), (point.name, "point")):
+    for value, what in (
+        (time_limit, "--time"),
+        (serial_name or "", "--one-at-a-time name"),
+        (python, "python"),
+        (str(out), "--out"),
+        (module, "module"),
+        (point.name, "point"),
+    ):
         cli.refuse_control(value, what)
     cli.refuse_control_in(point.args, "option after --")
     q = shlex.quote
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={q(serial_name or point.name)}",
-             f"#SBATCH --ntasks={point.ranks}", f"#SBATCH --nodes={point.nodes}",
-             f"#SBATCH --time={q(time_limit)}",
-             f"#SBATCH --output={q(str(out / 'logs' / (point.name + '.log')))}"]
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={q(serial_name or point.name)}",
+        f"#SBATCH --ntasks={point.ranks}",
+        f"#SBATCH --nodes={point.nodes}",
+        f"#SBATCH --time={q(time_limit)}",
+        f"#SBATCH --output={q(str(out / 'logs' / (point.name + '.log')))}",
+    ]
     if exclusive:
         lines.append("#SBATCH --exclusive")
     if serial_name:
@@ -172,8 +213,10 @@ class Progress:
         self.tty = sys.stderr.isatty()
 
     def show(self, counts: dict[str, int]) -> None:
-        text = (f"{PROG}: {counts.get('pending', 0)} pending, {counts.get('running', 0)} running, "
-                f"{counts.get('done', 0)} done, {counts.get('failed', 0)} failed of {self.total}")
+        text = (
+            f"{PROG}: {counts.get('pending', 0)} pending, {counts.get('running', 0)} running, "
+            f"{counts.get('done', 0)} done, {counts.get('failed', 0)} failed of {self.total}"
+        )
         if text != self.last:
             sys.stderr.write(("\r" + text) if self.tty else text + "\n")
             sys.stderr.flush()
@@ -184,8 +227,16 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def run_local(points: list[Point], module: str, out: Path, *, python: str, timeout: float,
-              progress: Progress, status: dict[str, str]) -> None:
+def run_local(
+    points: list[Point],
+    module: str,
+    out: Path,
+    *,
+    python: str,
+    timeout: float,
+    progress: Progress,
+    status: dict[str, str],
+) -> None:
     """Run points one after another with this environment's mpiexec."""
     mpiexec = shutil.which("mpiexec", path=str(Path(python).parent)) or shutil.which("mpiexec")
     if mpiexec is None:
@@ -194,12 +245,24 @@ def run_local(points: list[Point], module: str, out: Path, *, python: str, timeo
         status[p.name] = "running"
         progress.show(_counts(status))
         record = out / "records" / f"{p.name}.jsonl"
-        cmd = [mpiexec, "-n", str(p.ranks), python, "-m", f"hpcsuite.{module}", *p.args, "--json", str(record)]
+        cmd = [
+            mpiexec,
+            "-n",
+            str(p.ranks),
+            python,
+            "-m",
+            f"hpcsuite.{module}",
+            *p.args,
+            "--json",
+            str(record),
+        ]
         with open(out / "logs" / f"{p.name}.log", "w") as log:
             log.write("$ " + " ".join(shlex.quote(c) for c in cmd) + "\n")
             log.flush()
             try:
-                code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout).returncode
+                code = subprocess.run(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout
+                ).returncode
             except subprocess.TimeoutExpired:
                 log.write(f"\n{PROG}: killed after {timeout:g} s (--timeout)\n")
                 code = -1
@@ -241,7 +304,9 @@ def job_states(ids: Sequence[str]) -> dict[str, str]:
     left = [job for job in ids if job not in states]
     if left:
         acct = _slurm("sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(left))
-        if acct is not None and acct.returncode == 0:  # fails where accounting is off: then scontrol
+        if (
+            acct is not None and acct.returncode == 0
+        ):  # fails where accounting is off: then scontrol
             for line in acct.stdout.splitlines():
                 job, _, state = line.partition("|")
                 if job in left and state:
@@ -253,18 +318,35 @@ def job_states(ids: Sequence[str]) -> dict[str, str]:
         if proc is None:
             states[job] = UNKNOWN
         elif proc.returncode == 0:
-            state = next((f.split("=", 1)[1] for f in proc.stdout.split() if f.startswith("JobState=")), UNKNOWN)
+            state = next(
+                (f.split("=", 1)[1] for f in proc.stdout.split() if f.startswith("JobState=")),
+                UNKNOWN,
+            )
             states[job] = state
         else:
             states[job] = "GONE" if "Invalid job id" in proc.stderr else UNKNOWN
     return states
 
 
-def run_slurm(points: list[Point], module: str, out: Path, state: dict[str, Any], *, python: str,
-              ranks_per_node: int | None, time_limit: str, sbatch_args: Sequence[str],
-              progress: Progress, status: dict[str, str], save, exclusive: bool = True,
-              serial_name: str | None = None, gpus_per_task: int | None = None,
-              cpus_per_task: int | None = None, sleep=time.sleep) -> None:
+def run_slurm(
+    points: list[Point],
+    module: str,
+    out: Path,
+    state: dict[str, Any],
+    *,
+    python: str,
+    ranks_per_node: int | None,
+    time_limit: str,
+    sbatch_args: Sequence[str],
+    progress: Progress,
+    status: dict[str, str],
+    save,
+    exclusive: bool = True,
+    serial_name: str | None = None,
+    gpus_per_task: int | None = None,
+    cpus_per_task: int | None = None,
+    sleep=time.sleep,
+) -> None:
     """Submit every point not already queued, then poll until all have ended.
 
     Polls every :data:`POLL_FIRST` seconds, backing off to :data:`POLL_MOST` while
@@ -272,7 +354,9 @@ def run_slurm(points: list[Point], module: str, out: Path, state: dict[str, Any]
     last status.
     """
     if shutil.which("sbatch") is None:
-        raise UsageError("--launcher slurm needs sbatch on PATH; use --launcher local on a machine without Slurm")
+        raise UsageError(
+            "--launcher slurm needs sbatch on PATH; use --launcher local on a machine without Slurm"
+        )
     jobs: dict[str, str] = state.setdefault("jobs", {})
     live = job_states([jobs[p.name] for p in points if p.name in jobs])
     for p in points:
@@ -281,13 +365,27 @@ def run_slurm(points: list[Point], module: str, out: Path, state: dict[str, Any]
         if queued:
             continue  # resumed: still pending or running from the last invocation
         script = out / "jobs" / f"{p.name}.sbatch"
-        _write_atomic(script, job_script(p, module, out, python=python, ranks_per_node=ranks_per_node,
-                                     time_limit=time_limit, exclusive=exclusive, serial_name=serial_name,
-                                     gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task))
+        _write_atomic(
+            script,
+            job_script(
+                p,
+                module,
+                out,
+                python=python,
+                ranks_per_node=ranks_per_node,
+                time_limit=time_limit,
+                exclusive=exclusive,
+                serial_name=serial_name,
+                gpus_per_task=gpus_per_task,
+                cpus_per_task=cpus_per_task,
+            ),
+        )
         proc = _slurm("sbatch", "--parsable", *sbatch_args, str(script), timeout=120)
         if proc is None:
-            raise UsageError(f"sbatch did not answer in 120 s for {script}; the controller may be down. "
-                             "Run the same command again to resume")
+            raise UsageError(
+                f"sbatch did not answer in 120 s for {script}; the controller may be down. "
+                "Run the same command again to resume"
+            )
         if proc.returncode != 0:
             raise UsageError(f"sbatch refused {script}: {proc.stderr.strip()}")
         jobs[p.name] = proc.stdout.strip().split(";")[0]
@@ -305,8 +403,11 @@ def run_slurm(points: list[Point], module: str, out: Path, state: dict[str, Any]
                 status[name] = "done" if s in ("COMPLETED", "GONE") and done(out, p) else "failed"
                 del pending[name]
             else:
-                status[name] = "pending" if s in ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD") \
+                status[name] = (
+                    "pending"
+                    if s in ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD")
                     else "running"
+                )
         progress.show(_counts(status))
         if pending:
             interval = POLL_FIRST if status != before else min(POLL_MOST, interval * 1.5)
@@ -325,7 +426,9 @@ def collect(out: Path, points: list[Point]) -> list[dict[str, Any]]:
     recs = []
     for p in points:
         recs += _records(out, p)
-    _write_atomic(out / "results.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in recs))
+    _write_atomic(
+        out / "results.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in recs)
+    )
     return recs
 
 
@@ -357,17 +460,26 @@ def load_state(path: Path) -> dict[str, Any]:
     if not path.is_file():  # a FIFO would block, /dev/zero never ends: read regular files only
         raise UsageError(f"{path} is not a regular file; remove it or use another --out")
     if path.stat().st_size > MAX_STATE_BYTES:
-        raise UsageError(f"{path} is too large to be a sweep's plan; remove it or use another --out")
+        raise UsageError(
+            f"{path} is too large to be a sweep's plan; remove it or use another --out"
+        )
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path} is corrupt ({exc}); remove it to start the sweep over, "
-                         "or use another --out") from None
+        raise UsageError(
+            f"{path} is corrupt ({exc}); remove it to start the sweep over, or use another --out"
+        ) from None
     jobs = state.get("jobs", {}) if isinstance(state, dict) else None
-    if (not isinstance(state, dict) or not isinstance(state.get("plan"), dict)
-            or not isinstance(jobs, dict) or not all(isinstance(v, str) for v in jobs.values())):
-        raise UsageError(f"{path} is not a sweep's plan (no plan or job ids); remove it to start "
-                         "the sweep over, or use another --out")
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("plan"), dict)
+        or not isinstance(jobs, dict)
+        or not all(isinstance(v, str) for v in jobs.values())
+    ):
+        raise UsageError(
+            f"{path} is not a sweep's plan (no plan or job ids); remove it to start "
+            "the sweep over, or use another --out"
+        )
     return state
 
 
@@ -379,19 +491,28 @@ def _counts_list(text: str, option: str, what: str) -> list[int]:
     try:
         return [int(r) for r in text.split(",") if r.strip()]
     except ValueError:
-        raise UsageError(f"{option} {text!r}: give {what} separated by commas, e.g. 1,2,4") from None
+        raise UsageError(
+            f"{option} {text!r}: give {what} separated by commas, e.g. 1,2,4"
+        ) from None
 
 
 def _ranks(args: Any) -> list[int]:
     """The rank counts of the sweep, from ``--ranks``, or ``--nodes`` times ``--ranks-per-node``."""
     if (args.ranks is None) == (args.nodes is None):
-        raise UsageError("give --ranks (rank counts) or --nodes (node counts, with --ranks-per-node), one of them")
+        raise UsageError(
+            "give --ranks (rank counts) or --nodes (node counts, with --ranks-per-node), one of"
+            " them"
+        )
     if (args.gpus_per_task or args.cpus_per_task) and args.launcher != "slurm":
-        raise UsageError("--gpus-per-task and --cpus-per-task are Slurm requests: add --launcher slurm")
+        raise UsageError(
+            "--gpus-per-task and --cpus-per-task are Slurm requests: add --launcher slurm"
+        )
     if args.ranks is not None:
         return _counts_list(args.ranks, "--ranks", "rank counts")
     if args.launcher != "slurm" or not args.ranks_per_node:
-        raise UsageError("--nodes needs --launcher slurm and --ranks-per-node (ranks = nodes x ranks per node)")
+        raise UsageError(
+            "--nodes needs --launcher slurm and --ranks-per-node (ranks = nodes x ranks per node)"
+        )
     nodes = _counts_list(args.nodes, "--nodes", "node counts")
     if not nodes or any(n < 1 for n in nodes):
         raise UsageError(f"--nodes {args.nodes!r}: give positive node counts, e.g. 1,2,4")
@@ -402,33 +523,77 @@ def parser() -> cli.ArgumentParser:
     """The command-line interface."""
     p = cli.ArgumentParser(
         prog=f"python -m {PROG}",
-        description="Run a strong or weak scaling series of a module locally (mpiexec) or on "
-                    "Slurm (one job per point), resumably, and collect its records.",
-        epilog="options after -- go to the module. example: python -m hpcsuite.sweep mean "
-               "--ranks 1,2,4,8 --repeat 3 --launcher slurm -- --shape 20000x10000 --repeat 5",
+        description=(
+            "Run a strong or weak scaling series of a module locally (mpiexec) or on "
+            "Slurm (one job per point), resumably, and collect its records."
+        ),
+        epilog=(
+            "options after -- go to the module. example: python -m hpcsuite.sweep mean "
+            "--ranks 1,2,4,8 --repeat 3 --launcher slurm -- --shape 20000x10000 --repeat 5"
+        ),
     )
     p.add_argument("module", help=f"module to run: {', '.join(MODULES)}")
     p.add_argument("--ranks", help="rank counts, e.g. 1,2,4,8")
-    p.add_argument("--nodes", help="Slurm: node counts instead of --ranks, e.g. 1,2,4 (with --ranks-per-node)")
-    p.add_argument("--repeat", type=cli.positive_int, default=1, help="runs per rank count [%(default)s]")
-    p.add_argument("--weak-shape", type=cli.shape, metavar="SHAPE",
-                   help="weak scaling: the shape per rank; rows grow with the rank count")
+    p.add_argument(
+        "--nodes", help="Slurm: node counts instead of --ranks, e.g. 1,2,4 (with --ranks-per-node)"
+    )
+    p.add_argument(
+        "--repeat", type=cli.positive_int, default=1, help="runs per rank count [%(default)s]"
+    )
+    p.add_argument(
+        "--weak-shape",
+        type=cli.shape,
+        metavar="SHAPE",
+        help="weak scaling: the shape per rank; rows grow with the rank count",
+    )
     p.add_argument("--launcher", choices=("local", "slurm"), default="local", help="[%(default)s]")
-    p.add_argument("--ranks-per-node", type=cli.positive_int, help="Slurm: tasks per node (sets --nodes)")
+    p.add_argument(
+        "--ranks-per-node", type=cli.positive_int, help="Slurm: tasks per node (sets --nodes)"
+    )
     p.add_argument("--time", default="00:15:00", help="Slurm: time limit per job [%(default)s]")
-    p.add_argument("--shared", action="store_true",
-                   help="Slurm: let other jobs share the nodes (default: --exclusive)")
-    p.add_argument("--one-at-a-time", action="store_true",
-                   help="Slurm: run the points one after another (--dependency=singleton), "
-                        "for nodes that share hardware")
-    p.add_argument("--gpus-per-task", type=cli.positive_int, metavar="N",
-                   help="Slurm: GPUs for every rank (--gpus-per-task; give the module its GPU option after --)")
-    p.add_argument("--cpus-per-task", type=cli.positive_int, metavar="N", help="Slurm: CPU cores for every rank")
-    p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
-                   help="extra sbatch option, e.g. --sbatch-arg=--partition=debug (repeatable)")
-    p.add_argument("--timeout", type=float, default=600, help="local: seconds per point [%(default)s]")
-    p.add_argument("--out", default="sweep", help="folder for the plan, logs and records [%(default)s]")
-    p.add_argument("--dry-run", action="store_true", help="print the job scripts or commands; run nothing")
+    p.add_argument(
+        "--shared",
+        action="store_true",
+        help="Slurm: let other jobs share the nodes (default: --exclusive)",
+    )
+    p.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help=(
+            "Slurm: run the points one after another (--dependency=singleton), "
+            "for nodes that share hardware"
+        ),
+    )
+    p.add_argument(
+        "--gpus-per-task",
+        type=cli.positive_int,
+        metavar="N",
+        help=(
+            "Slurm: GPUs for every rank (--gpus-per-task; give the module its GPU option after --)"
+        ),
+    )
+    p.add_argument(
+        "--cpus-per-task",
+        type=cli.positive_int,
+        metavar="N",
+        help="Slurm: CPU cores for every rank",
+    )
+    p.add_argument(
+        "--sbatch-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra sbatch option, e.g. --sbatch-arg=--partition=debug (repeatable)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=600, help="local: seconds per point [%(default)s]"
+    )
+    p.add_argument(
+        "--out", default="sweep", help="folder for the plan, logs and records [%(default)s]"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the job scripts or commands; run nothing"
+    )
     return p
 
 
@@ -439,35 +604,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.refuse_control_args(args, theirs)  # values end up in job scripts and logs
     args.module_args = theirs
     ranks = _ranks(args)
-    points = plan(args.module, ranks, args.module_args, repeat=args.repeat, weak_shape=args.weak_shape,
-                  ranks_per_node=args.ranks_per_node)
+    points = plan(
+        args.module,
+        ranks,
+        args.module_args,
+        repeat=args.repeat,
+        weak_shape=args.weak_shape,
+        ranks_per_node=args.ranks_per_node,
+    )
     out = Path(args.out).resolve()
     python = sys.executable
     if args.dry_run:
         for p in points:
             if args.launcher == "slurm":
                 print(f"# {out / 'jobs' / (p.name + '.sbatch')}")
-                print(job_script(p, args.module, out, python=python, ranks_per_node=args.ranks_per_node,
-                                 time_limit=args.time, exclusive=not args.shared,
-                                 serial_name=_serial_name(args, out), gpus_per_task=args.gpus_per_task,
-                                 cpus_per_task=args.cpus_per_task))
+                print(
+                    job_script(
+                        p,
+                        args.module,
+                        out,
+                        python=python,
+                        ranks_per_node=args.ranks_per_node,
+                        time_limit=args.time,
+                        exclusive=not args.shared,
+                        serial_name=_serial_name(args, out),
+                        gpus_per_task=args.gpus_per_task,
+                        cpus_per_task=args.cpus_per_task,
+                    )
+                )
             else:
-                print(" ".join(shlex.quote(c) for c in ["mpiexec", "-n", str(p.ranks), python, "-m",
-                                                        f"hpcsuite.{args.module}", *p.args, "--json",
-                                                        str(out / "records" / f"{p.name}.jsonl")]))
+                print(
+                    " ".join(
+                        shlex.quote(c)
+                        for c in [
+                            "mpiexec",
+                            "-n",
+                            str(p.ranks),
+                            python,
+                            "-m",
+                            f"hpcsuite.{args.module}",
+                            *p.args,
+                            "--json",
+                            str(out / "records" / f"{p.name}.jsonl"),
+                        ]
+                    )
+                )
         return 0
 
     try:
         return _run(args, points, out, python)
     except OSError as exc:  # a full disk, a read-only folder: one line, the files left whole
         where = f" ({exc.filename})" if exc.filename else ""
-        raise UsageError(f"cannot write the sweep in --out {out}{where}: {exc.strerror or exc}") from None
+        raise UsageError(
+            f"cannot write the sweep in --out {out}{where}: {exc.strerror or exc}"
+        ) from None
 
 
 def _run(args: Any, points: list[Point], out: Path, python: str) -> int:
     """Run (or resume) the sweep in ``out``; the part of :func:`main` that writes files."""
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder (it holds the plan, logs and records)")
+        raise UsageError(
+            f"--out {out} is a file; give a folder (it holds the plan, logs and records)"
+        )
     state_path = out / "sweep.json"
     state = load_state(state_path)
     plan_doc = {"module": args.module, "points": [asdict(p) for p in points]}
@@ -481,37 +679,66 @@ def _run(args: Any, points: list[Point], out: Path, python: str) -> int:
         _write_atomic(state_path, json.dumps(state, indent=1, sort_keys=True))
 
     save()
-    status = {p.name: ("done" if done(out, p) else "pending") for p in points}
+    status = {p.name: "done" if done(out, p) else "pending" for p in points}
     todo = [p for p in points if status[p.name] != "done"]
     if len(todo) < len(points):
-        print(f"{PROG}: resuming: {len(points) - len(todo)} of {len(points)} points already done", file=sys.stderr)
+        print(
+            f"{PROG}: resuming: {len(points) - len(todo)} of {len(points)} points already done",
+            file=sys.stderr,
+        )
     progress = Progress(len(points))
     try:
         if args.launcher == "local":
-            run_local(todo, args.module, out, python=python, timeout=args.timeout, progress=progress,
-                      status=status)
+            run_local(
+                todo,
+                args.module,
+                out,
+                python=python,
+                timeout=args.timeout,
+                progress=progress,
+                status=status,
+            )
         else:
-            run_slurm(todo, args.module, out, state, python=python, ranks_per_node=args.ranks_per_node,
-                      time_limit=args.time, sbatch_args=args.sbatch_arg, progress=progress,
-                      status=status, save=save, exclusive=not args.shared,
-                      serial_name=_serial_name(args, out), gpus_per_task=args.gpus_per_task,
-                      cpus_per_task=args.cpus_per_task)
+            run_slurm(
+                todo,
+                args.module,
+                out,
+                state,
+                python=python,
+                ranks_per_node=args.ranks_per_node,
+                time_limit=args.time,
+                sbatch_args=args.sbatch_arg,
+                progress=progress,
+                status=status,
+                save=save,
+                exclusive=not args.shared,
+                serial_name=_serial_name(args, out),
+                gpus_per_task=args.gpus_per_task,
+                cpus_per_task=args.cpus_per_task,
+            )
     except KeyboardInterrupt:
         progress.close()
-        print(f"{PROG}: interrupted; queued jobs keep running. Run the same command again to resume.",
-              file=sys.stderr)
+        print(
+            f"{PROG}: interrupted; queued jobs keep running. Run the same command again to resume.",
+            file=sys.stderr,
+        )
         return 130
     progress.close()
     save()
     recs = collect(out, points)
     failed = [p for p in points if status[p.name] == "failed"]
     for p in failed:
-        print(f"{PROG}: point {p.name} ({p.ranks} ranks) failed; log {out / 'logs' / (p.name + '.log')}:")
+        print(
+            f"{PROG}: point {p.name} ({p.ranks} ranks) failed; log"
+            f" {out / 'logs' / (p.name + '.log')}:"
+        )
         print(_tail(out / "logs" / f"{p.name}.log"))
     if recs:
         print(render.terminal(series.build(recs)))
-    print(f"{PROG}: {len(points) - len(failed)} of {len(points)} points done; records in "
-          f"{out / 'results.jsonl'}; plots: python -m hpcsuite.report {out / 'results.jsonl'}")
+    print(
+        f"{PROG}: {len(points) - len(failed)} of {len(points)} points done; records in "
+        f"{out / 'results.jsonl'}; plots: python -m hpcsuite.report {out / 'results.jsonl'}"
+    )
     return 1 if failed else 0
 
 

@@ -49,19 +49,26 @@ def mpiexec() -> str:
     return str(local) if local.exists() else (shutil.which("mpiexec") or "mpiexec")
 
 
-def launch(n: int, *args: str, timeout: float = 60, env: dict[str, str] | None = None,
-           cwd: Path | None = None) -> subprocess.CompletedProcess:
+def launch(
+    n: int,
+    *args: str,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
     """Run ``mpiexec -n n python ARGS`` and return the finished process (never hangs)."""
     full_env = {**os.environ, **(env or {})}
     # A test's own MPI job must not inherit the rank variables of an outer job.
     for name in ("PMI_RANK", "PMI_SIZE", "PMI_FD", "PMI_PORT", "PMI_ID", "OMPI_COMM_WORLD_RANK"):
         full_env.pop(name, None)
     cmd = [mpiexec(), "-n", str(n), sys.executable, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
-                          cwd=cwd or ROOT)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or ROOT
+    )
 
 
 def python(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run ``python ARGS`` without a launcher."""
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )

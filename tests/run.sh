@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite in one command: plain pytest, then the MPI tests inside real
+# The whole test suite in one command: the lint (ruff), plain pytest, then the MPI tests inside real
 # MPI jobs at n = 1, 2, 3 and 4 (HPCSUITE_TEST_RANKS overrides the list) under this
 # environment's MPI (MPICH from PyPI in README command 2), then - where their venvs
 # exist - legs under every other common MPI library:
@@ -54,6 +54,19 @@ mpi_leg() {
         done
     fi
 }
+
+# Lint first (a second): ruff's checks and its formatter, as configured in pyproject.toml.
+if [ "${HPCSUITE_TEST_PLAIN:-1}" != 0 ]; then
+    if "$PYTHON" -m ruff --version >/dev/null 2>&1; then
+        echo "== lint: ruff check, ruff format --check"
+        "$PYTHON" -m ruff check --quiet . && "$PYTHON" -m ruff format --check --quiet . \
+            || { echo "!! lint failed: run 'ruff format .' and fix what 'ruff check .' says"; failed=1; }
+    elif [ "${CI:-}" = true ]; then
+        echo "!! ruff is missing: CI must lint (it is in the test extra)"; failed=1
+    else
+        echo "== skipped the lint: no ruff (pip install -e '.[test]')"
+    fi
+fi
 
 if [ "${HPCSUITE_TEST_PLAIN:-1}" != 0 ]; then
     legs+=(plain)

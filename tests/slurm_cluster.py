@@ -72,15 +72,18 @@ class SlurmCluster:
         host = socket.gethostname()
         gres = f" Gres=gpu:{self.gpus}" if self.gpus else ""
         nodes = "\n".join(
-            f"NodeName={n} NodeHostname={host} NodeAddr=127.0.0.1 Port={p} CPUs={self.cpus} "
-            f"Sockets=1 CoresPerSocket={self.cpus} ThreadsPerCore=1 RealMemory=1000{gres} State=UNKNOWN"
-            for n, p in zip(self.names, node_ports))
+            f"NodeName={n} NodeHostname={host} NodeAddr=127.0.0.1 Port={p} CPUs={self.cpus}"
+            f" Sockets=1 CoresPerSocket={self.cpus} ThreadsPerCore=1 RealMemory=1000{gres}"
+            " State=UNKNOWN"
+            for n, p in zip(self.names, node_ports)
+        )
         if self.gpus:
             (r / "dev").mkdir(exist_ok=True)
             for i in range(self.gpus):
                 (r / "dev" / f"gpu{i}").touch()
             (r / "etc" / "gres.conf").write_text(
-                f"AutoDetect=off\nName=gpu File={r}/dev/gpu[0-{self.gpus - 1}]\n")
+                f"AutoDetect=off\nName=gpu File={r}/dev/gpu[0-{self.gpus - 1}]\n"
+            )
         # Job ids from a random start: MPICH names its shared-memory segments after the
         # job and step, and a segment left in /dev/shm by a killed rank of an earlier
         # cluster's job with the same id breaks MPI_Init ("Message truncated").
@@ -120,13 +123,17 @@ ReturnToService=2
 SlurmdParameters=config_overrides
 {"GresTypes=gpu" if self.gpus else ""}
 {nodes}
-PartitionName=debug Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes={",".join(self.names)} Default=YES MaxTime=INFINITE State=UP
 """)
         (r / "etc" / "cgroup.conf").write_text("CgroupPlugin=cgroup/v1\n")
 
-    def run(self, *cmd: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        self, *cmd: str, timeout: float = 30, check: bool = True
+    ) -> subprocess.CompletedProcess:
         """Run a Slurm client command against this cluster."""
-        proc = subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            list(cmd), env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         if check and proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
@@ -137,7 +144,9 @@ PartitionName=debug Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE St
             if ok():
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"slurm test cluster: {what} not ready in {timeout} s; logs in {self.root / 'log'}")
+        raise RuntimeError(
+            f"slurm test cluster: {what} not ready in {timeout} s; logs in {self.root / 'log'}"
+        )
 
     def start(self) -> SlurmCluster:
         """Write the configuration, start the daemons, wait until every node is idle.
@@ -146,7 +155,9 @@ PartitionName=debug Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE St
         are ended first: their job ids restart at 1 too, and MPI's shared-memory names
         would collide with this cluster's jobs.
         """
-        for pid in _processes_with(b"SLURM_CONF=", lambda conf: PREFIX in conf and str(self.root) not in conf):
+        for pid in _processes_with(
+            b"SLURM_CONF=", lambda conf: PREFIX in conf and str(self.root) not in conf
+        ):
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -156,8 +167,13 @@ PartitionName=debug Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE St
         self._wait("slurmctld", lambda: self.run("scontrol", "ping", check=False).returncode == 0)
         for n in self.names:
             subprocess.run(["slurmd", "-N", n], env=self.env, check=True, timeout=30)
-        self._wait("nodes", lambda: self.run("sinfo", "-h", "-N", "-o", "%T", check=False)
-                   .stdout.split() == ["idle"] * len(self.names))
+        self._wait(
+            "nodes",
+            lambda: (
+                self.run("sinfo", "-h", "-N", "-o", "%T", check=False).stdout.split()
+                == ["idle"] * len(self.names)
+            ),
+        )
         return self
 
     def stop(self) -> None:
@@ -187,11 +203,22 @@ PartitionName=debug Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE St
             except (ProcessLookupError, PermissionError):
                 pass
 
-    def submit(self, script: str | Path, *args: str, sbatch_args: tuple[str, ...] = (),
-               cwd: Path | None = None) -> str:
+    def submit(
+        self,
+        script: str | Path,
+        *args: str,
+        sbatch_args: tuple[str, ...] = (),
+        cwd: Path | None = None,
+    ) -> str:
         """``sbatch --parsable``; returns the job id."""
-        proc = subprocess.run(["sbatch", "--parsable", *sbatch_args, str(script), *args], env=self.env,
-                              capture_output=True, text=True, timeout=30, cwd=cwd)
+        proc = subprocess.run(
+            ["sbatch", "--parsable", *sbatch_args, str(script), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=cwd,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"sbatch failed: {proc.stderr.strip()}")
         return proc.stdout.strip().split(";")[0]
@@ -217,7 +244,7 @@ PartitionName=debug Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE St
 
 
 def _processes_with(prefix: bytes, accept) -> list[int]:
-    """PIDs (other than this one) with an environment entry ``prefix + value`` where ``accept(value)``."""
+    """PIDs (not this one) with an environment entry ``prefix + value`` where ``accept(value)``."""
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
@@ -227,7 +254,10 @@ def _processes_with(prefix: bytes, accept) -> list[int]:
                 entries = f.read().split(b"\0")
         except OSError:
             continue
-        if any(e.startswith(prefix) and accept(e[len(prefix):].decode(errors="replace")) for e in entries):
+        if any(
+            e.startswith(prefix) and accept(e[len(prefix) :].decode(errors="replace"))
+            for e in entries
+        ):
             found.append(int(name))
     return found
 

@@ -43,8 +43,12 @@ def test_auto_falls_back_to_the_cpu():
 
 def test_registered_backends_are_loaded_by_name():
     made = []
-    backend.register("test-host", lambda local_rank: made.append(local_rank) or backend.Backend(
-        name="test-host", xp=np, device="cpu"))
+    backend.register(
+        "test-host",
+        lambda local_rank: (
+            made.append(local_rank) or backend.Backend(name="test-host", xp=np, device="cpu")
+        ),
+    )
     try:
         assert backend.load("test-host", 3).name == "test-host" and made == [3]
         assert "test-host" in backend.names()

@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, mpiexec
 
 TIMEOUT = 30
@@ -86,12 +85,27 @@ CASES = [
     ("suite", ["--size", "huge"], "invalid choice: 'huge'", None, ()),
     ("suite", ["--json", "{tmp}/nowhere/r.jsonl"], "does not exist", None, ()),
     ("suite", ["--device", "nosuch"], "invalid choice: 'nosuch'", None, ()),
-    ("suite", ["--device", "gpu"], "gpu", None,
-     (pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU may be here: the run is valid"),)),
+    (
+        "suite",
+        ["--device", "gpu"],
+        "gpu",
+        None,
+        (
+            pytest.mark.skipif(
+                shutil.which("nvidia-smi") is not None, reason="a GPU may be here: the run is valid"
+            ),
+        ),
+    ),
     # microbench
     ("microbench", ["nosuch"], "unknown test 'nosuch'", None, ()),
     ("microbench", [], "name at least one test", None, ()),
-    ("microbench", ["allreduce", "--min", "64", "--max", "8"], "--min 64 is larger than --max 8", None, ()),
+    (
+        "microbench",
+        ["allreduce", "--min", "64", "--max", "8"],
+        "--min 64 is larger than --max 8",
+        None,
+        (),
+    ),
     ("microbench", ["allreduce", "--max", "12Q"], "bad size '12Q'", None, ()),
     ("microbench", ["allreduce", "--time-per-size", "nan"], "--time-per-size", None, ()),
     ("microbench", ["--all"], "", (1,), ()),  # ran nothing at n=1 and exited 0
@@ -100,15 +114,36 @@ CASES = [
     ("train.mnist", ["--hidden", "1000000000"], "GB is available there", None, ()),
     ("train.mnist", ["--checkpoint-dir", "{tmp}/text.txt"], "is not a folder", None, ()),
     ("train.mnist", ["--json", "{tmp}/nowhere/r.jsonl"], "does not exist", None, ()),
-    ("train.mnist", ["--checkpoint-dir", "{tmp}/ckpt", "--resume"], "is corrupt or not an hpcsuite checkpoint",
-     None, ()),
+    (
+        "train.mnist",
+        ["--checkpoint-dir", "{tmp}/ckpt", "--resume"],
+        "is corrupt or not an hpcsuite checkpoint",
+        None,
+        (),
+    ),
     # train.synthetic
     ("train.synthetic", ["--model", "nosuch"], "invalid choice: 'nosuch'", None, ()),
     ("train.synthetic", ["--batch-size", "0"], "'0' must be a positive integer", None, ()),
     ("train.synthetic", ["--num-iters", "x"], "'x' is not an integer", None, ()),
     ("train.synthetic", ["--overlap", "never"], "invalid choice: 'never'", None, ()),
-    ("train.synthetic", ["--json", "{tmp}/nowhere/r.jsonl", "--num-warmup-batches", "0", "--num-iters", "1",
-                         "--num-batches-per-iter", "1", "--batch-size", "1"], "does not exist", None, ()),
+    (
+        "train.synthetic",
+        [
+            "--json",
+            "{tmp}/nowhere/r.jsonl",
+            "--num-warmup-batches",
+            "0",
+            "--num-iters",
+            "1",
+            "--num-batches-per-iter",
+            "1",
+            "--batch-size",
+            "1",
+        ],
+        "does not exist",
+        None,
+        (),
+    ),
     # info (python -m hpcsuite)
     ("info", ["nosuch"], "invalid choice: 'nosuch'", None, ()),
     ("info", ["info", "--bogus"], "unrecognized arguments: --bogus", None, ()),
@@ -117,8 +152,13 @@ CASES = [
     ("info", ["--bogus"], "unrecognized arguments: --bogus", None, ()),
     # sweep (no MPI)
     ("sweep", ["mean", "--ranks", "0"], "positive rank counts", None, ()),
-    ("sweep", ["mean", "--ranks", "1", "--launcher", "slurm", "--dry-run", "--time", "1\necho pwned"],
-     "control character", None, ()),
+    (
+        "sweep",
+        ["mean", "--ranks", "1", "--launcher", "slurm", "--dry-run", "--time", "1\necho pwned"],
+        "control character",
+        None,
+        (),
+    ),
     ("sweep", ["mean", "--ranks", "1", "--out", "{tmp}/text.txt"], "is a file", None, ()),
     ("sweep", ["mean", "--ranks", "1", "--out", "{tmp}/corrupt"], "is corrupt", None, ()),
     ("sweep", ["nosuch", "--ranks", "1"], "unknown module 'nosuch'", None, ()),
@@ -128,21 +168,56 @@ CASES = [
     ("slurm", ["mean", "--source", "a\nb"], "control character", None, ()),
     ("slurm", ["mean", "ENV:HPCSUITE_LAUNCHER=aprun"], "HPCSUITE_LAUNCHER='aprun'", None, ()),
     ("slurm", ["mean", "ENV:PATH={tmp}"], "is not on PATH", None, ()),
-    ("slurm", ["mean", "ENV:PATH={bin}", "ENV:HPCSUITE_RESULTS={tmp}/text.txt/r"],
-     "cannot create the results folder", None, ()),
+    (
+        "slurm",
+        ["mean", "ENV:PATH={bin}", "ENV:HPCSUITE_RESULTS={tmp}/text.txt/r"],
+        "cannot create the results folder",
+        None,
+        (),
+    ),
     # deploy (no MPI)
     ("deploy", ["k8s", "--image", "i", "--name", "1run"], "must start with a letter", None, ()),
     ("deploy", ["k8s", "--image", "i", "--workers", "10000000"], "at most 5000", None, ()),
-    ("deploy", ["k8s", "--image", "i", "--output", "{tmp}/nowhere/m.yaml"], "does not exist", None, ()),
-    ("deploy", ["k8s", "--image", "i", "--output", "/dev/full"], "No space left on device", None, ()),
+    (
+        "deploy",
+        ["k8s", "--image", "i", "--output", "{tmp}/nowhere/m.yaml"],
+        "does not exist",
+        None,
+        (),
+    ),
+    (
+        "deploy",
+        ["k8s", "--image", "i", "--output", "/dev/full"],
+        "No space left on device",
+        None,
+        (),
+    ),
     ("deploy", ["k8s", "--image", "i\nkind: Deployment"], "control character", None, ()),
     ("deploy", ["sagemaker", "--output", "{tmp}/nowhere/e.json"], "does not exist", None, ()),
     # report (no MPI)
     ("report", ["{tmp}/missing.jsonl", "--no-plots"], "", None, ()),
     ("report", ["{tmp}/records.jsonl", "--no-plots", "--out", "{tmp}/text.txt"], "", None, ()),
-    ("report", ["{tmp}/records.jsonl", "--no-plots", "--reference", "{tmp}/list.json"], "", None, ()),
-    ("report", ["{tmp}/records.jsonl", "--no-plots", "--threshold", "x"], "invalid float value", None, ()),
-    ("report", ["{tmp}/records.jsonl", "--no-plots", "--compare"], "expected at least one argument", None, ()),
+    (
+        "report",
+        ["{tmp}/records.jsonl", "--no-plots", "--reference", "{tmp}/list.json"],
+        "",
+        None,
+        (),
+    ),
+    (
+        "report",
+        ["{tmp}/records.jsonl", "--no-plots", "--threshold", "x"],
+        "invalid float value",
+        None,
+        (),
+    ),
+    (
+        "report",
+        ["{tmp}/records.jsonl", "--no-plots", "--compare"],
+        "expected at least one argument",
+        None,
+        (),
+    ),
 ]
 
 
@@ -152,19 +227,26 @@ def _fixtures(tmp: Path) -> None:
     os.mkfifo(tmp / "fifo.fa")
     header = "{'descr': '<f8', 'fortran_order': False, 'shape': (-1, 4), }"
     header += " " * (63 - (10 + len(header)) % 64) + "\n"
-    (tmp / "negative.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
-                                       + header.encode() + b"\0" * 64)
-    (tmp / "truncated.fq").write_text("".join(f"@r{i}\nACGTACGTAC\n+\nIIIIIIIIII\n" for i in range(20))
-                                      + "@r20\nACGTAC\n+\nII")
+    (tmp / "negative.npy").write_bytes(
+        b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * 64
+    )
+    (tmp / "truncated.fq").write_text(
+        "".join(f"@r{i}\nACGTACGTAC\n+\nIIIIIIIIII\n" for i in range(20)) + "@r20\nACGTAC\n+\nII"
+    )
     (tmp / "text.txt").write_text("hello\n")
     (tmp / "ckpt").mkdir()
     (tmp / "ckpt" / "mnist.pt").write_bytes(b"certainly not a checkpoint")
     (tmp / "corrupt").mkdir()
     (tmp / "corrupt" / "sweep.json").write_text("{not json")
     (tmp / "list.json").write_text("[1, 2, 3]\n")
-    record = {"schema": 1, "kernel": "mean", "ranks": 1, "params": {"shape": ["a", "b"]},
-              "times": {"unit": "s", "samples": [1.0]}, "fom": {"name": "x", "value": 1.0, "unit": "x",
-                                                                "higher_is_better": True}}
+    record = {
+        "schema": 1,
+        "kernel": "mean",
+        "ranks": 1,
+        "params": {"shape": ["a", "b"]},
+        "times": {"unit": "s", "samples": [1.0]},
+        "fom": {"name": "x", "value": 1.0, "unit": "x", "higher_is_better": True},
+    }
     import json
 
     (tmp / "records.jsonl").write_text(json.dumps(record) + "\n")
@@ -196,8 +278,11 @@ def _params():
 @pytest.mark.parametrize("module,args,message,n", list(_params()))
 def test_a_bad_input_is_one_line_exit_2_and_leaves_files_whole(tmp_path, module, args, message, n):
     _fixtures(tmp_path)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "OMPI_", "PMIX_", "SLURM_", "HPCSUITE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PMI_", "OMPI_", "PMIX_", "SLURM_", "HPCSUITE_"))
+    }
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     argv = []
     for a in args:
@@ -209,8 +294,14 @@ def test_a_bad_input_is_one_line_exit_2_and_leaves_files_whole(tmp_path, module,
             argv.append(a)
     before = _snapshot(tmp_path)
     try:
-        proc = subprocess.run(_command(module, argv, n), capture_output=True, text=True, timeout=TIMEOUT,
-                              env=env, cwd=tmp_path)
+        proc = subprocess.run(
+            _command(module, argv, n),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=env,
+            cwd=tmp_path,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{module} {argv} at n={n} did not finish within {TIMEOUT} s (a hang?)")
     output = proc.stdout + proc.stderr

@@ -23,9 +23,25 @@ def test_the_plain_leg_collects_without_torch(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(NO_TORCH)
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                           "-m", "not mpi and not gpu and not timing", "tests"],
-                          capture_output=True, text=True, timeout=240, cwd=ROOT, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "not mpi and not gpu and not timing",
+            "tests",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "could not import 'torch'" in proc.stdout  # the blocker worked: train modules skipped
     assert "test_train_data.py::" in proc.stdout  # the sampler is pure: it still collects

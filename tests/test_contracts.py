@@ -17,10 +17,24 @@ MPI4PY_ALLOWED = {"hpcsuite.core.mpi", "hpcsuite.train.mpi_ops"}
 CUPY_ALLOWED = {"hpcsuite.core.backend"}
 #: Pure modules: neither they nor anything of hpcsuite they import reach these.
 IMPURE = ("mpi4py", "cupy", "torch", "hpcsuite.core.mpi")
-PURE = ["core.partition", "core.stats", "core.summation", "core.rng", "core.errors",
-        "core.records", "core.staging", "predict.fit", "predict.comm", "predict.empirical",
-        "predict.training", "report.scaling", "report.series", "report.checks",
-        "microbench.stats", "microbench.schedule"]
+PURE = [
+    "core.partition",
+    "core.stats",
+    "core.summation",
+    "core.rng",
+    "core.errors",
+    "core.records",
+    "core.staging",
+    "predict.fit",
+    "predict.comm",
+    "predict.empirical",
+    "predict.training",
+    "report.scaling",
+    "report.series",
+    "report.checks",
+    "microbench.stats",
+    "microbench.schedule",
+]
 
 
 def _name(path: Path) -> str:
@@ -91,6 +105,7 @@ def test_only_the_backend_imports_cupy():
 def test_pure_modules_reach_neither_mpi_nor_a_device_library(module):
     name = f"hpcsuite.{module}"
     assert name in MODULES, f"{name} is gone: update PURE"
-    bad = sorted({(m, i) for m in closure(name) for i in imports(m)
-                  for b in IMPURE if reaches(i, b)})
+    bad = sorted(
+        {(m, i) for m in closure(name) for i in imports(m) for b in IMPURE if reaches(i, b)}
+    )
     assert bad == [], f"{name} must stay pure; (module, import): {bad}"

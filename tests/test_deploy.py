@@ -8,8 +8,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-
 from conftest import python
+
 from hpcsuite import deploy
 
 K8S = "1.31"  # successPolicy of Indexed Jobs is beta from 1.31 (GA in 1.33)
@@ -25,42 +25,77 @@ MPIJOB_SCHEMA = {
         "kind": {"const": "MPIJob"},
         "metadata": {"type": "object", "required": ["name"]},
         "spec": {
-            "type": "object", "required": ["mpiReplicaSpecs"], "additionalProperties": False,
+            "type": "object",
+            "required": ["mpiReplicaSpecs"],
+            "additionalProperties": False,
             "properties": {
                 "slotsPerWorker": {"type": "integer", "minimum": 1},
                 "mpiImplementation": {"enum": ["OpenMPI", "Intel", "MPICH"]},
                 "launcherCreationPolicy": {"enum": ["AtStartup", "WaitForWorkersReady"]},
                 "sshAuthMountPath": {"type": "string"},
-                "runPolicy": {"type": "object", "additionalProperties": False, "properties": {
-                    "cleanPodPolicy": {"enum": ["None", "Running", "All"]},
-                    "backoffLimit": {"type": "integer", "minimum": 0},
-                    "activeDeadlineSeconds": {"type": "integer"},
-                    "ttlSecondsAfterFinished": {"type": "integer"},
-                    "suspend": {"type": "boolean"},
-                    "managedBy": {"type": "string"},
-                }},
-                "mpiReplicaSpecs": {
-                    "type": "object", "required": ["Launcher", "Worker"], "additionalProperties": False,
+                "runPolicy": {
+                    "type": "object",
+                    "additionalProperties": False,
                     "properties": {
-                        name: {"type": "object", "required": ["template"], "additionalProperties": False,
-                               "properties": {
-                                   "replicas": {"type": "integer", "minimum": 1,
-                                                **({"maximum": 1} if name == "Launcher" else {})},
-                                   "restartPolicy": {"enum": ["Always", "OnFailure", "Never", "ExitCode"]},
-                                   "template": {"type": "object"}}}
-                        for name in ("Launcher", "Worker")},
+                        "cleanPodPolicy": {"enum": ["None", "Running", "All"]},
+                        "backoffLimit": {"type": "integer", "minimum": 0},
+                        "activeDeadlineSeconds": {"type": "integer"},
+                        "ttlSecondsAfterFinished": {"type": "integer"},
+                        "suspend": {"type": "boolean"},
+                        "managedBy": {"type": "string"},
+                    },
+                },
+                "mpiReplicaSpecs": {
+                    "type": "object",
+                    "required": ["Launcher", "Worker"],
+                    "additionalProperties": False,
+                    "properties": {
+                        name: {
+                            "type": "object",
+                            "required": ["template"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "replicas": {
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    **({"maximum": 1} if name == "Launcher" else {}),
+                                },
+                                "restartPolicy": {
+                                    "enum": ["Always", "OnFailure", "Never", "ExitCode"]
+                                },
+                                "template": {"type": "object"},
+                            },
+                        }
+                        for name in ("Launcher", "Worker")
+                    },
                 },
             },
         },
     },
 }
 
-ARGS = dict(workers=3, slots=4, gpus=1, cpu="8", memory="16Gi", module="mean", args=["--check", "--device", "gpu"])
+ARGS = dict(
+    workers=3,
+    slots=4,
+    gpus=1,
+    cpu="8",
+    memory="16Gi",
+    module="mean",
+    args=["--check", "--device", "gpu"],
+)
 
 
 def _validate_pod_template(template):
-    kubernetes_validate.validate({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
-                                  "template": template}, K8S, strict=True)
+    kubernetes_validate.validate(
+        {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {"name": "t"},
+            "template": template,
+        },
+        K8S,
+        strict=True,
+    )
 
 
 @pytest.mark.parametrize("mpi", ["mpich", "openmpi", "intel"])
@@ -78,8 +113,9 @@ def test_mpijob_matches_the_crd_and_the_pod_schema(mpi):
 
 
 def test_indexed_job_and_headless_service_match_the_kubernetes_schemas():
-    service, job = deploy.indexed_job("mean-run", "registry/hpcsuite:1", ssh_secret="keys",
-                                      namespace="hpc", **ARGS)
+    service, job = deploy.indexed_job(
+        "mean-run", "registry/hpcsuite:1", ssh_secret="keys", namespace="hpc", **ARGS
+    )
     for doc in (service, job):
         kubernetes_validate.validate(doc, K8S, strict=True)
     assert service["spec"]["clusterIP"] == "None"
@@ -110,8 +146,21 @@ def test_the_schema_check_catches_a_bad_manifest():
 
 def test_cli_renders_yaml_and_never_a_deployment(tmp_path):
     for kind in ("mpijob", "indexed-job"):
-        proc = python("-m", "hpcsuite.deploy", "k8s", "--kind", kind, "--image", "img:1", "--workers", "2",
-                      "--", "--shape", "1000x1000", timeout=30)
+        proc = python(
+            "-m",
+            "hpcsuite.deploy",
+            "k8s",
+            "--kind",
+            kind,
+            "--image",
+            "img:1",
+            "--workers",
+            "2",
+            "--",
+            "--shape",
+            "1000x1000",
+            timeout=30,
+        )
         assert proc.returncode == 0, proc.stderr
         docs = list(yaml.safe_load_all(proc.stdout))
         assert docs and all(d["kind"] != "Deployment" for d in docs)
@@ -122,16 +171,36 @@ def test_cli_renders_yaml_and_never_a_deployment(tmp_path):
 
 def test_sagemaker_configuration(tmp_path):
     out = tmp_path / "est.json"
-    proc = python("-m", "hpcsuite.deploy", "sagemaker", "--instance-count", "2", "--processes-per-host", "8",
-                  "--output", str(out), "--", "--epochs", "3", timeout=30)
+    proc = python(
+        "-m",
+        "hpcsuite.deploy",
+        "sagemaker",
+        "--instance-count",
+        "2",
+        "--processes-per-host",
+        "8",
+        "--output",
+        str(out),
+        "--",
+        "--epochs",
+        "3",
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     config = json.loads(out.read_text())
     assert config["distributed"] == {"mpi": {"process_count_per_node": 8}}
-    assert config["compute"]["instance_count"] == 2 and config["hyperparameters"]["module"] == "hpcsuite.train.mnist"
+    assert (
+        config["compute"]["instance_count"] == 2
+        and config["hyperparameters"]["module"] == "hpcsuite.train.mnist"
+    )
     assert config["hyperparameters"]["args"] == "--epochs 3"
     # a minimal source folder: the package, requirements, the entry script - no venv, no tree
     src = tmp_path / config["source_code"]["source_dir"]
-    assert sorted(p.name for p in src.iterdir()) == ["hpcsuite", "launch_mnist.py", "requirements.txt"]
+    assert sorted(p.name for p in src.iterdir()) == [
+        "hpcsuite",
+        "launch_mnist.py",
+        "requirements.txt",
+    ]
     assert (src / "hpcsuite" / "train" / "mnist.py").exists() and not list(src.rglob("__pycache__"))
     assert "mpi4py" in (src / "requirements.txt").read_text()
     compile((src / "launch_mnist.py").read_text(), "launch_mnist.py", "exec")
@@ -143,8 +212,25 @@ from hpcsuite.core import cli  # noqa: E402
 from hpcsuite.core.errors import UsageError  # noqa: E402
 
 HOSTILE = ["a\nb: pwned", "a\r\nb", "a\rb", "a\x00b", "a\x1bb", "a\x7fb", "a\tb"]
-K8S_OPTIONS = ["--name", "--namespace", "--image", "--cpu", "--memory", "--ssh-secret", "--module", "--output", "--"]
-SAGEMAKER_OPTIONS = ["--instance-type", "--role", "--framework-version", "--py-version", "--output", "--"]
+K8S_OPTIONS = [
+    "--name",
+    "--namespace",
+    "--image",
+    "--cpu",
+    "--memory",
+    "--ssh-secret",
+    "--module",
+    "--output",
+    "--",
+]
+SAGEMAKER_OPTIONS = [
+    "--instance-type",
+    "--role",
+    "--framework-version",
+    "--py-version",
+    "--output",
+    "--",
+]
 
 
 def _deploy(argv, capsys):
@@ -193,23 +279,35 @@ def test_the_renderers_refuse_control_characters_themselves(value):
     with pytest.raises(UsageError, match="control character"):
         deploy.indexed_job("x", "img" + value, ssh_secret="k", **ARGS)
     with pytest.raises(UsageError, match="control character"):
-        deploy.sagemaker(instance_type="ml.p3.2xlarge", instance_count=1, processes_per_host=1, role=value,
-                         framework_version="2.3", py_version="py311", args=[])
+        deploy.sagemaker(
+            instance_type="ml.p3.2xlarge",
+            instance_count=1,
+            processes_per_host=1,
+            role=value,
+            framework_version="2.3",
+            py_version="py311",
+            args=[],
+        )
 
 
 @pytest.mark.parametrize("kind", ["mpijob", "indexed-job"])
-@pytest.mark.parametrize("name,workers,message", [
-    ("1run", 2, "must start with a letter"),
-    ("Run", 2, "lower-case"),
-    ("run-", 2, "lower-case"),
-    ("a" * 62, 2, "too long"),
-    ("a" * 61, 1000, "too long"),
-    ("ok", 10_000_000, "at most"),
-])
-def test_k8s_refuses_names_and_sizes_kubernetes_or_the_operator_would_not_take(kind, name, workers, message,
-                                                                               capsys):
-    code, out, err = _deploy(["k8s", "--kind", kind, "--image", "i", "--name", name, "--workers", str(workers)],
-                             capsys)  # refused before rendering (10 million host names took minutes)
+@pytest.mark.parametrize(
+    "name,workers,message",
+    [
+        ("1run", 2, "must start with a letter"),
+        ("Run", 2, "lower-case"),
+        ("run-", 2, "lower-case"),
+        ("a" * 62, 2, "too long"),
+        ("a" * 61, 1000, "too long"),
+        ("ok", 10_000_000, "at most"),
+    ],
+)
+def test_k8s_refuses_names_and_sizes_kubernetes_or_the_operator_would_not_take(
+    kind, name, workers, message, capsys
+):
+    code, out, err = _deploy(
+        ["k8s", "--kind", kind, "--image", "i", "--name", name, "--workers", str(workers)], capsys
+    )  # refused before rendering (10 million host names took minutes)
     _one_error(code, err, message)
     assert out == ""
 
@@ -218,19 +316,24 @@ def test_the_longest_accepted_name_gives_valid_pod_names(capsys):
     from hpcsuite.deploy import MAX_WORKERS
 
     name = "a" * (63 - len(f"-worker-{MAX_WORKERS - 1}"))
-    code, out, err = _deploy(["k8s", "--image", "i", "--name", name, "--workers", str(MAX_WORKERS)], capsys)
+    code, out, err = _deploy(
+        ["k8s", "--image", "i", "--name", name, "--workers", str(MAX_WORKERS)], capsys
+    )
     assert code == 0, err
     [doc] = list(yaml.safe_load_all(out))
     assert len(f"{doc['metadata']['name']}-worker-{MAX_WORKERS - 1}") == 63
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("--namespace", "Bad_NS", "--namespace 'Bad_NS' must be a DNS label"),
-    ("--cpu", "lots", "--cpu 'lots' is not a Kubernetes quantity"),
-    ("--memory", "4 GB", "--memory '4 GB' is not a Kubernetes quantity"),
-    ("--module", "nosuch", "unknown module 'nosuch'"),
-    ("--ssh-secret", "Bad/Secret", "--ssh-secret 'Bad/Secret' must be a DNS subdomain"),
-])
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--namespace", "Bad_NS", "--namespace 'Bad_NS' must be a DNS label"),
+        ("--cpu", "lots", "--cpu 'lots' is not a Kubernetes quantity"),
+        ("--memory", "4 GB", "--memory '4 GB' is not a Kubernetes quantity"),
+        ("--module", "nosuch", "unknown module 'nosuch'"),
+        ("--ssh-secret", "Bad/Secret", "--ssh-secret 'Bad/Secret' must be a DNS subdomain"),
+    ],
+)
 def test_k8s_refuses_values_kubernetes_would_reject(option, value, message, capsys):
     code, _, err = _deploy(["k8s", "--image", "i", option, value], capsys)
     _one_error(code, err, message)
@@ -269,6 +372,7 @@ def test_sagemaker_leaves_no_half_written_file_on_a_full_disk(tmp_path, capsys, 
 
 # -- issue 15: pods that start as shipped ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("mpi", ["mpich", "openmpi", "intel"])
 def test_the_mpijob_launcher_waits_for_ready_workers_and_open_mpi_may_run_as_root(mpi):
     [doc] = deploy.mpijob("train-1", "registry/hpcsuite:1", mpi=mpi, **ARGS)
@@ -280,13 +384,23 @@ def test_the_mpijob_launcher_waits_for_ready_workers_and_open_mpi_may_run_as_roo
     assert worker["readinessProbe"]["tcpSocket"] == {"port": 22}
     for spec in specs.values():
         _validate_pod_template(spec["template"])
-        env = {e["name"]: e["value"] for e in spec["template"]["spec"]["containers"][0].get("env", [])}
-        root_ok = env.get("OMPI_ALLOW_RUN_AS_ROOT") == env.get("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM") == "1"
+        env = {
+            e["name"]: e["value"] for e in spec["template"]["spec"]["containers"][0].get("env", [])
+        }
+        root_ok = (
+            env.get("OMPI_ALLOW_RUN_AS_ROOT") == env.get("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM") == "1"
+        )
         assert root_ok == (mpi == "openmpi")
 
 
-@pytest.mark.parametrize("mpi,launcher", [("mpich", "mpiexec -launcher ssh -hosts"), ("intel", "mpiexec -launcher ssh"),
-                                          ("openmpi", "mpirun -n 12 --host j-0.j:4,j-1.j:4,j-2.j:4")])
+@pytest.mark.parametrize(
+    "mpi,launcher",
+    [
+        ("mpich", "mpiexec -launcher ssh -hosts"),
+        ("intel", "mpiexec -launcher ssh"),
+        ("openmpi", "mpirun -n 12 --host j-0.j:4,j-1.j:4,j-2.j:4"),
+    ],
+)
 def test_the_indexed_job_honours_mpi_retries_and_probes_sshd(mpi, launcher):
     service, job = deploy.indexed_job("j", "img:1", ssh_secret="keys", mpi=mpi, **ARGS)
     for doc in (service, job):
@@ -307,22 +421,31 @@ def _pod0(tmp_path, ssh_failures, wait_s):
 
     _, job = deploy.indexed_job("j", "img", ssh_secret="k", **{**ARGS, "workers": 2})
     script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
-    script = script.replace("/usr/sbin/sshd", "true").replace(f"+ {deploy.PEER_WAIT_S} ", f"+ {wait_s} ")
+    script = script.replace("/usr/sbin/sshd", "true").replace(
+        f"+ {deploy.PEER_WAIT_S} ", f"+ {wait_s} "
+    )
     bin_ = tmp_path / "bin"
     bin_.mkdir()
-    (bin_ / "ssh").write_text(f'#!/bin/sh\nfor a; do p=$h; h=$a; done; h=$p  # ssh ... HOST true\nn=$(cat "{tmp_path}/$h" 2>/dev/null || echo 0)\n'
-                              f'echo $((n + 1)) > "{tmp_path}/$h"\n[ "$n" -ge {ssh_failures} ]\n')
+    (bin_ / "ssh").write_text(
+        f'#!/bin/sh\nfor a; do p=$h; h=$a; done; h=$p  # ssh ... HOST true\nn=$(cat "{tmp_path}/$h"'
+        f' 2>/dev/null || echo 0)\necho $((n + 1)) > "{tmp_path}/$h"\n[ "$n" -ge {ssh_failures} ]\n'
+    )
     (bin_ / "mpiexec").write_text(f'#!/bin/sh\necho "$@" > "{tmp_path}/ran"\n')
     for f in bin_.iterdir():
         f.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}", "JOB_COMPLETION_INDEX": "0"}
-    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_pod_0_retries_each_peers_sshd_until_it_answers(tmp_path):
     proc = _pod0(tmp_path, ssh_failures=2, wait_s=60)
     assert proc.returncode == 0, proc.stderr
-    assert [(tmp_path / h).read_text().strip() for h in ("j-0.j", "j-1.j")] == ["3", "3"]  # 2 refusals, then in
+    assert [(tmp_path / h).read_text().strip() for h in ("j-0.j", "j-1.j")] == [
+        "3",
+        "3",
+    ]  # 2 refusals, then in
     assert "-n 8 python -m hpcsuite.mean" in (tmp_path / "ran").read_text()
 
 
@@ -354,7 +477,17 @@ def test_the_dockerfile_installs_an_mpi_extra_that_exists_and_serves_ssh():
 
 def _sagemaker_folder(tmp_path):
     out = tmp_path / "est.json"
-    proc = python("-m", "hpcsuite.deploy", "sagemaker", "--output", str(out), "--", "--epochs", "3", timeout=30)
+    proc = python(
+        "-m",
+        "hpcsuite.deploy",
+        "sagemaker",
+        "--output",
+        str(out),
+        "--",
+        "--epochs",
+        "3",
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     return out, tmp_path / deploy.SAGEMAKER_SOURCE
 
@@ -367,18 +500,49 @@ def test_the_sagemaker_entry_takes_one_option_adds_the_gpu_and_reads_sm_hosts(tm
     _, src = _sagemaker_folder(tmp_path)
     (src / "echoargs.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "OMPI_"))}
-    env = {**base, "SM_HPS": json.dumps({"module": "echoargs", "args": "--epochs"}), "SM_NUM_GPUS": "1",
-           "SM_HOSTS": '["algo-1", "algo-2"]', "SM_CURRENT_HOST": "algo-2"}
+    env = {
+        **base,
+        "SM_HPS": json.dumps({"module": "echoargs", "args": "--epochs"}),
+        "SM_NUM_GPUS": "1",
+        "SM_HOSTS": '["algo-1", "algo-2"]',
+        "SM_CURRENT_HOST": "algo-2",
+    }
     # SageMaker's own command line is "--args --epochs --module echoargs": the JSON decides
-    proc = subprocess.run([sys.executable, str(src / "launch_mnist.py"), "--args", "--epochs", "--module", "echoargs"],
-                          env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(src / "launch_mnist.py"),
+            "--args",
+            "--epochs",
+            "--module",
+            "echoargs",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert json.loads(lines[-1]) == ["--epochs", "--device", "cuda"]
     assert "hosts ['algo-1', 'algo-2'], this host algo-2" in lines[0]
     # outside SageMaker (no SM_HPS), on CPU, a lone option on the command line still works
-    proc = subprocess.run([sys.executable, str(src / "launch_mnist.py"), "--module", "echoargs", "--args", "--epochs"],
-                          env=base, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(src / "launch_mnist.py"),
+            "--module",
+            "echoargs",
+            "--args",
+            "--epochs",
+        ],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[-1]) == ["--epochs"]
 
@@ -387,7 +551,9 @@ def test_the_sdk_builds_the_training_job_request_offline(tmp_path, monkeypatch):
     import os
 
     if os.environ.get("CI") != "true":
-        pytest.importorskip("sagemaker.train", reason="the SageMaker SDK v3 (pip install 'hpcsuite[sagemaker]')")
+        pytest.importorskip(
+            "sagemaker.train", reason="the SageMaker SDK v3 (pip install 'hpcsuite[sagemaker]')"
+        )
     import boto3
     import sagemaker.train.defaults as defaults
     import sagemaker.train.model_trainer as mt
@@ -397,8 +563,12 @@ def test_the_sdk_builds_the_training_job_request_offline(tmp_path, monkeypatch):
     config = json.loads(out.read_text())
     config["role"] = "arn:aws:iam::123456789012:role/SageMakerRole"
     out.write_text(json.dumps(config))
-    session = Session(boto_session=boto3.Session(region_name="us-west-2", aws_access_key_id="AKIDEXAMPLE",
-                                                 aws_secret_access_key="secret"), default_bucket="bucket")
+    session = Session(
+        boto_session=boto3.Session(
+            region_name="us-west-2", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret"
+        ),
+        default_bucket="bucket",
+    )
     request, uploaded = {}, {}
 
     class Sent(Exception):
@@ -409,11 +579,15 @@ def test_the_sdk_builds_the_training_job_request_offline(tmp_path, monkeypatch):
         raise Sent
 
     def upload(self, path, bucket=None, key_prefix=None, **kwargs):
-        uploaded[os.path.basename(path.rstrip("/"))] = sorted(os.listdir(path)) if os.path.isdir(path) else path
+        uploaded[os.path.basename(path.rstrip("/"))] = (
+            sorted(os.listdir(path)) if os.path.isdir(path) else path
+        )
         return f"s3://{bucket}/{key_prefix}"
 
     # no AWS here: the role check (IAM), the bucket (S3), the uploads and the request are stubbed
-    monkeypatch.setattr(defaults, "resolve_and_validate_role", lambda provided_role, **kw: provided_role)
+    monkeypatch.setattr(
+        defaults, "resolve_and_validate_role", lambda provided_role, **kw: provided_role
+    )
     monkeypatch.setattr(mt.TrainingJob, "create", create)
     monkeypatch.setattr(Session, "upload_data", upload)
     monkeypatch.setattr(Session, "default_bucket", lambda self: "bucket")
@@ -425,7 +599,9 @@ def test_the_sdk_builds_the_training_job_request_offline(tmp_path, monkeypatch):
     assert request["resource_config"].instance_count == 2
     assert request["hyper_parameters"] == {"module": "hpcsuite.train.mnist", "args": "--epochs 3"}
     image = request["algorithm_specification"].training_image
-    assert image.startswith("763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training:2.3-gpu-py311")
+    assert image.startswith(
+        "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training:2.3-gpu-py311"
+    )
     channels = {c.channel_name for c in request["input_data_config"]}
     assert {"code", "sm_drivers"} <= channels
     # the code uploaded is the minimal folder, not the working tree

@@ -115,7 +115,6 @@ def test_auto_picks_the_gpu():
     assert backend.select("auto").device == "gpu"
 
 
-
 def test_kernels_agree_with_their_cpu_runs_on_the_gpu(gpu):
     from mpi4py import MPI
 

@@ -11,16 +11,25 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs the train extra: pip install 'hpcsuite[train]'")
 import hpcsuite.train as hvd  # noqa: E402
 
-pytestmark = [pytest.mark.mpi, pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch")]
+pytestmark = [
+    pytest.mark.mpi,
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch"),
+]
 
 
 def _run(device, overlap, compression, steps=4):
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 5)).to(device)
-    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
-                                   model.named_parameters(), compression=compression, fusion_bytes=4096,
-                                   overlap=overlap)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 5)
+    ).to(device)
+    opt = hvd.DistributedOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        model.named_parameters(),
+        compression=compression,
+        fusion_bytes=4096,
+        overlap=overlap,
+    )
     for step in range(steps):
         g = torch.Generator().manual_seed(100 * step + hvd.rank())
         x, y = torch.randn(8, 32, generator=g), torch.randint(0, 5, (8,), generator=g)
@@ -47,9 +56,13 @@ def test_cuda_training_equals_cpu_training(overlap, compression, staged, monkeyp
     hvd.init()
     _choose_path(monkeypatch, staged)
     device = hvd.ops.bind_device("cuda")
-    on_gpu, on_cpu = _run(device, overlap, compression), _run(torch.device("cpu"), overlap, compression)
-    torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-3 if compression is hvd.Compression.fp16 else 1e-5,
-                               atol=1e-4)
+    on_gpu, on_cpu = (
+        _run(device, overlap, compression),
+        _run(torch.device("cpu"), overlap, compression),
+    )
+    torch.testing.assert_close(
+        on_gpu, on_cpu, rtol=1e-3 if compression is hvd.Compression.fp16 else 1e-5, atol=1e-4
+    )
     everyone = hvd.allgather_object(on_gpu)
     assert all(torch.equal(everyone[0], p) for p in everyone), "ranks diverged"
 
@@ -64,11 +77,13 @@ def test_collectives_on_cuda_tensors_equal_the_cpu_ones(staged, monkeypatch):
     calls = {
         "allreduce": lambda t: hvd.allreduce(t, op=hvd.Sum),
         "allreduce fp16": lambda t: hvd.allreduce(t.half(), op=hvd.Sum).float(),
-        "allgather": lambda t: hvd.allgather(t[:r + 1]),
+        "allgather": lambda t: hvd.allgather(t[: r + 1]),
         "broadcast": lambda t: hvd.broadcast(t, root_rank=n - 1),
         "alltoall": lambda t: hvd.alltoall(t),
         "reducescatter": lambda t: hvd.reducescatter(t, op=hvd.Sum),
-        "grouped": lambda t: torch.cat([o.reshape(-1) for o in hvd.grouped_allreduce([t, t[0]], op=hvd.Sum)]),
+        "grouped": lambda t: torch.cat(
+            [o.reshape(-1) for o in hvd.grouped_allreduce([t, t[0]], op=hvd.Sum)]
+        ),
         "async": lambda t: hvd.synchronize(hvd.allreduce_async(t, op=hvd.Sum)),
     }
     for name, call in calls.items():
@@ -76,7 +91,9 @@ def test_collectives_on_cuda_tensors_equal_the_cpu_ones(staged, monkeypatch):
         assert on_gpu.is_cuda, name
         assert torch.equal(on_gpu.cpu(), on_cpu), name
     bn = hvd.SyncBatchNorm(3).to(device)
-    torch.testing.assert_close(bn(x.to(device)).cpu(), hvd.SyncBatchNorm(3)(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        bn(x.to(device)).cpu(), hvd.SyncBatchNorm(3)(x), rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("staged", [True, False])
@@ -113,13 +130,21 @@ def test_async_operations_and_join_on_cuda_tensors(staged, monkeypatch):
     i = hvd.allreduce_async(torch.full((3,), 7, dtype=torch.int64, device=device), name="i")
     b = hvd.broadcast_async(torch.full((4,), float(r), device=device), root_rank=first, name="b")
     g = hvd.allgather_async(torch.full((1, 2), float(r), device=device), name="g")
-    grouped = hvd.grouped_allreduce_async([torch.ones(2, device=device), torch.ones(3)], op=hvd.Sum, name="grp")
-    assert torch.equal(hvd.synchronize(g).cpu(), torch.tensor([[float(q)] * 2 for q in range(first, n)]))
+    grouped = hvd.grouped_allreduce_async(
+        [torch.ones(2, device=device), torch.ones(3)], op=hvd.Sum, name="grp"
+    )
+    assert torch.equal(
+        hvd.synchronize(g).cpu(), torch.tensor([[float(q)] * 2 for q in range(first, n)])
+    )
     assert torch.equal(hvd.synchronize(b).cpu(), torch.full((4,), float(first)))
     assert torch.equal(hvd.synchronize(s).cpu(), torch.full((5,), 2.0 * active))
     average = hvd.synchronize(i)
     assert average.is_cuda and average.tolist() == [int(7 * active * (1.0 / n))] * 3
     two, three = hvd.synchronize(grouped)
-    assert two.is_cuda and two.tolist() == [float(active)] * 2 and three.tolist() == [float(active)] * 3
+    assert (
+        two.is_cuda
+        and two.tolist() == [float(active)] * 2
+        and three.tolist() == [float(active)] * 3
+    )
     if n > 1:
         assert hvd.join() == n - 1

@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import launch, python
 
 MEAN = ("-m", "hpcsuite.mean")
@@ -31,15 +30,20 @@ def test_default_job_prints_the_same_bits_at_1_2_3_and_8_ranks():
     assert abs(float(seen[1]) - 0.5) < 1e-4
 
 
-@pytest.mark.parametrize("extra", [
-    ("--shape", "3001x700", "--dtype", "float32"),
-    ("--shape", "1500x800", "--dtype", "int32", "--axis", "0"),
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("--shape", "3001x700", "--dtype", "float32"),
+        ("--shape", "1500x800", "--dtype", "int32", "--axis", "0"),
+    ],
+)
 def test_local_and_scatter_agree_at_every_rank_count(extra, tmp_path):
     lines, saved = set(), set()
     for n, mode in ((1, "local"), (2, "scatter"), (3, "local"), (3, "scatter"), (4, "local")):
         out = tmp_path / f"{n}-{mode}.npy"
-        proc = launch(n, *MEAN, *extra, "--distribute", mode, "--check", "--output", str(out), timeout=60)
+        proc = launch(
+            n, *MEAN, *extra, "--distribute", mode, "--check", "--output", str(out), timeout=60
+        )
         assert proc.returncode == 0, proc.stderr
         assert "check      ok" in proc.stdout
         lines.add(proc.stdout.splitlines()[0])
@@ -68,7 +72,10 @@ def _bad_inputs(tmp):
         (("--source", str(tmp / "missing.npy")), "no such file"),
         (("--source", str(tmp / "trunc.npy")), "is truncated"),
         (("--source", str(tmp / "text.npy")), "not a readable .npy"),
-        (("--source", str(tmp / "good.npy"), "--shape", "4x10"), "holds shape 10x4 but --shape says 4x10"),
+        (
+            ("--source", str(tmp / "good.npy"), "--shape", "4x10"),
+            "holds shape 10x4 but --shape says 4x10",
+        ),
         (("--source", str(tmp / "vec.npy"), "--axis", "1"), "--axis 1 needs an array of 2 or more"),
         (("--source", "data.csv"), "unknown source 'data.csv'"),
         (("--json", str(tmp / "nowhere" / "r.jsonl")), "does not exist"),
@@ -97,19 +104,25 @@ def test_help_is_printed_once_and_imports_nothing_heavy():
     assert proc.returncode == 0 and proc.stdout.count("usage:") == 1
     assert "--distribute" in proc.stdout and "--check" in proc.stdout
     # mpi4py is a real dependency of the kernels and is imported; MPI itself is not started.
-    probe = python("-c", "import sys\nfrom hpcsuite import mean\n"
-                         "try:\n    mean.parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
-                         "print(sorted(m for m in ('cupy', 'torch', 'matplotlib', 'h5py', 'numba') "
-                         "if m in sys.modules))\n"
-                         "from mpi4py import MPI\nprint(MPI.Is_initialized())")
+    probe = python(
+        "-c",
+        "import sys\nfrom hpcsuite import mean\n"
+        "try:\n    mean.parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('cupy', 'torch', 'matplotlib', 'h5py', 'numba') "
+        "if m in sys.modules))\n"
+        "from mpi4py import MPI\nprint(MPI.Is_initialized())",
+    )
     assert probe.stdout.splitlines()[-2:] == ["[]", "False"], probe.stdout + probe.stderr
 
 
-@pytest.mark.parametrize("kind,code,marker", [
-    ("crash", 1, "RuntimeError: injected failure on rank 1"),
-    ("user", 2, "[rank 1] fault_job: error: injected user error"),
-    ("memory", 1, "[rank 1] fault_job: error: out of memory (MemoryError: Unable to allocate"),
-])
+@pytest.mark.parametrize(
+    "kind,code,marker",
+    [
+        ("crash", 1, "RuntimeError: injected failure on rank 1"),
+        ("user", 2, "[rank 1] fault_job: error: injected user error"),
+        ("memory", 1, "[rank 1] fault_job: error: out of memory (MemoryError: Unable to allocate"),
+    ],
+)
 def test_a_failing_rank_ends_the_whole_job_within_seconds(kind, code, marker):
     started = time.monotonic()
     proc = launch(3, "tests/helpers/fault_job.py", kind, "1", timeout=30)
@@ -118,8 +131,11 @@ def test_a_failing_rank_ends_the_whole_job_within_seconds(kind, code, marker):
     assert marker in proc.stderr
     if kind == "crash":
         assert "[rank 1] Traceback" in proc.stderr
-        assert all(line.startswith("[rank 1]") for line in proc.stderr.splitlines()
-                   if "Traceback" in line or "File " in line)
+        assert all(
+            line.startswith("[rank 1]")
+            for line in proc.stderr.splitlines()
+            if "Traceback" in line or "File " in line
+        )
     else:  # a user's mistake or a size too big: a message, no traceback
         assert "Traceback" not in proc.stderr
 
@@ -134,8 +150,19 @@ def test_an_agreed_error_exits_cleanly_everywhere_with_one_message():
 def test_json_record_describes_the_run(tmp_path):
     path = tmp_path / "runs.jsonl"
     for n in (1, 2):
-        proc = launch(n, *MEAN, "--shape", "2000x300", "--repeat", "3", "--warmup", "1",
-                      "--json", str(path), timeout=60)
+        proc = launch(
+            n,
+            *MEAN,
+            "--shape",
+            "2000x300",
+            "--repeat",
+            "3",
+            "--warmup",
+            "1",
+            "--json",
+            str(path),
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stderr
     recs = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["ranks"] for r in recs] == [1, 2]
@@ -148,7 +175,16 @@ def test_json_record_describes_the_run(tmp_path):
 def test_info_reports_the_stack_and_ranks_per_node():
     proc = launch(2, "-m", "hpcsuite", "info", timeout=30)
     assert proc.returncode == 0, proc.stderr
-    for field in ("numpy", "mpi4py", "mpi library", "cuda-aware mpi", "mpi threads", "cupy", "torch", "numba"):
+    for field in (
+        "numpy",
+        "mpi4py",
+        "mpi library",
+        "cuda-aware mpi",
+        "mpi threads",
+        "cupy",
+        "torch",
+        "numba",
+    ):
         assert re.search(rf"^{field}\s", proc.stdout, re.M), field
     assert "ranks          2 on 1 node" in proc.stdout
     listing = python("-m", "hpcsuite")
@@ -166,32 +202,52 @@ def _one_usage_error(proc, message):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("n,args,message", [
-    (2, ("nosuch",), "unknown test 'nosuch'"),
-    (2, (), "name at least one test"),
-    (2, ("latency", "--min", "64", "--max", "8"), "--min 64 is larger than --max 8"),
-    (2, ("latency", "--max", "12Q"), "bad size '12Q'"),
-    (3, ("latency",), "exactly 2 ranks, not 3"),
-    (3, ("multi_lat",), "even number of them, not 3"),
-    (1, ("allreduce",), "at least 2 ranks, not 1"),
-    (2, ("reduce_scatter", "--buffer", "pickle"), "no pickle form"),
-    (2, ("latency", "--buffer", "numpy,gpu"), "unknown buffer 'gpu'"),
-    (2, ("alltoall", "--max", "64G"), "GB is available there"),
-    (2, ("--all", "--time-per-size", "0"), "must be positive"),
-])
+@pytest.mark.parametrize(
+    "n,args,message",
+    [
+        (2, ("nosuch",), "unknown test 'nosuch'"),
+        (2, (), "name at least one test"),
+        (2, ("latency", "--min", "64", "--max", "8"), "--min 64 is larger than --max 8"),
+        (2, ("latency", "--max", "12Q"), "bad size '12Q'"),
+        (3, ("latency",), "exactly 2 ranks, not 3"),
+        (3, ("multi_lat",), "even number of them, not 3"),
+        (1, ("allreduce",), "at least 2 ranks, not 1"),
+        (2, ("reduce_scatter", "--buffer", "pickle"), "no pickle form"),
+        (2, ("latency", "--buffer", "numpy,gpu"), "unknown buffer 'gpu'"),
+        (2, ("alltoall", "--max", "64G"), "GB is available there"),
+        (2, ("--all", "--time-per-size", "0"), "must be positive"),
+    ],
+)
 def test_microbench_bad_arguments_give_one_line_and_exit_2(n, args, message):
     _one_usage_error(launch(n, *MB, *args, timeout=30), message)
 
 
 def test_microbench_all_writes_records_and_osu_text(tmp_path):
     path = tmp_path / "omb.jsonl"
-    proc = launch(2, *MB, "--all", "--max", "1K", "--iterations", "3", "--warmup", "1", "--validate",
-                  "--json", str(path), timeout=300)
+    proc = launch(
+        2,
+        *MB,
+        "--all",
+        "--max",
+        "1K",
+        "--iterations",
+        "3",
+        "--warmup",
+        "1",
+        "--validate",
+        "--json",
+        str(path),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     from hpcsuite.microbench import output, runner
 
-    sections = [s for s in proc.stdout.split("\n# OSU ") if s.strip()]  # OSU 7.4: each test opens so
-    sized = [n for n in runner.TESTS if runner.TESTS[n].family != "startup"]  # --all leaves out init, hello
+    sections = [
+        s for s in proc.stdout.split("\n# OSU ") if s.strip()
+    ]  # OSU 7.4: each test opens so
+    sized = [
+        n for n in runner.TESTS if runner.TESTS[n].family != "startup"
+    ]  # --all leaves out init, hello
     assert len(sections) == len(sized)  # at n=2 every test applies
     assert all(output.parse_osu(s) for s in sections)
     recs = [json.loads(line) for line in path.read_text().splitlines()]
@@ -201,58 +257,87 @@ def test_microbench_all_writes_records_and_osu_text(tmp_path):
 
 
 def test_microbench_help_starts_no_mpi():
-    probe = python("-c", "import sys\nfrom hpcsuite.microbench import __main__ as m\n"
-                         "try:\n    m.parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
-                         "print('mpi4py' in sys.modules)")
+    probe = python(
+        "-c",
+        "import sys\nfrom hpcsuite.microbench import __main__ as m\n"
+        "try:\n    m.parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('mpi4py' in sys.modules)",
+    )
     assert probe.stdout.strip().endswith("False"), probe.stdout
 
 
 def test_microbench_compares_buffer_kinds_in_one_run():
-    proc = launch(2, *MB, "latency", "--buffer", "numpy,pickle,pkl5", "--max", "64",
-                  "--iterations", "5", "--format", "csv", timeout=60)
+    proc = launch(
+        2,
+        *MB,
+        "latency",
+        "--buffer",
+        "numpy,pickle,pkl5",
+        "--max",
+        "64",
+        "--iterations",
+        "5",
+        "--format",
+        "csv",
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("test,size") and len(lines) == 1 + 3 * 7  # one header, 3 kinds x 7 sizes
+    assert (
+        lines[0].startswith("test,size") and len(lines) == 1 + 3 * 7
+    )  # one header, 3 kinds x 7 sizes
 
 
-@pytest.mark.parametrize("module,args,message", [
-    ("stream", ("--size", "0"), "'0' must be a positive integer"),
-    ("stream", ("--size", "10000000000000"), "GB is available there"),
-    ("montecarlo", ("--vol", "-0.2"), "--vol -0.2 must be a positive number"),
-    ("montecarlo", ("--rate", "nan"), "--rate nan must be a finite number"),
-    ("montecarlo", ("--paths", "x"), "'x' is not an integer"),
-    ("stencil", ("--proc-grid", "3x1"), "--proc-grid 3x1 does not fit 2 ranks"),
-    ("stencil", ("--alpha", "0.3"), "above 0.25 the scheme is unstable"),
-    ("stencil", ("--shape", "1x100"), "too small for 2x1 ranks"),
-    ("stencil", ("--shape", "10x10x10"), "must be two-dimensional"),
-    ("matmul", ("--n", "1", "--proc-grid", "2x1"), "too small for a 2x1 process grid"),
-    ("matmul", ("--n", "1000000"), "GB is available there"),
-    ("matmul", ("--dtype", "int8"), "invalid choice: 'int8'"),
-    ("fft", ("--shape", "64"), "must be 2-D or 3-D"),
-    ("fft", ("--shape", "100000x100000x100"), "GB is available there"),
-    ("kmer", ("-k", "32"), "-k 32 is out of range"),
-    ("kmer", ("--source", "reads.fa.gz"), "is compressed"),
-    ("kmer", ("--source", "no-such.fq"), "no such file"),
-])
+@pytest.mark.parametrize(
+    "module,args,message",
+    [
+        ("stream", ("--size", "0"), "'0' must be a positive integer"),
+        ("stream", ("--size", "10000000000000"), "GB is available there"),
+        ("montecarlo", ("--vol", "-0.2"), "--vol -0.2 must be a positive number"),
+        ("montecarlo", ("--rate", "nan"), "--rate nan must be a finite number"),
+        ("montecarlo", ("--paths", "x"), "'x' is not an integer"),
+        ("stencil", ("--proc-grid", "3x1"), "--proc-grid 3x1 does not fit 2 ranks"),
+        ("stencil", ("--alpha", "0.3"), "above 0.25 the scheme is unstable"),
+        ("stencil", ("--shape", "1x100"), "too small for 2x1 ranks"),
+        ("stencil", ("--shape", "10x10x10"), "must be two-dimensional"),
+        ("matmul", ("--n", "1", "--proc-grid", "2x1"), "too small for a 2x1 process grid"),
+        ("matmul", ("--n", "1000000"), "GB is available there"),
+        ("matmul", ("--dtype", "int8"), "invalid choice: 'int8'"),
+        ("fft", ("--shape", "64"), "must be 2-D or 3-D"),
+        ("fft", ("--shape", "100000x100000x100"), "GB is available there"),
+        ("kmer", ("-k", "32"), "-k 32 is out of range"),
+        ("kmer", ("--source", "reads.fa.gz"), "is compressed"),
+        ("kmer", ("--source", "no-such.fq"), "no such file"),
+    ],
+)
 def test_kernel_bad_arguments_give_one_line_and_exit_2(module, args, message):
     _one_usage_error(launch(2, "-m", f"hpcsuite.{module}", *args, timeout=30), message)
 
 
 def test_stream_and_montecarlo_jobs_check_out_and_record(tmp_path):
     path = tmp_path / "r.jsonl"
-    for module, args in (("stream", ("--size", "200000", "--repeat", "3")),
-                         ("montecarlo", ("--paths", "300000")),
-                         ("stencil", ("--shape", "120x90", "--steps", "7", "--check", "--overlap")),
-                         ("matmul", ("--n", "150", "--panel", "32", "--check")),
-                         ("fft", ("--shape", "30x20x6", "--check")),
-                         ("kmer", ("--reads", "500", "-k", "11", "--check"))):
+    for module, args in (
+        ("stream", ("--size", "200000", "--repeat", "3")),
+        ("montecarlo", ("--paths", "300000")),
+        ("stencil", ("--shape", "120x90", "--steps", "7", "--check", "--overlap")),
+        ("matmul", ("--n", "150", "--panel", "32", "--check")),
+        ("fft", ("--shape", "30x20x6", "--check")),
+        ("kmer", ("--reads", "500", "-k", "11", "--check")),
+    ):
         proc = launch(3, "-m", f"hpcsuite.{module}", *args, "--json", str(path), timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert "check      ok" in proc.stdout
         if module == "stream":  # 200000 elements: below the cache rule, and it says so
             assert "below STREAM's 4x last-level-cache rule" in proc.stdout
     recs = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [r["kernel"] for r in recs] == ["stream", "montecarlo", "stencil", "matmul", "fft", "kmer"]
+    assert [r["kernel"] for r in recs] == [
+        "stream",
+        "montecarlo",
+        "stencil",
+        "matmul",
+        "fft",
+        "kmer",
+    ]
     assert recs[0]["fom"]["unit"] == "MB/s" and recs[1]["fom"]["unit"] == "paths/s"
     assert all(r["check"]["passed"] and r["ranks"] == 3 for r in recs)
 
@@ -275,14 +360,19 @@ def test_suite_small_runs_every_kernel_and_writes_one_record_each(tmp_path):
 
 
 def test_suite_refuses_unknown_kernels():
-    _one_usage_error(launch(2, "-m", "hpcsuite.suite", "--only", "mean,nbody", timeout=30), "--only 'mean,nbody'")
+    _one_usage_error(
+        launch(2, "-m", "hpcsuite.suite", "--only", "mean,nbody", timeout=30), "--only 'mean,nbody'"
+    )
 
 
 @pytest.mark.parametrize("n", [2, 3])
-@pytest.mark.parametrize("kind,code,marker", [
-    ("exit", 4, "exit_job: error: this rank exited on its own with status 4"),
-    ("interrupt", 130, "exit_job: interrupted"),
-])
+@pytest.mark.parametrize(
+    "kind,code,marker",
+    [
+        ("exit", 4, "exit_job: error: this rank exited on its own with status 4"),
+        ("interrupt", 130, "exit_job: interrupted"),
+    ],
+)
 def test_an_exit_or_interrupt_on_one_rank_aborts_the_job_instead_of_hanging(n, kind, code, marker):
     # The other ranks wait in Barrier: without an abort this job would never end.
     proc = launch(n, "tests/helpers/exit_job.py", kind, str(n - 1), timeout=30)
@@ -300,12 +390,16 @@ def test_an_exit_every_rank_takes_together_is_clean(n):
 
 # -- issue 14: kmer inputs -----------------------------------------------------------------------
 
+
 def _kmer_fasta(tmp_path, newline):
     rng = np.random.default_rng(4)
     seq = "".join(rng.choice(list("ACGT"), size=3000))
     path = tmp_path / f"g{len(newline)}{ord(newline[0])}.fa"
-    path.write_bytes((newline.join([">chr1 test", *(seq[i:i + 60] for i in range(0, 3000, 60))])
-                      + newline).encode())
+    path.write_bytes(
+        (
+            newline.join([">chr1 test", *(seq[i : i + 60] for i in range(0, 3000, 60))]) + newline
+        ).encode()
+    )
     return path
 
 
@@ -319,7 +413,9 @@ def test_kmer_cr_crlf_and_lf_files_give_the_same_counts_and_the_check_reads_them
     seen = set()
     for newline in ("\n", "\r\n", "\r"):
         path = _kmer_fasta(tmp_path, newline)
-        proc = launch(2, "-m", "hpcsuite.kmer", "--source", str(path), "-k", "9", "--check", timeout=60)
+        proc = launch(
+            2, "-m", "hpcsuite.kmer", "--source", str(path), "-k", "9", "--check", timeout=60
+        )
         assert proc.returncode == 0, proc.stderr
         assert "check      ok" in proc.stdout
         seen.add(_distinct(proc.stdout))
@@ -331,13 +427,13 @@ def test_kmer_check_fails_when_the_parallel_reader_loses_reads(tmp_path):
     # the check must say so (before, it counted what the reader gave it and said ok).
     path = _kmer_fasta(tmp_path, "\n")
     path.write_text(path.read_text() + ">chr2\nACGTACGTACGTTTTT\n")
-    code = ("import sys\nfrom hpcsuite import kmer\nfrom hpcsuite.core import cli\n"
-            "real = kmer.seqio.read_distributed\n"
-            "def lossy(comm, p, fmt, overlap):\n"
-            "    chunk, seqs = real(comm, p, fmt, overlap)\n"
-            "    return chunk, seqs[:-1]  # the last record vanishes\n"
-            "kmer.seqio.read_distributed = lossy\n"
-            f"sys.exit(cli.run(kmer.main, ['--source', {str(path)!r}, '-k', '9', '--check'], prog='kmer'))\n")
+    code = (
+        "import sys\nfrom hpcsuite import kmer\nfrom hpcsuite.core import cli\nreal ="
+        " kmer.seqio.read_distributed\ndef lossy(comm, p, fmt, overlap):\n    chunk, seqs ="
+        " real(comm, p, fmt, overlap)\n    return chunk, seqs[:-1]  # the last record"
+        " vanishes\nkmer.seqio.read_distributed = lossy\nsys.exit(cli.run(kmer.main, ['--source',"
+        f" {str(path)!r}, '-k', '9', '--check'], prog='kmer'))\n"
+    )
     proc = launch(2, "-c", code, timeout=60)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "check      FAILED" in proc.stdout
@@ -346,7 +442,9 @@ def test_kmer_check_fails_when_the_parallel_reader_loses_reads(tmp_path):
 @pytest.mark.parametrize("n", [1, 2])
 def test_kmer_truncated_fastq_warns_once_or_fails_under_strict(tmp_path, n):
     path = tmp_path / "t.fq"
-    path.write_text("".join(f"@r{i}\nACGTACGTAC\n+\nIIIIIIIIII\n" for i in range(50)) + "@r50\nACGTAC\n+\nII")
+    path.write_text(
+        "".join(f"@r{i}\nACGTACGTAC\n+\nIIIIIIIIII\n" for i in range(50)) + "@r50\nACGTAC\n+\nII"
+    )
     proc = launch(n, "-m", "hpcsuite.kmer", "--source", str(path), "-k", "5", "--check", timeout=60)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "warning:" in line]

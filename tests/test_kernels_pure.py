@@ -36,10 +36,14 @@ def test_stream_default_size_respects_the_cache_rule_and_memory():
     assert 3 * 8 * n * 4 <= 10**9 // 2 + 3 * 8 * 4 and "below STREAM" in note
 
 
-@pytest.mark.parametrize("kind,expected", [("call", 10.450583572185565), ("put", 5.573526022256971)])
+@pytest.mark.parametrize(
+    "kind,expected", [("call", 10.450583572185565), ("put", 5.573526022256971)]
+)
 def test_black_scholes_textbook_values(kind, expected):
     # S=100, K=100, r=5 %, sigma=20 %, T=1 (Hull's example values)
-    assert montecarlo.black_scholes(kind, 100, 100, 0.05, 0.2, 1.0) == pytest.approx(expected, rel=1e-12)
+    assert montecarlo.black_scholes(kind, 100, 100, 0.05, 0.2, 1.0) == pytest.approx(
+        expected, rel=1e-12
+    )
 
 
 def test_put_call_parity_holds():
@@ -50,18 +54,28 @@ def test_put_call_parity_holds():
 
 def test_monte_carlo_combine_gives_mean_and_standard_error():
     payoffs = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-    rows = np.array([[payoffs[:4].sum(), (payoffs[:4] ** 2).sum()],  # one row per block
-                     [payoffs[4:].sum(), (payoffs[4:] ** 2).sum()]])
+    rows = np.array(
+        [
+            [payoffs[:4].sum(), (payoffs[:4] ** 2).sum()],  # one row per block
+            [payoffs[4:].sum(), (payoffs[4:] ** 2).sum()],
+        ]
+    )
     mean, se = montecarlo.combine(rows, 6)
     assert mean == pytest.approx(3.5) and se == pytest.approx(payoffs.std(ddof=1) / math.sqrt(6))
-    assert isinstance(mean, float) and isinstance(se, float)  # printed with repr: no np.float64(...)
+    assert isinstance(mean, float) and isinstance(
+        se, float
+    )  # printed with repr: no np.float64(...)
 
 
 def test_monte_carlo_local_payoffs():
     z = np.zeros(4)  # S_T = S0 exp((r - s^2/2) T)
-    s, sq = montecarlo.local(z, np, kind="call", spot=100, strike=90, rate=0.0, vol=0.2, maturity=1.0)
+    s, sq = montecarlo.local(
+        z, np, kind="call", spot=100, strike=90, rate=0.0, vol=0.2, maturity=1.0
+    )
     st = 100 * math.exp(-0.02)
-    assert float(s) == pytest.approx(4 * (st - 90)) and float(sq) == pytest.approx(4 * (st - 90) ** 2)
+    assert float(s) == pytest.approx(4 * (st - 90)) and float(sq) == pytest.approx(
+        4 * (st - 90) ** 2
+    )
 
 
 def test_stencil_update_gives_the_same_bits_for_any_split():
@@ -85,7 +99,7 @@ def test_stencil_sine_mode_decays_by_the_scheme_factor():
     mode = stencil.initial((0, 15), (0, 11), shape, np)[1:-1, 1:-1]
     g = stencil.decay(shape, 0.25)
     assert 0 < g < 1
-    np.testing.assert_allclose(got, g ** steps * mode, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got, g**steps * mode, rtol=1e-12, atol=1e-15)
 
 
 def test_stencil_initial_blocks_tile_the_global_mode():
@@ -93,10 +107,16 @@ def test_stencil_initial_blocks_tile_the_global_mode():
 
     whole = stencil.initial((0, 8), (0, 6), (8, 6), np)
     block = stencil.initial((3, 8), (2, 6), (8, 6), np)
-    assert np.array_equal(block[1:-1, 1:-1], whole[4:9, 3:7]) and not block[0].any() and not block[:, 0].any()
+    assert (
+        np.array_equal(block[1:-1, 1:-1], whole[4:9, 3:7])
+        and not block[0].any()
+        and not block[:, 0].any()
+    )
 
 
-@pytest.mark.parametrize("n,p,q,width", [(10, 1, 1, 4), (10, 3, 2, 100), (7, 7, 1, 1), (100, 2, 3, 16)])
+@pytest.mark.parametrize(
+    "n,p,q,width", [(10, 1, 1, 4), (10, 3, 2, 100), (7, 7, 1, 1), (100, 2, 3, 16)]
+)
 def test_summa_panels_cover_k_once_with_the_right_owners(n, p, q, width):
     from hpcsuite import matmul
     from hpcsuite.core.partition import owned
@@ -145,7 +165,7 @@ def _fasta(tmp_path, n=30):
         seq = "".join(rng.choice(list("ACGTacgtN"), size=int(rng.integers(1, 90))))
         seqs.append(seq)
         out.append(f">chr{i} description")
-        out += [seq[j:j + 25] for j in range(0, len(seq), 25)]  # wrapped at 25 columns
+        out += [seq[j : j + 25] for j in range(0, len(seq), 25)]  # wrapped at 25 columns
     path = tmp_path / "g.fa"
     path.write_text("\n".join(out) + "\n")
     return path, seqs
@@ -187,8 +207,14 @@ def test_kmer_merge_and_owner():
     assert set(owners.tolist()) == set(range(7)) and max(np.bincount(owners)) < 1.2 * 10000 / 7
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("a.txt", "hello\n", "neither FASTA"), ("a.fa.gz", "x", "compressed"), ("missing.fa", None, "no such file")])
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("a.txt", "hello\n", "neither FASTA"),
+        ("a.fa.gz", "x", "compressed"),
+        ("missing.fa", None, "no such file"),
+    ],
+)
 def test_kmer_refuses_unreadable_inputs(tmp_path, name, content, message):
     from hpcsuite import kmer
     from hpcsuite.core.errors import InputError
@@ -207,7 +233,8 @@ def test_stencil_cache_strips_give_the_bits_of_the_whole_array_expression():
     stencil.update(u, strips, 0.2, 1, 299, 1, 199)
     # the expression device arrays use
     whole[1:299, 1:199] = (1 - 4 * 0.2) * u[1:299, 1:199] + 0.2 * (
-        ((u[0:298, 1:199] + u[2:300, 1:199]) + u[1:299, 0:198]) + u[1:299, 2:200])
+        ((u[0:298, 1:199] + u[2:300, 1:199]) + u[1:299, 0:198]) + u[1:299, 2:200]
+    )
     assert strips.tobytes() == whole.tobytes()
 
 

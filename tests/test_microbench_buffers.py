@@ -34,9 +34,15 @@ def _device_messages(staged: bool) -> Messages:
             return np.zeros(count, dtype).view(DeviceArray)
 
     m = Messages("numpy")
-    m.backend = backend.Backend(name="fake-gpu", xp=Xp, device="gpu", on_device=True,
-                                synchronize=lambda: DeviceArray.log.append("sync"),
-                                to_host=np.asarray, from_host=np.asarray)
+    m.backend = backend.Backend(
+        name="fake-gpu",
+        xp=Xp,
+        device="gpu",
+        on_device=True,
+        synchronize=lambda: DeviceArray.log.append("sync"),
+        to_host=np.asarray,
+        from_host=np.asarray,
+    )
     m.route = staging.Route(staged, staging.NOT_AWARE if staged else "CUDA-aware MPI")
     m.staged = staged
     return m
@@ -91,10 +97,13 @@ def test_paths_are_named_for_the_report():
 def test_the_report_says_why_device_buffers_were_staged():
     m = _device_messages(staged=True)
     m.kind = "cupy"
-    for route, path in ((staging.Route(True, staging.NOT_AWARE),
-                         "host-staged (MPI not CUDA-aware)"),
-                        (staging.Route(True, staging.NO_NONBLOCKING),
-                         "host-staged (this MPI takes none in non-blocking collectives)"),
-                        (staging.Route(False, "CUDA-aware MPI"), "CUDA-aware MPI")):
+    for route, path in (
+        (staging.Route(True, staging.NOT_AWARE), "host-staged (MPI not CUDA-aware)"),
+        (
+            staging.Route(True, staging.NO_NONBLOCKING),
+            "host-staged (this MPI takes none in non-blocking collectives)",
+        ),
+        (staging.Route(False, "CUDA-aware MPI"), "CUDA-aware MPI"),
+    ):
         m.route, m.staged = route, route.staged  # which route applies is tests/test_staging.py's
         assert m.path == f"device buffers, {path}"

@@ -10,8 +10,10 @@ import pytest
 from hpcsuite.microbench import output, schedule, stats
 
 
-@pytest.mark.parametrize("text,expected", [("8", 8), ("4K", 4096), ("4M", 4 << 20), ("1MiB", 1 << 20),
-                                           ("2g", 2 << 30), (" 16 ", 16)])
+@pytest.mark.parametrize(
+    "text,expected",
+    [("8", 8), ("4K", 4096), ("4M", 4 << 20), ("1MiB", 1 << 20), ("2g", 2 << 30), (" 16 ", 16)],
+)
 def test_parse_size_accepts_osu_style_units(text, expected):
     assert schedule.parse_size(text) == expected
 
@@ -78,10 +80,10 @@ def test_bus_bandwidth_follows_nccl_tests():
 def test_overlap_percent_as_osu_defines_it():
     # OSU 7.4 print_stats_nbc: max(0, 100 - (overall - compute) / pure * 100)
     assert stats.overlap_percent(10.0, 10.0, 10.0) == 100.0  # fully hidden
-    assert stats.overlap_percent(10.0, 20.0, 10.0) == 0.0    # nothing hidden
+    assert stats.overlap_percent(10.0, 20.0, 10.0) == 0.0  # nothing hidden
     assert stats.overlap_percent(10.0, 15.0, 10.0) == 50.0
-    assert stats.overlap_percent(10.0, 40.0, 10.0) == 0.0    # clipped at 0, as OSU
-    assert stats.overlap_percent(10.0, 9.0, 10.0) == 110.0   # and only at 0
+    assert stats.overlap_percent(10.0, 40.0, 10.0) == 0.0  # clipped at 0, as OSU
+    assert stats.overlap_percent(10.0, 9.0, 10.0) == 110.0  # and only at 0
 
 
 class _Clock:
@@ -128,16 +130,26 @@ def test_overlap_row_from_a_known_timing_set(monkeypatch):
     spins = []
     monkeypatch.setattr(runner, "_spin", spins.append)
     # one skipped iteration (any stamps), then two timed: t0, t1 (start), t2 (compute), t3 (wait)
-    monkeypatch.setattr(runner, "time", _Clock([0, 500, 900, 1000,
-                                                0, 1, 21, 30,         # init 1, compute 20, wait 9
-                                                100, 103, 123, 134]))  # init 3, compute 20, wait 11
+    monkeypatch.setattr(
+        runner,
+        "time",
+        _Clock([0, 500, 900, 1000, 0, 1, 21, 30, 100, 103, 123, 134]),  # init 1, compute 20, wait 9
+    )  # init 3, compute 20, wait 11
     other = (40e-6, 20e-6, 4e-6, 16e-6, 0.0, 30e-6)
     row = runner._overlap(_Comm(other), _Case(), [10e-6, 30e-6], count=2, skip=1)
     assert spins == [pytest.approx(20e-6)] * 3
     # this rank: overall 32, compute 20, init 2, wait 10; with the other: 36, 20, 3, 13; pure 25
-    want = {"overall_us": 36.0, "compute_us": 20.0, "init_us": 3.0, "wait_us": 13.0, "test_us": 0.0,
-            "pure_us": 25.0, "pure_min_us": 20.0, "pure_max_us": 30.0,
-            "overlap_pct": 36.0}  # 100 - 100 * (36 - 20) / 25
+    want = {
+        "overall_us": 36.0,
+        "compute_us": 20.0,
+        "init_us": 3.0,
+        "wait_us": 13.0,
+        "test_us": 0.0,
+        "pure_us": 25.0,
+        "pure_min_us": 20.0,
+        "pure_max_us": 30.0,
+        "overlap_pct": 36.0,
+    }  # 100 - 100 * (36 - 20) / 25
     assert row == {k: pytest.approx(v) for k, v in want.items()}
 
 
@@ -151,23 +163,50 @@ def test_overlap_row_takes_the_mpi_test_time_out_of_the_compute(monkeypatch):
     monkeypatch.setattr(runner, "time", _Clock([0, 2, 12, 13, 23, 25, 25, 30]))
     row = runner._overlap(_Comm(), _Case(), [20e-6], count=1, skip=0, probes=2)
     assert spins == [pytest.approx(10e-6)] * 2
-    want = {"overall_us": 30.0, "compute_us": 20.0, "init_us": 2.0, "wait_us": 5.0, "test_us": 3.0,
-            "pure_us": 20.0, "pure_min_us": 20.0, "pure_max_us": 20.0,
-            "overlap_pct": 50.0}  # 100 - 100 * (30 - (23 - 3)) / 20
+    want = {
+        "overall_us": 30.0,
+        "compute_us": 20.0,
+        "init_us": 2.0,
+        "wait_us": 5.0,
+        "test_us": 3.0,
+        "pure_us": 20.0,
+        "pure_min_us": 20.0,
+        "pure_max_us": 20.0,
+        "overlap_pct": 50.0,
+    }  # 100 - 100 * (30 - (23 - 3)) / 20
     assert row == {k: pytest.approx(v) for k, v in want.items()}
 
 
-ROWS = [{"size": 1, "iterations": 10, "avg_us": 1.234, "rank_min_us": 1.0, "rank_max_us": 1.5,
-         "mbps": 0.81, "errors": []},
-        {"size": 4096, "iterations": 10, "avg_us": 12.5, "rank_min_us": 12.0, "rank_max_us": 13.0,
-         "mbps": 327.68, "errors": ["rank 1: 3 mismatch(es)"]}]
+ROWS = [
+    {
+        "size": 1,
+        "iterations": 10,
+        "avg_us": 1.234,
+        "rank_min_us": 1.0,
+        "rank_max_us": 1.5,
+        "mbps": 0.81,
+        "errors": [],
+    },
+    {
+        "size": 4096,
+        "iterations": 10,
+        "avg_us": 12.5,
+        "rank_min_us": 12.0,
+        "rank_max_us": 13.0,
+        "mbps": 327.68,
+        "errors": ["rank 1: 3 mismatch(es)"],
+    },
+]
 
 
-@pytest.mark.parametrize("family,columns", [
-    ("latency", {"Avg Latency(us)": "avg_us"}),
-    ("bandwidth", {"Bandwidth (MB/s)": "mbps"}),
-    ("collective", {"Avg Latency(us)": "avg_us"}),
-])
+@pytest.mark.parametrize(
+    "family,columns",
+    [
+        ("latency", {"Avg Latency(us)": "avg_us"}),
+        ("bandwidth", {"Bandwidth (MB/s)": "mbps"}),
+        ("collective", {"Avg Latency(us)": "avg_us"}),
+    ],
+)
 def test_osu_format_round_trips_through_the_parser(family, columns):
     text = output.osu("MPI Test", family, ROWS, "note")
     assert text.startswith("\n# OSU MPI Test Test v7.4\n# note\n# Datatype: MPI_CHAR.\n# Size")
@@ -181,16 +220,26 @@ def test_osu_format_round_trips_through_the_parser(family, columns):
 
 def test_full_and_validation_columns_round_trip():
     text = output.osu("MPI Allreduce Latency", "collective", ROWS, "note", full=True, validate=True)
-    assert "# Size       Avg Latency(us)   Min Latency(us)   Max Latency(us)  Iterations        Validation\n" in text
+    assert (
+        "# Size       Avg Latency(us)   Min Latency(us)   Max Latency(us)  Iterations       "
+        " Validation\n" in text
+    )
     parsed = output.parse_osu(text)
-    assert [(p["Iterations"], p["Validation"], p["Max Latency(us)"]) for p in parsed] == [(10, "Pass", 1.5),
-                                                                                          (10, "Fail", 13.0)]
+    assert [(p["Iterations"], p["Validation"], p["Max Latency(us)"]) for p in parsed] == [
+        (10, "Pass", 1.5),
+        (10, "Fail", 13.0),
+    ]
 
 
 def test_parser_reads_real_osu_output():
-    real = ("# OSU MPI Latency Test v7.4\n# Datatype: MPI_CHAR.\n"
-            "# Size       Avg Latency(us)\n1                       0.21\n2                       0.20\n")
-    assert output.parse_osu(real) == [{"Size": 1, "Avg Latency(us)": 0.21}, {"Size": 2, "Avg Latency(us)": 0.2}]
+    real = (
+        "# OSU MPI Latency Test v7.4\n# Datatype: MPI_CHAR.\n"
+        "# Size       Avg Latency(us)\n1                       0.21\n2                       0.20\n"
+    )
+    assert output.parse_osu(real) == [
+        {"Size": 1, "Avg Latency(us)": 0.21},
+        {"Size": 2, "Avg Latency(us)": 0.2},
+    ]
     with pytest.raises(ValueError, match="cannot parse"):
         output.parse_osu("# Size   Latency (us)\n1 2 3\n")
     with pytest.raises(ValueError, match="cannot parse"):
@@ -209,7 +258,10 @@ def test_csv_and_table_carry_every_statistic():
     import io
 
     keys = output.STAT_KEYS["collective"]
-    rows = [{"size": s, "iterations": 10, **{k: float(i + 1) * s for i, k in enumerate(keys)}} for s in (1, 4096)]
+    rows = [
+        {"size": s, "iterations": 10, **{k: float(i + 1) * s for i, k in enumerate(keys)}}
+        for s in (1, 4096)
+    ]
     parsed = list(csv.DictReader(io.StringIO(output.to_csv("allreduce", "collective", rows))))
     assert list(parsed[0]) == ["test", "size", "iterations", *keys, "thread_level"]
     assert [[float(r[k]) for k in keys] for r in parsed] == [[row[k] for k in keys] for row in rows]

@@ -64,7 +64,9 @@ def clock(monkeypatch):
     return fake
 
 
-def test_only_the_step_is_timed_and_each_repetition_is_the_slowest_rank(comm, clock, shared_tmp, capsys):
+def test_only_the_step_is_timed_and_each_repetition_is_the_slowest_rank(
+    comm, clock, shared_tmp, capsys
+):
     toy = Toy(clock)
     path = shared_tmp / "toy.jsonl"
     assert driver.main(toy, ["--warmup", "2", "--repeat", "3", "--json", str(path)]) == 0
@@ -81,7 +83,17 @@ def test_only_the_step_is_timed_and_each_repetition_is_the_slowest_rank(comm, cl
     assert rec["fom"]["low"] <= rec["fom"]["value"] <= rec["fom"]["high"]
     assert rec["fom"]["low"] == pytest.approx(1000.0 / max(want))  # interval of the same median
     assert rec["times"]["stats"]["median"] == median and rec["params"]["repeat"] == 3
-    assert rec["argv"] == ["python", "-m", "hpcsuite.toy", "--warmup", "2", "--repeat", "3", "--json", str(path)]
+    assert rec["argv"] == [
+        "python",
+        "-m",
+        "hpcsuite.toy",
+        "--warmup",
+        "2",
+        "--repeat",
+        "3",
+        "--json",
+        str(path),
+    ]
     assert rec["ranks"] == comm.size and rec["result"] == 5
     from hpcsuite.core import mpi
 
@@ -92,7 +104,7 @@ def test_only_the_step_is_timed_and_each_repetition_is_the_slowest_rank(comm, cl
     assert prov["mpi"]["library"] == rec["env"]["mpi_library"] and rec["timestamp"].endswith("Z")
     if comm.rank == 0:
         out = capsys.readouterr().out
-        assert "hpcsuite.toy: done" in out and f"median of 3" in out
+        assert "hpcsuite.toy: done" in out and "median of 3" in out
 
 
 def test_a_failed_check_fails_every_rank_with_exit_status_3(comm, clock):
@@ -120,5 +132,20 @@ def test_stencil_repeats_thousands_of_times_without_leaking_communicators(comm):
     from hpcsuite import stencil
 
     shape = f"{2 * comm.size}x{2 * comm.size}"
-    assert stencil.main(["--shape", shape, "--steps", "1", "--repeat", "5000", "--engine", "numpy",
-                         "--check", "--quiet"]) == 0
+    assert (
+        stencil.main(
+            [
+                "--shape",
+                shape,
+                "--steps",
+                "1",
+                "--repeat",
+                "5000",
+                "--engine",
+                "numpy",
+                "--check",
+                "--quiet",
+            ]
+        )
+        == 0
+    )

@@ -14,14 +14,17 @@ import pytest
 if os.environ.get("CI") == "true":  # CI installs the train extra: a missing torch fails there
     import torch
 else:
-    torch = pytest.importorskip("torch", reason="needs the train extra: pip install 'hpcsuite[train]'")
+    torch = pytest.importorskip(
+        "torch", reason="needs the train extra: pip install 'hpcsuite[train]'"
+    )
 import hpcsuite.train as hvd  # noqa: E402
 
 #: The public names of ``horovod.torch`` in scope here (process sets and elastic are
 #: names that raise a clear error; see README's compatibility table).
 HOROVOD_TORCH_NAMES = """
     init shutdown is_initialized size local_size cross_size rank local_rank cross_rank
-    mpi_threads_supported mpi_enabled mpi_built gloo_enabled gloo_built nccl_built ddl_built ccl_built
+    mpi_threads_supported mpi_enabled mpi_built gloo_enabled gloo_built nccl_built ddl_built
+    ccl_built
     cuda_built rocm_built start_timeline stop_timeline
     Average Sum Adasum Min Max Product Compression HorovodInternalError
     allreduce allreduce_ allreduce_async allreduce_async_ grouped_allreduce grouped_allreduce_
@@ -29,7 +32,8 @@ HOROVOD_TORCH_NAMES = """
     allgather allgather_async grouped_allgather grouped_allgather_async allgather_object
     broadcast broadcast_ broadcast_async broadcast_async_ broadcast_object
     broadcast_parameters broadcast_optimizer_state
-    alltoall alltoall_async reducescatter reducescatter_async grouped_reducescatter grouped_reducescatter_async
+    alltoall alltoall_async reducescatter reducescatter_async grouped_reducescatter
+    grouped_reducescatter_async
     join barrier poll synchronize
     DistributedOptimizer SyncBatchNorm run
     ProcessSet global_process_set add_process_set remove_process_set elastic
@@ -51,7 +55,6 @@ def test_out_of_scope_features_raise_a_clear_error():
         hvd.add_process_set([0])
 
 
-
 @pytest.fixture
 def _hvd():
     hvd.init()
@@ -65,7 +68,7 @@ def _scale(x: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def _horovod_allreduce(inputs, op, pre=1.0, post=1.0):
-    """Horovod's allreduce on one process: prescale each, reduce, postscale (divided by size for Average)."""
+    """Horovod's allreduce on one process: prescale each, reduce, postscale (/ size for Average)."""
     scaled = [_scale(x, pre) for x in inputs]
     total = scaled[0].clone()
     for x in scaled[1:]:
@@ -79,19 +82,34 @@ def _every_rank(make):
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.float32, torch.float64])
-@pytest.mark.parametrize("op,pre,post", [(hvd.Average, 1, 1), (hvd.Average, 3, 2), (hvd.Sum, 2, 3),
-                                         (hvd.Sum, 0.5, 1), (hvd.Average, 1, 0.7)])
+@pytest.mark.parametrize(
+    "op,pre,post",
+    [
+        (hvd.Average, 1, 1),
+        (hvd.Average, 3, 2),
+        (hvd.Sum, 2, 3),
+        (hvd.Sum, 0.5, 1),
+        (hvd.Average, 1, 0.7),
+    ],
+)
 def test_allreduce_of_every_dtype_with_integer_and_float_scale_factors(_hvd, dtype, op, pre, post):
     def make(r):
-        return torch.tensor([7 * r - 5, -3 * r - 1, 11, r * r + 1], dtype=dtype)  # negatives: truncation
+        return torch.tensor(
+            [7 * r - 5, -3 * r - 1, 11, r * r + 1], dtype=dtype
+        )  # negatives: truncation
+
     want = _horovod_allreduce(_every_rank(make), op, pre, post)
     got = hvd.allreduce(make(hvd.rank()), op=op, prescale_factor=pre, postscale_factor=post)
     assert got.dtype == dtype
-    if dtype == torch.float64:  # Horovod multiplies in double: float64 sums may differ in the last bit
+    if (
+        dtype == torch.float64
+    ):  # Horovod multiplies in double: float64 sums may differ in the last bit
         torch.testing.assert_close(got, want, rtol=1e-15, atol=0)
     else:  # integers truncate, float32 rounds once from the double product: bit for bit
         assert torch.equal(got, want), (got, want)
-    handle = hvd.allreduce_async(make(hvd.rank()), op=op, prescale_factor=pre, postscale_factor=post)
+    handle = hvd.allreduce_async(
+        make(hvd.rank()), op=op, prescale_factor=pre, postscale_factor=post
+    )
     again = hvd.synchronize(handle)
     assert torch.equal(again, got)
 
@@ -114,12 +132,13 @@ def test_reducescatter_scale_factors_as_horovod(_hvd, dtype, op, pre, post):
 
     def make(q):
         return (torch.arange(rows * 3).reshape(rows, 3) * (q + 1) - 4 * q).to(dtype)
+
     total = _horovod_allreduce(_every_rank(make), op, pre, post)
     lo = sum(rows // n + (q < rows % n) for q in range(r))
     mine = rows // n + (r < rows % n)
     got = hvd.reducescatter(make(r), op=op, prescale_factor=pre, postscale_factor=post)
     assert got.dtype == dtype and got.shape == (mine, 3)
-    torch.testing.assert_close(got, total[lo:lo + mine], rtol=1e-6, atol=0)
+    torch.testing.assert_close(got, total[lo : lo + mine], rtol=1e-6, atol=0)
 
 
 @pytest.mark.mpi
@@ -131,8 +150,11 @@ def test_backward_passes_per_step_sum_as_horovods_optimizer(_hvd, passes):
     model = torch.nn.Linear(5, 2)
     ref = torch.nn.Linear(5, 2)
     ref.load_state_dict(model.state_dict())
-    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.05), model.named_parameters(),
-                                   backward_passes_per_step=passes)
+    opt = hvd.DistributedOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        model.named_parameters(),
+        backward_passes_per_step=passes,
+    )
     data = torch.randn(2, passes, n, 4, 5, generator=torch.Generator().manual_seed(9))
     for step in range(2):
         opt.zero_grad()
@@ -157,8 +179,9 @@ def test_backward_passes_per_step_sum_as_horovods_optimizer(_hvd, passes):
 @pytest.mark.mpi
 def test_more_backward_passes_than_declared_raise_as_horovod(_hvd):
     model = torch.nn.Linear(3, 1)
-    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters(),
-                                   overlap="sync")
+    opt = hvd.DistributedOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters(), overlap="sync"
+    )
     model(torch.ones(1, 3)).sum().backward()
     with pytest.raises(AssertionError, match="more than backward_passes_per_step=1"):
         model(torch.ones(1, 3)).sum().backward()
@@ -169,27 +192,37 @@ def test_more_backward_passes_than_declared_raise_as_horovod(_hvd):
 def test_async_operations_are_matched_by_name_not_call_order(_hvd):
     n, r = hvd.size(), hvd.rank()
     names = [f"t{i}" for i in range(4)]
-    order = names[r % 4:] + names[:r % 4]  # every rank issues them in another order
-    handles = {name: hvd.allreduce_async(torch.full((3,), float(r + int(name[1]))), name=name, op=hvd.Sum)
-               for name in order}
-    assert not all(hvd.poll(h) for h in handles.values()) or n == 1  # not started before a negotiation
+    order = names[r % 4 :] + names[: r % 4]  # every rank issues them in another order
+    handles = {
+        name: hvd.allreduce_async(torch.full((3,), float(r + int(name[1]))), name=name, op=hvd.Sum)
+        for name in order
+    }
+    assert (
+        not all(hvd.poll(h) for h in handles.values()) or n == 1
+    )  # not started before a negotiation
     for name in reversed(order) if r % 2 else order:  # and synchronizes them in yet another
         want = sum(q + int(name[1]) for q in range(n))
         assert torch.equal(hvd.synchronize(handles[name]), torch.full((3,), float(want)))
     b = hvd.broadcast_async(torch.full((2,), float(r)), root_rank=n - 1, name="b")
     g = hvd.allgather_async(torch.full((r + 1, 2), float(r)), name="g")
-    assert torch.equal(hvd.synchronize(g), torch.cat([torch.full((q + 1, 2), float(q)) for q in range(n)]))
+    assert torch.equal(
+        hvd.synchronize(g), torch.cat([torch.full((q + 1, 2), float(q)) for q in range(n)])
+    )
     assert torch.equal(hvd.synchronize(b), torch.full((2,), float(n - 1)))
 
 
 @pytest.mark.mpi
 def test_a_second_in_flight_operation_with_the_same_name_is_refused(_hvd):
     first = hvd.allreduce_async(torch.ones(2), name="twice")
-    with pytest.raises(ValueError, match="'twice' is already in flight") as info:  # Horovod: ValueError
+    with pytest.raises(
+        ValueError, match="'twice' is already in flight"
+    ) as info:  # Horovod: ValueError
         hvd.allreduce_async(torch.ones(2), name="twice")
     assert isinstance(info.value, RuntimeError)  # ... and a HorovodInternalError, caught either way
     assert torch.equal(hvd.synchronize(first), torch.ones(2))
-    assert torch.equal(hvd.synchronize(hvd.allreduce_async(torch.ones(2), name="twice")), torch.ones(2))
+    assert torch.equal(
+        hvd.synchronize(hvd.allreduce_async(torch.ones(2), name="twice")), torch.ones(2)
+    )
     # Horovod frees a name when its operation completes, synchronized or not
     dropped = hvd.allreduce_async(torch.ones(2), name="again", op=hvd.Sum)
     hvd.barrier()  # starts it
@@ -210,8 +243,9 @@ def test_every_async_and_grouped_operation(_hvd):
     assert received.tolist() == [1] * n
     rs = hvd.synchronize(hvd.reducescatter_async(torch.ones(n + 1, 2), op=hvd.Sum, name="rs"))
     assert torch.equal(rs, torch.full((2 if r == 0 else 1, 2), float(n)))
-    grouped = hvd.synchronize(hvd.grouped_allreduce_async([torch.ones(2), torch.ones(3, dtype=torch.float64)],
-                                                          op=hvd.Sum))
+    grouped = hvd.synchronize(
+        hvd.grouped_allreduce_async([torch.ones(2), torch.ones(3, dtype=torch.float64)], op=hvd.Sum)
+    )
     assert [t.tolist() for t in grouped] == [[float(n)] * 2, [float(n)] * 3]
     inplace = [torch.ones(2)]
     hvd.synchronize(hvd.grouped_allreduce_async_(inplace, op=hvd.Sum))
@@ -230,7 +264,9 @@ def test_alltoall_with_an_uneven_first_dimension_and_no_splits_raises(_hvd):
     with pytest.raises(ValueError, match="divisible by the") as info:
         hvd.alltoall(torch.ones(n + 1, 2))
     assert isinstance(info.value, hvd.HorovodInternalError)  # Horovod's test catches RuntimeError
-    assert torch.equal(hvd.allreduce(torch.ones(1), op=hvd.Sum), torch.full((1,), float(n)))  # the job goes on
+    assert torch.equal(
+        hvd.allreduce(torch.ones(1), op=hvd.Sum), torch.full((1,), float(n))
+    )  # the job goes on
 
 
 @pytest.mark.mpi
@@ -244,11 +280,17 @@ def test_a_rank_refusing_a_collective_fails_it_on_every_rank_and_the_job_goes_on
         hvd.alltoall(torch.ones(n, 1), splits=splits, name="bad")
     if r:
         assert "failed on rank 0" in str(info.value) and info.value.collective
-    with pytest.raises(ValueError if r == 0 else hvd.HorovodInternalError, match="bool tensor has no sum"):
+    with pytest.raises(
+        ValueError if r == 0 else hvd.HorovodInternalError, match="bool tensor has no sum"
+    ):
         hvd.allreduce(torch.ones(2, dtype=torch.bool if r == 0 else torch.float32), op=hvd.Sum)
-    with pytest.raises(ValueError if r == 0 else hvd.HorovodInternalError, match="unknown reduction op 'bogus'"):
+    with pytest.raises(
+        ValueError if r == 0 else hvd.HorovodInternalError, match="unknown reduction op 'bogus'"
+    ):
         hvd.allreduce(torch.ones(1), op="bogus" if r == 0 else hvd.Sum)
-    with pytest.raises(ValueError if r == 0 else hvd.CollectiveMismatch) as info:  # while the others wait elsewhere
+    with pytest.raises(
+        ValueError if r == 0 else hvd.CollectiveMismatch
+    ) as info:  # while the others wait elsewhere
         if r == 0:
             hvd.allreduce(torch.ones(1), op="bogus")
         else:
@@ -262,24 +304,31 @@ def test_exception_classes_are_horovods(_hvd):
     model = torch.nn.Linear(2, 1)
     params = list(model.named_parameters())
     with pytest.raises(ValueError, match="must be unique; duplicates: w"):
-        hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1),
-                                 [("w", params[0][1]), ("w", params[1][1])])
+        hvd.DistributedOptimizer(
+            torch.optim.SGD(model.parameters(), lr=0.1), [("w", params[0][1]), ("w", params[1][1])]
+        )
     with pytest.raises(ValueError, match="not both"):
         hvd.allreduce(torch.ones(1), average=True, op=hvd.Sum)
     with pytest.raises(NotImplementedError, match="Adasum"):
         hvd.allreduce(torch.ones(1), op=hvd.Adasum)
     if hvd.size() > 1:
         shape = (2,) if hvd.rank() == 0 else (3,)
-        with pytest.raises(hvd.HorovodInternalError, match="ranks disagree on the collective named 'shape'"):
+        with pytest.raises(
+            hvd.HorovodInternalError, match="ranks disagree on the collective named 'shape'"
+        ):
             hvd.allreduce(torch.ones(shape), name="shape")
-        with pytest.raises(RuntimeError, match="ranks disagree"):  # CollectiveMismatch is a RuntimeError
+        with pytest.raises(
+            RuntimeError, match="ranks disagree"
+        ):  # CollectiveMismatch is a RuntimeError
             hvd.allreduce(torch.ones(1), name=f"only-{hvd.rank()}")
 
 
 @pytest.mark.mpi
 def test_step_after_synchronize_warns_unless_skip_synchronize(_hvd):
     model = torch.nn.Linear(2, 1)
-    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters())
+    opt = hvd.DistributedOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters()
+    )
     model(torch.ones(1, 2)).sum().backward()
     opt.synchronize()
     with pytest.warns(UserWarning, match="skip_synchronize"):
@@ -301,8 +350,9 @@ def test_sparse_adam_on_sparse_gradients_as_horovod(_hvd, sparse_as_dense):
     emb, ref = torch.nn.Embedding(12, 3, sparse=True), torch.nn.Embedding(12, 3, sparse=True)
     ref.load_state_dict(emb.state_dict())
     cls = torch.optim.SparseAdam if not sparse_as_dense else torch.optim.Adam
-    opt = hvd.DistributedOptimizer(cls(emb.parameters(), lr=0.1), emb.named_parameters(),
-                                   sparse_as_dense=sparse_as_dense)
+    opt = hvd.DistributedOptimizer(
+        cls(emb.parameters(), lr=0.1), emb.named_parameters(), sparse_as_dense=sparse_as_dense
+    )
     ref_opt = cls(ref.parameters(), lr=0.1)
     rows = [torch.tensor([q % 12, (3 * q + 1) % 12]) for q in range(n)]
     for _ in range(2):
@@ -314,9 +364,15 @@ def test_sparse_adam_on_sparse_gradients_as_horovod(_hvd, sparse_as_dense):
             ref.zero_grad()
             ref(rows[q]).pow(2).sum().backward()
             grads.append(ref.weight.grad)
-        total = torch.sparse_coo_tensor(torch.cat([g.coalesce().indices() for g in grads], 1),
-                                        torch.cat([g.coalesce().values() for g in grads]), (12, 3),
-                                        check_invariants=True).coalesce() / n
+        total = (
+            torch.sparse_coo_tensor(
+                torch.cat([g.coalesce().indices() for g in grads], 1),
+                torch.cat([g.coalesce().values() for g in grads]),
+                (12, 3),
+                check_invariants=True,
+            ).coalesce()
+            / n
+        )
         ref.weight.grad = total.to_dense() if sparse_as_dense else total
         ref_opt.step()
     torch.testing.assert_close(emb.weight, ref.weight, rtol=1e-5, atol=1e-6)
@@ -325,8 +381,9 @@ def test_sparse_adam_on_sparse_gradients_as_horovod(_hvd, sparse_as_dense):
 @pytest.mark.mpi
 def test_sparse_allreduce_async_is_horovods_allgather_of_indices_and_values(_hvd):
     n, r = hvd.size(), hvd.rank()
-    mine = torch.sparse_coo_tensor(torch.tensor([[r % 5]]), torch.tensor([[float(r + 1), 1.0]]), (5, 2),
-                                   check_invariants=True)
+    mine = torch.sparse_coo_tensor(
+        torch.tensor([[r % 5]]), torch.tensor([[float(r + 1), 1.0]]), (5, 2), check_invariants=True
+    )
     got = hvd.synchronize(hvd.sparse_allreduce_async(mine, name="sp", op=hvd.Sum))
     want = torch.zeros(5, 2)
     for q in range(n):
@@ -345,16 +402,23 @@ def test_join_takes_part_in_every_async_operation(_hvd):
     if r == 0:  # joins at once and mirrors the others' operations until they join
         assert hvd.join(device=torch.device("cpu")) == n - 1
         return
-    handles = [hvd.allreduce_async(torch.ones(3), op=hvd.Sum, name="s"),
-               hvd.allreduce_async(torch.full((2,), 2.0), name="avg"),
-               hvd.broadcast_async(torch.full((2,), float(r)), root_rank=1, name="b"),
-               hvd.allgather_async(torch.full((1, 2), float(r)), name="g"),
-               hvd.grouped_allreduce_async([torch.ones(2), torch.ones(1, dtype=torch.float64), torch.ones(2)],
-                                           op=hvd.Sum, name="grp"),
-               hvd.reducescatter_async(torch.ones(n, 1), op=hvd.Sum, name="rs")]
+    handles = [
+        hvd.allreduce_async(torch.ones(3), op=hvd.Sum, name="s"),
+        hvd.allreduce_async(torch.full((2,), 2.0), name="avg"),
+        hvd.broadcast_async(torch.full((2,), float(r)), root_rank=1, name="b"),
+        hvd.allgather_async(torch.full((1, 2), float(r)), name="g"),
+        hvd.grouped_allreduce_async(
+            [torch.ones(2), torch.ones(1, dtype=torch.float64), torch.ones(2)],
+            op=hvd.Sum,
+            name="grp",
+        ),
+        hvd.reducescatter_async(torch.ones(n, 1), op=hvd.Sum, name="rs"),
+    ]
     s, avg, b, g, grp, rs = [hvd.synchronize(h) for h in reversed(handles)][::-1]
     assert torch.equal(s, torch.full((3,), float(n - 1)))
-    assert torch.equal(avg, torch.full((2,), 2.0 * (n - 1) / n))  # joined ranks count in the average
+    assert torch.equal(
+        avg, torch.full((2,), 2.0 * (n - 1) / n)
+    )  # joined ranks count in the average
     assert torch.equal(b, torch.ones(2))
     assert torch.equal(g, torch.tensor([[float(q)] * 2 for q in range(1, n)]))
     assert [t.tolist() for t in grp] == [[float(n - 1)] * 2, [float(n - 1)], [float(n - 1)] * 2]
@@ -411,7 +475,8 @@ RUN_SCRIPT = textwrap.dedent("""
     def main(scale):
         hvd.init()
         import torch
-        return [hvd.rank(), hvd.size(), float(hvd.allreduce(torch.tensor(float(hvd.rank())), op=hvd.Sum)) * scale]
+        total = hvd.allreduce(torch.tensor(float(hvd.rank())), op=hvd.Sum)
+        return [hvd.rank(), hvd.size(), float(total) * scale]
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--num-proc", type=int)
@@ -436,10 +501,17 @@ def test_hvd_run_starts_the_job_from_inside_the_script_as_horovod_run(tmp_path):
 def test_joined_ranks_fuse_by_dtype_and_device_as_the_active_ranks():
     from hpcsuite.train import mpi_ops
 
-    descrs = [((2,), "torch.float32", "cuda"), ((3,), "torch.float32", "cpu"), ((1,), "torch.float32", "cuda"),
-              ((4,), "torch.float64", "cpu")]
-    assert mpi_ops._groups(descrs) == {("torch.float32", "cuda"): [0, 2], ("torch.float32", "cpu"): [1],
-                                       ("torch.float64", "cpu"): [3]}
+    descrs = [
+        ((2,), "torch.float32", "cuda"),
+        ((3,), "torch.float32", "cpu"),
+        ((1,), "torch.float32", "cuda"),
+        ((4,), "torch.float64", "cpu"),
+    ]
+    assert mpi_ops._groups(descrs) == {
+        ("torch.float32", "cuda"): [0, 2],
+        ("torch.float32", "cpu"): [1],
+        ("torch.float64", "cpu"): [3],
+    }
 
 
 @pytest.mark.mpi
@@ -452,8 +524,12 @@ def test_shutdown_then_init_again(_hvd):
     with pytest.raises(ValueError, match="call hvd.init"):
         hvd.rank()
     hvd.init()
-    assert torch.equal(hvd.synchronize(pending), torch.full((2,), float(n)))  # completed at shutdown
-    assert torch.equal(hvd.allreduce(torch.ones(1), op=hvd.Sum, name="after"), torch.full((1,), float(n)))
+    assert torch.equal(
+        hvd.synchronize(pending), torch.full((2,), float(n))
+    )  # completed at shutdown
+    assert torch.equal(
+        hvd.allreduce(torch.ones(1), op=hvd.Sum, name="after"), torch.full((1,), float(n))
+    )
 
 
 @pytest.mark.mpi
@@ -461,11 +537,15 @@ def test_an_exception_in_the_reduction_thread_reaches_the_caller(_hvd, monkeypat
     def broken(self):
         raise RuntimeError("injected failure in the reduction thread")
 
-    monkeypatch.setattr(hvd.ops._Sum16, "run", broken)  # every rank fails alike: nothing half-reduced
+    monkeypatch.setattr(
+        hvd.ops._Sum16, "run", broken
+    )  # every rank fails alike: nothing half-reduced
     pending = hvd.ops.start_sum(torch.ones(4, dtype=torch.float16), "thread")
     with pytest.raises(RuntimeError, match="injected failure in the reduction thread"):
         hvd.ops.wait_sums([pending], "test")
     monkeypatch.undo()
-    again = hvd.ops.start_sum(torch.ones(4, dtype=torch.float16), "thread")  # the thread still serves
+    again = hvd.ops.start_sum(
+        torch.ones(4, dtype=torch.float16), "thread"
+    )  # the thread still serves
     hvd.ops.wait_sums([again], "test")
     assert torch.equal(again.tensor, torch.full((4,), float(hvd.size()), dtype=torch.float16))

@@ -55,7 +55,9 @@ def test_stencil_is_bitwise_the_one_process_numpy_run(comm, shape, overlap, engi
     dims = stencil.grid_dims(comm.size, None)
     if dims[0] > shape[0] or dims[1] > shape[1]:
         dims = (comm.size, 1) if comm.size <= shape[0] else (1, comm.size)
-    local, where, cart = stencil.run(comm, CPU, shape, 13, 0.2, dims=dims, overlap=overlap, engine=engine)
+    local, where, cart = stencil.run(
+        comm, CPU, shape, 13, 0.2, dims=dims, overlap=overlap, engine=engine
+    )
     field = stencil.gather(cart, CPU, local, where, shape)
     if comm.rank == 0:
         assert field.tobytes() == stencil.reference(shape, 13, 0.2).tobytes()
@@ -68,7 +70,10 @@ def test_summa_matches_numpy_on_any_grid(comm, n, width):
 
     dims = grid_dims(comm.size, None)
     if max(dims) > n:
-        pytest.skip(f"n={n} is too small for a {dims[0]}x{dims[1]} grid (the CLI refuses it, tests/test_jobs.py)")
+        pytest.skip(
+            f"n={n} is too small for a {dims[0]}x{dims[1]} grid (the CLI refuses it,"
+            " tests/test_jobs.py)"
+        )
     grid = matmul.Grid(comm, n, dims, 3, "float64")
     c = matmul.summa(grid, CPU, width)
     parts = grid.cart.gather(((grid.rows, grid.cols), c), root=0)
@@ -76,7 +81,7 @@ def test_summa_matches_numpy_on_any_grid(comm, n, width):
     if comm.rank == 0:
         full = np.empty((n, n))
         for (rows, cols), block in parts:
-            full[rows[0]:rows[1], cols[0]:cols[1]] = block
+            full[rows[0] : rows[1], cols[0] : cols[1]] = block
         a = matmul.rows_of(0, 3, (0, n), (0, n), n, "float64")
         b = matmul.rows_of(1, 3, (0, n), (0, n), n, "float64")
         np.testing.assert_allclose(full, a @ b, rtol=1e-12)
@@ -93,7 +98,7 @@ def test_fft_matches_numpy_and_round_trips(comm, shape):
     back = fft.inverse(comm, CPU, x, shape)
     np.testing.assert_allclose(back, data, rtol=0, atol=1e-12)
     ref = np.fft.fftn(fft.slab(shape, 0, shape[0], 5))
-    np.testing.assert_allclose(x, ref[:, cols[0]:cols[1]], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(x, ref[:, cols[0] : cols[1]], rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("k", [1, 7, 31])
@@ -142,8 +147,15 @@ def device(request, monkeypatch):
         log["down"] += 1
         return np.array(a)  # a plain ndarray: the host copy
 
-    fake = backend.Backend(name="fake-device", xp=np, device="gpu", on_device=True, from_host=up, to_host=down,
-                           synchronize=lambda: log.__setitem__("sync", log["sync"] + 1))
+    fake = backend.Backend(
+        name="fake-device",
+        xp=np,
+        device="gpu",
+        on_device=True,
+        from_host=up,
+        to_host=down,
+        synchronize=lambda: log.__setitem__("sync", log["sync"] + 1),
+    )
     yield fake, request.param, log
 
 
@@ -162,7 +174,9 @@ def test_kernels_on_a_device_backend_equal_their_cpu_runs(comm, device):
     data = fft.slab(shape, *rows, 5)
     x = fft.forward(comm, fake, fake.from_host(data), shape)
     assert x.tobytes() == fft.forward(comm, CPU, data, shape).tobytes()
-    assert np.array_equal(np.asarray(fft.inverse(comm, fake, x, shape)), np.asarray(fft.inverse(comm, CPU, x, shape)))
+    assert np.array_equal(
+        np.asarray(fft.inverse(comm, fake, x, shape)), np.asarray(fft.inverse(comm, CPU, x, shape))
+    )
     grid = matmul.Grid(comm, 23, dims, 3, "float64")
     assert matmul.summa(grid, fake, 5).tobytes() == matmul.summa(grid, CPU, 5).tobytes()
     grid.free()
@@ -177,8 +191,14 @@ def test_a_job_too_big_for_its_gpu_is_refused_on_every_rank(comm):
     from hpcsuite.core.errors import InputError
 
     def gpu(device_id, free):
-        return backend.Backend(name="fake-device", xp=np, device="gpu", on_device=True, device_id=device_id,
-                               free_bytes=lambda: free)
+        return backend.Backend(
+            name="fake-device",
+            xp=np,
+            device="gpu",
+            on_device=True,
+            device_id=device_id,
+            free_bytes=lambda: free,
+        )
 
     mpi.check_device_fits(comm, CPU, 10**18, hint="x")  # host arrays: nothing to check
     mpi.check_device_fits(comm, gpu(0, 10**9), 10**8 // comm.size, hint="x")  # 0.1 GB on a 1 GB GPU
@@ -187,8 +207,14 @@ def test_a_job_too_big_for_its_gpu_is_refused_on_every_rank(comm):
     if comm.size == 1:
         mpi.check_device_fits(comm, shared, 6 * 10**8, hint="x")
     else:
-        with pytest.raises(InputError, match=rf"needs {0.6 * comm.size:.2f} GB on GPU 0 of node .* \({comm.size} ranks share it\) "
-                                            r"but only 1.00 GB .*; fewer ranks per GPU") as err:
+        with pytest.raises(
+            InputError,
+            match=(
+                rf"needs {0.6 * comm.size:.2f} GB on GPU 0 of node .* \({comm.size} ranks share"
+                r" it\) "
+                r"but only 1.00 GB .*; fewer ranks per GPU"
+            ),
+        ) as err:
             mpi.check_device_fits(comm, shared, 6 * 10**8, hint="fewer ranks per GPU")
         assert err.value.collective
     # One GPU each: only the rank whose GPU is small is short, and every rank hears of it.

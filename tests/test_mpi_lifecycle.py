@@ -21,16 +21,20 @@ def test_importing_the_mpi_layer_starts_no_mpi():
 
 
 def test_importing_every_kernel_module_starts_no_mpi():
-    code = ("import importlib\nfrom hpcsuite.registry import MODULES\n"
-            "for name in MODULES:\n    importlib.import_module(f'hpcsuite.{name}')\n"
-            "from hpcsuite.core.mpi import MPI\nprint(MPI.Is_initialized())")
+    code = (
+        "import importlib\nfrom hpcsuite.registry import MODULES\n"
+        "for name in MODULES:\n    importlib.import_module(f'hpcsuite.{name}')\n"
+        "from hpcsuite.core.mpi import MPI\nprint(MPI.Is_initialized())"
+    )
     assert _probe(code).endswith("False")
 
 
 def test_world_starts_mpi_at_the_level_asked_for_once():
-    code = ("from hpcsuite.core import mpi\n"
-            "first = mpi.init('serialized')\nsecond = mpi.init('multiple')\n"
-            "print(first is not None and first >= 0, second, mpi.world().size, mpi.thread_level())")
+    code = (
+        "from hpcsuite.core import mpi\n"
+        "first = mpi.init('serialized')\nsecond = mpi.init('multiple')\n"
+        "print(first is not None and first >= 0, second, mpi.world().size, mpi.thread_level())"
+    )
     assert _probe(code) == "True None 1 serialized"
 
 
@@ -41,11 +45,15 @@ def test_world_defaults_to_mpi4pys_thread_level():
 
 def test_asking_train_about_mpi_before_init_is_horovods_error_not_an_abort():
     pytest.importorskip("torch", reason="hpcsuite.train needs the train extra (torch)")
-    code = ("import hpcsuite.train as hvd\n"
-            "try:\n    hvd.mpi_threads_supported()\nexcept ValueError as exc:\n    print(exc)\n"
-            "hvd.init()\nprint(hvd.mpi_threads_supported())")
+    code = (
+        "import hpcsuite.train as hvd\n"
+        "try:\n    hvd.mpi_threads_supported()\nexcept ValueError as exc:\n    print(exc)\n"
+        "hvd.init()\nprint(hvd.mpi_threads_supported())"
+    )
     assert _probe(code).splitlines() == [
-        "hpcsuite.train is not initialized: call hvd.init() first", "True"]
+        "hpcsuite.train is not initialized: call hvd.init() first",
+        "True",
+    ]
 
 
 def test_an_unknown_thread_level_is_a_usage_error():

@@ -46,12 +46,20 @@ CASES = [  # (shape, block_rows): several blocks, uneven last block, N-d rows
 ]
 
 
-@pytest.mark.parametrize("shape,block_rows,axis", [
-    (shape, rows, axis) for shape, rows in CASES for axis in (None, 0, 1) if axis is None or axis < len(shape)
-])
+@pytest.mark.parametrize(
+    "shape,block_rows,axis",
+    [
+        (shape, rows, axis)
+        for shape, rows in CASES
+        for axis in (None, 0, 1)
+        if axis is None or axis < len(shape)
+    ],
+)
 @pytest.mark.parametrize("dtype", ["float64", "float32", "int64"])
 @pytest.mark.parametrize("distribute", ["local", "scatter"])
-def test_mean_is_bitwise_the_single_process_result(comm, shape, block_rows, dtype, axis, distribute):
+def test_mean_is_bitwise_the_single_process_result(
+    comm, shape, block_rows, dtype, axis, distribute
+):
     layout = Layout(shape, block_rows)
     source = RandomSource(shape, np.dtype(dtype), 11, layout)
     got = mean.compute(comm, CPU, source, layout, axis=axis, distribute=distribute)
@@ -65,11 +73,14 @@ def test_mean_is_bitwise_the_single_process_result(comm, shape, block_rows, dtyp
     np.testing.assert_allclose(got, np.mean(whole, axis=axis, dtype=np.float64), rtol=1e-13)
 
 
-@pytest.mark.parametrize("values,expected", [
-    ([1.0, np.nan, 2.0], "nan"),
-    ([1.0, np.inf, 2.0], "inf"),
-    ([np.inf, 1.0, -np.inf], "nan"),
-])
+@pytest.mark.parametrize(
+    "values,expected",
+    [
+        ([1.0, np.nan, 2.0], "nan"),
+        ([1.0, np.inf, 2.0], "inf"),
+        ([np.inf, 1.0, -np.inf], "nan"),
+    ],
+)
 def test_nan_and_inf_propagate_like_numpy(comm, values, expected):
     data = np.zeros((40, 3))
     data[5, 1], data[21, 0], data[39, 2] = values
@@ -85,10 +96,11 @@ def test_scatter_then_gather_rows_round_trips_uneven_counts(comm, row_shape):
     counts = [(r * 3) % 4 for r in range(comm.size)]  # includes zero-row ranks
     total = sum(counts)
     whole = np.arange(total * math.prod(row_shape), dtype=np.float32).reshape(total, *row_shape)
-    mine = mpi.scatter_rows(comm, CPU, whole if comm.rank == 0 else None, counts, row_shape,
-                            whole.dtype)
-    start = sum(counts[:comm.rank])
-    assert np.array_equal(mine, whole[start:start + counts[comm.rank]])
+    mine = mpi.scatter_rows(
+        comm, CPU, whole if comm.rank == 0 else None, counts, row_shape, whole.dtype
+    )
+    start = sum(counts[: comm.rank])
+    assert np.array_equal(mine, whole[start : start + counts[comm.rank]])
     back = mpi.gather_rows(comm, CPU, mine, counts)
     if comm.rank == 0:
         assert np.array_equal(back, whole)
@@ -98,6 +110,7 @@ def test_scatter_then_gather_rows_round_trips_uneven_counts(comm, row_shape):
 
 def _staged_backend(events):
     """NumPy posing as a device backend, so the host-staging path runs on a CPU."""
+
     def to_host(a):
         events.append("to_host")
         return np.array(a)
@@ -106,9 +119,15 @@ def _staged_backend(events):
         events.append("from_host")
         return np.array(a)
 
-    return backend.Backend(name="numpy-staged", xp=np, device="gpu", on_device=True,
-                           synchronize=lambda: events.append("sync"),
-                           to_host=to_host, from_host=from_host)
+    return backend.Backend(
+        name="numpy-staged",
+        xp=np,
+        device="gpu",
+        on_device=True,
+        synchronize=lambda: events.append("sync"),
+        to_host=to_host,
+        from_host=from_host,
+    )
 
 
 def test_host_staging_moves_device_buffers_through_host_copies(comm, monkeypatch):
@@ -143,8 +162,25 @@ def test_agree_passes_when_no_rank_fails(comm):
 
 def test_main_writes_a_record_and_the_output(comm, shared_tmp):
     record_path, output = shared_tmp / "r.jsonl", shared_tmp / "m.npy"
-    assert mean.main(["--shape", "300x7", "--axis", "1", "--check", "--quiet", "--distribute",
-                      "scatter", "--json", str(record_path), "--output", str(output)]) == 0
+    assert (
+        mean.main(
+            [
+                "--shape",
+                "300x7",
+                "--axis",
+                "1",
+                "--check",
+                "--quiet",
+                "--distribute",
+                "scatter",
+                "--json",
+                str(record_path),
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     comm.Barrier()
     lines = record_path.read_text().splitlines()
     assert len(lines) == 1  # rank 0 alone writes

@@ -16,16 +16,21 @@ pytestmark = pytest.mark.mpi
 
 def _run(comm, name, kind, nbytes):
     msgs = Messages(kind)
-    return runner.measure(comm, name, msgs, nbytes, iters=3, warmup=1, window=4, validate=True,
-                          budget=None)
+    return runner.measure(
+        comm, name, msgs, nbytes, iters=3, warmup=1, window=4, validate=True, budget=None
+    )
 
 
-SIZED = [n for n in runner.TESTS if runner.TESTS[n].family != "startup"]  # init/hello: see test_jobs
+SIZED = [
+    n for n in runner.TESTS if runner.TESTS[n].family != "startup"
+]  # init/hello: see test_jobs
 
 
 KINDS = ["numpy", "bytearray", "pickle", "pkl5"]
 #: (kind, name): every benchmark in every buffer kind mpi4py has a form for.
-RUNNABLE = [(k, n) for k in KINDS for n in SIZED if k not in ("pickle", "pkl5") or runner.TESTS[n].pickle]
+RUNNABLE = [
+    (k, n) for k in KINDS for n in SIZED if k not in ("pickle", "pkl5") or runner.TESTS[n].pickle
+]
 
 
 @pytest.mark.parametrize("kind,name", RUNNABLE)
@@ -41,15 +46,19 @@ def test_every_benchmark_validates_in_every_buffer_kind(comm, name, kind):
         if comm.rank == 0:
             assert row["errors"] == [], row["errors"]
             assert row["size"] == nbytes and row["iterations"] == 3
-            value = row["mbps"] if runner.TESTS[name].family in ("bandwidth", "rate") else row["median_us"]
+            value = (
+                row["mbps"]
+                if runner.TESTS[name].family in ("bandwidth", "rate")
+                else row["median_us"]
+            )
             assert value > 0
         else:
             assert row is None
 
 
-
-@pytest.mark.parametrize("kind,name", [(k, n) for k in ("pickle", "pkl5") for n in SIZED
-                                       if not runner.TESTS[n].pickle])
+@pytest.mark.parametrize(
+    "kind,name", [(k, n) for k in ("pickle", "pkl5") for n in SIZED if not runner.TESTS[n].pickle]
+)
 def test_benchmarks_without_a_pickle_form_refuse_pickled_messages(comm, name, kind):
     with pytest.raises(UsageError, match="has no pickle form in mpi4py|runs on host buffers only"):
         runner.check_request([name], Messages(kind), comm.size)
@@ -63,8 +72,18 @@ def test_rooted_collectives_validate_at_every_root_and_rotating(comm, name):
     if comm.size < 2:
         pytest.skip("collectives need 2 ranks")
     for root in [*range(comm.size), "rotate"]:
-        row = runner.measure(comm, name, Messages("numpy"), 4096, iters=3, warmup=1, window=1,
-                             validate=True, budget=None, root=root)
+        row = runner.measure(
+            comm,
+            name,
+            Messages("numpy"),
+            4096,
+            iters=3,
+            warmup=1,
+            window=1,
+            validate=True,
+            budget=None,
+            root=root,
+        )
         if comm.rank == 0:
             assert row["errors"] == [], (root, row["errors"])
 
@@ -79,8 +98,18 @@ def test_reductions_validate_in_every_osu_type(comm, name, dtype):
     if comm.size < 2:
         pytest.skip("collectives need 2 ranks")
     for kind in ("numpy", "bytearray") + (("pickle",) if runner.TESTS[name].pickle else ()):
-        row = runner.measure(comm, name, Messages(kind), 1024, iters=2, warmup=0, window=1,
-                             validate=True, budget=None, dtype=dtype)
+        row = runner.measure(
+            comm,
+            name,
+            Messages(kind),
+            1024,
+            iters=2,
+            warmup=0,
+            window=1,
+            validate=True,
+            budget=None,
+            dtype=dtype,
+        )
         if comm.rank == 0:
             assert row["errors"] == [], (kind, row["errors"])
 
@@ -93,8 +122,19 @@ def test_one_sided_validates_with_every_synchronization_and_window(comm, name, s
         with pytest.raises(UsageError, match="exactly 2 ranks"):
             runner.check_request([name], Messages("numpy"), comm.size)
         pytest.skip(f"{name} runs on exactly 2 ranks (its refusal at {comm.size} is checked)")
-    row = runner.measure(comm, name, Messages("numpy"), 4096, iters=3, warmup=1, window=1,
-                         validate=True, budget=None, sync=sync, win=win)
+    row = runner.measure(
+        comm,
+        name,
+        Messages("numpy"),
+        4096,
+        iters=3,
+        warmup=1,
+        window=1,
+        validate=True,
+        budget=None,
+        sync=sync,
+        win=win,
+    )
     if comm.rank == 0:
         assert row["errors"] == [] and row["avg_us"] > 0, row["errors"]
 
@@ -159,13 +199,16 @@ def _strict_rma(own: int, broken: list[str]):
             self.issued.clear()
 
         def Put(self, origin, rank, target):
-            self.pending.append(("Put", ([octets(origin[0]).copy(), *origin[1:]], rank, target), {}))
+            self.pending.append(
+                ("Put", ([octets(origin[0]).copy(), *origin[1:]], rank, target), {})
+            )
 
         def Accumulate(self, origin, rank, target, op):
             if MPI.CHAR in (origin[-1], target[-1]):
                 broken.append("MPI_Accumulate on MPI_CHAR")
-            self.pending.append(("Accumulate", ([octets(origin[0]).copy(), *origin[1:]], rank, target),
-                                 {"op": op}))
+            self.pending.append(
+                ("Accumulate", ([octets(origin[0]).copy(), *origin[1:]], rank, target), {"op": op})
+            )
 
         def Get(self, origin, rank, target):
             self.pending.append(("Get", (origin, rank, target), {}))
@@ -267,7 +310,6 @@ def _strict_rma(own: int, broken: list[str]):
     return Strict()
 
 
-
 def test_accumulate_validation_never_overflows_a_byte():
     # The standard leaves an overflowing MPI_SUM to the library: Open MPI's vectorized
     # sum saturates 8-bit elements (127 or 255) where MPICH wraps, so validation data
@@ -278,11 +320,16 @@ def test_accumulate_validation_never_overflows_a_byte():
     total = start.astype(np.int64) + addend.astype(np.int64)
     assert total.max() <= 127 and start.min() >= 0
     assert addend.min() >= 1  # a lost accumulate changes every element
-    assert len(np.unique(total[:61])) > 1 and len(np.unique(addend[:61])) == 61  # differs per position
+    assert (
+        len(np.unique(total[:61])) > 1 and len(np.unique(addend[:61])) == 61
+    )  # differs per position
+
 
 @pytest.mark.parametrize("name", ["put_latency", "get_latency", "acc_latency"])
 @pytest.mark.parametrize("win", ["allocate", "create", "dynamic"])
-def test_one_sided_validation_relies_only_on_what_the_mpi_standard_promises(comm, name, win, monkeypatch):
+def test_one_sided_validation_relies_only_on_what_the_mpi_standard_promises(
+    comm, name, win, monkeypatch
+):
     # A library may keep a window's public and private copies apart and complete an
     # operation as late as the synchronization allows: validation must still pass
     # with every synchronization (MPICH, Intel MPI and Open MPI's shared memory keep one
@@ -296,8 +343,19 @@ def test_one_sided_validation_relies_only_on_what_the_mpi_standard_promises(comm
     monkeypatch.setattr(catalog, "MPI", _strict_rma(comm.rank, broken))
     errors = {}
     for sync in catalog.SYNCS:  # every rank goes through all: an assertion waits for the end
-        row = runner.measure(comm, name, Messages("numpy"), 4096, iters=2, warmup=1, window=1,
-                             validate=True, budget=None, sync=sync, win=win)
+        row = runner.measure(
+            comm,
+            name,
+            Messages("numpy"),
+            4096,
+            iters=2,
+            warmup=1,
+            window=1,
+            validate=True,
+            budget=None,
+            sync=sync,
+            win=win,
+        )
         if comm.rank == 0 and row["errors"]:
             errors[sync] = row["errors"]
     broken = comm.allreduce(broken)
@@ -330,8 +388,17 @@ def test_one_sided_validation_sees_a_lost_accumulate(comm, monkeypatch):
             return Win if name == "Win" else getattr(MPI, name)
 
     monkeypatch.setattr(catalog, "MPI", Mpi())
-    row = runner.measure(comm, "acc_latency", Messages("numpy"), 64, iters=1, warmup=0, window=1,
-                         validate=True, budget=None)
+    row = runner.measure(
+        comm,
+        "acc_latency",
+        Messages("numpy"),
+        64,
+        iters=1,
+        warmup=0,
+        window=1,
+        validate=True,
+        budget=None,
+    )
     if comm.rank == 0:
         assert row["errors"] and "window" in row["errors"][0]
 
@@ -340,18 +407,34 @@ def test_mbw_mr_adds_the_pairs_and_counts_messages(comm, monkeypatch):
     if runner.rank_problem("mbw_mr", comm.size):
         with pytest.raises(UsageError, match="even number"):
             runner.check_request(["mbw_mr"], Messages("numpy"), comm.size)
-        pytest.skip(f"mbw_mr needs an even number of ranks (2+), not {comm.size}: its refusal was checked")
+        pytest.skip(
+            f"mbw_mr needs an even number of ranks (2+), not {comm.size}: its refusal was checked"
+        )
     calls = []  # every bandwidth computed on rank 0: all senders' iterations, then one per pair
     real = runner.stats.bandwidth_row
-    monkeypatch.setattr(runner.stats, "bandwidth_row",
-                        lambda times, b: calls.append((len(times), real(times, b))) or calls[-1][1])
-    row = runner.measure(comm, "mbw_mr", Messages("numpy"), 1024, iters=4, warmup=1, window=8,
-                         validate=True, budget=None)
+    monkeypatch.setattr(
+        runner.stats,
+        "bandwidth_row",
+        lambda times, b: calls.append((len(times), real(times, b))) or calls[-1][1],
+    )
+    row = runner.measure(
+        comm,
+        "mbw_mr",
+        Messages("numpy"),
+        1024,
+        iters=4,
+        warmup=1,
+        window=8,
+        validate=True,
+        budget=None,
+    )
     if comm.rank == 0:
         pairs = comm.size // 2
         assert row["errors"] == []
         assert [n for n, _ in calls] == [4 * pairs] + [4] * pairs  # receivers' times never count
-        assert row["mbps"] == pytest.approx(sum(r["mbps"] for _, r in calls[1:]))  # OSU sums the pairs
+        assert row["mbps"] == pytest.approx(
+            sum(r["mbps"] for _, r in calls[1:])
+        )  # OSU sums the pairs
         assert row["msg_rate"] == pytest.approx(row["mbps"] * 1e6 / 1024)
 
 
@@ -365,13 +448,26 @@ class Corrupting(Messages):
         return data
 
 
-@pytest.mark.parametrize("name", ["bcast", "allreduce", "alltoall", "multi_lat", "mbw_mr", "igatherv",
-                                  "reduce_scatter_block", "ireduce_scatter", "get_latency"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bcast",
+        "allreduce",
+        "alltoall",
+        "multi_lat",
+        "mbw_mr",
+        "igatherv",
+        "reduce_scatter_block",
+        "ireduce_scatter",
+        "get_latency",
+    ],
+)
 def test_validation_catches_a_corrupted_buffer(comm, name):
     if runner.rank_problem(name, comm.size):
         pytest.skip(f"{name} does not run on {comm.size} rank(s) (the refusal is tested above)")
-    row = runner.measure(comm, name, Corrupting("numpy"), 64, iters=2, warmup=0, window=2,
-                         validate=True, budget=None)
+    row = runner.measure(
+        comm, name, Corrupting("numpy"), 64, iters=2, warmup=0, window=2, validate=True, budget=None
+    )
     if comm.rank == 0:
         assert row["errors"] and "mismatch" in row["errors"][0]
 
@@ -382,10 +478,23 @@ def test_time_budget_gives_every_rank_the_same_count(comm, monkeypatch):
         pytest.skip("collectives need 2 ranks")
     loops = []  # the iteration count of every timed loop this rank ran
     real = runner._timed
-    monkeypatch.setattr(runner, "_timed", lambda run, count, *a: loops.append(count) or real(run, count, *a))
-    row = runner.measure(comm, name, Messages("numpy"), 1024, iters=100000, warmup=1, window=1,
-                         validate=False, budget=0.01)
-    assert comm.allgather(loops) == [loops] * comm.size  # a rank running more would deadlock the others
+    monkeypatch.setattr(
+        runner, "_timed", lambda run, count, *a: loops.append(count) or real(run, count, *a)
+    )
+    row = runner.measure(
+        comm,
+        name,
+        Messages("numpy"),
+        1024,
+        iters=100000,
+        warmup=1,
+        window=1,
+        validate=False,
+        budget=0.01,
+    )
+    assert (
+        comm.allgather(loops) == [loops] * comm.size
+    )  # a rank running more would deadlock the others
     if comm.rank == 0:
         assert 5 <= row["iterations"] < 100000 and loops[-1] == row["iterations"]
 
@@ -400,12 +509,16 @@ def test_nonblocking_rows_carry_osus_overlap(comm, name):
     row = _run(comm, name, "numpy", 1024)
     if comm.rank == 0:
         assert row["errors"] == []
-        assert row["pure_us"] > 0 and row["compute_us"] > 0 and row["overall_us"] >= row["compute_us"]
+        assert (
+            row["pure_us"] > 0 and row["compute_us"] > 0 and row["overall_us"] >= row["compute_us"]
+        )
         # the formula itself: test_microbench_pure.py, on hand-computed timings
         assert 0.0 <= row["overlap_pct"] <= 100.0
         assert row["pure_min_us"] <= row["pure_us"] <= row["pure_max_us"]
         parts = row["init_us"] + row["compute_us"] + row["test_us"] + row["wait_us"]
-        assert parts <= row["overall_us"] * 1.0001  # Overall = Coll. Init + Compute + MPI_Test + MPI_Wait
+        assert (
+            parts <= row["overall_us"] * 1.0001
+        )  # Overall = Coll. Init + Compute + MPI_Test + MPI_Wait
 
 
 def test_mpi_test_calls_are_timed_apart_from_the_compute(comm):
@@ -413,8 +526,19 @@ def test_mpi_test_calls_are_timed_apart_from_the_compute(comm):
     # own and taken out of the Compute column (and of the overlap's compute).
     if comm.size < 2:
         pytest.skip("collectives need 2 ranks")
-    row = runner.measure(comm, "iallreduce", Messages("numpy"), 1024, iters=3, warmup=1, window=1,
-                         validate=True, budget=None, probes=10, root="rotate")
+    row = runner.measure(
+        comm,
+        "iallreduce",
+        Messages("numpy"),
+        1024,
+        iters=3,
+        warmup=1,
+        window=1,
+        validate=True,
+        budget=None,
+        probes=10,
+        root="rotate",
+    )
     if comm.rank == 0:
         assert row["errors"] == [] and row["test_us"] > 0
         assert 0.0 <= row["overlap_pct"] <= 100.0  # the formula: test_microbench_pure.py
@@ -455,8 +579,12 @@ class Recording(Messages):
 
 def _unwritten_pages(buf) -> int:
     """4 KiB blocks of ``buf`` that hold only zero bytes: never written (or written zeros)."""
-    data = np.frombuffer(buf, np.uint8) if isinstance(buf, bytearray) else np.asarray(buf).reshape(-1).view(np.uint8)
-    return sum(1 for i in range(0, data.size, 4096) if not data[i:i + 4096].any())
+    data = (
+        np.frombuffer(buf, np.uint8)
+        if isinstance(buf, bytearray)
+        else np.asarray(buf).reshape(-1).view(np.uint8)
+    )
+    return sum(1 for i in range(0, data.size, 4096) if not data[i : i + 4096].any())
 
 
 @pytest.mark.parametrize("kind", ["numpy", "bytearray", "pickle", "pkl5"])
@@ -479,7 +607,9 @@ def test_every_buffer_is_written_before_the_clock(comm, kind, monkeypatch):
             return real(run, count, *args)
 
         monkeypatch.setattr(runner, "_timed", spy)
-        runner.measure(comm, name, msgs, 65536, iters=1, warmup=1, window=2, validate=False, budget=None)
+        runner.measure(
+            comm, name, msgs, 65536, iters=1, warmup=1, window=2, validate=False, budget=None
+        )
         assert seen and not any(seen[0]), f"{name}: unwritten 4 KiB pages per buffer {seen}"
         ran += 1
     if ran == 0:

@@ -13,7 +13,9 @@ def test_split_covers_all_items_once_and_is_balanced(n, parts):
     assert sum(counts) == n
     assert max(counts) - min(counts) <= 1
     assert displs == [sum(counts[:i]) for i in range(parts)]
-    assert [owned(n, parts, i) for i in range(parts)] == [(d, d + c) for c, d in zip(counts, displs)]
+    assert [owned(n, parts, i) for i in range(parts)] == [
+        (d, d + c) for c, d in zip(counts, displs)
+    ]
 
 
 def test_split_gives_the_extra_items_to_the_first_runs():
@@ -38,7 +40,9 @@ def test_default_layout_does_not_depend_on_rank_count():
     assert layout.block_range(192) == (9984, 10000)
 
 
-@pytest.mark.parametrize("shape", [(10000, 10000), (1001, 37), (5,), (3, 4, 5), (2**20 + 3,), (1, 1)])
+@pytest.mark.parametrize(
+    "shape", [(10000, 10000), (1001, 37), (5,), (3, 4, 5), (2**20 + 3,), (1, 1)]
+)
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 8, 13])
 def test_ranks_own_contiguous_whole_blocks_covering_every_row_once(shape, size):
     layout = Layout.for_shape(shape)
@@ -51,7 +55,7 @@ def test_ranks_own_contiguous_whole_blocks_covering_every_row_once(shape, size):
         local = layout.local_blocks(size, rank)
         # Local blocks tile the rank's rows exactly, in order.
         assert sum(b - a for _, a, b in local) == stop - start
-        for (blk, a, b) in local:
+        for blk, a, b in local:
             assert layout.block_range(blk) == (start + a, start + b)
             seen.append(blk)
     assert seen == list(range(layout.nblocks))

@@ -10,8 +10,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
 from conftest import python
+
 from hpcsuite.predict import comm, empirical, paper, sections, training
 
 pytest.importorskip("scipy")

@@ -23,8 +23,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import launch
+
 from hpcsuite.predict import comm, sections
 
 pytest.importorskip("scipy")

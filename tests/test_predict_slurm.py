@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 from slurm_cluster import PREFIX, SlurmCluster, missing
 
 if missing() and os.environ.get("CI") != "true":
-    pytest.skip(f"Slurm is not installed here (missing {', '.join(missing())})",
-                allow_module_level=True)
+    pytest.skip(
+        f"Slurm is not installed here (missing {', '.join(missing())})", allow_module_level=True
+    )
 pytest.importorskip("scipy")
 
 # Asserts on measured times (the timing marker); tests/run.sh runs it. Seen: +3 % with
@@ -66,22 +66,53 @@ def test_holdout_two_nodes_from_one(cluster, tmp_path):
     from hpcsuite.predict import sections
 
     out = tmp_path / "sweep"
-    proc = subprocess.run([sys.executable, "-m", "hpcsuite.sweep", "montecarlo", "--launcher", "slurm",
-                           "--out", str(out), "--ranks", "1,2,4", "--ranks-per-node", "2", "--repeat", "2",
-                           "--one-at-a-time", "--", "--paths", "2000000", "--repeat", "3"],
-                          env=cluster.env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hpcsuite.sweep",
+            "montecarlo",
+            "--launcher",
+            "slurm",
+            "--out",
+            str(out),
+            "--ranks",
+            "1,2,4",
+            "--ranks-per-node",
+            "2",
+            "--repeat",
+            "2",
+            "--one-at-a-time",
+            "--",
+            "--paths",
+            "2000000",
+            "--repeat",
+            "3",
+        ],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     recs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert sorted({(r["ranks"], r["nodes"]) for r in recs}) == [(1, 1), (2, 1), (4, 2)]
     one_node = [r for r in recs if r["nodes"] == 1]
-    secs = [s for s in sections.build(one_node, sections.Options(predict_to=4)) if s.kind == "scaling"]
+    secs = [
+        s for s in sections.build(one_node, sections.Options(predict_to=4)) if s.kind == "scaling"
+    ]
     assert len(secs) == 1, [s.title for s in secs]
     value, low, high = secs[0].data["prediction"]
     measured = float(np.median([t for r in recs if r["ranks"] == 4 for t in r["times"]["samples"]]))
     error = value / measured - 1
-    shares = {n: [r["provenance"].get("cpu_share") for r in recs if r["ranks"] == n] for n in (1, 2, 4)}
-    print(f"hold-out montecarlo 4 ranks on 2 nodes from 1 node: predicted {value:.4g} s "
-          f"[{low:.4g}, {high:.4g}], measured {measured:.4g} s, error {100 * error:+.1f} %; "
-          f"cores {[r['provenance'].get('cores') for r in recs]}, cpu_share {shares}")
+    shares = {
+        n: [r["provenance"].get("cpu_share") for r in recs if r["ranks"] == n] for n in (1, 2, 4)
+    }
+    print(
+        f"hold-out montecarlo 4 ranks on 2 nodes from 1 node: predicted {value:.4g} s "
+        f"[{low:.4g}, {high:.4g}], measured {measured:.4g} s, error {100 * error:+.1f} %; "
+        f"cores {[r['provenance'].get('cores') for r in recs]}, cpu_share {shares}"
+    )
     assert low <= measured <= high
     assert abs(error) <= HOLDOUT_ERROR

@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib
 
 import pytest
-
 from conftest import ROOT, python
+
 from hpcsuite import registry, suite
 from hpcsuite.registry import MODULES, SIZE_CLASSES
 

@@ -16,16 +16,28 @@ from hpcsuite.report import __main__ as report
 from hpcsuite.report import checks, load, scaling, series
 
 ENV = records.fingerprint(hosts=["n1"], mpi_library="MPICH 4", device="cpu", device_name="x86")
-OTHER_ENV = records.fingerprint(hosts=["n1"], mpi_library="Open MPI 5", device="cpu", device_name="x86")
+OTHER_ENV = records.fingerprint(
+    hosts=["n1"], mpi_library="Open MPI 5", device="cpu", device_name="x86"
+)
 
 
 def rec(ranks, rows, times, *, env=ENV, kernel="mean", passed=True, fom=1.0, **params):
     shape = [rows, 100]
-    return records.make(kernel, params={"shape": shape, "bytes": rows * 800, "dtype": "float64",
-                                        "repeat": len(times), **params},
-                        ranks=ranks, env=env, times={"unit": "s", "samples": times},
-                        fom={"name": "bandwidth", "value": fom, "unit": "GB/s", "higher_is_better": True},
-                        check={"passed": passed})
+    return records.make(
+        kernel,
+        params={
+            "shape": shape,
+            "bytes": rows * 800,
+            "dtype": "float64",
+            "repeat": len(times),
+            **params,
+        },
+        ranks=ranks,
+        env=env,
+        times={"unit": "s", "samples": times},
+        fom={"name": "bandwidth", "value": fom, "unit": "GB/s", "higher_is_better": True},
+        check={"passed": passed},
+    )
 
 
 def test_strong_scaling_math_matches_hand_computation():
@@ -51,11 +63,15 @@ def test_weak_scaling_math_matches_hand_computation():
 
 def _sample_set():
     return [
-        rec(1, 1000, [10.0, 10.2, 9.8]), rec(2, 1000, [5.1, 5.0]), rec(4, 1000, [3.0]),
-        rec(4, 1000, [2.9, 3.1]),                                   # a repeat of the n=4 point
-        rec(2, 2000, [10.4]), rec(4, 4000, [11.0]),                 # weak: 1000 rows per rank
-        rec(1, 1000, [7.0], env=OTHER_ENV), rec(2, 1000, [3.0], env=OTHER_ENV),
-        rec(3, 777, [1.0]),                                         # fits no series
+        rec(1, 1000, [10.0, 10.2, 9.8]),
+        rec(2, 1000, [5.1, 5.0]),
+        rec(4, 1000, [3.0]),
+        rec(4, 1000, [2.9, 3.1]),  # a repeat of the n=4 point
+        rec(2, 2000, [10.4]),
+        rec(4, 4000, [11.0]),  # weak: 1000 rows per rank
+        rec(1, 1000, [7.0], env=OTHER_ENV),
+        rec(2, 1000, [3.0], env=OTHER_ENV),
+        rec(3, 777, [1.0]),  # fits no series
     ]
 
 
@@ -91,8 +107,12 @@ def test_load_reports_bad_lines_with_file_and_line(tmp_path):
     records.append(tmp_path / "sub" / "b.jsonl", rec(2, 10, [1.0]))
     got, problems = load.load([str(tmp_path)])
     assert len(got) == 2 and problems == [
-        f"{good}:2: not JSON: Expecting property name enclosed in double quotes at column 2; skipped",
-        f"{good}:3: record with bad ranks 'many'; skipped"]
+        (
+            f"{good}:2: not JSON: Expecting property name enclosed in double quotes at column 2;"
+            " skipped"
+        ),
+        f"{good}:3: record with bad ranks 'many'; skipped",
+    ]
     with pytest.raises(InputError, match="no such file or folder"):
         load.load([str(tmp_path / "missing")])
     (tmp_path / "empty").mkdir()
@@ -116,13 +136,19 @@ def test_compare_decides_with_the_uncertainty():
     # One run of one sample each: a 20 % difference is not evidence of anything.
     one_old = series.build([rec(1, 1000, [10.0]), rec(2, 1000, [5.0])])
     one_new = series.build([rec(1, 1000, [10.2]), rec(2, 1000, [6.0])])
-    assert {c["verdict"] for c in checks.compare(one_new, one_old, 0.05)} == {"no significant change"}
+    assert {c["verdict"] for c in checks.compare(one_new, one_old, 0.05)} == {
+        "no significant change"
+    }
 
 
 def test_compare_never_matches_a_1_node_run_with_a_2_node_run():
-    two_nodes = records.fingerprint(hosts=["n1", "n2"], mpi_library="MPICH 4", device="cpu", device_name="x86")
+    two_nodes = records.fingerprint(
+        hosts=["n1", "n2"], mpi_library="MPICH 4", device="cpu", device_name="x86"
+    )
     old = series.build([rec(2, 1000, _noisy(5.0)), rec(4, 1000, _noisy(3.0))])
-    new = series.build([rec(2, 1000, _noisy(9.0), env=two_nodes), rec(4, 1000, _noisy(6.0), env=two_nodes)])
+    new = series.build(
+        [rec(2, 1000, _noisy(9.0), env=two_nodes), rec(4, 1000, _noisy(6.0), env=two_nodes)]
+    )
     assert checks.compare(new, old, 0.05) == []
 
 
@@ -132,8 +158,15 @@ def test_fail_on_regression_exits_3(tmp_path):
     for name, t in (("old", 5.0), ("new", 6.0)):
         records.append(tmp_path / name / "r.jsonl", rec(1, 1000, _noisy(10.0)))
         records.append(tmp_path / name / "r.jsonl", rec(2, 1000, _noisy(t)))
-    argv = [str(tmp_path / "new"), "--compare", str(tmp_path / "old"), "--out", str(tmp_path / "rep"),
-            "--no-plots", "--quiet"]
+    argv = [
+        str(tmp_path / "new"),
+        "--compare",
+        str(tmp_path / "old"),
+        "--out",
+        str(tmp_path / "rep"),
+        "--no-plots",
+        "--quiet",
+    ]
     assert report.main(argv) == 0
     assert "regression (slower)" in (tmp_path / "rep" / "report.md").read_text()
     with pytest.raises(CheckError, match="1 regression"):
@@ -158,9 +191,14 @@ def _results(tmp_path):
     folder = tmp_path / "results"
     for r in _sample_set():
         records.append(folder / "runs.jsonl", r)
-    curve = records.make("microbench.latency", params={"test": "latency", "size": 8, "buffer": "numpy"},
-                         ranks=2, env=ENV, times={"unit": "us"},
-                         fom={"name": "latency", "value": 1.5, "unit": "us", "higher_is_better": False})
+    curve = records.make(
+        "microbench.latency",
+        params={"test": "latency", "size": 8, "buffer": "numpy"},
+        ranks=2,
+        env=ENV,
+        times={"unit": "us"},
+        fom={"name": "latency", "value": 1.5, "unit": "us", "higher_is_better": False},
+    )
     records.append(folder / "omb.jsonl", curve)
     return folder
 
@@ -188,16 +226,31 @@ def test_reference_violation_exits_non_zero(tmp_path):
     from hpcsuite.core.errors import CheckError
 
     with pytest.raises(CheckError, match="reference bound"):
-        report.main([str(_results(tmp_path)), "--out", str(tmp_path / "r"), "--reference", str(ref),
-                     "--no-plots", "--quiet"])
+        report.main(
+            [
+                str(_results(tmp_path)),
+                "--out",
+                str(tmp_path / "r"),
+                "--reference",
+                str(ref),
+                "--no-plots",
+                "--quiet",
+            ]
+        )
 
 
 def _chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
 
 
-@pytest.mark.skipif(not _chromium() and os.environ.get("CI") != "true",
-                    reason="no headless Chromium here (apt-get install chromium); CI installs it")
+@pytest.mark.skipif(
+    not _chromium() and os.environ.get("CI") != "true",
+    reason="no headless Chromium here (apt-get install chromium); CI installs it",
+)
 def test_html_renders_in_a_real_browser(tmp_path):
     import matplotlib.image
     import numpy as np
@@ -206,9 +259,20 @@ def test_html_renders_in_a_real_browser(tmp_path):
     out = tmp_path / "rep"
     report.main([str(_results(tmp_path)), "--out", str(out), "--quiet"])
     shot = tmp_path / "shot.png"
-    proc = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-                           f"--screenshot={shot}", "--window-size=1200,1600",
-                           (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1200,1600",
+            (out / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.exists(), proc.stderr
     pixels = matplotlib.image.imread(str(shot))[..., :3]
     not_white = np.mean(np.any(pixels < 0.9, axis=-1))
@@ -217,6 +281,7 @@ def test_html_renders_in_a_real_browser(tmp_path):
 
 
 # --- issue 14: one bad record, a bad --reference, a bad --out: one line, never a traceback.
+
 
 def _run_cli(argv, capsys):
     from hpcsuite.core import cli
@@ -245,8 +310,17 @@ def test_one_bad_record_is_skipped_with_file_and_line(tmp_path, capsys):
 def test_reference_of_the_wrong_form_is_one_line_exit_2(tmp_path, capsys, content):
     ref = tmp_path / "ref.json"
     ref.write_text(json.dumps(content))
-    code, _, err = _run_cli([str(_results(tmp_path)), "--out", str(tmp_path / "rep"), "--no-plots",
-                             "--reference", str(ref)], capsys)
+    code, _, err = _run_cli(
+        [
+            str(_results(tmp_path)),
+            "--out",
+            str(tmp_path / "rep"),
+            "--no-plots",
+            "--reference",
+            str(ref),
+        ],
+        capsys,
+    )
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and "reference" in err
 
@@ -269,7 +343,9 @@ def test_out_that_is_read_only_is_one_line_exit_2(tmp_path, capsys):
         outs = [locked, locked / "sub"]
     try:
         for out in outs:
-            code, _, err = _run_cli([str(_results(tmp_path)), "--out", str(out), "--no-plots"], capsys)
+            code, _, err = _run_cli(
+                [str(_results(tmp_path)), "--out", str(out), "--no-plots"], capsys
+            )
             assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
             assert "--out" in err
     finally:
@@ -279,17 +355,43 @@ def test_out_that_is_read_only_is_one_line_exit_2(tmp_path, capsys):
 
 # --- issue 12: series by layout, the interval, the figure of merit from the same median.
 
-def new_rec(ranks, nodes, times, *, kernel="stream", size=1_000_000, rpn=None, job=None, array=None,
-            commit="0123456789abcdef0123456789abcdef01234567", thread_level="multiple", test=None, **extra):
+
+def new_rec(
+    ranks,
+    nodes,
+    times,
+    *,
+    kernel="stream",
+    size=1_000_000,
+    rpn=None,
+    job=None,
+    array=None,
+    commit="0123456789abcdef0123456789abcdef01234567",
+    thread_level="multiple",
+    test=None,
+    **extra,
+):
     """A record as the driver writes it now (RECORD-SCHEMA.md): fom from the median, provenance."""
     from hpcsuite.core import stats
 
     hosts = [f"n{i}" for i in range(nodes)]
-    env = {**records.fingerprint(hosts=hosts, mpi_library="MPICH 4", device="cpu", device_name="x86"),
-           "thread_level": thread_level}
+    env = {
+        **records.fingerprint(hosts=hosts, mpi_library="MPICH 4", device="cpu", device_name="x86"),
+        "thread_level": thread_level,
+    }
     if kernel.startswith("microbench."):
-        params = {"test": test or kernel.split(".")[1], "size": size, "buffer": "numpy", "iterations": 100}
-        row = {"size": size, "min_us": min(times), "p99_us": max(times), "avg_us": sum(times) / len(times)}
+        params = {
+            "test": test or kernel.split(".")[1],
+            "size": size,
+            "buffer": "numpy",
+            "iterations": 100,
+        }
+        row = {
+            "size": size,
+            "min_us": min(times),
+            "p99_us": max(times),
+            "avg_us": sum(times) / len(times),
+        }
         fom = {"name": "latency", "value": row["avg_us"], "unit": "us", "higher_is_better": False}
         t = {"unit": "us", "median": sorted(times)[len(times) // 2]}
     else:
@@ -297,34 +399,68 @@ def new_rec(ranks, nodes, times, *, kernel="stream", size=1_000_000, rpn=None, j
         params = {"size": size, "bytes": nbytes, "repeat": len(times), "warmup": 1, **extra}
         st = stats.summarize(times)
         value, low, high = stats.rate_interval(nbytes / 1e6, st)
-        fom = {"name": "triad", "value": value, "low": low, "high": high, "unit": "MB/s",
-               "higher_is_better": True, "basis": "median"}
+        fom = {
+            "name": "triad",
+            "value": value,
+            "low": low,
+            "high": high,
+            "unit": "MB/s",
+            "higher_is_better": True,
+            "basis": "median",
+        }
         t, row = {"unit": "s", "samples": times, "stats": st.as_dict()}, None
-    slurm = None if job is None else {
-        "job_id": str(job), "array_job_id": None if array is None else str(job),
-        "array_task_id": None if array is None else str(array), "partition": "debug"}
-    r = records.make(kernel, params=params, ranks=ranks, env=env, times=t, fom=fom, result=row,
-                     check={"passed": True})
-    r.update(nodes=nodes, ranks_per_node=rpn or -(-ranks // nodes),
-             provenance={"utc": "2026-12-01T16:20:00Z", "slurm": slurm,
-                         "git": {"commit": commit, "describe": "x", "dirty": False},
-                         "mpi": {"library": "MPICH 4", "thread_level": thread_level}})
+    slurm = (
+        None
+        if job is None
+        else {
+            "job_id": str(job),
+            "array_job_id": None if array is None else str(job),
+            "array_task_id": None if array is None else str(array),
+            "partition": "debug",
+        }
+    )
+    r = records.make(
+        kernel,
+        params=params,
+        ranks=ranks,
+        env=env,
+        times=t,
+        fom=fom,
+        result=row,
+        check={"passed": True},
+    )
+    r.update(
+        nodes=nodes,
+        ranks_per_node=rpn or -(-ranks // nodes),
+        provenance={
+            "utc": "2026-12-01T16:20:00Z",
+            "slurm": slurm,
+            "git": {"commit": commit, "describe": "x", "dirty": False},
+            "mpi": {"library": "MPICH 4", "thread_level": thread_level},
+        },
+    )
     return r
 
 
 def test_a_1_node_and_a_2_node_sweep_are_two_series():
-    recs = [new_rec(r, 1, _noisy(8.0 / r)) for r in (2, 4)] + [new_rec(r, 2, _noisy(9.0 / r)) for r in (2, 4)]
+    recs = [new_rec(r, 1, _noisy(8.0 / r)) for r in (2, 4)] + [
+        new_rec(r, 2, _noisy(9.0 / r)) for r in (2, 4)
+    ]
     strong = [s for s in series.build(recs) if s.kind == "strong" and s.axis == "ranks"]
     assert sorted(s.nodes for s in strong) == [1, 2]
     for s in strong:
-        assert {p.runs[0].nodes for p in s.points} == {s.nodes} and [p.x for p in s.points] == [2, 4]
+        assert {p.runs[0].nodes for p in s.points} == {s.nodes} and [p.x for p in s.points] == [
+            2,
+            4,
+        ]
         assert all(len(p.runs) == 1 for p in s.points)  # nothing pooled across layouts
     assert "on 1 node" in strong[0].title and "on 2 nodes" in strong[1].title
     # The same records as sweeps over nodes at a fixed number of ranks per node.
     # (2 ranks on 1 node and 4 on 2 nodes: 2 per node; 1 per node has one point only)
     by_nodes = [s for s in series.build(recs) if s.axis == "nodes"]
     assert [(s.ranks_per_node, [(p.x, p.runs[0].ranks) for p in s.points]) for s in by_nodes] == [
-        (2, [(1, 2), (2, 4)])]
+        (2, [(1, 2), (2, 4)])
+    ]
 
 
 def test_old_records_without_ranks_per_node_get_it_from_the_layout():
@@ -386,14 +522,19 @@ def test_intervals_contain_the_point_and_are_never_negative():
 def test_job_ids_and_git_commit_are_shown_per_row():
     from hpcsuite.report import render
 
-    recs = [new_rec(1, 1, [1.0, 1.1], job=4242), new_rec(2, 1, [0.6, 0.5], job=777, array=3),
-            new_rec(2, 1, [0.55], job=778, commit="fedcba9876543210fedcba9876543210fedcba98")]
+    recs = [
+        new_rec(1, 1, [1.0, 1.1], job=4242),
+        new_rec(2, 1, [0.6, 0.5], job=777, array=3),
+        new_rec(2, 1, [0.55], job=778, commit="fedcba9876543210fedcba9876543210fedcba98"),
+    ]
     s = series.build(recs)[0]
     rows = s.table()
     assert rows[0]["jobs"] == "4242" and rows[1]["jobs"] == "777_3 778"  # what sacct -j takes
     assert rows[0]["git"] == "0123456789ab" and rows[1]["git"] == "0123456789ab fedcba987654"
     head, cells = render.rows_text(s)
-    assert "Slurm jobs" in head and "git" in head and cells[1][head.index("Slurm jobs")] == "777_3 778"
+    assert (
+        "Slurm jobs" in head and "git" in head and cells[1][head.index("Slurm jobs")] == "777_3 778"
+    )
     csv_text = render.to_csv([s])
     assert "777_3 778" in csv_text and ",jobs,git," in csv_text.splitlines()[0]
     no_prov = [rec(1, 1000, [1.0]), rec(2, 1000, [0.5])]
@@ -407,8 +548,12 @@ def test_job_ids_and_git_commit_are_shown_per_row():
 def test_error_bars_are_never_negative():
     from hpcsuite.report import plots
 
-    rows = [{"t": 1.0, "lo": 0.5, "hi": 2.0}, {"t": 1.0, "lo": 1.5, "hi": 2.0},  # does not contain it
-            {"t": 1.0, "lo": float("nan"), "hi": 2.0}, {"t": 1.0, "lo": 0.0, "hi": float("inf")}]
+    rows = [
+        {"t": 1.0, "lo": 0.5, "hi": 2.0},
+        {"t": 1.0, "lo": 1.5, "hi": 2.0},  # does not contain it
+        {"t": 1.0, "lo": float("nan"), "hi": 2.0},
+        {"t": 1.0, "lo": 0.0, "hi": float("inf")},
+    ]
     below, above = plots.yerr(rows, "t", "lo", "hi")
     assert below == [0.5, 0.0, 0.0, 0.0] and above == [1.0, 0.0, 0.0, 0.0]
 
@@ -440,8 +585,9 @@ def test_plots_have_integer_rank_and_node_ticks_a_grid_and_a_nodes_axis(monkeypa
     fig = _captured_figure(monkeypatch, by_nodes)
     assert fig.axes[0].get_xlabel().startswith("nodes")
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "2", "3"]
-    curve = series.build([new_rec(2, 1, [1.0, 1.5], kernel="microbench.latency", size=s)
-                          for s in (1, 1024, 1 << 20)])[0]
+    curve = series.build(
+        [new_rec(2, 1, [1.0, 1.5], kernel="microbench.latency", size=s) for s in (1, 1024, 1 << 20)]
+    )[0]
     fig = _captured_figure(monkeypatch, curve)
     ax = fig.axes[0]
     assert len(ax.collections) == 1  # the min..p99 band
@@ -459,11 +605,20 @@ def test_a_bimodal_timing_set_renders(tmp_path):
 
 
 def test_problem_sizes_carry_units():
-    assert series._problem("montecarlo", {"paths": 10 ** 6, "size": 10 ** 6, "seed": 1})[2] == "1 M paths"
-    assert series._problem("kmer", {"reads": 5000, "size": 750000, "k": 21})[2] == "750 k bases, 5 k reads"
-    assert series._problem("matmul", {"n": 512, "size": 512, "bytes": 6291456})[2] == "6.29 MB (n 512)"
-    assert series._problem("mean", {"shape": [1000, 100], "bytes": 800000})[2] == "800 kB (1000x100)"
-    weak = [new_rec(r, 1, [1.0], size=10 ** 6 * r) for r in (1, 2)]
+    assert (
+        series._problem("montecarlo", {"paths": 10**6, "size": 10**6, "seed": 1})[2] == "1 M paths"
+    )
+    assert (
+        series._problem("kmer", {"reads": 5000, "size": 750000, "k": 21})[2]
+        == "750 k bases, 5 k reads"
+    )
+    assert (
+        series._problem("matmul", {"n": 512, "size": 512, "bytes": 6291456})[2] == "6.29 MB (n 512)"
+    )
+    assert (
+        series._problem("mean", {"shape": [1000, 100], "bytes": 800000})[2] == "800 kB (1000x100)"
+    )
+    weak = [new_rec(r, 1, [1.0], size=10**6 * r) for r in (1, 2)]
     assert next(s for s in series.build(weak) if s.kind == "weak").problem == "24 MB"
 
 

@@ -7,21 +7,36 @@ import shlex
 import sys
 
 import pytest
-
 from conftest import python
+
 from hpcsuite import sweep
 from hpcsuite.core.errors import UsageError
 from hpcsuite.slurm import LOCAL_RANK_GPU, command, pmi2_library, srun_mpi
 
-JOB = {"SLURM_JOB_ID": "42", "SLURM_JOB_NAME": "hpcsuite-mean", "SLURM_NTASKS": "8",
-       "SLURM_SUBMIT_DIR": "/home/u/run"}
+JOB = {
+    "SLURM_JOB_ID": "42",
+    "SLURM_JOB_NAME": "hpcsuite-mean",
+    "SLURM_NTASKS": "8",
+    "SLURM_SUBMIT_DIR": "/home/u/run",
+}
 
 
 def test_srun_with_the_pmi_plugin_of_the_mpi_family():
     cmd = command("mean", ["--check"], JOB, python="py", family="mpich", srun=True)
-    assert cmd == ["srun", "--mpi=pmi2", "py", "-m", "hpcsuite.mean", "--check",
-                   "--json", "/home/u/run/results/hpcsuite-mean-42.jsonl"]
-    assert command("mean", [], JOB, python="py", family="openmpi", srun=True, site_mpi="pmix")[1] == "py"
+    assert cmd == [
+        "srun",
+        "--mpi=pmi2",
+        "py",
+        "-m",
+        "hpcsuite.mean",
+        "--check",
+        "--json",
+        "/home/u/run/results/hpcsuite-mean-42.jsonl",
+    ]
+    assert (
+        command("mean", [], JOB, python="py", family="openmpi", srun=True, site_mpi="pmix")[1]
+        == "py"
+    )
     assert command("mean", [], JOB, python="py", family="unknown", srun=True)[:2] == ["srun", "py"]
 
 
@@ -32,9 +47,18 @@ def test_mpirun_fallback_and_overrides():
     cmd = command("mean", [], env, python="py", family="mpich", srun=True)
     assert cmd[0] == "mpirun" and cmd[-1] == "/scratch/r/hpcsuite-mean-42.jsonl"
     env = {**JOB, "HPCSUITE_SRUN_MPI": "cray_shasta"}
-    assert command("mean", [], env, python="py", family="mpich", srun=True)[1] == "--mpi=cray_shasta"
+    assert (
+        command("mean", [], env, python="py", family="mpich", srun=True)[1] == "--mpi=cray_shasta"
+    )
     with pytest.raises(UsageError, match="HPCSUITE_LAUNCHER='aprun'"):
-        command("mean", [], {**JOB, "HPCSUITE_LAUNCHER": "aprun"}, python="py", family="mpich", srun=True)
+        command(
+            "mean",
+            [],
+            {**JOB, "HPCSUITE_LAUNCHER": "aprun"},
+            python="py",
+            family="mpich",
+            srun=True,
+        )
 
 
 def test_user_json_and_odd_arguments_pass_through_untouched():
@@ -47,19 +71,34 @@ def test_user_json_and_odd_arguments_pass_through_untouched():
 
 def test_sweep_plan_strong_and_weak():
     strong = sweep.plan("mean", [4, 1, 2], ["--check"], repeat=2)
-    assert [(p.name, p.ranks) for p in strong] == [("mean-n1-r0", 1), ("mean-n1-r1", 1), ("mean-n2-r0", 2),
-                                                   ("mean-n2-r1", 2), ("mean-n4-r0", 4), ("mean-n4-r1", 4)]
+    assert [(p.name, p.ranks) for p in strong] == [
+        ("mean-n1-r0", 1),
+        ("mean-n1-r1", 1),
+        ("mean-n2-r0", 2),
+        ("mean-n2-r1", 2),
+        ("mean-n4-r0", 4),
+        ("mean-n4-r1", 4),
+    ]
     weak = sweep.plan("mean", [1, 3], [], weak_shape=(100, 7), ranks_per_node=2)
     assert [p.args for p in weak] == [("--shape", "100x7"), ("--shape", "300x7")]
     assert [p.nodes for p in weak] == [1, 2]
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"module": "nosuch", "ranks": [1]}, "unknown module"),
-    ({"module": "mean", "ranks": [0, 2]}, "positive rank counts"),
-    ({"module": "microbench", "ranks": [2], "weak_shape": (10, 10)}, "needs a module with --shape"),
-    ({"module": "mean", "ranks": [2], "weak_shape": (10, 10), "args": ["--shape", "5x5"]}, "not also --shape"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"module": "nosuch", "ranks": [1]}, "unknown module"),
+        ({"module": "mean", "ranks": [0, 2]}, "positive rank counts"),
+        (
+            {"module": "microbench", "ranks": [2], "weak_shape": (10, 10)},
+            "needs a module with --shape",
+        ),
+        (
+            {"module": "mean", "ranks": [2], "weak_shape": (10, 10), "args": ["--shape", "5x5"]},
+            "not also --shape",
+        ),
+    ],
+)
 def test_sweep_plan_refuses_what_cannot_run(kwargs, message):
     args = kwargs.pop("args", [])
     with pytest.raises(UsageError, match=message):
@@ -68,22 +107,53 @@ def test_sweep_plan_refuses_what_cannot_run(kwargs, message):
 
 def test_job_script_quotes_every_value(tmp_path):
     point = sweep.Point("mean-n2-r0", 2, 1, 0, ("--source", "x y'$(reboot).npy"))
-    text = sweep.job_script(point, "mean", tmp_path, python="/opt/py thon", ranks_per_node=None,
-                            time_limit="00:05:00")
+    text = sweep.job_script(
+        point, "mean", tmp_path, python="/opt/py thon", ranks_per_node=None, time_limit="00:05:00"
+    )
     exec_line = text.splitlines()[-1]
-    assert shlex.split(exec_line[len("exec "):]) == ["/opt/py thon", "-m", "hpcsuite.slurm", "mean", "--source",
-                                                     "x y'$(reboot).npy", "--json",
-                                                     str(tmp_path / "records" / "mean-n2-r0.jsonl")]
-    assert "#SBATCH --ntasks=2" in text and "#SBATCH --nodes=1" in text and "#SBATCH --exclusive" in text
-    serial = sweep.job_script(point, "mean", tmp_path, python="py", ranks_per_node=None, time_limit="1",
-                              exclusive=False, serial_name="s1")
+    assert shlex.split(exec_line[len("exec ") :]) == [
+        "/opt/py thon",
+        "-m",
+        "hpcsuite.slurm",
+        "mean",
+        "--source",
+        "x y'$(reboot).npy",
+        "--json",
+        str(tmp_path / "records" / "mean-n2-r0.jsonl"),
+    ]
+    assert (
+        "#SBATCH --ntasks=2" in text
+        and "#SBATCH --nodes=1" in text
+        and "#SBATCH --exclusive" in text
+    )
+    serial = sweep.job_script(
+        point,
+        "mean",
+        tmp_path,
+        python="py",
+        ranks_per_node=None,
+        time_limit="1",
+        exclusive=False,
+        serial_name="s1",
+    )
     assert "--exclusive" not in serial and "#SBATCH --job-name=s1" in serial
     assert "#SBATCH --dependency=singleton" in serial
 
 
 def test_local_sweep_collects_resumes_and_reports_failures(tmp_path):
     out = tmp_path / "sw"
-    args = ["-m", "hpcsuite.sweep", "mean", "--ranks", "1,2", "--out", str(out), "--", "--shape", "300x40"]
+    args = [
+        "-m",
+        "hpcsuite.sweep",
+        "mean",
+        "--ranks",
+        "1,2",
+        "--out",
+        str(out),
+        "--",
+        "--shape",
+        "300x40",
+    ]
     first = python(*args, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "strong scaling" in first.stdout and "2 of 2 points done" in first.stdout
@@ -95,15 +165,39 @@ def test_local_sweep_collects_resumes_and_reports_failures(tmp_path):
     assert len((out / "records" / "mean-n1-r0.jsonl").read_text().splitlines()) == 1  # not rerun
     other = python(*args[:-2], "--shape", "10x10", timeout=60)
     assert other.returncode == 2 and "holds a different sweep" in other.stderr
-    bad = python("-m", "hpcsuite.sweep", "mean", "--ranks", "1", "--out", str(tmp_path / "bad"), "--",
-                 "--source", "missing.npy", timeout=60)
+    bad = python(
+        "-m",
+        "hpcsuite.sweep",
+        "mean",
+        "--ranks",
+        "1",
+        "--out",
+        str(tmp_path / "bad"),
+        "--",
+        "--source",
+        "missing.npy",
+        timeout=60,
+    )
     assert bad.returncode == 1
     assert "point mean-n1-r0 (1 ranks) failed" in bad.stdout and "no such file" in bad.stdout
 
 
 def test_dry_run_prints_scripts_and_runs_nothing(tmp_path):
-    proc = python("-m", "hpcsuite.sweep", "mean", "--ranks", "1,2", "--launcher", "slurm", "--dry-run",
-                  "--out", str(tmp_path / "d"), "--", "--check", timeout=30)
+    proc = python(
+        "-m",
+        "hpcsuite.sweep",
+        "mean",
+        "--ranks",
+        "1,2",
+        "--launcher",
+        "slurm",
+        "--dry-run",
+        "--out",
+        str(tmp_path / "d"),
+        "--",
+        "--check",
+        timeout=30,
+    )
     assert proc.returncode == 0 and proc.stdout.count("#!/bin/bash") == 2
     assert not (tmp_path / "d").exists()
     assert sys.executable in proc.stdout
@@ -111,6 +205,7 @@ def test_dry_run_prints_scripts_and_runs_nothing(tmp_path):
 
 def test_every_parallel_module_has_its_batch_templates():
     from conftest import ROOT
+
     from hpcsuite.registry import MODULES, PARALLEL
 
     for name in PARALLEL:
@@ -119,17 +214,26 @@ def test_every_parallel_module_has_its_batch_templates():
             variant = script.stem
             assert script.exists(), f"{name} needs {path} (README, Contributing)"
             text = script.read_text()
-            assert f"-m hpcsuite.slurm {name}" in text and '"$@"' in text and "#SBATCH --output=%x-%j.out" in text
+            assert (
+                f"-m hpcsuite.slurm {name}" in text
+                and '"$@"' in text
+                and "#SBATCH --output=%x-%j.out" in text
+            )
             assert ("--gpus-per-task=1" in text) == variant.endswith("-gpu")
             assert 'eval "$HPCSUITE_SETUP"' in text and "hpcsuite-setup.sh" in text, variant
 
 
 def _directives(text):
-    return dict(line[len("#SBATCH --"):].split("=", 1) for line in text.splitlines()
-                if line.startswith("#SBATCH --") and "=" in line)
+    return dict(
+        line[len("#SBATCH --") :].split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("#SBATCH --") and "=" in line
+    )
 
 
-@pytest.mark.parametrize("variant", sorted(p.stem for p in (__import__("conftest").ROOT / "slurm").glob("*-gpu.sbatch")))
+@pytest.mark.parametrize(
+    "variant", sorted(p.stem for p in (__import__("conftest").ROOT / "slurm").glob("*-gpu.sbatch"))
+)
 def test_gpu_templates_ask_one_rank_per_gpu_with_its_cores_and_binding(variant):
     from conftest import ROOT
 
@@ -165,48 +269,106 @@ def test_the_launch_follows_the_site_and_passes_cpus_per_task():
     assert cmd[:3] == ["srun", "--cpus-per-task=4", "py"]
     cmd = command("mean", [], job, python="py", family="mpich", srun=True, site_mpi="none")
     assert cmd[:3] == ["srun", "--mpi=pmi2", "--cpus-per-task=4"]
-    cmd = command("mean", [], {**job, "SLURM_MPI_TYPE": "pmi2"}, python="py", family="mpich", srun=True,
-                  site_mpi="none")
+    cmd = command(
+        "mean",
+        [],
+        {**job, "SLURM_MPI_TYPE": "pmi2"},
+        python="py",
+        family="mpich",
+        srun=True,
+        site_mpi="none",
+    )
     assert cmd[1] == "--cpus-per-task=4"  # SLURM_MPI_TYPE is the default srun will use
     cmd = command("mean", [], job, python="py", family="openmpi", srun=True, site_mpi="pmi2")
     assert cmd[:3] == ["mpirun", "-n", "8"]  # PMIx not the site's: Open MPI's own launcher
     cmd = command("mean", [], job, python="py", family="openmpi", srun=True, site_mpi="pmix")
     assert cmd[:2] == ["srun", "--cpus-per-task=4"]
-    cmd = command("mean", [], {**job, "HPCSUITE_SRUN_MPI": "pmix"}, python="py", family="openmpi", srun=True,
-                  site_mpi="pmi2")
+    cmd = command(
+        "mean",
+        [],
+        {**job, "HPCSUITE_SRUN_MPI": "pmix"},
+        python="py",
+        family="openmpi",
+        srun=True,
+        site_mpi="pmi2",
+    )
     assert cmd[:2] == ["srun", "--mpi=pmix"]  # the override wins
 
 
 def test_gpus_per_node_get_one_gpu_per_local_rank_gpus_per_task_are_left_to_slurm():
-    cmd = command("mean", [], {**JOB, "SLURM_GPUS_PER_NODE": "4"}, python="py", family="mpich", srun=True)
+    cmd = command(
+        "mean", [], {**JOB, "SLURM_GPUS_PER_NODE": "4"}, python="py", family="mpich", srun=True
+    )
     assert cmd[2:6] == ["sh", "-c", LOCAL_RANK_GPU, "hpcsuite-gpu"] and cmd[6] == "py"
-    cmd = command("mean", [], {**JOB, "SLURM_GPUS_PER_NODE": "4", "SLURM_GPUS_PER_TASK": "1"}, python="py",
-                  family="mpich", srun=True)
+    cmd = command(
+        "mean",
+        [],
+        {**JOB, "SLURM_GPUS_PER_NODE": "4", "SLURM_GPUS_PER_TASK": "1"},
+        python="py",
+        family="mpich",
+        srun=True,
+    )
     assert "sh" not in cmd
-    cmd = command("mean", [], {**JOB, "SLURM_JOB_GRES": "gpu:4", "HPCSUITE_GPU_BIND": "none"}, python="py",
-                  family="mpich", srun=True)
+    cmd = command(
+        "mean",
+        [],
+        {**JOB, "SLURM_JOB_GRES": "gpu:4", "HPCSUITE_GPU_BIND": "none"},
+        python="py",
+        family="mpich",
+        srun=True,
+    )
     assert "sh" not in cmd
     with pytest.raises(UsageError, match="HPCSUITE_GPU_BIND='closest'"):
-        command("mean", [], {**JOB, "HPCSUITE_GPU_BIND": "closest"}, python="py", family="mpich", srun=True)
+        command(
+            "mean",
+            [],
+            {**JOB, "HPCSUITE_GPU_BIND": "closest"},
+            python="py",
+            family="mpich",
+            srun=True,
+        )
 
 
-@pytest.mark.parametrize("env,seen", [
-    ({"SLURM_LOCALID": "0", "CUDA_VISIBLE_DEVICES": "4,5,6,7"}, "4"),
-    ({"SLURM_LOCALID": "3", "CUDA_VISIBLE_DEVICES": "4,5,6,7"}, "7"),
-    ({"SLURM_LOCALID": "5", "CUDA_VISIBLE_DEVICES": "0,1"}, "1"),  # more ranks than GPUs: shared
-    ({"SLURM_LOCALID": "2"}, "2"),
-    ({"OMPI_COMM_WORLD_LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "GPU-a,GPU-b"}, "GPU-b"),
-    ({"MPI_LOCALRANKID": "1", "CUDA_VISIBLE_DEVICES": "0,1"}, "1"),
-])
+@pytest.mark.parametrize(
+    "env,seen",
+    [
+        ({"SLURM_LOCALID": "0", "CUDA_VISIBLE_DEVICES": "4,5,6,7"}, "4"),
+        ({"SLURM_LOCALID": "3", "CUDA_VISIBLE_DEVICES": "4,5,6,7"}, "7"),
+        (
+            {"SLURM_LOCALID": "5", "CUDA_VISIBLE_DEVICES": "0,1"},
+            "1",
+        ),  # more ranks than GPUs: shared
+        ({"SLURM_LOCALID": "2"}, "2"),
+        ({"OMPI_COMM_WORLD_LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "GPU-a,GPU-b"}, "GPU-b"),
+        ({"MPI_LOCALRANKID": "1", "CUDA_VISIBLE_DEVICES": "0,1"}, "1"),
+    ],
+)
 def test_the_local_rank_wrapper_keeps_one_gpu_and_passes_arguments_untouched(env, seen):
     import os
     import subprocess
 
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_", "MPI_", "PMI_", "CUDA_"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLURM_", "OMPI_", "MPI_", "PMI_", "CUDA_"))
+    }
     odd = "a b'$(echo pwned)"
-    proc = subprocess.run(["sh", "-c", LOCAL_RANK_GPU, "hpcsuite-gpu", sys.executable, "-c",
-                           "import os, sys; print(os.environ['CUDA_VISIBLE_DEVICES']); print(sys.argv[1])", odd],
-                          env={**base, **env}, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [
+            "sh",
+            "-c",
+            LOCAL_RANK_GPU,
+            "hpcsuite-gpu",
+            sys.executable,
+            "-c",
+            "import os, sys; print(os.environ['CUDA_VISIBLE_DEVICES']); print(sys.argv[1])",
+            odd,
+        ],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [seen, odd]
 
@@ -224,8 +386,16 @@ def test_intel_mpi_finds_slurms_libpmi2_next_to_srun(tmp_path):
 from hpcsuite.core import cli  # noqa: E402
 
 #: Control characters that end or corrupt a line of a job script: each injects a command.
-HOSTILE = ["00:10:00\necho pwned", "00:10:00\r\necho pwned", "00:10:00\recho pwned", "x\x00echo pwned",
-           "x\x1b[2Jecho pwned", "x\x7fecho pwned", "x\techo pwned", "x\x0becho pwned"]
+HOSTILE = [
+    "00:10:00\necho pwned",
+    "00:10:00\r\necho pwned",
+    "00:10:00\recho pwned",
+    "x\x00echo pwned",
+    "x\x1b[2Jecho pwned",
+    "x\x7fecho pwned",
+    "x\techo pwned",
+    "x\x0becho pwned",
+]
 SWEEP_BASE = ["mean", "--ranks", "1,2", "--launcher", "slurm", "--dry-run"]
 
 
@@ -241,14 +411,18 @@ def _sweep_argv(option, value, out):
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-@pytest.mark.parametrize("option", ["module", "--ranks", "--time", "--out", "--sbatch-arg", "--weak-shape", "--"])
+@pytest.mark.parametrize(
+    "option", ["module", "--ranks", "--time", "--out", "--sbatch-arg", "--weak-shape", "--"]
+)
 def test_sweep_refuses_control_characters_in_every_option(option, value, tmp_path, capsys):
     code = cli.run(sweep.main, _sweep_argv(option, value, tmp_path / "s"), prog="hpcsuite.sweep")
     out, err = capsys.readouterr()
     assert code == 2, err
     assert "pwned" not in out  # nothing rendered, so nothing injected
     errors = [line for line in err.splitlines() if "error:" in line]
-    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err  # argparse's usage, one error
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], (
+        err
+    )  # argparse's usage, one error
     assert not (tmp_path / "s").exists()
 
 
@@ -269,10 +443,21 @@ def test_a_rendered_job_script_never_holds_an_injected_line(field, value, tmp_pa
 def test_a_job_script_with_odd_but_legal_values_has_one_line_per_directive(tmp_path):
     odd = "a b'\"$(reboot);`id`|&<>*?.npy"
     point = sweep.Point("mean-n2-r0", 2, 1, 0, ("--source", odd))
-    text = sweep.job_script(point, "mean", tmp_path / "o u't", python="/p y", ranks_per_node=2,
-                            time_limit="1-00:00:00 x", serial_name="s'1")
+    text = sweep.job_script(
+        point,
+        "mean",
+        tmp_path / "o u't",
+        python="/p y",
+        ranks_per_node=2,
+        time_limit="1-00:00:00 x",
+        serial_name="s'1",
+    )
     lines = text.splitlines()
-    assert lines[0] == "#!/bin/bash" and lines[-2] == "set -euo pipefail" and lines[-1].startswith("exec ")
+    assert (
+        lines[0] == "#!/bin/bash"
+        and lines[-2] == "set -euo pipefail"
+        and lines[-1].startswith("exec ")
+    )
     assert all(line.startswith("#SBATCH --") for line in lines[1:-2])
     assert shlex.split(lines[-1])[1:6] == ["/p y", "-m", "hpcsuite.slurm", "mean", "--source"]
     assert shlex.split(lines[-1])[6] == odd
@@ -283,9 +468,13 @@ def test_the_slurm_launcher_refuses_control_characters(value):
     with pytest.raises(UsageError, match="control character"):
         command("mean", ["--source", value], JOB, python="py", family="mpich", srun=True)
     with pytest.raises(UsageError, match="control character"):
-        command("mean", [], {**JOB, "HPCSUITE_RESULTS": value}, python="py", family="mpich", srun=True)
+        command(
+            "mean", [], {**JOB, "HPCSUITE_RESULTS": value}, python="py", family="mpich", srun=True
+        )
     with pytest.raises(UsageError, match="control character"):
-        command("mean", [], {**JOB, "SLURM_JOB_NAME": value}, python="py", family="mpich", srun=True)
+        command(
+            "mean", [], {**JOB, "SLURM_JOB_NAME": value}, python="py", family="mpich", srun=True
+        )
 
 
 def test_the_slurm_launcher_without_mpirun_says_so_in_one_line(tmp_path):
@@ -294,8 +483,13 @@ def test_the_slurm_launcher_without_mpirun_says_so_in_one_line(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "PMI_"))}
     env.update(PATH=str(tmp_path), HPCSUITE_LAUNCHER="mpirun", HPCSUITE_RESULTS=str(tmp_path / "r"))
-    proc = subprocess.run([sys.executable, "-m", "hpcsuite.slurm", "mean"], capture_output=True, text=True,
-                          timeout=30, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpcsuite.slurm", "mean"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     [line] = [x for x in proc.stderr.splitlines() if x.strip()]
@@ -356,9 +550,15 @@ def test_a_point_whose_check_failed_is_not_done(tmp_path):
     (tmp_path / "records").mkdir()
     path = tmp_path / "records" / f"{point.name}.jsonl"
     env = records.fingerprint(hosts=["h"], mpi_library="MPICH", device="cpu", device_name="cpu")
-    failed = records.make("mean", params={}, ranks=1, env=env, times={"unit": "s", "samples": [1.0]},
-                          fom={"name": "x", "value": 1.0, "unit": "x", "higher_is_better": True},
-                          check={"passed": False, "detail": "wrong"})
+    failed = records.make(
+        "mean",
+        params={},
+        ranks=1,
+        env=env,
+        times={"unit": "s", "samples": [1.0]},
+        fom={"name": "x", "value": 1.0, "unit": "x", "higher_is_better": True},
+        check={"passed": False, "detail": "wrong"},
+    )
     records.append(str(path), failed)
     assert not sweep.done(tmp_path, point)
     assert sweep.collect(tmp_path, [point]) == []  # a wrong result is not a point of the series
@@ -369,6 +569,7 @@ def test_a_point_whose_check_failed_is_not_done(tmp_path):
 
 # -- issue 15: polling Slurm without trusting silence ------------------------------------------
 
+
 def _fake_slurm(tmp_path, monkeypatch, **scripts):
     """Slurm clients on PATH that print and exit as told: name=(stdout, stderr, code)."""
     import os
@@ -377,27 +578,49 @@ def _fake_slurm(tmp_path, monkeypatch, **scripts):
     bin_.mkdir(exist_ok=True)
     for name, (out, err, code) in scripts.items():
         path = bin_ / name
-        path.write_text(f"#!/bin/sh\nprintf %s {shlex.quote(out)}\nprintf %s {shlex.quote(err)} >&2\nexit {code}\n")
+        path.write_text(
+            f"#!/bin/sh\nprintf %s {shlex.quote(out)}\nprintf %s {shlex.quote(err)} >&2\nexit"
+            f" {code}\n"
+        )
         path.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_}:{os.environ['PATH']}")
 
 
 def test_a_controller_that_does_not_answer_decides_nothing(tmp_path, monkeypatch):
-    _fake_slurm(tmp_path, monkeypatch, squeue=("", "slurm_load_jobs error: Unable to contact slurm controller", 1),
-                scontrol=("", "Unable to contact slurm controller", 1), sacct=("", "", 1))
+    _fake_slurm(
+        tmp_path,
+        monkeypatch,
+        squeue=("", "slurm_load_jobs error: Unable to contact slurm controller", 1),
+        scontrol=("", "Unable to contact slurm controller", 1),
+        sacct=("", "", 1),
+    )
     assert sweep.job_states(["11", "12"]) == {"11": "UNKNOWN", "12": "UNKNOWN"}
 
 
 def test_ended_jobs_are_decided_by_sacct_else_scontrol(tmp_path, monkeypatch):
-    _fake_slurm(tmp_path, monkeypatch, squeue=("11 RUNNING\n", "", 0),
-                sacct=("12|CANCELLED by 0\n13|COMPLETED\n", "", 0))
-    assert sweep.job_states(["11", "12", "13"]) == {"11": "RUNNING", "12": "CANCELLED", "13": "COMPLETED"}
+    _fake_slurm(
+        tmp_path,
+        monkeypatch,
+        squeue=("11 RUNNING\n", "", 0),
+        sacct=("12|CANCELLED by 0\n13|COMPLETED\n", "", 0),
+    )
+    assert sweep.job_states(["11", "12", "13"]) == {
+        "11": "RUNNING",
+        "12": "CANCELLED",
+        "13": "COMPLETED",
+    }
     # no accounting (the test cluster's default): sacct fails, scontrol answers
-    _fake_slurm(tmp_path, monkeypatch, squeue=("", "slurm_load_jobs error: Invalid job id specified", 1),
-                sacct=("", "sacct: error: Slurm accounting storage is disabled", 1),
-                scontrol=("JobId=12 JobName=x JobState=SPECIAL_EXIT Reason=None\n", "", 0))
+    _fake_slurm(
+        tmp_path,
+        monkeypatch,
+        squeue=("", "slurm_load_jobs error: Invalid job id specified", 1),
+        sacct=("", "sacct: error: Slurm accounting storage is disabled", 1),
+        scontrol=("JobId=12 JobName=x JobState=SPECIAL_EXIT Reason=None\n", "", 0),
+    )
     assert sweep.job_states(["12"]) == {"12": "SPECIAL_EXIT"}
-    _fake_slurm(tmp_path, monkeypatch, scontrol=("", "slurm_load_jobs error: Invalid job id specified", 1))
+    _fake_slurm(
+        tmp_path, monkeypatch, scontrol=("", "slurm_load_jobs error: Invalid job id specified", 1)
+    )
     assert sweep.job_states(["12"]) == {"12": "GONE"}  # purged: its record decides
 
 
@@ -411,12 +634,21 @@ def test_a_slurm_call_that_times_out_does_not_crash_the_sweep(monkeypatch):
     assert sweep.job_states(["7"]) == {"7": "UNKNOWN"}
 
 
-def test_the_poll_keeps_points_through_silence_backs_off_and_ends_special_exit(tmp_path, monkeypatch):
+def test_the_poll_keeps_points_through_silence_backs_off_and_ends_special_exit(
+    tmp_path, monkeypatch
+):
     points = sweep.plan("mean", [1, 2], [])
-    answers = iter([{"1": "RUNNING", "2": "PENDING"},  # asked before submitting: both still queued
-                    {"1": "RUNNING", "2": "PENDING"}, {"1": "UNKNOWN", "2": "UNKNOWN"},
-                    {"1": "UNKNOWN", "2": "UNKNOWN"}, {"1": "RUNNING", "2": "RUNNING"},
-                    {"1": "RUNNING", "2": "SPECIAL_EXIT"}, {"1": "GONE"}])
+    answers = iter(
+        [
+            {"1": "RUNNING", "2": "PENDING"},  # asked before submitting: both still queued
+            {"1": "RUNNING", "2": "PENDING"},
+            {"1": "UNKNOWN", "2": "UNKNOWN"},
+            {"1": "UNKNOWN", "2": "UNKNOWN"},
+            {"1": "RUNNING", "2": "RUNNING"},
+            {"1": "RUNNING", "2": "SPECIAL_EXIT"},
+            {"1": "GONE"},
+        ]
+    )
     monkeypatch.setattr(sweep, "job_states", lambda ids: next(answers))
     monkeypatch.setattr(sweep.shutil, "which", lambda name, **kw: "/usr/bin/" + name)
     monkeypatch.setattr(sweep, "_slurm", lambda *a, **k: pytest.fail("nothing to submit: a resume"))
@@ -428,8 +660,20 @@ def test_the_poll_keeps_points_through_silence_backs_off_and_ends_special_exit(t
         def show(self, counts):
             shown.append(dict(counts))
 
-    sweep.run_slurm(points, "mean", tmp_path, state, python="py", ranks_per_node=None, time_limit="1",
-                    sbatch_args=[], progress=Shown(2), status=status, save=lambda: None, sleep=naps.append)
+    sweep.run_slurm(
+        points,
+        "mean",
+        tmp_path,
+        state,
+        python="py",
+        ranks_per_node=None,
+        time_limit="1",
+        sbatch_args=[],
+        progress=Shown(2),
+        status=status,
+        save=lambda: None,
+        sleep=naps.append,
+    )
     assert shown[:3] == [{"running": 1, "pending": 1}] * 3  # kept through the silent polls
     assert status == {points[0].name: "failed", points[1].name: "failed"}  # no records: not done
     assert all(nap >= sweep.POLL_FIRST for nap in naps) and max(naps) <= sweep.POLL_MOST
@@ -438,15 +682,41 @@ def test_the_poll_keeps_points_through_silence_backs_off_and_ends_special_exit(t
 
 
 def test_sweep_by_node_counts_with_gpus_per_task(tmp_path):
-    proc = python("-m", "hpcsuite.sweep", "mean", "--nodes", "1,2,4", "--ranks-per-node", "4", "--launcher",
-                  "slurm", "--gpus-per-task", "1", "--cpus-per-task", "8", "--dry-run", "--out", str(tmp_path / "d"),
-                  "--", "--device", "gpu", timeout=30)
+    proc = python(
+        "-m",
+        "hpcsuite.sweep",
+        "mean",
+        "--nodes",
+        "1,2,4",
+        "--ranks-per-node",
+        "4",
+        "--launcher",
+        "slurm",
+        "--gpus-per-task",
+        "1",
+        "--cpus-per-task",
+        "8",
+        "--dry-run",
+        "--out",
+        str(tmp_path / "d"),
+        "--",
+        "--device",
+        "gpu",
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     scripts = proc.stdout.split("#!/bin/bash")[1:]
-    assert [("#SBATCH --nodes=%d" % n) in s and ("#SBATCH --ntasks=%d" % (4 * n)) in s
-            for n, s in zip((1, 2, 4), scripts)] == [True] * 3
-    assert all("#SBATCH --gpus-per-task=1" in s and "#SBATCH --cpus-per-task=8" in s for s in scripts)
-    for bad in (["--nodes", "1,2"], ["--ranks", "1", "--nodes", "1", "--ranks-per-node", "2"],
-                ["--ranks", "1", "--gpus-per-task", "1"]):
+    assert [
+        "#SBATCH --nodes=%d" % n in s and ("#SBATCH --ntasks=%d" % (4 * n)) in s
+        for n, s in zip((1, 2, 4), scripts)
+    ] == [True] * 3
+    assert all(
+        "#SBATCH --gpus-per-task=1" in s and "#SBATCH --cpus-per-task=8" in s for s in scripts
+    )
+    for bad in (
+        ["--nodes", "1,2"],
+        ["--ranks", "1", "--nodes", "1", "--ranks-per-node", "2"],
+        ["--ranks", "1", "--gpus-per-task", "1"],
+    ):
         proc = python("-m", "hpcsuite.sweep", "mean", *bad, "--dry-run", timeout=30)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) <= 3, proc.stderr

@@ -32,7 +32,10 @@ def test_random_data_does_not_depend_on_who_reads_which_blocks(dtype):
     else:
         assert 0 <= whole.min() and whole.max() < INT_HIGH
     # Uniform enough that a broken generator (constant, zeros) shows.
-    assert abs(whole.mean() - (0.5 if whole.dtype.kind == "f" else (INT_HIGH - 1) / 2)) < 0.01 * whole.max()
+    assert (
+        abs(whole.mean() - (0.5 if whole.dtype.kind == "f" else (INT_HIGH - 1) / 2))
+        < 0.01 * whole.max()
+    )
 
 
 def test_random_data_depends_on_the_seed_and_blocks_differ():
@@ -40,7 +43,7 @@ def test_random_data_depends_on_the_seed_and_blocks_differ():
     b = _read(open_source("random", shape=(2000, 600), dtype=None, seed=2), 0, 2000)
     assert not np.array_equal(a, b)
     rows = Layout.for_shape((2000, 600)).block_rows
-    assert not np.array_equal(a[:rows], a[rows:2 * rows])
+    assert not np.array_equal(a[:rows], a[rows : 2 * rows])
 
 
 def test_random_source_refuses_ranges_off_block_boundaries():
@@ -76,7 +79,9 @@ def test_hdf5_single_and_named_datasets(tmp_path):
     with h5py.File(two, "w") as f:
         f["x"] = data
         f["y"] = data * 2
-    assert np.array_equal(_read(open_source(str(one), shape=None, dtype=None, seed=0), 3, 9), data[3:9])
+    assert np.array_equal(
+        _read(open_source(str(one), shape=None, dtype=None, seed=0), 3, 9), data[3:9]
+    )
     src = open_source(f"{two}:y", shape=(20, 3), dtype="float32", seed=0)
     assert np.array_equal(_read(src, 0, 20), data * 2)
     with pytest.raises(InputError, match="2 datasets"):
@@ -102,19 +107,22 @@ def _bad_files(tmp_path):
     (tmp_path / "dir.npy").mkdir()
 
 
-@pytest.mark.parametrize("name,message", [
-    ("missing.npy", "no such file"),
-    ("truncated.npy", "truncated"),
-    ("text.npy", "not a readable .npy"),
-    ("empty.npy", "not a readable .npy"),
-    ("pickle.npy", "not a readable .npy"),
-    ("objects.npy", "never unpickles"),
-    ("complex.npy", "complex128 data"),
-    ("scalar.npy", "scalar"),
-    ("zero.npy", "zero-size"),
-    ("fake.h5", "not a readable HDF5"),
-    ("dir.npy", "directory"),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("missing.npy", "no such file"),
+        ("truncated.npy", "truncated"),
+        ("text.npy", "not a readable .npy"),
+        ("empty.npy", "not a readable .npy"),
+        ("pickle.npy", "not a readable .npy"),
+        ("objects.npy", "never unpickles"),
+        ("complex.npy", "complex128 data"),
+        ("scalar.npy", "scalar"),
+        ("zero.npy", "zero-size"),
+        ("fake.h5", "not a readable HDF5"),
+        ("dir.npy", "directory"),
+    ],
+)
 def test_bad_files_give_one_clear_error(tmp_path, name, message):
     if name.endswith(".h5"):
         pytest.importorskip("h5py")
@@ -145,8 +153,13 @@ def test_file_must_agree_with_shape_and_dtype(tmp_path):
 def test_load_rows_through_a_device_backend_reads_block_by_block():
     src = open_source("random", shape=(3000, 500), dtype="float32", seed=5)
     copies = []
-    staged = backend.Backend(name="fake-device", xp=np, device="gpu", on_device=True,
-                             from_host=lambda a: copies.append(len(a)) or np.array(a))
+    staged = backend.Backend(
+        name="fake-device",
+        xp=np,
+        device="gpu",
+        on_device=True,
+        from_host=lambda a: copies.append(len(a)) or np.array(a),
+    )
     got = load_rows(src, staged, src.layout, 0, 3000)
     assert np.array_equal(got, load_rows(src, CPU, src.layout, 0, 3000))
     assert copies and max(copies) <= src.layout.block_rows and sum(copies) == 3000
@@ -185,7 +198,9 @@ def test_directories_devices_and_sockets_are_refused(tmp_path):
 def _npy_with_shape(path, shape_text):
     header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}"
     header = header + " " * (63 - (10 + len(header)) % 64) + "\n"
-    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * 800)
+    path.write_bytes(
+        b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * 800
+    )
 
 
 @pytest.mark.parametrize("shape_text", ["(-1, 4)", "(10, -4)", "(-3,)"])
@@ -208,8 +223,8 @@ def _kmers(seqs, k):
     for s in seqs:
         s = s.upper()
         for i in range(len(s) - k + 1):
-            if all(ch in b"ACGT" for ch in s[i:i + k]):
-                c[s[i:i + k]] += 1
+            if all(ch in b"ACGT" for ch in s[i : i + k]):
+                c[s[i : i + k]] += 1
     return c
 
 
@@ -223,7 +238,7 @@ def _distributed(path, parts, k):
     bufs = [path.read_bytes()[slice(*owned(size, parts, r))] for r in range(parts)]
     edges = [seqio.fasta_edge(b) for b in bufs]
     chunks = [seqio.parse_fasta(b, *seqio.fasta_state(edges, r)) for r, b in enumerate(bufs)]
-    heads = [(c.seqs[0][:k - 1], c.lead_only) for c in chunks]
+    heads = [(c.seqs[0][: k - 1], c.lead_only) for c in chunks]
     return chunks, [seqio.extend_for_overlap(c, heads, r, k - 1) for r, c in enumerate(chunks)]
 
 
@@ -237,7 +252,7 @@ def _genome(tmp_path, newline, n_records=4, fastq=False):
             lines += [f"@r{i} x", seq, "+", "I" * len(seq)]
         else:
             lines += [f">chr{i} a long description line " + "d" * int(rng.integers(0, 90))]
-            lines += [seq[j:j + 37] for j in range(0, len(seq), 37)]
+            lines += [seq[j : j + 37] for j in range(0, len(seq), 37)]
     path = tmp_path / f"g{'.fq' if fastq else '.fa'}"
     path.write_bytes(newline.join(lines).encode() + newline.encode())
     return path, seqs
@@ -255,7 +270,9 @@ def test_lf_crlf_and_cr_files_read_the_same_at_any_range_count(tmp_path, newline
             got += seqio.read_range(str(path), seqio.file_format(str(path)), *owned(size, parts, r))
         assert got == seqs, parts
         chunks, counted = _distributed(path, parts, 5)
-        assert sum(c.records for c in chunks) == len(seqs) and sum(c.bases for c in chunks) == sum(map(len, seqs))
+        assert sum(c.records for c in chunks) == len(seqs) and sum(c.bases for c in chunks) == sum(
+            map(len, seqs)
+        )
         assert _kmers([s for part in counted for s in part], 5) == _kmers(seqs, 5), parts
 
 
@@ -264,12 +281,16 @@ def test_one_long_record_split_over_many_ranges_counts_every_kmer_once(tmp_path,
     rng = np.random.default_rng(7)
     seq = bytes(rng.choice(list(b"ACGT"), size=5000))
     path = tmp_path / "chr.fa"
-    path.write_bytes(b">chr1\r\n" + b"\r\n".join(seq[i:i + 61] for i in range(0, len(seq), 61)) + b"\r\n")
+    path.write_bytes(
+        b">chr1\r\n" + b"\r\n".join(seq[i : i + 61] for i in range(0, len(seq), 61)) + b"\r\n"
+    )
     for parts in (1, 2, 4, 9, 300):  # 300: ranges shorter than a line, shorter than k
         chunks, counted = _distributed(path, parts, k)
         assert sum(c.records for c in chunks) == 1 and sum(c.bases for c in chunks) == len(seq)
         assert _kmers([s for part in counted for s in part], k) == _kmers([seq], k), parts
-        assert sum(len(s) for s in chunks[0].seqs) <= path.stat().st_size // parts + 1  # rank 0 kept its share
+        assert (
+            sum(len(s) for s in chunks[0].seqs) <= path.stat().st_size // parts + 1
+        )  # rank 0 kept its share
 
 
 def test_a_header_line_longer_than_a_range_is_skipped_whole(tmp_path):
@@ -289,7 +310,9 @@ def test_a_truncated_fastq_record_is_counted_as_incomplete(tmp_path):
         assert seqio.simple_reads(str(path)) == ([b"ACGTACGT"] * 20, 1)
         for parts in (1, 2, 5):
             chunks, _ = _distributed(path, parts, 3)
-            assert sum(c.records for c in chunks) == 20 and sum(c.incomplete for c in chunks) == 1, (cut, parts)
+            assert (
+                sum(c.records for c in chunks) == 20 and sum(c.incomplete for c in chunks) == 1
+            ), (cut, parts)
     path.write_text(whole)
     assert sum(c.incomplete for c in _distributed(path, 3, 3)[0]) == 0
 

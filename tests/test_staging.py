@@ -19,8 +19,13 @@ OPEN_MPI = "Open MPI v5.0.3, package: Open MPI builder Distribution, ident: 5.0.
 
 
 def decide(*, on_device=True, nonblocking=False, says=None, library=MPICH, env=None):
-    return staging.decide(on_device=on_device, nonblocking=nonblocking, library_says=says,
-                          library=library, env=env or {})
+    return staging.decide(
+        on_device=on_device,
+        nonblocking=nonblocking,
+        library_says=says,
+        library=library,
+        env=env or {},
+    )
 
 
 @pytest.mark.parametrize("nonblocking", [False, True])
@@ -30,15 +35,18 @@ def test_host_data_goes_to_mpi_as_it_is(nonblocking, env):
     assert route == (False, "host memory")
 
 
-@pytest.mark.parametrize("says,env,staged", [
-    (None, {}, True),  # a library that cannot say: staged, always correct
-    (False, {}, True),
-    (True, {}, False),
-    (False, {GPU_AWARE_ENV: "1"}, False),  # the override wins either way
-    (True, {GPU_AWARE_ENV: "0"}, True),
-    (None, {GPU_AWARE_ENV: "yes"}, False),
-    (True, {GPU_AWARE_ENV: "off"}, True),
-])
+@pytest.mark.parametrize(
+    "says,env,staged",
+    [
+        (None, {}, True),  # a library that cannot say: staged, always correct
+        (False, {}, True),
+        (True, {}, False),
+        (False, {GPU_AWARE_ENV: "1"}, False),  # the override wins either way
+        (True, {GPU_AWARE_ENV: "0"}, True),
+        (None, {GPU_AWARE_ENV: "yes"}, False),
+        (True, {GPU_AWARE_ENV: "off"}, True),
+    ],
+)
 def test_blocking_calls_stage_exactly_when_mpi_is_not_cuda_aware(says, env, staged):
     for library in (MPICH, OPEN_MPI):
         route = decide(says=says, env=env, library=library)
@@ -46,12 +54,15 @@ def test_blocking_calls_stage_exactly_when_mpi_is_not_cuda_aware(says, env, stag
         assert route.reason == (NOT_AWARE if staged else "CUDA-aware MPI")
 
 
-@pytest.mark.parametrize("library,env,staged", [
-    (MPICH, {}, False),
-    (OPEN_MPI, {}, True),  # its CUDA support leaves out the non-blocking collectives
-    (OPEN_MPI, {GPU_AWARE_NONBLOCKING_ENV: "1"}, False),
-    (MPICH, {GPU_AWARE_NONBLOCKING_ENV: "0"}, True),
-])
+@pytest.mark.parametrize(
+    "library,env,staged",
+    [
+        (MPICH, {}, False),
+        (OPEN_MPI, {}, True),  # its CUDA support leaves out the non-blocking collectives
+        (OPEN_MPI, {GPU_AWARE_NONBLOCKING_ENV: "1"}, False),
+        (MPICH, {GPU_AWARE_NONBLOCKING_ENV: "0"}, True),
+    ],
+)
 def test_nonblocking_collectives_on_a_cuda_aware_mpi(library, env, staged):
     route = decide(nonblocking=True, says=True, library=library, env=env)
     assert route == (staged, NO_NONBLOCKING if staged else "CUDA-aware MPI")

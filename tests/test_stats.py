@@ -53,8 +53,21 @@ def test_summarize_matches_hand_computed_values():
     assert s.stdev == pytest.approx(statistics.stdev([1, 2, 3, 4, 10]))
     assert s.p95 == pytest.approx(np.percentile([1, 2, 3, 4, 10], 95))
     d = s.as_dict()
-    assert set(d) == {"n", "min", "max", "mean", "median", "stdev", "p05", "p95", "p99", "low",
-                      "high", "confidence", "method"}
+    assert set(d) == {
+        "n",
+        "min",
+        "max",
+        "mean",
+        "median",
+        "stdev",
+        "p05",
+        "p95",
+        "p99",
+        "low",
+        "high",
+        "confidence",
+        "method",
+    }
     with pytest.raises(ValueError):
         stats.summarize([])
     with pytest.raises(ValueError):
@@ -84,8 +97,10 @@ def test_interval_covers_the_true_median_as_often_as_it_says():
 
 
 @settings(max_examples=200, deadline=None, database=None)
-@given(st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=1, max_size=300),
-       st.sampled_from([0.5, 0.9, 0.95, 0.99]))
+@given(
+    st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=1, max_size=300),
+    st.sampled_from([0.5, 0.9, 0.95, 0.99]),
+)
 def test_interval_contains_the_median_and_is_never_negative(data, confidence):
     s = stats.summarize(data, confidence)
     assert 0 <= s.min <= s.low <= s.median <= s.high <= s.max
@@ -135,7 +150,10 @@ def test_compare_verdicts():
     # Rates: higher is better, so a larger new median is faster.
     assert stats.compare(old, slower, higher_is_better=True).verdict == "faster"
     # Overlapping samples: no significant change, whatever the medians say.
-    assert stats.compare(old, [1.01, 0.97, 1.03, 1.0, 0.99, 1.02, 1.0]).verdict == "no significant change"
+    assert (
+        stats.compare(old, [1.01, 0.97, 1.03, 1.0, 0.99, 1.02, 1.0]).verdict
+        == "no significant change"
+    )
     # One run against one run is never a regression; the method says why.
     one = stats.compare([1.0], [2.0])
     assert one.verdict == "no significant change" and "can never reach" in one.method
@@ -150,8 +168,12 @@ def test_core_stats_imports_only_numpy_and_math():
     import inspect
 
     tree = ast.parse(inspect.getsource(stats))
-    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    imported |= {
+        n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+    }
     assert imported <= {"numpy", "math", "__future__", "collections", "dataclasses", "typing"}
 
 
@@ -164,11 +186,11 @@ def test_exact_p_with_ties_equals_brute_force_enumeration():
     both = np.array(x + y)
     ranks = np.array([np.sum(both < v) + (np.sum(both == v) + 1) / 2 for v in both])
     centre = len(x) * (len(both) + 1) / 2
-    observed = abs(ranks[:len(x)].sum() - centre)
+    observed = abs(ranks[: len(x)].sum() - centre)
     subsets = list(itertools.combinations(range(len(both)), len(x)))
     extreme = sum(abs(ranks[list(c)].sum() - centre) >= observed - 1e-9 for c in subsets)
     assert p == pytest.approx(extreme / len(subsets))
-    assert u == ranks[:len(x)].sum() - len(x) * (len(x) + 1) / 2
+    assert u == ranks[: len(x)].sum() - len(x) * (len(x) + 1) / 2
 
 
 def test_ties_in_few_samples_are_not_called_significant():
@@ -192,6 +214,8 @@ def test_median_and_percentiles_are_numpys_bit_for_bit(n: int) -> None:
 
 
 def test_summarize_does_not_import_numpy_ma() -> None:
-    code = ("import sys; from hpcsuite.core import stats; stats.summarize([3.0, 1.0, 2.0]); "
-            "stats.percentile([1.0, 2.0], 50); sys.exit('numpy.ma' in sys.modules)")
+    code = (
+        "import sys; from hpcsuite.core import stats; stats.summarize([3.0, 1.0, 2.0]); "
+        "stats.percentile([1.0, 2.0], 50); sys.exit('numpy.ma' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -25,17 +25,20 @@ def test_exact_sum_does_not_depend_on_grouping():
     # partial of the truth - not the same bits, which is why the kernels fix the
     # grouping (blocks, whatever the rank count) instead of relying on exact combination.
     for chunk in (3, 64):
-        grouped = [exact_sum(values[i:i + chunk]) for i in range(0, len(values), chunk)]
+        grouped = [exact_sum(values[i : i + chunk]) for i in range(0, len(values), chunk)]
         assert abs(exact_sum(grouped) - truth) <= math.ulp(truth) * len(grouped)
 
 
-@pytest.mark.parametrize("values,expected", [
-    ([1.0, math.nan], math.nan),
-    ([math.inf, 1.0], math.inf),
-    ([math.inf, -math.inf], math.nan),
-    ([1.7e308, 1.7e308], math.inf),
-    ([-1.7e308, -1.7e308], -math.inf),
-])
+@pytest.mark.parametrize(
+    "values,expected",
+    [
+        ([1.0, math.nan], math.nan),
+        ([math.inf, 1.0], math.inf),
+        ([math.inf, -math.inf], math.nan),
+        ([1.7e308, 1.7e308], math.inf),
+        ([-1.7e308, -1.7e308], -math.inf),
+    ],
+)
 def test_exact_sum_propagates_specials_like_numpy(values, expected):
     got = exact_sum(values)
     with np.errstate(all="ignore"):

@@ -9,9 +9,14 @@ from hpcsuite.core.timing import Stats, measure, summarize
 def test_measure_runs_warmup_untimed_and_syncs_each_repeat():
     events = []
     ticks = iter(range(100))
-    times, result = measure(lambda: events.append("run") or len(events), warmup=2, repeat=3,
-                            barrier=lambda: events.append("barrier"),
-                            sync=lambda: events.append("sync"), clock=lambda: next(ticks))
+    times, result = measure(
+        lambda: events.append("run") or len(events),
+        warmup=2,
+        repeat=3,
+        barrier=lambda: events.append("barrier"),
+        sync=lambda: events.append("sync"),
+        clock=lambda: next(ticks),
+    )
     assert events[:4] == ["run", "sync", "run", "sync"]
     assert events[4:] == ["barrier", "run", "sync"] * 3
     assert times == [1, 1, 1]

@@ -13,6 +13,8 @@ def test_every_sample_once_per_epoch_and_step_totals_add_up(n, size, batch):
         seen = np.concatenate([s.batch_indices(epoch, k) for s in samplers for k in range(s.steps)])
         assert sorted(seen.tolist()) == list(range(n))
         for k in range(samplers[0].steps):
-            assert samplers[0].step_total(k) == sum(len(s.batch_indices(epoch, k)) for s in samplers)
+            assert samplers[0].step_total(k) == sum(
+                len(s.batch_indices(epoch, k)) for s in samplers
+            )
     if n >= 64:  # reshuffled per epoch (tiny shards may repeat by chance)
         assert not np.array_equal(samplers[0].indices(0), samplers[0].indices(1))

@@ -7,7 +7,6 @@ import re
 import time
 
 import pytest
-
 from conftest import launch
 
 if os.environ.get("CI") != "true":
@@ -23,29 +22,47 @@ def _digest(out: str) -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize("ranks,extra", [(1, ()), (2, ()), (4, ()), (2, ("--fp16-allreduce",)),
-                                         (3, ("--compression", "bf16"))])
+@pytest.mark.parametrize(
+    "ranks,extra",
+    [(1, ()), (2, ()), (4, ()), (2, ("--fp16-allreduce",)), (3, ("--compression", "bf16"))],
+)
 def test_mnist_reaches_95_percent_with_the_same_hyper_parameters(tmp_path, ranks, extra):
     import json
 
     record = tmp_path / "r.jsonl"
-    proc = launch(ranks, *MNIST, *extra, "--checkpoint-dir", str(tmp_path), "--target-accuracy", "0.95",
-                  "--json", str(record), timeout=240)
+    proc = launch(
+        ranks,
+        *MNIST,
+        *extra,
+        "--checkpoint-dir",
+        str(tmp_path),
+        "--target-accuracy",
+        "0.95",
+        "--json",
+        str(record),
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     accuracy = float(re.search(r"test accuracy ([\d.]+) %", proc.stdout).group(1))
     assert accuracy >= 95.0
     params = json.loads(record.read_text())["params"]
-    assert params["compression"] == ("none" if not extra else extra[-1].replace("--fp16-allreduce", "fp16"))
+    assert params["compression"] == (
+        "none" if not extra else extra[-1].replace("--fp16-allreduce", "fp16")
+    )
 
 
 def test_a_run_stopped_mid_epoch_and_resumed_ends_bitwise_equal(tmp_path):
     common = (*MNIST, "--epochs", "3")
     straight = launch(2, *common, "--checkpoint-dir", str(tmp_path / "a"), timeout=120)
-    first = launch(2, *common, "--checkpoint-dir", str(tmp_path / "b"), "--max-steps", "10", timeout=120)
+    first = launch(
+        2, *common, "--checkpoint-dir", str(tmp_path / "b"), "--max-steps", "10", timeout=120
+    )
     assert "stopped after 10 steps" in first.stdout, first.stdout + first.stderr
     resumed = launch(2, *common, "--checkpoint-dir", str(tmp_path / "b"), "--resume", timeout=120)
     assert straight.returncode == resumed.returncode == 0, resumed.stderr
-    assert "resumed from" in resumed.stdout and "at epoch 1, step 10" in resumed.stdout, resumed.stdout
+    assert "resumed from" in resumed.stdout and "at epoch 1, step 10" in resumed.stdout, (
+        resumed.stdout
+    )
     assert "resumed" not in straight.stdout
     assert _digest(straight.stdout) == _digest(resumed.stdout)
 
@@ -57,7 +74,9 @@ def test_bad_checkpoints_give_a_clear_error(tmp_path):
     assert "Traceback" not in proc.stderr
     ok = launch(1, *MNIST, "--checkpoint-dir", str(tmp_path / "c"), "--epochs", "1", timeout=60)
     assert ok.returncode == 0
-    other = launch(1, *MNIST, "--checkpoint-dir", str(tmp_path / "c"), "--hidden", "64", "--resume", timeout=60)
+    other = launch(
+        1, *MNIST, "--checkpoint-dir", str(tmp_path / "c"), "--hidden", "64", "--resume", timeout=60
+    )
     assert other.returncode == 2 and "written with other settings (hidden)" in other.stderr
 
 
@@ -71,7 +90,9 @@ def _seconds_since_the_failure(proc) -> float:
 
 
 def test_a_rank_that_stops_reducing_aborts_the_job_with_a_message():
-    proc = launch(3, "tests/helpers/train_faults.py", "stall", env={"HPCSUITE_TRAIN_TIMEOUT": "3"}, timeout=60)
+    proc = launch(
+        3, "tests/helpers/train_faults.py", "stall", env={"HPCSUITE_TRAIN_TIMEOUT": "3"}, timeout=60
+    )
     assert _seconds_since_the_failure(proc) < 3 + 7  # the stall timeout, then the abort
     assert proc.returncode != 0
     assert "no progress for 3 s in gradient" in proc.stderr, proc.stderr
@@ -90,9 +111,28 @@ def test_synthetic_benchmark_reports_rates_and_fused_reductions(tmp_path, model)
 
     path = tmp_path / "s.jsonl"
     fusion = 1 << 20
-    proc = launch(2, "-m", "hpcsuite.train.synthetic", "--model", model, "--batch-size", "4",
-                  "--num-warmup-batches", "1", "--num-batches-per-iter", "2", "--num-iters", "2",
-                  "--fusion-bytes", str(fusion), "--baseline", "100", "--json", str(path), timeout=180)
+    proc = launch(
+        2,
+        "-m",
+        "hpcsuite.train.synthetic",
+        "--model",
+        model,
+        "--batch-size",
+        "4",
+        "--num-warmup-batches",
+        "1",
+        "--num-batches-per-iter",
+        "2",
+        "--num-iters",
+        "2",
+        "--fusion-bytes",
+        str(fusion),
+        "--baseline",
+        "100",
+        "--json",
+        str(path),
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "samples/s per rank" in proc.stdout and "scaling efficiency" in proc.stdout
     rec = json.loads(path.read_text())
@@ -104,17 +144,37 @@ def test_synthetic_benchmark_reports_rates_and_fused_reductions(tmp_path, model)
     assert "exposed reduction" in proc.stdout
 
 
-@pytest.mark.parametrize("device,ran", [("cpu", "cpu"), ("auto", "cpu"), ("gpu", None), ("cuda", None)])
+@pytest.mark.parametrize(
+    "device,ran", [("cpu", "cpu"), ("auto", "cpu"), ("gpu", None), ("cuda", None)]
+)
 def test_synthetic_takes_the_kernels_device_words_and_cuda(tmp_path, device, ran):
     # No GPU visible (hidden where there is one): auto trains on the CPU and says so in the
     # record; gpu and its alias cuda refuse in one line that names the fix.
     import json
 
     path = tmp_path / "s.jsonl"
-    proc = launch(1, "-m", "hpcsuite.train.synthetic", "--model", "mlp", "--batch-size", "2",
-                  "--num-warmup-batches", "0", "--num-batches-per-iter", "1", "--num-iters", "1",
-                  "--device", device, "--json", str(path), "--quiet", timeout=120,
-                  env={"CUDA_VISIBLE_DEVICES": ""})
+    proc = launch(
+        1,
+        "-m",
+        "hpcsuite.train.synthetic",
+        "--model",
+        "mlp",
+        "--batch-size",
+        "2",
+        "--num-warmup-batches",
+        "0",
+        "--num-batches-per-iter",
+        "1",
+        "--num-iters",
+        "1",
+        "--device",
+        device,
+        "--json",
+        str(path),
+        "--quiet",
+        timeout=120,
+        env={"CUDA_VISIBLE_DEVICES": ""},
+    )
     if ran is None:
         assert proc.returncode != 0 and f"--device {device}: no CUDA device visible" in proc.stderr
         assert "use --device cpu or auto" in proc.stderr and not path.exists()
@@ -135,28 +195,42 @@ def test_a_horovod_style_script_runs_with_one_import_changed(extra):
 
 def test_a_horovod_style_script_asking_for_adasum_gets_a_clear_error():
     proc = launch(2, "tests/helpers/horovod_style.py", "--use-adasum", timeout=120)
-    assert proc.returncode != 0 and "op=hvd.Adasum is not supported by hpcsuite.train" in proc.stderr
+    assert (
+        proc.returncode != 0 and "op=hvd.Adasum is not supported by hpcsuite.train" in proc.stderr
+    )
 
 
 # -- issue 14: outputs checked before training, bad values, memory, damaged checkpoints ----------
+
 
 def _bad_checkpoint(path):
     import torch
 
     path.mkdir()
-    torch.save({"model": {"0.weight": "not a tensor"}, "optimizer": 3, "epoch": "one", "step": None,
-                "config": ["x"]}, path / "mnist.pt")
+    torch.save(
+        {
+            "model": {"0.weight": "not a tensor"},
+            "optimizer": 3,
+            "epoch": "one",
+            "step": None,
+            "config": ["x"],
+        },
+        path / "mnist.pt",
+    )
 
 
-@pytest.mark.parametrize("n,args,message", [
-    (2, ("--checkpoint-dir", "{tmp}/file"), "--checkpoint-dir '{tmp}/file' is not a folder"),
-    (1, ("--checkpoint-dir", "{tmp}/file/sub"), "cannot be created"),
-    (2, ("--json", "{tmp}/nowhere/r.jsonl"), "does not exist"),
-    (1, ("--momentum", "-1"), "--momentum -1.0 must be a finite number >= 0"),
-    (2, ("--lr", "inf"), "--lr inf must be positive and finite"),
-    (2, ("--hidden", "1000000000"), "GB is available there"),
-    (2, ("--checkpoint-dir", "{tmp}/bad", "--resume"), "has fields of the wrong type"),
-])
+@pytest.mark.parametrize(
+    "n,args,message",
+    [
+        (2, ("--checkpoint-dir", "{tmp}/file"), "--checkpoint-dir '{tmp}/file' is not a folder"),
+        (1, ("--checkpoint-dir", "{tmp}/file/sub"), "cannot be created"),
+        (2, ("--json", "{tmp}/nowhere/r.jsonl"), "does not exist"),
+        (1, ("--momentum", "-1"), "--momentum -1.0 must be a finite number >= 0"),
+        (2, ("--lr", "inf"), "--lr inf must be positive and finite"),
+        (2, ("--hidden", "1000000000"), "GB is available there"),
+        (2, ("--checkpoint-dir", "{tmp}/bad", "--resume"), "has fields of the wrong type"),
+    ],
+)
 def test_mnist_refuses_before_training_with_one_line(tmp_path, n, args, message):
     (tmp_path / "file").write_text("x")
     _bad_checkpoint(tmp_path / "bad")

@@ -181,9 +181,13 @@ def _load_cupy(local_rank: int) -> Backend:
     try:
         cupy.cuda.Device(device_id).use()
         props = cupy.cuda.runtime.getDeviceProperties(device_id)
-    except Exception as exc:  # e.g. exclusive-process mode with the GPU taken: --device auto falls back
-        raise BackendError(f"--device gpu: GPU {device_id} is not usable by this process ({exc}); "
-                           "check nvidia-smi (compute mode, other jobs), or use --device cpu") from None
+    except (
+        Exception
+    ) as exc:  # e.g. exclusive-process mode with the GPU taken: --device auto falls back
+        raise BackendError(
+            f"--device gpu: GPU {device_id} is not usable by this process ({exc}); "
+            "check nvidia-smi (compute mode, other jobs), or use --device cpu"
+        ) from None
     name = props["name"]
     description = name.decode() if isinstance(name, bytes) else str(name)
 
@@ -202,7 +206,10 @@ def _load_cupy(local_rank: int) -> Backend:
         to_host=cupy.asnumpy,
         from_host=cupy.asarray,
         # The driver's free memory plus what CuPy's pool holds unused (it hands that out first).
-        free_bytes=lambda: int(cupy.cuda.runtime.memGetInfo()[0]) + int(cupy.get_default_memory_pool().free_bytes()),
+        free_bytes=lambda: (
+            int(cupy.cuda.runtime.memGetInfo()[0])
+            + int(cupy.get_default_memory_pool().free_bytes())
+        ),
     )
 
 

@@ -35,7 +35,13 @@ from typing import Any
 from hpcsuite.core.errors import HpcsuiteError, UsageError
 
 #: Environment variables through which launchers tell a process its rank.
-RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK", "SLURM_PROCID")
+RANK_VARIABLES = (
+    "PMI_RANK",
+    "OMPI_COMM_WORLD_RANK",
+    "PMIX_RANK",
+    "MV2_COMM_WORLD_RANK",
+    "SLURM_PROCID",
+)
 
 
 def env_rank() -> int:
@@ -84,10 +90,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def split_passthrough(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """Split ``argv`` at the first ``--``: our options, and the options we pass through untouched."""
+    """Split ``argv`` at the first ``--``: our options, and those we pass through untouched."""
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)
-    return argv[:cut], argv[cut + 1:]
+    return argv[:cut], argv[cut + 1 :]
 
 
 def positive_int(text: str) -> int:
@@ -159,8 +165,10 @@ def refuse_control(value: str, option: str) -> str:
     """
     bad = _CONTROL.search(value)
     if bad:
-        raise UsageError(f"{option} {value!r} holds the control character {bad.group()!r} "
-                         f"(position {bad.start()}); it would break the generated file, remove it")
+        raise UsageError(
+            f"{option} {value!r} holds the control character {bad.group()!r} "
+            f"(position {bad.start()}); it would break the generated file, remove it"
+        )
     return value
 
 
@@ -209,29 +217,54 @@ def write_file(path: str, text: str, option: str) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
-        raise UsageError(f"{option} {path!r} could not be written ({exc.strerror or exc})") from None
+        raise UsageError(
+            f"{option} {path!r} could not be written ({exc.strerror or exc})"
+        ) from None
 
 
 def common_parser() -> argparse.ArgumentParser:
     """Options every kernel shares (an argparse parent parser)."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("common options")
-    g.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
-                   help="where to compute: cpu (NumPy), gpu (CuPy, one GPU per rank, "
-                        "chosen by node-local rank) or auto (gpu when usable) [%(default)s]")
-    g.add_argument("--seed", type=nonnegative_int, default=0,
-                   help="seed of the generated data; the same seed gives the same data "
-                        "at every rank count [%(default)s]")
-    g.add_argument("--warmup", type=nonnegative_int, default=0,
-                   help="untimed runs of the kernel before the timed ones [%(default)s]")
-    g.add_argument("--repeat", type=positive_int, default=1,
-                   help="timed runs of the kernel; statistics over them [%(default)s]")
-    g.add_argument("--check", action="store_true",
-                   help="verify the result against a one-process NumPy reference; exit 3 on mismatch")
-    g.add_argument("--json", metavar="PATH",
-                   help="append one JSON record of this run to PATH (rank 0 writes)")
-    g.add_argument("--quiet", action="store_true",
-                   help="print only the result line; no progress")
+    g.add_argument(
+        "--device",
+        choices=("cpu", "gpu", "auto"),
+        default="cpu",
+        help=(
+            "where to compute: cpu (NumPy), gpu (CuPy, one GPU per rank, "
+            "chosen by node-local rank) or auto (gpu when usable) [%(default)s]"
+        ),
+    )
+    g.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=0,
+        help=(
+            "seed of the generated data; the same seed gives the same data "
+            "at every rank count [%(default)s]"
+        ),
+    )
+    g.add_argument(
+        "--warmup",
+        type=nonnegative_int,
+        default=0,
+        help="untimed runs of the kernel before the timed ones [%(default)s]",
+    )
+    g.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        help="timed runs of the kernel; statistics over them [%(default)s]",
+    )
+    g.add_argument(
+        "--check",
+        action="store_true",
+        help="verify the result against a one-process NumPy reference; exit 3 on mismatch",
+    )
+    g.add_argument(
+        "--json", metavar="PATH", help="append one JSON record of this run to PATH (rank 0 writes)"
+    )
+    g.add_argument("--quiet", action="store_true", help="print only the result line; no progress")
     return p
 
 
@@ -239,8 +272,11 @@ def _tag(text: str, rank: int) -> str:
     return "".join(f"[rank {rank}] {line}\n" for line in text.rstrip("\n").splitlines())
 
 
-def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
-        prog: str = "hpcsuite") -> int:
+def run(
+    main: Callable[[Sequence[str] | None], int | None],
+    argv: Sequence[str] | None = None,
+    prog: str = "hpcsuite",
+) -> int:
     """Run ``main(argv)`` under the error and exit policy; return the exit status.
 
     Parameters
@@ -293,7 +329,10 @@ def collective_exit(code: int | str | None = 0) -> SystemExit:
 
 
 #: How torch's CPU allocator words a failed allocation (a RuntimeError, not MemoryError).
-_TORCH_CPU_OOM = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory")
+_TORCH_CPU_OOM = (
+    "DefaultCPUAllocator: can't allocate memory",
+    "DefaultCPUAllocator: not enough memory",
+)
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -319,8 +358,10 @@ def _crash(exc: BaseException, prog: str) -> int:
         code = status or 1  # the job did not finish: never report success
     elif _out_of_memory(exc):  # a size the machine cannot hold: say so, no traceback
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-        text = (f"{prog}: error: out of memory ({type(exc).__name__}: {first[:200]}); use a smaller size, "
-                "fewer ranks per node or GPU, or spread the job over more nodes\n")
+        text = (
+            f"{prog}: error: out of memory ({type(exc).__name__}: {first[:200]}); use a smaller"
+            " size, fewer ranks per node or GPU, or spread the job over more nodes\n"
+        )
     sys.stderr.write(_tag(text, rank))
     if where is not None and where[1] > 1:
         from hpcsuite.core import mpi  # loaded already: MPI runs (see _mpi_rank_size)

@@ -18,8 +18,15 @@ from hpcsuite.core.sources import Source, load_rows
 MODES = ("local", "scatter")
 
 
-def rows_of_rank(comm: mpi.MPI.Comm, backend: Backend, source: Source | None, layout: Layout,
-                 mode: str, *, root: int = 0) -> Any:
+def rows_of_rank(
+    comm: mpi.MPI.Comm,
+    backend: Backend,
+    source: Source | None,
+    layout: Layout,
+    mode: str,
+    *,
+    root: int = 0,
+) -> Any:
     """Return this rank's rows of the global array on ``backend``.
 
     Parameters

@@ -166,8 +166,12 @@ class Kernel:
 
 def parser(kernel: Kernel) -> cli.ArgumentParser:
     """The kernel's command line: the common options plus its own."""
-    p = cli.ArgumentParser(prog=f"python -m hpcsuite.{kernel.name}", description=kernel.description,
-                           epilog=kernel.epilog or None, parents=[cli.common_parser()])
+    p = cli.ArgumentParser(
+        prog=f"python -m hpcsuite.{kernel.name}",
+        description=kernel.description,
+        epilog=kernel.epilog or None,
+        parents=[cli.common_parser()],
+    )
     p.set_defaults(**kernel.defaults)
     kernel.add_arguments(p.add_argument_group(f"{kernel.name} options"))
     return p
@@ -183,8 +187,10 @@ def main(kernel: Kernel, argv: Sequence[str] | None = None) -> int:
     """Run ``kernel`` as ``python -m hpcsuite.<name>``; return the exit status."""
     args = parser(kernel).parse_args(argv)
     if args.device not in kernel.devices:
-        raise UsageError(f"--device {args.device} is not supported by {kernel.name}; "
-                         f"it runs on {', '.join(kernel.devices)} (drop --device)")
+        raise UsageError(
+            f"--device {args.device} is not supported by {kernel.name}; "
+            f"it runs on {', '.join(kernel.devices)} (drop --device)"
+        )
     kernel.validate(args)
 
     comm = mpi.world()
@@ -212,7 +218,9 @@ def main(kernel: Kernel, argv: Sequence[str] | None = None) -> int:
     if args.check or kernel.checks_always(args):
         progress.say("checking against the reference")
         check = kernel.check(state)
-    passed = comm.bcast(check["passed"] if comm.rank == 0 and check else True, root=0)  # comm: metadata
+    passed = comm.bcast(
+        check["passed"] if comm.rank == 0 and check else True, root=0
+    )  # comm: metadata
     wall = mpi.max_over_ranks(comm, time.perf_counter() - started)
     hosts = mpi.hosts(comm)
     with mpi.agree(comm):  # a record or output that cannot be written fails every rank alike
@@ -223,7 +231,9 @@ def main(kernel: Kernel, argv: Sequence[str] | None = None) -> int:
     # one rank the job is being aborted anyway.
     kernel.teardown(state)
     if not passed:
-        err = CheckError(f"{kernel.name}: the result does not match the reference (see the check line)")
+        err = CheckError(
+            f"{kernel.name}: the result does not match the reference (see the check line)"
+        )
         err.collective = True  # every rank knows: all exit 3, no abort
         raise err
     return 0
@@ -241,12 +251,21 @@ def guard(comm: Any, backend: Any, need: Footprint) -> None:
     with mpi.agree(comm):
         if node.rank == 0:
             limit, what = memory.node_limit()
-            memory.check_fits(total, limit, where=f"node {mpi.processor_name()}", hint=need.hint, what=what)
+            memory.check_fits(
+                total, limit, where=f"node {mpi.processor_name()}", hint=need.hint, what=what
+            )
     mpi.check_device_fits(comm, backend, need.device, hint=need.hint)
 
 
-def _timed(comm: Any, backend: Any, kernel: Kernel, state: Any, args: Any, setup_local: float,
-           progress: Progress) -> tuple[dict[str, list[float]], float]:
+def _timed(
+    comm: Any,
+    backend: Any,
+    kernel: Kernel,
+    state: Any,
+    args: Any,
+    setup_local: float,
+    progress: Progress,
+) -> tuple[dict[str, list[float]], float]:
     """Warm-up and timed repetitions; per phase, each repetition's slowest-rank seconds."""
     phases = kernel.phases
     local = np.zeros(args.repeat * len(phases) + 1)
@@ -266,7 +285,7 @@ def _timed(comm: Any, backend: Any, kernel: Kernel, state: Any, args: Any, setup
         progress.tick(i + 1, total)
     worst = np.empty_like(local)
     comm.Allreduce(local, worst, op=MPI.MAX)  # comm: the slowest rank's time, every repetition
-    per_phase = {p: worst[j:-1:len(phases)].tolist() for j, p in enumerate(phases)}
+    per_phase = {p: worst[j : -1 : len(phases)].tolist() for j, p in enumerate(phases)}
     return per_phase, float(worst[-1])
 
 
@@ -288,9 +307,19 @@ class Progress:
             self.say(f"repetition {done} of {total}")
 
 
-def _report(kernel: Kernel, state: Any, args: Any, comm: Any, bk: Any, argv: Sequence[str] | None,
-            times: dict[str, list[float]], setup_s: float, wall: float, hosts: list[str],
-            check: dict[str, Any] | None) -> None:
+def _report(
+    kernel: Kernel,
+    state: Any,
+    args: Any,
+    comm: Any,
+    bk: Any,
+    argv: Sequence[str] | None,
+    times: dict[str, list[float]],
+    setup_s: float,
+    wall: float,
+    hosts: list[str],
+    check: dict[str, Any] | None,
+) -> None:
     """Print the summary and append the record (rank 0)."""
     samples = times[kernel.primary]
     st = stats.summarize(samples)
@@ -309,31 +338,64 @@ def _report(kernel: Kernel, state: Any, args: Any, comm: Any, bk: Any, argv: Seq
             + f", device {bk.device} ({bk.description})",
             f"  {kernel.setup_label:<10} {setup_s:.3f} s",
             f"  {kernel.step_label:<10} {st.median:.4g} s median of {st.n}"
-            + (f" ({pct} interval {st.low:.4g} to {st.high:.4g} s), min {st.min:.4g} s" if st.n > 1
-               else " (one run: no interval; --repeat N gives one)"),
+            + (
+                f" ({pct} interval {st.low:.4g} to {st.high:.4g} s), min {st.min:.4g} s"
+                if st.n > 1
+                else " (one run: no interval; --repeat N gives one)"
+            ),
             f"  {fig.name:<10} {value:.4g} {fig.unit}"
             + (f" ({pct} interval {low:.4g} to {high:.4g} {fig.unit})" if st.n > 1 else ""),
             f"  wall       {wall:.3f} s",
         ]
         if check:
-            lines.append(f"  check      {'ok' if check['passed'] else 'FAILED'}: {check.get('detail', '')}")
+            lines.append(
+                f"  check      {'ok' if check['passed'] else 'FAILED'}: {check.get('detail', '')}"
+            )
     print("\n".join(lines), flush=True)
     if not args.json:
         return
 
-    env = records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(), device=bk.device,
-                              device_name=bk.description,
-                              thread_level=mpi.thread_level(), gpu_aware=mpi.gpu_aware() if bk.on_device else None)
-    recorded_times: dict[str, Any] = {"unit": "s", "samples": samples, "stats": st.as_dict(),
-                                      kernel.setup_label: setup_s, "wall": wall}
+    env = records.fingerprint(
+        hosts=hosts,
+        mpi_library=mpi.library_version(),
+        device=bk.device,
+        device_name=bk.description,
+        thread_level=mpi.thread_level(),
+        gpu_aware=mpi.gpu_aware() if bk.on_device else None,
+    )
+    recorded_times: dict[str, Any] = {
+        "unit": "s",
+        "samples": samples,
+        "stats": st.as_dict(),
+        kernel.setup_label: setup_s,
+        "wall": wall,
+    }
     if kernel.step_label != "time":
         recorded_times[kernel.step_label] = samples
     if len(kernel.phases) > 1:
         recorded_times["phases"] = times
     params = {**out.params, "warmup": args.warmup, "repeat": args.repeat}
-    fom = {"name": fig.name, "value": value, "unit": fig.unit, "higher_is_better": True,
-           "low": low, "high": high, "basis": "median"}
-    records.append(args.json, records.make(
-        kernel.name, params=params, ranks=comm.size, ranks_per_node=per_node, env=env,
-        times=recorded_times, fom=fom, result=out.result, check=check,
-        argv=command_line(kernel.name, argv)))
+    fom = {
+        "name": fig.name,
+        "value": value,
+        "unit": fig.unit,
+        "higher_is_better": True,
+        "low": low,
+        "high": high,
+        "basis": "median",
+    }
+    records.append(
+        args.json,
+        records.make(
+            kernel.name,
+            params=params,
+            ranks=comm.size,
+            ranks_per_node=per_node,
+            env=env,
+            times=recorded_times,
+            fom=fom,
+            result=out.result,
+            check=check,
+            argv=command_line(kernel.name, argv),
+        ),
+    )

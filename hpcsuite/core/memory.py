@@ -207,9 +207,12 @@ def _headroom(leaf: Path, top: Path, limit_file: str, usage_file: str, inactive:
         folder = folder.parent
 
 
-def cgroup_bytes(*, proc_cgroup: str | os.PathLike[str] = "/proc/self/cgroup",
-                 mountinfo: str | os.PathLike[str] = "/proc/self/mountinfo",
-                 root: str | os.PathLike[str] | None = None) -> int | None:
+def cgroup_bytes(
+    *,
+    proc_cgroup: str | os.PathLike[str] = "/proc/self/cgroup",
+    mountinfo: str | os.PathLike[str] = "/proc/self/mountinfo",
+    root: str | os.PathLike[str] | None = None,
+) -> int | None:
     """Bytes this process's cgroup (v2 or v1) still lets it allocate; None: no limit or unknown.
 
     Parameters
@@ -238,8 +241,11 @@ def cgroup_bytes(*, proc_cgroup: str | os.PathLike[str] = "/proc/self/cgroup",
         found.append(_headroom(leaf, top, "memory.max", "memory.current", "inactive_file"))
     if mount_v1 is not None:
         leaf, top = _leaf(mount_v1, path_v1)
-        found.append(_headroom(leaf, top, "memory.limit_in_bytes", "memory.usage_in_bytes",
-                               "total_inactive_file"))
+        found.append(
+            _headroom(
+                leaf, top, "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"
+            )
+        )
     found = [b for b in found if b is not None]
     return min(found) if found else None
 
@@ -290,11 +296,14 @@ def slurm_bytes(environ: Mapping[str, str] | None = None) -> Limit | None:
 # together
 
 
-def limit_bytes(*, meminfo: str | os.PathLike[str] = "/proc/meminfo",
-                proc_cgroup: str | os.PathLike[str] = "/proc/self/cgroup",
-                mountinfo: str | os.PathLike[str] = "/proc/self/mountinfo",
-                cgroup_root: str | os.PathLike[str] | None = None,
-                environ: Mapping[str, str] | None = None) -> Limit:
+def limit_bytes(
+    *,
+    meminfo: str | os.PathLike[str] = "/proc/meminfo",
+    proc_cgroup: str | os.PathLike[str] = "/proc/self/cgroup",
+    mountinfo: str | os.PathLike[str] = "/proc/self/mountinfo",
+    cgroup_root: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Limit:
     """Memory this job may use on this node: the smallest of free memory, the cgroup
     limit and Slurm's ``--mem`` / ``--mem-per-cpu``; and which of them it is.
 
@@ -337,8 +346,9 @@ def node_limit() -> Limit:
     return limit_bytes()
 
 
-def available_bytes(meminfo: str | os.PathLike[str] = "/proc/meminfo",
-                    **inputs) -> Available | None:
+def available_bytes(
+    meminfo: str | os.PathLike[str] = "/proc/meminfo", **inputs
+) -> Available | None:
     """Memory this job may use on this node (see :func:`limit_bytes`), or None if unknown.
 
     The result is an ``int`` carrying ``.what``, the limit that decided, which
@@ -348,8 +358,9 @@ def available_bytes(meminfo: str | os.PathLike[str] = "/proc/meminfo",
     return None if limit.bytes is None else Available(limit.bytes, limit.what)
 
 
-def check_fits(need: int, available: int | None, *, where: str, hint: str,
-               what: str | None = None) -> None:
+def check_fits(
+    need: int, available: int | None, *, where: str, hint: str, what: str | None = None
+) -> None:
     """Raise :class:`InputError` when ``need`` bytes exceed the usable part of ``available``.
 
     Parameters

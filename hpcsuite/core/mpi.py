@@ -31,13 +31,13 @@ import numpy as np
 mpi4py.rc.initialize = False
 mpi4py.rc.finalize = True
 
-from mpi4py import MPI  # after the rc switches above
-from mpi4py.util import dtlib, pkl5
+from mpi4py import MPI  # noqa: E402 (after the rc switches above)
+from mpi4py.util import dtlib, pkl5  # noqa: E402
 
-from hpcsuite.core import memory
-from hpcsuite.core import staging as policy
-from hpcsuite.core.backend import Backend
-from hpcsuite.core.errors import HpcsuiteError, UsageError
+from hpcsuite.core import memory  # noqa: E402
+from hpcsuite.core import staging as policy  # noqa: E402
+from hpcsuite.core.backend import Backend  # noqa: E402
+from hpcsuite.core.errors import HpcsuiteError, UsageError  # noqa: E402
 
 # The staging policy's overrides, here too for the callers that name them (info, tests).
 GPU_AWARE_ENV = policy.GPU_AWARE_ENV
@@ -149,8 +149,12 @@ def library_version() -> str:
 
 def thread_level() -> str:
     """The thread support MPI gave this process, e.g. ``'multiple'``."""
-    names = {MPI.THREAD_SINGLE: "single", MPI.THREAD_FUNNELED: "funneled",
-             MPI.THREAD_SERIALIZED: "serialized", MPI.THREAD_MULTIPLE: "multiple"}
+    names = {
+        MPI.THREAD_SINGLE: "single",
+        MPI.THREAD_FUNNELED: "funneled",
+        MPI.THREAD_SERIALIZED: "serialized",
+        MPI.THREAD_MULTIPLE: "multiple",
+    }
     return names.get(MPI.Query_thread(), "unknown")
 
 
@@ -196,10 +200,16 @@ def route(on_device: bool, *, nonblocking: bool = False) -> policy.Route:
     MPI library and environment): the one policy of kernels, microbench and train. Starts
     MPI for device data (the library is asked)."""
     if not on_device:  # nothing to ask the library
-        return policy.decide(on_device=False, nonblocking=nonblocking, library_says=None,
-                             library="", env=os.environ)
-    return policy.decide(on_device=on_device, nonblocking=nonblocking, library_says=_library_says(),
-                         library=library_version(), env=os.environ)
+        return policy.decide(
+            on_device=False, nonblocking=nonblocking, library_says=None, library="", env=os.environ
+        )
+    return policy.decide(
+        on_device=on_device,
+        nonblocking=nonblocking,
+        library_says=_library_says(),
+        library=library_version(),
+        env=os.environ,
+    )
 
 
 def staging(backend: Backend) -> bool:
@@ -229,8 +239,15 @@ def received(backend: Backend, buffer: Any) -> Any:
     return backend.from_host(buffer) if staging(backend) else buffer
 
 
-def bcast_array(comm: MPI.Comm, backend: Backend, array: Any | None, shape: tuple[int, ...],
-                dtype: np.dtype | type, *, root: int = 0) -> Any:
+def bcast_array(
+    comm: MPI.Comm,
+    backend: Backend,
+    array: Any | None,
+    shape: tuple[int, ...],
+    dtype: np.dtype | type,
+    *,
+    root: int = 0,
+) -> Any:
     """``root``'s C-contiguous ``array`` (ignored elsewhere) on every rank, on ``backend``."""
     if comm.rank == root:
         comm.Bcast(send_buffer(backend, array), root=root)  # comm: the broadcast
@@ -352,9 +369,13 @@ def check_device_fits(comm: MPI.Comm, backend: Backend, need: int, *, hint: str)
     total = sum(n for device, n in everyone if device == backend.device_id)
     sharing = sum(device == backend.device_id for device, _ in everyone)
     with agree(comm):
-        memory.check_fits(total, backend.free_bytes(),
-                          where=f"GPU {backend.device_id} of node {processor_name()}"
-                                + (f" ({sharing} ranks share it)" if sharing > 1 else ""), hint=hint)
+        memory.check_fits(
+            total,
+            backend.free_bytes(),
+            where=f"GPU {backend.device_id} of node {processor_name()}"
+            + (f" ({sharing} ranks share it)" if sharing > 1 else ""),
+            hint=hint,
+        )
 
 
 def max_over_ranks(comm: MPI.Comm, value: float) -> float:

@@ -50,8 +50,16 @@ GIT_TIMEOUT = 5.0
 
 #: Prefixes of the environment variables that tune MPI and the network stack
 #: (MPICH CVARs, Open MPI / PMIx MCA parameters, UCX, libfabric, Intel MPI, NCCL, Cray MPICH).
-TUNING_PREFIXES = ("MPIR_CVAR_", "OMPI_MCA_", "PMIX_MCA_", "UCX_", "FI_", "I_MPI_", "NCCL_",
-                   "MPICH_")
+TUNING_PREFIXES = (
+    "MPIR_CVAR_",
+    "OMPI_MCA_",
+    "PMIX_MCA_",
+    "UCX_",
+    "FI_",
+    "I_MPI_",
+    "NCCL_",
+    "MPICH_",
+)
 
 #: Seconds :func:`append` waits for another writer's lock before writing without it.
 LOCK_WAIT = 10.0
@@ -92,8 +100,15 @@ def git_info() -> dict[str, Any] | None:
         if left <= 0:
             return None
         try:
-            out = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True,
-                                 timeout=left, check=False, env=env, stdin=subprocess.DEVNULL)
+            out = subprocess.run(
+                ["git", "-C", str(here), *args],
+                capture_output=True,
+                text=True,
+                timeout=left,
+                check=False,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         return (out.stdout.strip() or None) if out.returncode == 0 else None
@@ -197,8 +212,10 @@ def _thread_pools() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return [], []
     keep = ("internal_api", "version", "num_threads", "threading_layer", "filepath")
     pools = [{k: lib.get(k) for k in keep} for lib in info]
-    return ([p for p, lib in zip(pools, info) if lib.get("user_api") == "blas"],
-            [p for p, lib in zip(pools, info) if lib.get("user_api") == "openmp"])
+    return (
+        [p for p, lib in zip(pools, info) if lib.get("user_api") == "blas"],
+        [p for p, lib in zip(pools, info) if lib.get("user_api") == "openmp"],
+    )
 
 
 def _packages() -> dict[str, str]:
@@ -213,9 +230,14 @@ def _packages() -> dict[str, str]:
     return found
 
 
-def provenance(*, argv: Sequence[str] | None = None, mpi_library: str | None = None,
-               thread_level: str | None = None, environ: Mapping[str, str] | None = None,
-               utc: str | None = None) -> dict[str, Any]:
+def provenance(
+    *,
+    argv: Sequence[str] | None = None,
+    mpi_library: str | None = None,
+    thread_level: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    utc: str | None = None,
+) -> dict[str, Any]:
     """Where a record comes from: command line, code, scheduler job, MPI, BLAS, threads.
 
     Cheap (a few file reads, two bounded git calls once per process); computed on the
@@ -266,15 +288,26 @@ def _mpi_thread_level() -> str | None:
     try:
         if MPI is None or not MPI.Is_initialized() or MPI.Is_finalized():
             return None
-        names = {MPI.THREAD_SINGLE: "single", MPI.THREAD_FUNNELED: "funneled",
-                 MPI.THREAD_SERIALIZED: "serialized", MPI.THREAD_MULTIPLE: "multiple"}
+        names = {
+            MPI.THREAD_SINGLE: "single",
+            MPI.THREAD_FUNNELED: "funneled",
+            MPI.THREAD_SERIALIZED: "serialized",
+            MPI.THREAD_MULTIPLE: "multiple",
+        }
         return names.get(MPI.Query_thread(), "unknown")
     except Exception:  # noqa: BLE001 - provenance is best effort
         return None
 
 
-def fingerprint(*, hosts: Sequence[str], mpi_library: str, device: str, device_name: str,
-                gpu_aware: bool | None = None, thread_level: str | None = None) -> dict[str, Any]:
+def fingerprint(
+    *,
+    hosts: Sequence[str],
+    mpi_library: str,
+    device: str,
+    device_name: str,
+    gpu_aware: bool | None = None,
+    thread_level: str | None = None,
+) -> dict[str, Any]:
     """The environment a result belongs to; reports never merge different fingerprints.
 
     Parameters
@@ -319,11 +352,21 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def make(kernel: str, *, params: dict[str, Any], ranks: int, env: dict[str, Any],
-         times: dict[str, Any], fom: dict[str, Any] | None, result: Any = None,
-         check: dict[str, Any] | None = None, argv: Sequence[str] | None = None,
-         ranks_per_node: int | None = None, provenance: dict[str, Any] | None = None,
-         environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def make(
+    kernel: str,
+    *,
+    params: dict[str, Any],
+    ranks: int,
+    env: dict[str, Any],
+    times: dict[str, Any],
+    fom: dict[str, Any] | None,
+    result: Any = None,
+    check: dict[str, Any] | None = None,
+    argv: Sequence[str] | None = None,
+    ranks_per_node: int | None = None,
+    provenance: dict[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Assemble one record.
 
     Parameters
@@ -359,26 +402,33 @@ def make(kernel: str, *, params: dict[str, Any], ranks: int, env: dict[str, Any]
         ranks_per_node = env.get("ranks_per_node") or math.ceil(ranks / nodes)
     utc = provenance["utc"] if provenance and "utc" in provenance else utc_now()
     if provenance is None:
-        provenance = _provenance(argv=argv, mpi_library=env.get("mpi_library"),
-                                 thread_level=env.get("thread_level"), environ=environ, utc=utc)
-    return _jsonable({
-        "schema": SCHEMA,
-        "kernel": kernel,
-        "timestamp": utc,
-        "params": params,
-        "ranks": ranks,
-        "nodes": nodes,
-        "ranks_per_node": ranks_per_node,
-        "device": env.get("device"),
-        "times": times,
-        "fom": fom,
-        "result": result,
-        "check": check,
-        "env": env,
-        "argv": argv,
-        "version": hpcsuite.__version__,
-        "provenance": provenance,
-    })
+        provenance = _provenance(
+            argv=argv,
+            mpi_library=env.get("mpi_library"),
+            thread_level=env.get("thread_level"),
+            environ=environ,
+            utc=utc,
+        )
+    return _jsonable(
+        {
+            "schema": SCHEMA,
+            "kernel": kernel,
+            "timestamp": utc,
+            "params": params,
+            "ranks": ranks,
+            "nodes": nodes,
+            "ranks_per_node": ranks_per_node,
+            "device": env.get("device"),
+            "times": times,
+            "fom": fom,
+            "result": result,
+            "check": check,
+            "env": env,
+            "argv": argv,
+            "version": hpcsuite.__version__,
+            "provenance": provenance,
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -436,8 +486,9 @@ def append(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             readable = False
     except OSError as exc:
-        raise OutputError(f"cannot write the record to {str(path)!r}: "
-                          f"{exc.strerror or exc}") from None
+        raise OutputError(
+            f"cannot write the record to {str(path)!r}: {exc.strerror or exc}"
+        ) from None
     try:
         _append_line(fd, path, line, readable)
     finally:
@@ -466,10 +517,14 @@ def _append_line(fd: int, path: Path, line: bytes, readable: bool) -> None:
         restored = regular and _truncate_back(fd, old, old + done, locked)
         if not isinstance(exc, OSError):  # interrupted (Ctrl-C...): undone, then passed on
             raise
-        state = ("the file is as it was" if restored or not done
-                 else "the file may end in a partial line")
-        raise OutputError(f"cannot write the record to {str(path)!r}: "
-                          f"{exc.strerror or exc}; {state}") from None
+        state = (
+            "the file is as it was"
+            if restored or not done
+            else "the file may end in a partial line"
+        )
+        raise OutputError(
+            f"cannot write the record to {str(path)!r}: {exc.strerror or exc}; {state}"
+        ) from None
 
 
 def _truncate_back(fd: int, old: int, ours: int, locked: bool) -> bool:

@@ -21,8 +21,15 @@ from hpcsuite.core import mpi
 from hpcsuite.core.summation import exact_sum, exact_sum_rows
 
 
-def reduce_blocks(comm: Any, backend: Any, parts: Any, counts: list[int],
-                  aggregate: Callable[[np.ndarray], Any], *, root: int = 0) -> Any:
+def reduce_blocks(
+    comm: Any,
+    backend: Any,
+    parts: Any,
+    counts: list[int],
+    aggregate: Callable[[np.ndarray], Any],
+    *,
+    root: int = 0,
+) -> Any:
     """Gather the per-block partials of every rank to ``root`` and aggregate them there.
 
     Parameters
@@ -44,7 +51,9 @@ def reduce_blocks(comm: Any, backend: Any, parts: Any, counts: list[int],
     object or None
         The aggregate on ``root``, None elsewhere.
     """
-    rows = mpi.gather_rows(comm, backend, parts, counts, root=root)  # comm: partials, in block order
+    rows = mpi.gather_rows(
+        comm, backend, parts, counts, root=root
+    )  # comm: partials, in block order
     return aggregate(rows) if comm.rank == root else None
 
 

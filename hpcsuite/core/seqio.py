@@ -59,7 +59,9 @@ def file_format(path: str) -> str:
         every rank in ``open()``), or one that is neither format.
     """
     if path.endswith((".gz", ".bz2", ".xz", ".zst")):
-        raise InputError(f"{path!r} is compressed; parallel reading needs plain text: decompress it first")
+        raise InputError(
+            f"{path!r} is compressed; parallel reading needs plain text: decompress it first"
+        )
     check_regular_file(path, "FASTA or FASTQ file")
     try:
         with open(path, "rb") as f:
@@ -109,11 +111,12 @@ def _read(path: str, start: int, stop: int) -> bytes:
 
 # -- FASTA -----------------------------------------------------------------------------------
 
+
 def fasta_edge(buf: bytes) -> tuple[int, int, bytes, bytes]:
     """What the next range needs to know about this one: (length, index of the last line
     break or -1, first byte after it, first byte). Pure."""
     last = max(buf.rfind(b"\n"), buf.rfind(b"\r"))
-    return len(buf), last, buf[last + 1:last + 2] if last >= 0 else b"", buf[:1]
+    return len(buf), last, buf[last + 1 : last + 2] if last >= 0 else b"", buf[:1]
 
 
 def fasta_state(edges: list[tuple[int, int, bytes, bytes]], rank: int) -> tuple[bool, bool]:
@@ -150,22 +153,24 @@ def parse_fasta(buf: bytes, at_start: bool, in_header: bool) -> Chunk:
     if at_start and buf[:1] == b">":
         heads.insert(0, 0)
     ends = heads[1:] + [len(buf)]
-    lead = buf[pos:heads[0] if heads else len(buf)].translate(None, _BLANKS)
+    lead = buf[pos : heads[0] if heads else len(buf)].translate(None, _BLANKS)
     seqs = [lead]
     for h, nxt in zip(heads, ends):
         found = _BREAK.search(buf, h, nxt)
-        seqs.append(buf[found.start():nxt].translate(None, _BLANKS) if found else b"")
+        seqs.append(buf[found.start() : nxt].translate(None, _BLANKS) if found else b"")
     return Chunk(seqs=seqs, records=len(heads), lead_only=not heads)
 
 
-def extend_for_overlap(chunk: Chunk, heads: list[tuple[bytes, bool]], rank: int, overlap: int) -> list[bytes]:
+def extend_for_overlap(
+    chunk: Chunk, heads: list[tuple[bytes, bool]], rank: int, overlap: int
+) -> list[bytes]:
     """``chunk.seqs`` with the last one extended by the next ``overlap`` bases of its
     record, taken from the leads of the following ranges (``heads[j]`` = (first
     ``overlap`` lead bases of range j, whether range j is all lead)). Pure."""
     if overlap <= 0 or not chunk.seqs:
         return list(chunk.seqs)
     more = b""
-    for lead, lead_only in heads[rank + 1:]:
+    for lead, lead_only in heads[rank + 1 :]:
         more += lead
         if len(more) >= overlap or not lead_only:  # enough, or a new record starts there
             break
@@ -174,12 +179,13 @@ def extend_for_overlap(chunk: Chunk, heads: list[tuple[bytes, bool]], rank: int,
 
 # -- FASTQ -----------------------------------------------------------------------------------
 
+
 def _lines(buf: bytes) -> tuple[list[int], list[bytes]]:
     """Offsets and contents of the lines of ``buf`` (the last one may be partial)."""
     offsets, lines, pos = [], [], 0
     for m in _TERM.finditer(buf):
         offsets.append(pos)
-        lines.append(buf[pos:m.start()])
+        lines.append(buf[pos : m.start()])
         pos = m.end()
     offsets.append(pos)
     lines.append(buf[pos:])
@@ -190,8 +196,13 @@ def _fastq_starts(lines: list[bytes]) -> list[int]:
     """Indexes of the lines that start a FASTQ record. A start is confirmed by its four
     lines ('@' header, sequence, '+', quality as long as the sequence), because a
     quality line may also begin with '@'."""
-    return [i for i in range(len(lines) - 3)
-            if lines[i][:1] == b"@" and lines[i + 2][:1] == b"+" and len(lines[i + 1]) == len(lines[i + 3])]
+    return [
+        i
+        for i in range(len(lines) - 3)
+        if lines[i][:1] == b"@"
+        and lines[i + 2][:1] == b"+"
+        and len(lines[i + 1]) == len(lines[i + 3])
+    ]
 
 
 def read_fastq_range(path: str, start: int, stop: int) -> Chunk:
@@ -217,7 +228,7 @@ def read_fastq_range(path: str, start: int, stop: int) -> Chunk:
     mine = [i for i in starts if lo + offsets[i] < stop]
     nxt = next((i for i in starts if lo + offsets[i] >= stop), len(lines))
     chunk = Chunk()
-    if start == 0 and any(lines[:mine[0] if mine else len(lines)]):
+    if start == 0 and any(lines[: mine[0] if mine else len(lines)]):
         chunk.incomplete += 1  # the file's first record is already broken
     for i, j in zip(mine, mine[1:] + [nxt]):
         chunk.seqs.append(lines[i + 1].strip())
@@ -246,13 +257,14 @@ def read_range(path: str, fmt: str, start: int, stop: int) -> list[bytes]:
             break
         end, step = min(end + step, size), step * 2
     if nxt is not None:
-        buf = buf[:nxt.start() + 1]
+        buf = buf[: nxt.start() + 1]
     # From start - 1, a header is a '>' after a line break; what comes before the first
     # break (the rest of an earlier line) cannot start a record in this range.
     return parse_fasta(buf, start == 0, start > 0).seqs[1:]
 
 
 # -- the parallel reader ---------------------------------------------------------------------
+
 
 def read_distributed(comm: Any, path: str, fmt: str, overlap: int) -> tuple[Chunk, list[bytes]]:
     """This rank's share of the file (collective): (what it read, the sequences to count
@@ -267,11 +279,14 @@ def read_distributed(comm: Any, path: str, fmt: str, overlap: int) -> tuple[Chun
     edges = comm.allgather(fasta_edge(buf))  # comm: a few bytes per rank, where each range ends
     chunk = parse_fasta(buf, *fasta_state(edges, comm.rank))
     del buf
-    heads = comm.allgather((chunk.seqs[0][:overlap], chunk.lead_only))  # comm: <= k-1 bases per rank
+    heads = comm.allgather(
+        (chunk.seqs[0][:overlap], chunk.lead_only)
+    )  # comm: <= k-1 bases per rank
     return chunk, extend_for_overlap(chunk, heads, comm.rank, overlap)
 
 
 # -- the simple reader for --check -----------------------------------------------------------
+
 
 def simple_reads(path: str) -> tuple[list[bytes], int]:
     """Every sequence of a FASTA or FASTQ file, read plainly on one process, and the
@@ -300,9 +315,13 @@ def simple_reads(path: str) -> tuple[list[bytes], int]:
     lines = [line for line in lines if line.strip()]
     bad = 0
     for i in range(0, len(lines), 4):
-        group = lines[i:i + 4]
-        if (len(group) == 4 and group[0].startswith("@") and group[2].startswith("+")
-                and len(group[1].strip()) == len(group[3].strip())):
+        group = lines[i : i + 4]
+        if (
+            len(group) == 4
+            and group[0].startswith("@")
+            and group[2].startswith("+")
+            and len(group[1].strip()) == len(group[3].strip())
+        ):
             seqs.append(group[1].strip().encode("latin-1"))
         else:
             bad += 1

@@ -56,11 +56,23 @@ def check_regular_file(path: str, what: str = "file") -> int:
     if stat.S_ISDIR(info.st_mode):
         raise InputError(f"{path!r} is a directory; give a {what}")
     if not stat.S_ISREG(info.st_mode):
-        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else
-                "a socket" if stat.S_ISSOCK(info.st_mode) else
-                "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "special")
-        raise InputError(f"{path!r} is not a regular file but {kind}; parallel reading needs a regular "
-                         f"{what} every rank can seek in: save the data to a file first")
+        kind = (
+            "a FIFO (named pipe)"
+            if stat.S_ISFIFO(info.st_mode)
+            else (
+                "a socket"
+                if stat.S_ISSOCK(info.st_mode)
+                else (
+                    "a device"
+                    if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                    else "special"
+                )
+            )
+        )
+        raise InputError(
+            f"{path!r} is not a regular file but {kind}; parallel reading needs a regular "
+            f"{what} every rank can seek in: save the data to a file first"
+        )
     return info.st_size
 
 
@@ -97,7 +109,7 @@ class RandomSource:
             raise ValueError(f"rows [{start}, {stop}) do not fall on blocks of {rows} rows")
         for block in range(start // rows, -(-stop // rows)):
             a, b = self.layout.block_range(block)
-            view = out[a - start:b - start]
+            view = out[a - start : b - start]
             rng = self._generator(block)
             if self.dtype.kind == "f":
                 rng.random(dtype=self.dtype, out=view)
@@ -157,7 +169,9 @@ class NpySource:
             while done < len(view):
                 n = f.readinto(view[done:])
                 if not n:
-                    raise InputError(f"{self.path!r} ended early while reading rows {start}..{stop}")
+                    raise InputError(
+                        f"{self.path!r} ended early while reading rows {start}..{stop}"
+                    )
                 done += n
 
 
@@ -175,7 +189,9 @@ class Hdf5Source:
             with h5py.File(path, "r") as f:
                 if dataset is None:
                     names: list[str] = []
-                    f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+                    f.visititems(
+                        lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None
+                    )
                     if len(names) != 1:
                         listed = ", ".join(names[:10]) or "none"
                         raise InputError(
@@ -216,13 +232,17 @@ def _check_shape(shape: tuple[int, ...], path: str) -> None:
     if not shape:
         raise InputError(f"{path!r} holds a scalar, not an array")
     if any(s < 0 for s in shape):
-        raise InputError(f"{path!r} has a negative dimension in its header (shape {shape}); the file is "
-                         "damaged or not written by NumPy")
+        raise InputError(
+            f"{path!r} has a negative dimension in its header (shape {shape}); the file is "
+            "damaged or not written by NumPy"
+        )
     if 0 in shape:
         raise InputError(f"{path!r} holds a zero-size array of shape {shape}; nothing to compute")
 
 
-def open_source(spec: str, *, shape: tuple[int, ...] | None, dtype: str | None, seed: int) -> Source:
+def open_source(
+    spec: str, *, shape: tuple[int, ...] | None, dtype: str | None, seed: int
+) -> Source:
     """Open ``--source`` (``random`` or a file), checking ``--shape``/``--dtype`` against it.
 
     Raises
@@ -242,14 +262,19 @@ def open_source(spec: str, *, shape: tuple[int, ...] | None, dtype: str | None, 
     elif spec.lower().endswith(".npy"):
         source = NpySource(spec)
     else:
-        raise UsageError(f"unknown source {spec!r}: give 'random', a .npy file, or an HDF5 file (.h5)")
+        raise UsageError(
+            f"unknown source {spec!r}: give 'random', a .npy file, or an HDF5 file (.h5)"
+        )
     if shape is not None and tuple(shape) != source.shape:
         raise InputError(
             f"{spec!r} holds shape {'x'.join(map(str, source.shape))} but --shape says "
             f"{'x'.join(map(str, shape))}; drop --shape or make it match"
         )
     if dtype is not None and np.dtype(dtype) != source.dtype:
-        raise InputError(f"{spec!r} holds {source.dtype.name} but --dtype says {dtype}; drop --dtype or make it match")
+        raise InputError(
+            f"{spec!r} holds {source.dtype.name} but --dtype says {dtype}; drop --dtype or make it"
+            " match"
+        )
     return source
 
 
@@ -270,5 +295,5 @@ def load_rows(source: Source, backend: Backend, layout: Layout, start: int, stop
         b = min(a + step, stop)
         host = np.empty((b - a, *source.shape[1:]), dtype=source.dtype)
         source.read(a, b, host)
-        out[a - start:b - start] = backend.from_host(host)
+        out[a - start : b - start] = backend.from_host(host)
     return out

@@ -91,8 +91,14 @@ def nonblocking_direct(aware: bool, library: str, env: Mapping[str, str]) -> boo
     return aware and "open mpi" not in library.lower()
 
 
-def decide(*, on_device: bool, nonblocking: bool, library_says: bool | None, library: str,
-           env: Mapping[str, str]) -> Route:
+def decide(
+    *,
+    on_device: bool,
+    nonblocking: bool,
+    library_says: bool | None,
+    library: str,
+    env: Mapping[str, str],
+) -> Route:
     """The route of one kind of call.
 
     Parameters

@@ -123,8 +123,9 @@ def _check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence={confidence!r} must be a fraction such as 0.95")
 
 
-def median_interval(values: Sequence[float] | np.ndarray,
-                    confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
+def median_interval(
+    values: Sequence[float] | np.ndarray, confidence: float = DEFAULT_CONFIDENCE
+) -> tuple[float, float]:
     """Distribution-free interval of the median from order statistics.
 
     Parameters
@@ -177,8 +178,9 @@ class Stats:
         return asdict(self)
 
 
-def summarize(samples: Sequence[float] | np.ndarray,
-              confidence: float = DEFAULT_CONFIDENCE) -> Stats:
+def summarize(
+    samples: Sequence[float] | np.ndarray, confidence: float = DEFAULT_CONFIDENCE
+) -> Stats:
     """Min, max, mean, median, sample standard deviation, percentiles and the
     interval of the median (:func:`median_interval`).
 
@@ -204,11 +206,25 @@ def summarize(samples: Sequence[float] | np.ndarray,
         if coverage + 1e-12 >= confidence:
             method = f"order statistics {j + 1} and {n - j} of {n} (binomial, exact)"
         else:
-            method = (f"min..max: {n} samples are too few for {100 * confidence:g} % "
-                      f"(covers {100 * coverage:.1f} %)")
-    return Stats(n=n, min=float(a[0]), max=float(a[-1]), mean=float(np.mean(a)), median=med,
-                 stdev=stdev, p05=p05, p95=p95, p99=p99, low=low, high=high,
-                 confidence=coverage, method=method)
+            method = (
+                f"min..max: {n} samples are too few for {100 * confidence:g} % "
+                f"(covers {100 * coverage:.1f} %)"
+            )
+    return Stats(
+        n=n,
+        min=float(a[0]),
+        max=float(a[-1]),
+        mean=float(np.mean(a)),
+        median=med,
+        stdev=stdev,
+        p05=p05,
+        p95=p95,
+        p99=p99,
+        low=low,
+        high=high,
+        confidence=coverage,
+        method=method,
+    )
 
 
 def rate_interval(work: float, stats: Stats) -> tuple[float, float, float]:
@@ -220,6 +236,7 @@ def rate_interval(work: float, stats: Stats) -> tuple[float, float, float]:
         ``work / median``, ``work / stats.high``, ``work / stats.low``; infinite where
         a time is zero, NaN where ``work`` is not finite.
     """
+
     def rate(t: float) -> float:
         if not math.isfinite(work) or not math.isfinite(t) or t < 0:
             return math.nan
@@ -266,9 +283,9 @@ def _exact_u_null(m: int, n: int) -> np.ndarray:
         for k in range(1, n + 1):
             a = np.zeros(i * k + 1)
             take_first = prev[k]  # largest from sample 1: U grows by k
-            a[k:k + take_first.size] += take_first
+            a[k : k + take_first.size] += take_first
             take_second = cur[k - 1]
-            a[:take_second.size] += take_second
+            a[: take_second.size] += take_second
             cur.append(a)
         prev = cur
     return prev[n]
@@ -300,8 +317,9 @@ def _normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def mann_whitney(x: Sequence[float] | np.ndarray,
-                 y: Sequence[float] | np.ndarray) -> tuple[float, float, str]:
+def mann_whitney(
+    x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray
+) -> tuple[float, float, str]:
     """Two-sided Mann-Whitney U test that ``x`` and ``y`` come from one distribution.
 
     Returns
@@ -339,7 +357,7 @@ def mann_whitney(x: Sequence[float] | np.ndarray,
         p = _exact_tied_p((2 * ranks).round().astype(np.int64), m)
         return u, p, "Mann-Whitney U, exact with ties"
     mu = m * n / 2.0
-    tie_term = float(np.sum(counts ** 3 - counts)) / ((m + n) * (m + n - 1)) if m + n > 1 else 0.0
+    tie_term = float(np.sum(counts**3 - counts)) / ((m + n) * (m + n - 1)) if m + n > 1 else 0.0
     var = m * n / 12.0 * ((m + n + 1) - tie_term)
     if var <= 0:
         return u, 1.0, "Mann-Whitney U (all values equal)"
@@ -347,9 +365,14 @@ def mann_whitney(x: Sequence[float] | np.ndarray,
     return u, float(min(1.0, 2 * _normal_sf(max(z, 0.0)))), "Mann-Whitney U, normal approximation"
 
 
-def compare(old: Sequence[float] | np.ndarray, new: Sequence[float] | np.ndarray, *,
-            higher_is_better: bool = False, alpha: float = 0.05,
-            min_change: float = 0.0) -> Comparison:
+def compare(
+    old: Sequence[float] | np.ndarray,
+    new: Sequence[float] | np.ndarray,
+    *,
+    higher_is_better: bool = False,
+    alpha: float = 0.05,
+    min_change: float = 0.0,
+) -> Comparison:
     """Did ``new`` get faster or slower than ``old``? A rank test, not medians alone.
 
     Parameters
@@ -374,8 +397,17 @@ def compare(old: Sequence[float] | np.ndarray, new: Sequence[float] | np.ndarray
     """
     a, b = _array(old), _array(new)
     if a.size == 0 or b.size == 0:
-        return Comparison("no significant change", math.nan, math.nan, math.nan, 1.0, alpha,
-                          int(a.size), int(b.size), "no samples on one side")
+        return Comparison(
+            "no significant change",
+            math.nan,
+            math.nan,
+            math.nan,
+            1.0,
+            alpha,
+            int(a.size),
+            int(b.size),
+            "no samples on one side",
+        )
     m_old, m_new = float(np.median(a)), float(np.median(b))
     change = m_new / m_old - 1 if m_old != 0 else math.nan
     _, p, method = mann_whitney(a, b)

@@ -17,13 +17,50 @@ command line, OSU's flags, MPI start-up at the chosen thread level).
 #: keeps the two equal), so that ``--help`` and argument errors load neither mpi4py nor
 #: libmpi, which ``runner`` imports. Message kinds (see ``buffers``), for the same reason.
 KINDS = ("numpy", "cupy", "bytearray", "pickle", "pkl5")
-NAMES = ("latency", "bw", "bibw", "multi_lat", "mbw_mr", "put_latency", "get_latency", "acc_latency",
-         "barrier", "bcast", "reduce", "allreduce", "gather", "gatherv", "scatter", "scatterv",
-         "allgather", "allgatherv", "alltoall", "alltoallv", "reduce_scatter", "reduce_scatter_block",
-         "iallreduce", "ibcast", "ialltoall", "ialltoallv", "igather", "igatherv", "iscatter", "iscatterv",
-         "iallgather", "iallgatherv", "ireduce", "ireduce_scatter", "ibarrier", "init", "hello")
+NAMES = (
+    "latency",
+    "bw",
+    "bibw",
+    "multi_lat",
+    "mbw_mr",
+    "put_latency",
+    "get_latency",
+    "acc_latency",
+    "barrier",
+    "bcast",
+    "reduce",
+    "allreduce",
+    "gather",
+    "gatherv",
+    "scatter",
+    "scatterv",
+    "allgather",
+    "allgatherv",
+    "alltoall",
+    "alltoallv",
+    "reduce_scatter",
+    "reduce_scatter_block",
+    "iallreduce",
+    "ibcast",
+    "ialltoall",
+    "ialltoallv",
+    "igather",
+    "igatherv",
+    "iscatter",
+    "iscatterv",
+    "iallgather",
+    "iallgatherv",
+    "ireduce",
+    "ireduce_scatter",
+    "ibarrier",
+    "init",
+    "hello",
+)
 #: ``--thread-level`` choices: mpi4py's names of MPI's thread levels.
 THREAD_LEVELS = ("single", "funneled", "serialized", "multiple")
 #: OSU's ``-T`` choices: (NumPy element type, MPI name).
-DATATYPES = {"mpi_char": ("uint8", "MPI_CHAR"), "mpi_int": ("int32", "MPI_INT"),
-             "mpi_float": ("float32", "MPI_FLOAT")}
+DATATYPES = {
+    "mpi_char": ("uint8", "MPI_CHAR"),
+    "mpi_int": ("int32", "MPI_INT"),
+    "mpi_float": ("float32", "MPI_FLOAT"),
+}

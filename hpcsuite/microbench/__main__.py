@@ -40,7 +40,8 @@ def _kinds(text: str) -> list[str]:
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
         raise argparse.ArgumentTypeError(
-            f"unknown buffer {(bad or [text])[0]!r}; choose from {', '.join(KINDS)}")
+            f"unknown buffer {(bad or [text])[0]!r}; choose from {', '.join(KINDS)}"
+        )
     return list(dict.fromkeys(kinds))
 
 
@@ -69,7 +70,9 @@ def _types(text: str) -> list[str]:
     if name == "all":
         return list(DATATYPES)
     if name not in DATATYPES:
-        raise argparse.ArgumentTypeError(f"unknown type {text!r}; choose from {', '.join(DATATYPES)} or all")
+        raise argparse.ArgumentTypeError(
+            f"unknown type {text!r}; choose from {', '.join(DATATYPES)} or all"
+        )
     return [name]
 
 
@@ -87,7 +90,9 @@ def _root(text: str) -> int | str:
 def _percentiles(text: str) -> tuple[int, ...]:
     parts = [p.strip() for p in text.split(",")]
     if not all(p.isdigit() and 0 < int(p) <= 100 for p in parts):
-        raise argparse.ArgumentTypeError(f"-z {text!r}: give percentiles from 1 to 100, e.g. 50,90,99")
+        raise argparse.ArgumentTypeError(
+            f"-z {text!r}: give percentiles from 1 to 100, e.g. 50,90,99"
+        )
     return tuple(int(p) for p in parts)
 
 
@@ -106,7 +111,9 @@ def osu_argv(argv: Sequence[str]) -> list[str]:
             out.append("--validate")
         elif arg.startswith("-c") and not arg.startswith("--"):
             if arg[2:].startswith("log"):
-                raise UsageError(f"{arg}: validation logs are not written; -c alone validates every size")
+                raise UsageError(
+                    f"{arg}: validation logs are not written; -c alone validates every size"
+                )
             out.append("--validate")
         else:
             out.append(arg)
@@ -117,65 +124,184 @@ def parser() -> cli.ArgumentParser:
     """The command-line interface."""
     p = cli.ArgumentParser(
         prog=f"python -m {PROG}",
-        description="MPI point-to-point, one-sided and collective benchmarks in the OSU tradition, with "
-                    "per-size statistics (min, median, p99...), validation, OSU 7.4-compatible "
-                    "output and flags, and NumPy, CuPy, bytearray or pickled messages.",
-        epilog="tests: " + ", ".join(NAMES) + ". latency, bw, bibw and the one-sided *_latency run on "
-               "exactly 2 ranks; multi_lat and mbw_mr on an even number; collectives on 2 or more; "
-               "init and hello on any. OSU's short flags are accepted: -m [MIN:]MAX, -x, -i, -c, -f, "
-               "-W, -T, -k, -z[P,...], -t, -s, -w, -d.",
+        description=(
+            "MPI point-to-point, one-sided and collective benchmarks in the OSU tradition, with "
+            "per-size statistics (min, median, p99...), validation, OSU 7.4-compatible "
+            "output and flags, and NumPy, CuPy, bytearray or pickled messages."
+        ),
+        epilog="tests: "
+        + ", ".join(NAMES)
+        + ". latency, bw, bibw and the one-sided *_latency run on "
+        "exactly 2 ranks; multi_lat and mbw_mr on an even number; collectives on 2 or more; "
+        "init and hello on any. OSU's short flags are accepted: -m [MIN:]MAX, -x, -i, -c, -f, "
+        "-W, -T, -k, -z[P,...], -t, -s, -w, -d.",
     )
     p.add_argument("tests", nargs="*", metavar="TEST", help="benchmarks to run (see below)")
-    p.add_argument("--all", action="store_true",
-                   help="the standard set: every test that fits the rank count (not init and hello)")
-    p.add_argument("--buffer", type=_kinds, default=["numpy"], metavar="KIND[,KIND...]",
-                   help="message kinds, one run of each test per kind: numpy, cupy (GPU), "
-                        "bytearray, pickle or pkl5 (lower-case API); e.g. numpy,pickle,pkl5 "
-                        "shows what pickling costs [numpy]")
-    p.add_argument("-d", "--accelerator", choices=("cuda", "managed"), default=None,
-                   help="OSU's device buffers: the same as --buffer cupy; then OSU's trailing buffer "
-                        "words (latency ... D D or H H) pick device or host buffers")
-    p.add_argument("--min", type=_size, default=None, metavar="BYTES",
-                   help="smallest message, e.g. 1, 4K [1; the element size with -T, 4 for reductions]")
-    p.add_argument("--max", type=_size, default=None, metavar="BYTES",
-                   help="largest message [4M point to point, 1M collectives]")
-    p.add_argument("-m", "--message-size", type=_message_size, default=None, metavar="[MIN:]MAX",
-                   help="OSU's form of --min/--max: 128, 2:128 or 2:")
-    p.add_argument("-i", "--iterations", type=cli.positive_int, default=None,
-                   help="timed iterations per size [OSU's: fewer for large messages]")
-    p.add_argument("-x", "--warmup", type=cli.nonnegative_int, default=None,
-                   help="untimed iterations per size [OSU's]")
-    p.add_argument("--time-per-size", type=_seconds, default=None, metavar="SECONDS",
-                   help="cap each size's timed loop at about this long")
-    p.add_argument("-W", "--window", "--window-size", type=cli.positive_int, default=64,
-                   help="messages in flight per iteration of bw, bibw and mbw_mr [%(default)s]")
-    p.add_argument("-c", "--validate", "--check", "--validation", action="store_true",
-                   help="check every received or reduced buffer's contents (OSU's Validation "
-                        "column with --format osu); exit 3 if wrong")
-    p.add_argument("-f", "--full", action="store_true",
-                   help="OSU's full layout: min and max over ranks and iterations; non-blocking: "
-                        "init, test and wait times")
-    p.add_argument("-T", "--type", type=_types, action="append", default=None, metavar="TYPE",
-                   help="element type, as OSU: mpi_char, mpi_int, mpi_float or all (repeatable) "
-                        "[mpi_char; mpi_float for reductions]")
-    p.add_argument("-k", "--root-rank", type=_root, default=0, metavar="fixed:RANK|rotate",
-                   help="root of bcast, reduce, gather(v), scatter(v) and their non-blocking forms; "
-                        "rotate moves it every iteration [fixed:0]")
-    p.add_argument("--tail-lat", type=_percentiles, default=(), metavar="P[,P...]",
-                   help="OSU's -z[P,...]: tail columns (P50, P90, P99 with a bare -z)")
-    p.add_argument("-t", "--num-test-calls", type=cli.nonnegative_int, default=0, metavar="CALLS",
-                   help="non-blocking tests: MPI_Test calls during the dummy compute, as OSU [0]")
-    p.add_argument("-s", "--sync-option", choices=SYNCS, default="flush",
-                   help="one-sided synchronization, as OSU [%(default)s]")
-    p.add_argument("-w", "--win-options", choices=WINDOWS, default="allocate",
-                   help="one-sided window creation, as OSU [%(default)s]")
-    p.add_argument("--thread-level", choices=THREAD_LEVELS, default="single",
-                   help="the MPI thread level to start MPI with; single calls plain MPI_Init as OSU's "
-                        "C benchmarks do (mpi4py's own default is multiple, which changes MPICH's "
-                        "collective algorithms) [%(default)s]")
-    p.add_argument("--format", choices=FORMATS, default="osu",
-                   help="osu (OSU 7.4's text layout), table, json (one record per size) or csv "
-                        "[%(default)s]")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="the standard set: every test that fits the rank count (not init and hello)",
+    )
+    p.add_argument(
+        "--buffer",
+        type=_kinds,
+        default=["numpy"],
+        metavar="KIND[,KIND...]",
+        help=(
+            "message kinds, one run of each test per kind: numpy, cupy (GPU), "
+            "bytearray, pickle or pkl5 (lower-case API); e.g. numpy,pickle,pkl5 "
+            "shows what pickling costs [numpy]"
+        ),
+    )
+    p.add_argument(
+        "-d",
+        "--accelerator",
+        choices=("cuda", "managed"),
+        default=None,
+        help=(
+            "OSU's device buffers: the same as --buffer cupy; then OSU's trailing buffer "
+            "words (latency ... D D or H H) pick device or host buffers"
+        ),
+    )
+    p.add_argument(
+        "--min",
+        type=_size,
+        default=None,
+        metavar="BYTES",
+        help="smallest message, e.g. 1, 4K [1; the element size with -T, 4 for reductions]",
+    )
+    p.add_argument(
+        "--max",
+        type=_size,
+        default=None,
+        metavar="BYTES",
+        help="largest message [4M point to point, 1M collectives]",
+    )
+    p.add_argument(
+        "-m",
+        "--message-size",
+        type=_message_size,
+        default=None,
+        metavar="[MIN:]MAX",
+        help="OSU's form of --min/--max: 128, 2:128 or 2:",
+    )
+    p.add_argument(
+        "-i",
+        "--iterations",
+        type=cli.positive_int,
+        default=None,
+        help="timed iterations per size [OSU's: fewer for large messages]",
+    )
+    p.add_argument(
+        "-x",
+        "--warmup",
+        type=cli.nonnegative_int,
+        default=None,
+        help="untimed iterations per size [OSU's]",
+    )
+    p.add_argument(
+        "--time-per-size",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="cap each size's timed loop at about this long",
+    )
+    p.add_argument(
+        "-W",
+        "--window",
+        "--window-size",
+        type=cli.positive_int,
+        default=64,
+        help="messages in flight per iteration of bw, bibw and mbw_mr [%(default)s]",
+    )
+    p.add_argument(
+        "-c",
+        "--validate",
+        "--check",
+        "--validation",
+        action="store_true",
+        help=(
+            "check every received or reduced buffer's contents (OSU's Validation "
+            "column with --format osu); exit 3 if wrong"
+        ),
+    )
+    p.add_argument(
+        "-f",
+        "--full",
+        action="store_true",
+        help=(
+            "OSU's full layout: min and max over ranks and iterations; non-blocking: "
+            "init, test and wait times"
+        ),
+    )
+    p.add_argument(
+        "-T",
+        "--type",
+        type=_types,
+        action="append",
+        default=None,
+        metavar="TYPE",
+        help=(
+            "element type, as OSU: mpi_char, mpi_int, mpi_float or all (repeatable) "
+            "[mpi_char; mpi_float for reductions]"
+        ),
+    )
+    p.add_argument(
+        "-k",
+        "--root-rank",
+        type=_root,
+        default=0,
+        metavar="fixed:RANK|rotate",
+        help=(
+            "root of bcast, reduce, gather(v), scatter(v) and their non-blocking forms; "
+            "rotate moves it every iteration [fixed:0]"
+        ),
+    )
+    p.add_argument(
+        "--tail-lat",
+        type=_percentiles,
+        default=(),
+        metavar="P[,P...]",
+        help="OSU's -z[P,...]: tail columns (P50, P90, P99 with a bare -z)",
+    )
+    p.add_argument(
+        "-t",
+        "--num-test-calls",
+        type=cli.nonnegative_int,
+        default=0,
+        metavar="CALLS",
+        help="non-blocking tests: MPI_Test calls during the dummy compute, as OSU [0]",
+    )
+    p.add_argument(
+        "-s",
+        "--sync-option",
+        choices=SYNCS,
+        default="flush",
+        help="one-sided synchronization, as OSU [%(default)s]",
+    )
+    p.add_argument(
+        "-w",
+        "--win-options",
+        choices=WINDOWS,
+        default="allocate",
+        help="one-sided window creation, as OSU [%(default)s]",
+    )
+    p.add_argument(
+        "--thread-level",
+        choices=THREAD_LEVELS,
+        default="single",
+        help=(
+            "the MPI thread level to start MPI with; single calls plain MPI_Init as OSU's "
+            "C benchmarks do (mpi4py's own default is multiple, which changes MPICH's "
+            "collective algorithms) [%(default)s]"
+        ),
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="osu",
+        help="osu (OSU 7.4's text layout), table, json (one record per size) or csv [%(default)s]",
+    )
     p.add_argument("--json", metavar="PATH", help="also append one JSON record per size to PATH")
     p.add_argument("--quiet", action="store_true", help="print nothing (with --json)")
     return p
@@ -197,8 +323,13 @@ def start_mpi(level: str) -> tuple[float | None, str | None]:
 
     seconds = mpi.init(level)
     if seconds is None:
-        return None, (f"--thread-level {level} not applied: MPI was started before "
-                      "hpcsuite.microbench (e.g. by python -m mpi4py)")
+        return (
+            None,
+            (
+                f"--thread-level {level} not applied: MPI was started before "
+                "hpcsuite.microbench (e.g. by python -m mpi4py)"
+            ),
+        )
     return seconds, None
 
 
@@ -233,30 +364,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         if comm.rank == 0:
             cli.check_writable(args.json, "--json")
         if isinstance(args.root_rank, int) and args.root_rank >= comm.size:
-            raise UsageError(f"-k fixed:{args.root_rank}: there are only {comm.size} ranks (0 to {comm.size - 1})")
+            raise UsageError(
+                f"-k fixed:{args.root_rank}: there are only {comm.size} ranks (0 to"
+                f" {comm.size - 1})"
+            )
         startup = [n for n in args.tests if runner.TESTS[n].family == "startup"]
         for kind in args.buffer:
             msgs = Messages(kind, local_rank)
             names = [n for n in args.tests if n not in startup]
             if args.all:
-                names += [n for n in runner.TESTS if n not in names and n not in startup
-                          and runner.TESTS[n].family != "startup"
-                          and runner.rank_problem(n, comm.size) is None
-                          and (runner.TESTS[n].pickle or not msgs.pickled)
-                          and (n not in runner.HOST_ONLY or not (msgs.pickled or msgs.backend.on_device))]
+                names += [
+                    n
+                    for n in runner.TESTS
+                    if n not in names
+                    and n not in startup
+                    and runner.TESTS[n].family != "startup"
+                    and runner.rank_problem(n, comm.size) is None
+                    and (runner.TESTS[n].pickle or not msgs.pickled)
+                    and (n not in runner.HOST_ONLY or not (msgs.pickled or msgs.backend.on_device))
+                ]
             runner.check_request(names, msgs, comm.size)
-            later = [n for n in names if runner.TESTS[n].family == "nonblocking"] if kind == "cupy" else []
+            later = (
+                [n for n in names if runner.TESTS[n].family == "nonblocking"]
+                if kind == "cupy"
+                else []
+            )
             if later:  # device buffers there only where this MPI takes them (Open MPI does not)
                 names = [n for n in names if n not in later]
             jobs += [(msgs, names)] if names else []
             jobs += [(Messages(kind, local_rank, nonblocking=True), later)] if later else []
         if args.all and not jobs and not startup:
-            raise UsageError(f"--all: no benchmark runs on {comm.size} rank{'s' if comm.size > 1 else ''} "
-                             "(point-to-point tests need 2 ranks, collectives 2 or more); "
-                             "launch with mpirun -n 2 or more")
-        plans = {(n, t): _sizes(runner, n, args, t) for _, names in jobs for n in names for t in types}
+            raise UsageError(
+                f"--all: no benchmark runs on {comm.size} rank{'s' if comm.size > 1 else ''} "
+                "(point-to-point tests need 2 ranks, collectives 2 or more); "
+                "launch with mpirun -n 2 or more"
+            )
+        plans = {
+            (n, t): _sizes(runner, n, args, t) for _, names in jobs for n in names for t in types
+        }
     for msgs, names in jobs:
-        runner.check_memory(comm, names, max(max(plans[n, t]) for n in names for t in types), msgs.pickled)
+        runner.check_memory(
+            comm, names, max(max(plans[n, t]) for n in names for t in types), msgs.pickled
+        )
 
     errors: list[str] = []
     first = True
@@ -278,19 +427,43 @@ def main(argv: Sequence[str] | None = None) -> int:
                 element = DATATYPES[dtype][0] if dtype else None
                 rows = []
                 for nbytes in plans[name, dtype]:
-                    row = runner.measure(comm, name, msgs, nbytes, iters=args.iterations,
-                                         warmup=args.warmup, window=args.window,
-                                         validate=args.validate, budget=args.time_per_size,
-                                         dtype=element, root=args.root_rank, tails=args.tail_lat,
-                                         sync=args.sync_option, win=args.win_options,
-                                         probes=args.num_test_calls)
+                    row = runner.measure(
+                        comm,
+                        name,
+                        msgs,
+                        nbytes,
+                        iters=args.iterations,
+                        warmup=args.warmup,
+                        window=args.window,
+                        validate=args.validate,
+                        budget=args.time_per_size,
+                        dtype=element,
+                        root=args.root_rank,
+                        tails=args.tail_lat,
+                        sync=args.sync_option,
+                        win=args.win_options,
+                        probes=args.num_test_calls,
+                    )
                     if row is not None:
                         row["thread_level"] = level
                         rows.append(row)
-                        errors += [f"{name} ({msgs.kind}) size {nbytes}: {e}" for e in row["errors"]]
+                        errors += [
+                            f"{name} ({msgs.kind}) size {nbytes}: {e}" for e in row["errors"]
+                        ]
                 if comm.rank == 0:
-                    _emit(args, name, spec, rows, note, first=first, env=env, comm=comm, kind=msgs.kind,
-                          datatype=_datatype(spec, dtype), level=level)
+                    _emit(
+                        args,
+                        name,
+                        spec,
+                        rows,
+                        note,
+                        first=first,
+                        env=env,
+                        comm=comm,
+                        kind=msgs.kind,
+                        datatype=_datatype(spec, dtype),
+                        level=level,
+                    )
                 first = False
     failed = comm.bcast(bool(errors), root=0)  # comm: metadata
     if failed:
@@ -326,8 +499,10 @@ def _buffer_words(args: argparse.Namespace) -> None:
         return
     places = {BUFFER_WORDS[w] for w in words}
     if len(places) > 1:
-        raise UsageError(f"buffers {' '.join(words)}: host on one rank and device on the other is not "
-                         "supported; use D D or H H")
+        raise UsageError(
+            f"buffers {' '.join(words)}: host on one rank and device on the other is not "
+            "supported; use D D or H H"
+        )
     args.buffer = ["cupy"] if places == {"device"} else ["numpy"]
 
 
@@ -359,15 +534,20 @@ def _sizes(runner: Any, name: str, args: Any, dtype: str | None) -> list[int]:
 def _environment(mpi: Any, hosts: list[str], msgs: Any) -> dict[str, Any]:
     from hpcsuite.core import records
 
-    return records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(),
-                               device=msgs.backend.device, device_name=msgs.backend.description,
-                               gpu_aware=mpi.gpu_aware() if msgs.backend.on_device else None,
-                               thread_level=mpi.thread_level())
+    return records.fingerprint(
+        hosts=hosts,
+        mpi_library=mpi.library_version(),
+        device=msgs.backend.device,
+        device_name=msgs.backend.description,
+        gpu_aware=mpi.gpu_aware() if msgs.backend.on_device else None,
+        thread_level=mpi.thread_level(),
+    )
 
 
-def _startup_record(args: Any, name: str, comm: Any, ms: list[float] | None, level: str,
-                    hosts: list[str]) -> None:
-    """init: one record with MPI_Init's min/avg/max milliseconds over ranks; hello: its rank count."""
+def _startup_record(
+    args: Any, name: str, comm: Any, ms: list[float] | None, level: str, hosts: list[str]
+) -> None:
+    """init: one record of MPI_Init's min/avg/max milliseconds over ranks; hello: rank count."""
     if not (args.json or args.format == "json"):
         return
     import json
@@ -377,20 +557,47 @@ def _startup_record(args: Any, name: str, comm: Any, ms: list[float] | None, lev
     result = {"ranks": comm.size, "thread_level": level}
     if name == "init" and ms:
         result.update(min_ms=min(ms), max_ms=max(ms), avg_ms=sum(ms) / len(ms))
-    fom = ({"name": "init", "value": result.get("avg_ms"), "unit": "ms", "higher_is_better": False}
-           if name == "init" else {"name": "ranks", "value": comm.size, "unit": "", "higher_is_better": True})
-    env = records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(), device="cpu",
-                              device_name="host", thread_level=level)
-    rec = records.make(f"microbench.{name}", ranks=comm.size, env=env, fom=fom, result=result,
-                       params={"test": name, "thread_level": level}, times={"unit": "ms"})
+    fom = (
+        {"name": "init", "value": result.get("avg_ms"), "unit": "ms", "higher_is_better": False}
+        if name == "init"
+        else {"name": "ranks", "value": comm.size, "unit": "", "higher_is_better": True}
+    )
+    env = records.fingerprint(
+        hosts=hosts,
+        mpi_library=mpi.library_version(),
+        device="cpu",
+        device_name="host",
+        thread_level=level,
+    )
+    rec = records.make(
+        f"microbench.{name}",
+        ranks=comm.size,
+        env=env,
+        fom=fom,
+        result=result,
+        params={"test": name, "thread_level": level},
+        times={"unit": "ms"},
+    )
     if args.json:
         records.append(args.json, rec)
     if args.format == "json" and not args.quiet:
         sys.stdout.write(json.dumps(rec, sort_keys=True) + "\n")
 
 
-def _emit(args: Any, name: str, spec: Any, rows: list[dict[str, Any]], note: str, *, first: bool,
-          env: dict[str, Any], comm: Any, kind: str, datatype: str, level: str) -> None:
+def _emit(
+    args: Any,
+    name: str,
+    spec: Any,
+    rows: list[dict[str, Any]],
+    note: str,
+    *,
+    first: bool,
+    env: dict[str, Any],
+    comm: Any,
+    kind: str,
+    datatype: str,
+    level: str,
+) -> None:
     """Print one test's rows in the chosen format, and append its records."""
     from hpcsuite.microbench import runner
 
@@ -402,16 +609,41 @@ def _emit(args: Any, name: str, spec: Any, rows: list[dict[str, Any]], note: str
             result = {k: v for k, v in row.items() if k != "errors"}
             result["validation"] = ("fail" if row["errors"] else "pass") if args.validate else None
             bandwidth = spec.family in ("bandwidth", "rate")
-            fom = ({"name": "bandwidth", "value": row["mbps"], "unit": "MB/s", "higher_is_better": True}
-                   if bandwidth else
-                   {"name": "latency", "value": row.get("avg_us"), "unit": "us", "higher_is_better": False})
-            recs.append(records.make(
-                f"microbench.{name}", ranks=comm.size, env=env, fom=fom, result=result,
-                params={"test": name, "size": row["size"], "buffer": kind,
+            fom = (
+                {
+                    "name": "bandwidth",
+                    "value": row["mbps"],
+                    "unit": "MB/s",
+                    "higher_is_better": True,
+                }
+                if bandwidth
+                else {
+                    "name": "latency",
+                    "value": row.get("avg_us"),
+                    "unit": "us",
+                    "higher_is_better": False,
+                }
+            )
+            recs.append(
+                records.make(
+                    f"microbench.{name}",
+                    ranks=comm.size,
+                    env=env,
+                    fom=fom,
+                    result=result,
+                    params={
+                        "test": name,
+                        "size": row["size"],
+                        "buffer": kind,
                         "path": note.split(", ", 2)[-1].rsplit(", MPI threads", 1)[0],
-                        "iterations": row["iterations"], "thread_level": level, "datatype": datatype,
-                        "window": args.window if spec.family in ("bandwidth", "rate") else None},
-                times={"unit": "us", "median": row.get("median_us")}))
+                        "iterations": row["iterations"],
+                        "thread_level": level,
+                        "datatype": datatype,
+                        "window": args.window if spec.family in ("bandwidth", "rate") else None,
+                    },
+                    times={"unit": "us", "median": row.get("median_us")},
+                )
+            )
         if args.json:
             for rec in recs:
                 records.append(args.json, rec)
@@ -420,16 +652,28 @@ def _emit(args: Any, name: str, spec: Any, rows: list[dict[str, Any]], note: str
     if args.format == "osu":
         preamble: tuple[str, ...] = ()
         if spec.family == "onesided":
-            from hpcsuite.microbench.catalog import SYNCS as SYNC_NAMES, WINDOWS as WINDOW_NAMES
+            from hpcsuite.microbench.catalog import SYNCS as SYNC_NAMES
+            from hpcsuite.microbench.catalog import WINDOWS as WINDOW_NAMES
 
-            preamble = (f"# Window creation: {WINDOW_NAMES[args.win_options]}",
-                        f"# Synchronization: {SYNC_NAMES[args.sync_option]}")
+            preamble = (
+                f"# Window creation: {WINDOW_NAMES[args.win_options]}",
+                f"# Synchronization: {SYNC_NAMES[args.sync_option]}",
+            )
         elif spec.family == "rate":
             preamble = (f"# [ pairs: {comm.size // 2} ] [ window size: {args.window} ]",)
         unsized = name in runner.UNSIZED
-        text = output.osu(spec.title, spec.family, rows, note, datatype=None if unsized else datatype,
-                          full=args.full, validate=args.validate, tails=args.tail_lat, sized=not unsized,
-                          preamble=preamble)
+        text = output.osu(
+            spec.title,
+            spec.family,
+            rows,
+            note,
+            datatype=None if unsized else datatype,
+            full=args.full,
+            validate=args.validate,
+            tails=args.tail_lat,
+            sized=not unsized,
+            preamble=preamble,
+        )
     elif args.format == "table":
         text = output.table(name, spec.family, rows, note) + "\n"
     elif args.format == "csv":

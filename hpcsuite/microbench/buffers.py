@@ -42,7 +42,9 @@ class Messages:
             raise UsageError(f"unknown buffer {kind!r}; choose one of {', '.join(KINDS)}")
         self.kind = kind
         self.pickled = kind in ("pickle", "pkl5")
-        self.backend = backends.load("cupy", local_rank) if kind == "cupy" else backends.load("numpy")
+        self.backend = (
+            backends.load("cupy", local_rank) if kind == "cupy" else backends.load("numpy")
+        )
         self.route = mpi.route(self.backend.on_device, nonblocking=nonblocking)  # core's one policy
         self.staged = self.route.staged
         self._shadow: dict[int, np.ndarray] = {}
@@ -54,9 +56,12 @@ class Messages:
             if not self.staged:
                 return "device buffers, CUDA-aware MPI"
             return f"device buffers, host-staged ({self.route.reason})"
-        return {"numpy": "host buffers", "bytearray": "host bytearray buffers",
-                "pickle": "pickled objects (lower-case API)",
-                "pkl5": "pickled objects, out-of-band buffers (mpi4py.util.pkl5)"}[self.kind]
+        return {
+            "numpy": "host buffers",
+            "bytearray": "host bytearray buffers",
+            "pickle": "pickled objects (lower-case API)",
+            "pkl5": "pickled objects, out-of-band buffers (mpi4py.util.pkl5)",
+        }[self.kind]
 
     def comm(self, comm: Any) -> Any:
         """The communicator to call: pkl5 wraps it for out-of-band pickling."""

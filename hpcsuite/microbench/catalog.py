@@ -6,8 +6,8 @@ on the sending rank and writes :func:`unset` into the receive buffers; after one
 ``prime`` + ``run``, ``check`` lists what arrived wrong. Every case is primed before
 its timed loop, validated or not: a buffer that was allocated zeroed and never
 written maps every page to the kernel's one shared zero page, and a 4 MiB send from
-it reads one cached 4 KiB page, which is not what an application's send costs. Sizes are bytes per rank and message, as in OSU;
-reductions use float32 elements.
+it reads one cached 4 KiB page, which is not what an application's send costs. Sizes
+are bytes per rank and message, as in OSU; reductions use float32 elements.
 """
 
 from __future__ import annotations
@@ -54,8 +54,11 @@ def reduced(size: int, count: int, dtype: Any = F32) -> np.ndarray:
 
 def mpi_type(dtype: Any) -> Any:
     """The MPI datatype OSU's ``-T`` names for a NumPy element type (bytes are MPI_CHAR)."""
-    return {np.dtype(np.uint8): MPI.CHAR, np.dtype(np.int32): MPI.INT,
-            np.dtype(np.float32): MPI.FLOAT}[np.dtype(dtype)]
+    return {
+        np.dtype(np.uint8): MPI.CHAR,
+        np.dtype(np.int32): MPI.INT,
+        np.dtype(np.float32): MPI.FLOAT,
+    }[np.dtype(dtype)]
 
 
 @dataclass
@@ -101,12 +104,14 @@ def _compare(name: str, got: np.ndarray, want: np.ndarray) -> list[str]:
 
 # -- point to point ------------------------------------------------------------------------
 
+
 def _pingpong(comm: Any, m: Messages, n: int, peer: int, first: bool, window: int = 1) -> Case:
     c = m.comm(comm)
     s, r = m.alloc(n), m.alloc(n)
     box: dict[str, Any] = {}
 
     if m.pickled:
+
         def run() -> None:
             if first:
                 c.send(box["obj"], dest=peer, tag=1)
@@ -114,6 +119,7 @@ def _pingpong(comm: Any, m: Messages, n: int, peer: int, first: bool, window: in
             else:
                 box["got"] = c.recv(source=peer, tag=1)
                 c.send(box["obj"], dest=peer, tag=1)
+
     elif not m.backend.on_device:
         # Host buffers: prebuilt message specs, positional arguments, no helper calls -
         # the loop must cost no more than a hand-written one (mpi4py.bench's pingpong).
@@ -121,14 +127,19 @@ def _pingpong(comm: Any, m: Messages, n: int, peer: int, first: bool, window: in
         smsg, rmsg = [s, n, MPI.BYTE], [r, n, MPI.BYTE]
 
         if first:
+
             def run() -> None:
                 send(smsg, peer, 1)
                 recv(rmsg, peer, 1)
+
         else:
+
             def run() -> None:
                 recv(rmsg, peer, 1)
                 send(smsg, peer, 1)
+
     else:
+
         def run() -> None:
             if first:
                 c.Send(m.send(s), dest=peer, tag=1)
@@ -166,8 +177,15 @@ def multi_lat(comm: Any, m: Messages, n: int, **_: Any) -> Case:
     return _pingpong(comm, m, n, comm.rank + half if first else comm.rank - half, first)
 
 
-def _window(comm: Any, m: Messages, n: int, window: int, both: bool, peer: int | None = None,
-            sender: bool | None = None) -> Case:
+def _window(
+    comm: Any,
+    m: Messages,
+    n: int,
+    window: int,
+    both: bool,
+    peer: int | None = None,
+    sender: bool | None = None,
+) -> Case:
     c = m.comm(comm)
     peer = 1 - comm.rank if peer is None else peer
     s, r, ack = m.alloc(n), m.alloc(n), np.zeros(1, np.uint8)
@@ -175,6 +193,7 @@ def _window(comm: Any, m: Messages, n: int, window: int, both: bool, peer: int |
     box: dict[str, Any] = {"obj": pattern(comm.rank, n), "got": None}
 
     if m.pickled:
+
         def run() -> None:
             if sender:
                 for _ in range(window):
@@ -184,7 +203,9 @@ def _window(comm: Any, m: Messages, n: int, window: int, both: bool, peer: int |
                 for _ in range(window):
                     box["got"] = c.recv(source=peer, tag=2)
                 c.send(b"", dest=peer, tag=3)
+
     else:
+
         def run() -> None:
             reqs = []
             if both or not sender:
@@ -213,8 +234,13 @@ def _window(comm: Any, m: Messages, n: int, window: int, both: bool, peer: int |
         got = np.asarray(box["got"]) if m.pickled else m.read(r)
         return _compare(f"rank {comm.rank} from {peer}", got, pattern(peer, n))
 
-    return Case(run=run, prime=prime, check=check, timed=sender,
-                bytes_per_iteration=n * window * (2 if both else 1))
+    return Case(
+        run=run,
+        prime=prime,
+        check=check,
+        timed=sender,
+        bytes_per_iteration=n * window * (2 if both else 1),
+    )
 
 
 def bw(comm: Any, m: Messages, n: int, window: int = 64, **_: Any) -> Case:
@@ -232,18 +258,34 @@ def mbw_mr(comm: Any, m: Messages, n: int, window: int = 64, **_: Any) -> Case:
     r + n/2 at once (the receivers acknowledge); the row sums the pairs' bandwidths."""
     half = comm.size // 2
     sender = comm.rank < half
-    return _window(comm, m, n, window, both=False, peer=comm.rank + half if sender else comm.rank - half,
-                   sender=sender)
+    return _window(
+        comm,
+        m,
+        n,
+        window,
+        both=False,
+        peer=comm.rank + half if sender else comm.rank - half,
+        sender=sender,
+    )
 
 
 # -- one-sided -----------------------------------------------------------------------------
 
 #: OSU's -s choices, and what its header calls them.
-SYNCS = {"lock": "MPI_Win_lock/unlock", "pscw": "MPI_Win_post/start/complete/wait",
-         "fence": "MPI_Win_fence", "flush": "MPI_Win_flush", "flush_local": "MPI_Win_flush_local",
-         "lock_all": "MPI_Win_lock_all/unlock_all"}
+SYNCS = {
+    "lock": "MPI_Win_lock/unlock",
+    "pscw": "MPI_Win_post/start/complete/wait",
+    "fence": "MPI_Win_fence",
+    "flush": "MPI_Win_flush",
+    "flush_local": "MPI_Win_flush_local",
+    "lock_all": "MPI_Win_lock_all/unlock_all",
+}
 #: OSU's -w choices.
-WINDOWS = {"create": "MPI_Win_create", "allocate": "MPI_Win_allocate", "dynamic": "MPI_Win_create_dynamic"}
+WINDOWS = {
+    "create": "MPI_Win_create",
+    "allocate": "MPI_Win_allocate",
+    "dynamic": "MPI_Win_create_dynamic",
+}
 
 
 #: The passive-target choices: rank 1 makes no RMA call while rank 0 works on its window.
@@ -262,8 +304,9 @@ def acc_operands(count: int) -> tuple[np.ndarray, np.ndarray]:
     return ((i * 5) % 61 + 3).astype(np.uint8), ((i * 7) % 61 + 1).astype(np.uint8)
 
 
-def _rma(comm: Any, m: Messages, n: int, op: str, sync: str = "flush", win: str = "allocate",
-         **_: Any) -> Case:
+def _rma(
+    comm: Any, m: Messages, n: int, op: str, sync: str = "flush", win: str = "allocate", **_: Any
+) -> Case:
     """Rank 0 puts, gets or accumulates ``n`` bytes in rank 1's window; one iteration is the
     operation and the synchronization that completes it (``sync``), timed on rank 0.
 
@@ -320,7 +363,10 @@ def _rma(comm: Any, m: Messages, n: int, op: str, sync: str = "flush", win: str 
             w.Accumulate(spec, target, tspec, op=MPI.SUM)
 
     if sync in PASSIVE:  # passive target: rank 1 idles
-        complete = {"flush": lambda: w.Flush(target), "flush_local": lambda: w.Flush_local(target)}.get(sync)
+        complete = {
+            "flush": lambda: w.Flush(target),
+            "flush_local": lambda: w.Flush_local(target),
+        }.get(sync)
 
         def run() -> None:
             if not origin:
@@ -336,12 +382,16 @@ def _rma(comm: Any, m: Messages, n: int, op: str, sync: str = "flush", win: str 
             else:  # one lock for the whole size, each operation flushed, as OSU
                 rma()
                 complete()
+
     elif sync == "fence":
+
         def run() -> None:
             if origin:
                 rma()
             w.Fence()
+
     else:  # pscw
+
         def run() -> None:
             if origin:
                 w.Start(other)

@@ -20,7 +20,16 @@ import numpy as np
 from hpcsuite.core.mpi import MPI
 from hpcsuite.core.partition import split
 from hpcsuite.microbench.buffers import Messages
-from hpcsuite.microbench.catalog import F32, Case, _compare, addends, mpi_type, pattern, reduced, unset
+from hpcsuite.microbench.catalog import (
+    F32,
+    Case,
+    _compare,
+    addends,
+    mpi_type,
+    pattern,
+    reduced,
+    unset,
+)
 
 ROOT = 0
 
@@ -30,9 +39,17 @@ def _nb(api: str) -> str:
     return "I" + api[0].lower() + api[1:]
 
 
-def _case(comm: Any, m: Messages, send: Any, recv: Any, sent: np.ndarray,
-          expect: np.ndarray | None, blocking: Any, start: Any = None,
-          box: dict[str, Any] | None = None) -> Case:
+def _case(
+    comm: Any,
+    m: Messages,
+    send: Any,
+    recv: Any,
+    sent: np.ndarray,
+    expect: np.ndarray | None,
+    blocking: Any,
+    start: Any = None,
+    box: dict[str, Any] | None = None,
+) -> Case:
     """Wrap buffers and the operation; ``expect`` is what ``recv`` must hold (None: nothing)."""
     box = box if box is not None else {}
 
@@ -52,10 +69,12 @@ def _case(comm: Any, m: Messages, send: Any, recv: Any, sent: np.ndarray,
 
     finish = None
     if start is not None:
+
         def finish(req: Any) -> None:
             req.Wait()
             if recv is not None:
                 m.landed(recv)
+
     return Case(run=blocking, prime=prime, check=check, start=start, finish=finish)
 
 
@@ -63,7 +82,9 @@ def barrier(comm: Any, m: Messages, n: int, **_: Any) -> Case:
     """Barrier (and Ibarrier); the size is ignored."""
     c = m.comm(comm)
     run = c.barrier if m.pickled else c.Barrier
-    return _case(comm, m, None, None, np.zeros(0, np.uint8), None, run, c.Ibarrier if not m.pickled else None)
+    return _case(
+        comm, m, None, None, np.zeros(0, np.uint8), None, run, c.Ibarrier if not m.pickled else None
+    )
 
 
 def bcast(comm: Any, m: Messages, n: int, root: int = ROOT, **_: Any) -> Case:
@@ -84,8 +105,17 @@ def bcast(comm: Any, m: Messages, n: int, root: int = ROOT, **_: Any) -> Case:
         return c.Ibcast(m.send(buf) if me else m.recv(buf), root=root)
 
     # The root sends from the buffer, the others receive into it (and are checked).
-    return _case(comm, m, buf if me else None, None if me else buf, sent,
-                 None if me else sent, run, start, box)
+    return _case(
+        comm,
+        m,
+        buf if me else None,
+        None if me else buf,
+        sent,
+        None if me else sent,
+        run,
+        start,
+        box,
+    )
 
 
 def _reduction(comm: Any, m: Messages, n: int, kind: str, root: int, dtype: Any) -> Case:
@@ -104,12 +134,16 @@ def _reduction(comm: Any, m: Messages, n: int, kind: str, root: int, dtype: Any)
     s = m.alloc(count, dtype)
     if kind.startswith("reduce_scatter"):
         r = m.alloc(counts[comm.rank], dtype)
-        expect = total[displs[comm.rank]:displs[comm.rank] + counts[comm.rank]]
+        expect = total[displs[comm.rank] : displs[comm.rank] + counts[comm.rank]]
     else:
         r = m.alloc(count, dtype)
         expect = total if kind != "reduce" or comm.rank == root else None
-    api = {"reduce": "Reduce", "allreduce": "Allreduce", "reduce_scatter": "Reduce_scatter",
-           "reduce_scatter_block": "Reduce_scatter_block"}[kind]
+    api = {
+        "reduce": "Reduce",
+        "allreduce": "Allreduce",
+        "reduce_scatter": "Reduce_scatter",
+        "reduce_scatter_block": "Reduce_scatter_block",
+    }[kind]
     lands = kind != "reduce" or comm.rank == root  # a Reduce leaves nothing on the others
 
     def call(name: str) -> Any:
@@ -123,8 +157,11 @@ def _reduction(comm: Any, m: Messages, n: int, kind: str, root: int, dtype: Any)
 
     def general() -> None:
         if m.pickled:
-            box["got"] = (c.reduce(sent, op=MPI.SUM, root=root) if kind == "reduce"
-                          else c.allreduce(sent, op=MPI.SUM))
+            box["got"] = (
+                c.reduce(sent, op=MPI.SUM, root=root)
+                if kind == "reduce"
+                else c.allreduce(sent, op=MPI.SUM)
+            )
             return
         call(api)
         if lands:
@@ -139,8 +176,7 @@ def _reduction(comm: Any, m: Messages, n: int, kind: str, root: int, dtype: Any)
     return case
 
 
-def _bound(fn: Any, kind: str, sb: list[Any], rb: list[Any], root: int,
-           counts: list[int]) -> Any:
+def _bound(fn: Any, kind: str, sb: list[Any], rb: list[Any], root: int, counts: list[int]) -> Any:
     """The host-buffer reduction call with its arguments bound once.
 
     Host buffers need no staging and nothing to land afterwards. A small allreduce
@@ -210,8 +246,17 @@ def _rooted(comm: Any, m: Messages, n: int, kind: str, vector: bool, root: int) 
         if r is not None:
             m.landed(r)
 
-    return _case(comm, m, s, r, sent if sent is not None else np.zeros(0, np.uint8),
-                 expect, run, lambda: call(_nb(api)), box)
+    return _case(
+        comm,
+        m,
+        s,
+        r,
+        sent if sent is not None else np.zeros(0, np.uint8),
+        expect,
+        run,
+        lambda: call(_nb(api)),
+        box,
+    )
 
 
 def gather(comm: Any, m: Messages, n: int, root: int = ROOT, **_: Any) -> Case:

@@ -33,21 +33,43 @@ OSU_COLUMNS = {
     "rate": [("MB/s", "mbps"), ("Messages/s", "msg_rate")],
     "onesided": [("Latency (us)", "avg_us")],
     "collective": [("Avg Latency(us)", "avg_us")],
-    "nonblocking": [("Overall(us)", "overall_us"), ("Compute(us)", "compute_us"),
-                    ("Pure Comm.(us)", "pure_us"), ("Overlap(%)", "overlap_pct")],
+    "nonblocking": [
+        ("Overall(us)", "overall_us"),
+        ("Compute(us)", "compute_us"),
+        ("Pure Comm.(us)", "pure_us"),
+        ("Overlap(%)", "overlap_pct"),
+    ],
 }
 #: ``-f``/``--full``: OSU's full layout (point-to-point has none in OSU; latency gets the
 #: collectives' columns, a superset).
 OSU_FULL = {
-    "latency": OSU_COLUMNS["collective"] + [("Min Latency(us)", "rank_min_us"),
-                                            ("Max Latency(us)", "rank_max_us"), ("Iterations", "iterations")],
-    "collective": OSU_COLUMNS["collective"] + [("Min Latency(us)", "rank_min_us"),
-                                               ("Max Latency(us)", "rank_max_us"), ("Iterations", "iterations")],
-    "nonblocking": [("Overall(us)", "overall_us"), ("Compute(us)", "compute_us"),
-                    ("Coll. Init(us)", "init_us"), ("MPI_Test(us)", "test_us"),
-                    ("MPI_Wait(us)", "wait_us"), ("Pure Comm.(us)", "pure_us"),
-                    ("Min Comm.(us)", "pure_min_us"), ("Max Comm.(us)", "pure_max_us"),
-                    ("Overlap(%)", "overlap_pct")],
+    "latency": (
+        OSU_COLUMNS["collective"]
+        + [
+            ("Min Latency(us)", "rank_min_us"),
+            ("Max Latency(us)", "rank_max_us"),
+            ("Iterations", "iterations"),
+        ]
+    ),
+    "collective": (
+        OSU_COLUMNS["collective"]
+        + [
+            ("Min Latency(us)", "rank_min_us"),
+            ("Max Latency(us)", "rank_max_us"),
+            ("Iterations", "iterations"),
+        ]
+    ),
+    "nonblocking": [
+        ("Overall(us)", "overall_us"),
+        ("Compute(us)", "compute_us"),
+        ("Coll. Init(us)", "init_us"),
+        ("MPI_Test(us)", "test_us"),
+        ("MPI_Wait(us)", "wait_us"),
+        ("Pure Comm.(us)", "pure_us"),
+        ("Min Comm.(us)", "pure_min_us"),
+        ("Max Comm.(us)", "pure_max_us"),
+        ("Overlap(%)", "overlap_pct"),
+    ],
 }
 #: The statistics every family shows in the table and CSV formats.
 STAT_KEYS = {
@@ -55,10 +77,26 @@ STAT_KEYS = {
     "onesided": ["min_us", "median_us", "mean_us", "p99_us", "max_us", "stddev_us"],
     "bandwidth": ["mbps", "min_mbps", "median_mbps", "p99_mbps", "max_mbps", "stddev_mbps"],
     "rate": ["mbps", "msg_rate", "min_mbps", "median_mbps", "p99_mbps", "max_mbps", "stddev_mbps"],
-    "collective": ["min_us", "median_us", "mean_us", "p99_us", "max_us", "stddev_us",
-                   "algbw_gbps", "busbw_gbps"],
-    "nonblocking": ["median_us", "p99_us", "pure_us", "overall_us", "compute_us", "init_us",
-                    "wait_us", "overlap_pct"],
+    "collective": [
+        "min_us",
+        "median_us",
+        "mean_us",
+        "p99_us",
+        "max_us",
+        "stddev_us",
+        "algbw_gbps",
+        "busbw_gbps",
+    ],
+    "nonblocking": [
+        "median_us",
+        "p99_us",
+        "pure_us",
+        "overall_us",
+        "compute_us",
+        "init_us",
+        "wait_us",
+        "overlap_pct",
+    ],
 }
 #: Extra columns every CSV line ends with (after the statistics).
 CSV_TAIL = ["thread_level"]
@@ -79,9 +117,19 @@ def _tail_header(p: int, bandwidth: bool) -> str:
     return " " * max(pad, 0) + text
 
 
-def osu(title: str, family: str, rows: list[dict[str, Any]], note: str, *, datatype: str | None = "MPI_CHAR",
-        full: bool = False, validate: bool = False, tails: tuple[int, ...] = (), sized: bool = True,
-        preamble: tuple[str, ...] = ()) -> str:
+def osu(
+    title: str,
+    family: str,
+    rows: list[dict[str, Any]],
+    note: str,
+    *,
+    datatype: str | None = "MPI_CHAR",
+    full: bool = False,
+    validate: bool = False,
+    tails: tuple[int, ...] = (),
+    sized: bool = True,
+    preamble: tuple[str, ...] = (),
+) -> str:
     """One test's rows in OSU 7.4's text layout.
 
     Parameters
@@ -127,7 +175,9 @@ def osu(title: str, family: str, rows: list[dict[str, Any]], note: str, *, datat
     for row in rows:
         line = f"{row['size']:<10d}" if sized else ""
         line += _cell(row.get(cols[0][1], math.nan), first_width)
-        line += "".join(_cell(row.get(k, math.nan), 12 if h == "Iterations" else WIDTH) for h, k in rest)
+        line += "".join(
+            _cell(row.get(k, math.nan), 12 if h == "Iterations" else WIDTH) for h, k in rest
+        )
         if validate:
             line += _cell("Fail" if row.get("errors") else "Pass")
         line += "".join(_cell(v) for v in row.get("tails", [math.nan] * len(tails)))
@@ -138,20 +188,26 @@ def osu(title: str, family: str, rows: list[dict[str, Any]], note: str, *, datat
 def startup(kind: str, ranks: int, note: str, times_ms: list[float] | None = None) -> str:
     """``osu_init`` / ``osu_hello`` output: MPI start-up time, or the hello line."""
     if kind == "hello":
-        return (f"\n# OSU MPI Hello World Test v{OSU_VERSION}\n# {note}\n"
-                f"This is a test with {ranks} processes\n")
+        return (
+            f"\n# OSU MPI Hello World Test v{OSU_VERSION}\n# {note}\n"
+            f"This is a test with {ranks} processes\n"
+        )
     times = times_ms or [math.nan]
-    return (f"\n# OSU MPI Init Test v{OSU_VERSION}\n# {note}\n"
-            f"nprocs: {ranks}, min: {min(times):.0f} ms, max: {max(times):.0f} ms, "
-            f"avg: {sum(times) / len(times):.0f} ms\n")
+    return (
+        f"\n# OSU MPI Init Test v{OSU_VERSION}\n# {note}\n"
+        f"nprocs: {ranks}, min: {min(times):.0f} ms, max: {max(times):.0f} ms, "
+        f"avg: {sum(times) / len(times):.0f} ms\n"
+    )
 
 
 #: Every column name OSU 7.x prints (``P<n> Tail ...`` for any n).
-_KNOWN = re.compile(r"Size|Avg Latency\(us\)|Min Latency\(us\)|Max Latency\(us\)|Latency \(us\)|"
-                    r"Bandwidth \(MB/s\)|Iterations|Validation|Overall\(us\)|Compute\(us\)|"
-                    r"Coll\. Init\(us\)|MPI_Test\(us\)|MPI_Wait\(us\)|Pure Comm\.\(us\)|Min Comm\.\(us\)|"
-                    r"Max Comm\.\(us\)|Overlap\(%\)|Messages/s|MB/s|Transmit Size|"
-                    r"P\d+ Tail Lat\(us\)|P\d+ Tail BW\(MB/s\)")
+_KNOWN = re.compile(
+    r"Size|Avg Latency\(us\)|Min Latency\(us\)|Max Latency\(us\)|Latency \(us\)|"
+    r"Bandwidth \(MB/s\)|Iterations|Validation|Overall\(us\)|Compute\(us\)|"
+    r"Coll\. Init\(us\)|MPI_Test\(us\)|MPI_Wait\(us\)|Pure Comm\.\(us\)|Min Comm\.\(us\)|"
+    r"Max Comm\.\(us\)|Overlap\(%\)|Messages/s|MB/s|Transmit Size|"
+    r"P\d+ Tail Lat\(us\)|P\d+ Tail BW\(MB/s\)"
+)
 _INTS = ("Size", "Iterations", "Transmit Size")
 
 
@@ -188,8 +244,12 @@ def parse_osu(text: str) -> list[dict[str, Any]]:
         if len(values) != len(header):
             raise ValueError(f"cannot parse OSU line {line!r} with header {header!r}")
         try:
-            rows.append({h: (v if h == "Validation" else int(v) if h in _INTS else float(v))
-                         for h, v in zip(header, values)})
+            rows.append(
+                {
+                    h: v if h == "Validation" else int(v) if h in _INTS else float(v)
+                    for h, v in zip(header, values)
+                }
+            )
         except ValueError:
             raise ValueError(f"cannot parse OSU line {line!r} with header {header!r}") from None
     return rows

@@ -26,10 +26,19 @@ U8 = np.uint8
 C = collectives
 
 
-def _spec(family: str, dtype: Any, ranks: str, pickle: bool, make: Any, title: str, **kw: Any) -> Spec:
+def _spec(
+    family: str, dtype: Any, ranks: str, pickle: bool, make: Any, title: str, **kw: Any
+) -> Spec:
     # OSU's title is "OSU MPI <Name> Test", or "OSU MPI_Put Latency Test" for one-sided.
-    return Spec(family, dtype, ranks, pickle, make, "MPI" + (title if title.startswith("_") else " " + title),
-                **kw)
+    return Spec(
+        family,
+        dtype,
+        ranks,
+        pickle,
+        make,
+        "MPI" + (title if title.startswith("_") else " " + title),
+        **kw,
+    )
 
 
 TESTS: dict[str, Spec] = {
@@ -43,37 +52,91 @@ TESTS: dict[str, Spec] = {
     "acc_latency": _spec("onesided", U8, "two", False, catalog.acc_latency, "_Accumulate latency"),
     "barrier": _spec("collective", U8, "many", True, C.barrier, "Barrier Latency"),
     "bcast": _spec("collective", U8, "many", True, C.bcast, "Broadcast Latency", rooted=True),
-    "reduce": _spec("collective", F32, "many", True, C.reduce, "Reduce Latency", rooted=True, reduces=True),
-    "allreduce": _spec("collective", F32, "many", True, C.allreduce, "Allreduce Latency", reduces=True),
+    "reduce": _spec(
+        "collective", F32, "many", True, C.reduce, "Reduce Latency", rooted=True, reduces=True
+    ),
+    "allreduce": _spec(
+        "collective", F32, "many", True, C.allreduce, "Allreduce Latency", reduces=True
+    ),
     "gather": _spec("collective", U8, "many", True, C.gather, "Gather Latency", rooted=True),
     "gatherv": _spec("collective", U8, "many", False, C.gatherv, "Gatherv Latency", rooted=True),
     "scatter": _spec("collective", U8, "many", True, C.scatter, "Scatter Latency", rooted=True),
     "scatterv": _spec("collective", U8, "many", False, C.scatterv, "Scatterv Latency", rooted=True),
     "allgather": _spec("collective", U8, "many", True, C.allgather, "Allgather Latency"),
     "allgatherv": _spec("collective", U8, "many", False, C.allgatherv, "Allgatherv Latency"),
-    "alltoall": _spec("collective", U8, "many", True, C.alltoall, "All-to-All Personalized Exchange Latency"),
-    "alltoallv": _spec("collective", U8, "many", False, C.alltoallv,
-                       "All-to-Allv Personalized Exchange Latency"),
-    "reduce_scatter": _spec("collective", F32, "many", False, C.reduce_scatter, "Reduce_scatter Latency",
-                            reduces=True),
-    "reduce_scatter_block": _spec("collective", F32, "many", False, C.reduce_scatter_block,
-                                  "Reduce_scatter_block Latency", reduces=True),
-    "iallreduce": _spec("nonblocking", F32, "many", False, C.allreduce, "Non-blocking Allreduce Latency",
-                        reduces=True),
-    "ibcast": _spec("nonblocking", U8, "many", False, C.bcast, "Non-blocking Broadcast Latency", rooted=True),
-    "ialltoall": _spec("nonblocking", U8, "many", False, C.alltoall, "Non-blocking All-to-All Latency"),
-    "ialltoallv": _spec("nonblocking", U8, "many", False, C.alltoallv, "Non-blocking All-to-Allv Latency"),
-    "igather": _spec("nonblocking", U8, "many", False, C.gather, "Non-blocking Gather Latency", rooted=True),
-    "igatherv": _spec("nonblocking", U8, "many", False, C.gatherv, "Non-blocking Gatherv Latency", rooted=True),
-    "iscatter": _spec("nonblocking", U8, "many", False, C.scatter, "Non-blocking Scatter Latency", rooted=True),
-    "iscatterv": _spec("nonblocking", U8, "many", False, C.scatterv, "Non-blocking Scatterv Latency",
-                       rooted=True),
-    "iallgather": _spec("nonblocking", U8, "many", False, C.allgather, "Non-blocking Allgather Latency"),
-    "iallgatherv": _spec("nonblocking", U8, "many", False, C.allgatherv, "Non-blocking Allgatherv Latency"),
-    "ireduce": _spec("nonblocking", F32, "many", False, C.reduce, "Non-blocking Reduce Latency", rooted=True,
-                     reduces=True),
-    "ireduce_scatter": _spec("nonblocking", F32, "many", False, C.reduce_scatter,
-                             "Non-blocking Reduce_scatter Latency", reduces=True),
+    "alltoall": _spec(
+        "collective", U8, "many", True, C.alltoall, "All-to-All Personalized Exchange Latency"
+    ),
+    "alltoallv": _spec(
+        "collective", U8, "many", False, C.alltoallv, "All-to-Allv Personalized Exchange Latency"
+    ),
+    "reduce_scatter": _spec(
+        "collective", F32, "many", False, C.reduce_scatter, "Reduce_scatter Latency", reduces=True
+    ),
+    "reduce_scatter_block": _spec(
+        "collective",
+        F32,
+        "many",
+        False,
+        C.reduce_scatter_block,
+        "Reduce_scatter_block Latency",
+        reduces=True,
+    ),
+    "iallreduce": _spec(
+        "nonblocking",
+        F32,
+        "many",
+        False,
+        C.allreduce,
+        "Non-blocking Allreduce Latency",
+        reduces=True,
+    ),
+    "ibcast": _spec(
+        "nonblocking", U8, "many", False, C.bcast, "Non-blocking Broadcast Latency", rooted=True
+    ),
+    "ialltoall": _spec(
+        "nonblocking", U8, "many", False, C.alltoall, "Non-blocking All-to-All Latency"
+    ),
+    "ialltoallv": _spec(
+        "nonblocking", U8, "many", False, C.alltoallv, "Non-blocking All-to-Allv Latency"
+    ),
+    "igather": _spec(
+        "nonblocking", U8, "many", False, C.gather, "Non-blocking Gather Latency", rooted=True
+    ),
+    "igatherv": _spec(
+        "nonblocking", U8, "many", False, C.gatherv, "Non-blocking Gatherv Latency", rooted=True
+    ),
+    "iscatter": _spec(
+        "nonblocking", U8, "many", False, C.scatter, "Non-blocking Scatter Latency", rooted=True
+    ),
+    "iscatterv": _spec(
+        "nonblocking", U8, "many", False, C.scatterv, "Non-blocking Scatterv Latency", rooted=True
+    ),
+    "iallgather": _spec(
+        "nonblocking", U8, "many", False, C.allgather, "Non-blocking Allgather Latency"
+    ),
+    "iallgatherv": _spec(
+        "nonblocking", U8, "many", False, C.allgatherv, "Non-blocking Allgatherv Latency"
+    ),
+    "ireduce": _spec(
+        "nonblocking",
+        F32,
+        "many",
+        False,
+        C.reduce,
+        "Non-blocking Reduce Latency",
+        rooted=True,
+        reduces=True,
+    ),
+    "ireduce_scatter": _spec(
+        "nonblocking",
+        F32,
+        "many",
+        False,
+        C.reduce_scatter,
+        "Non-blocking Reduce_scatter Latency",
+        reduces=True,
+    ),
     "ibarrier": _spec("nonblocking", U8, "many", False, C.barrier, "Non-blocking Barrier Latency"),
     "init": _spec("startup", U8, "any", True, None, "Init"),
     "hello": _spec("startup", U8, "any", True, None, "Hello World"),
@@ -83,16 +146,24 @@ UNSIZED = ("barrier", "ibarrier")
 #: Point-to-point and one-sided tests that need host buffers.
 HOST_ONLY = ("put_latency", "get_latency", "acc_latency")
 #: Default largest size (bytes), as OSU: 4 MiB point to point, 1 MiB collectives.
-MAX_DEFAULT = {"latency": 4 << 20, "bandwidth": 4 << 20, "rate": 4 << 20, "onesided": 4 << 20,
-               "collective": 1 << 20, "nonblocking": 1 << 20, "startup": 0}
+MAX_DEFAULT = {
+    "latency": 4 << 20,
+    "bandwidth": 4 << 20,
+    "rate": 4 << 20,
+    "onesided": 4 << 20,
+    "collective": 1 << 20,
+    "nonblocking": 1 << 20,
+    "startup": 0,
+}
 
 
 def rank_problem(name: str, size: int) -> str | None:
     """Why ``name`` cannot run on ``size`` ranks, or None."""
     rule = TESTS[name].ranks
     if rule == "two" and size != 2:
-        return (f"{name} runs between exactly 2 ranks, not {size}: use mpirun -n 2"
-                + (" (multi_lat measures many pairs at once)" if name == "latency" else ""))
+        return f"{name} runs between exactly 2 ranks, not {size}: use mpirun -n 2" + (
+            " (multi_lat measures many pairs at once)" if name == "latency" else ""
+        )
     if rule == "even" and (size < 2 or size % 2):
         return f"{name} pairs ranks and needs an even number of them, not {size}"
     if rule == "many" and size < 2:
@@ -102,8 +173,20 @@ def rank_problem(name: str, size: int) -> str | None:
 
 def footprint(name: str, nbytes: int, ranks: int, pickled: bool) -> int:
     """Bytes one rank allocates for ``name`` at ``nbytes`` (root-heavy tests counted on all)."""
-    per_peer = {"gather", "gatherv", "scatter", "scatterv", "allgather", "allgatherv",
-                "igather", "igatherv", "iscatter", "iscatterv", "iallgather", "iallgatherv"}
+    per_peer = {
+        "gather",
+        "gatherv",
+        "scatter",
+        "scatterv",
+        "allgather",
+        "allgatherv",
+        "igather",
+        "igatherv",
+        "iscatter",
+        "iscatterv",
+        "iallgather",
+        "iallgatherv",
+    }
     if name in per_peer:
         need = nbytes * (ranks + 1)
     elif name in ("alltoall", "alltoallv", "ialltoall", "ialltoallv"):
@@ -120,8 +203,12 @@ def check_memory(comm: Any, names: list[str], top: int, pickled: bool) -> None:
     total = node.allreduce(need)  # comm: metadata
     with mpi.agree(comm):
         if node.rank == 0:
-            memory.check_fits(total, memory.available_bytes(), where=f"node {mpi.processor_name()}",
-                              hint="lower --max, or run fewer ranks per node")
+            memory.check_fits(
+                total,
+                memory.available_bytes(),
+                where=f"node {mpi.processor_name()}",
+                hint="lower --max, or run fewer ranks per node",
+            )
 
 
 def _spin(seconds: float) -> None:
@@ -178,15 +265,35 @@ def _rotating(cases: list[Case]) -> Case:
             problems += case.check()
         return problems
 
-    return Case(run=run, prime=prime, check=check, timed=cases[0].timed,
-                bytes_per_iteration=cases[0].bytes_per_iteration,
-                start=start if cases[0].start else None, finish=finish if cases[0].finish else None)
+    return Case(
+        run=run,
+        prime=prime,
+        check=check,
+        timed=cases[0].timed,
+        bytes_per_iteration=cases[0].bytes_per_iteration,
+        start=start if cases[0].start else None,
+        finish=finish if cases[0].finish else None,
+    )
 
 
-def measure(comm: Any, name: str, msgs: Messages, nbytes: int, *, iters: int | None,
-            warmup: int | None, window: int, validate: bool, budget: float | None,
-            dtype: Any = None, root: int | str = 0, tails: tuple[int, ...] = (),
-            sync: str = "flush", win: str = "allocate", probes: int = 0) -> dict[str, Any] | None:
+def measure(
+    comm: Any,
+    name: str,
+    msgs: Messages,
+    nbytes: int,
+    *,
+    iters: int | None,
+    warmup: int | None,
+    window: int,
+    validate: bool,
+    budget: float | None,
+    dtype: Any = None,
+    root: int | str = 0,
+    tails: tuple[int, ...] = (),
+    sync: str = "flush",
+    win: str = "allocate",
+    probes: int = 0,
+) -> dict[str, Any] | None:
     """Run benchmark ``name`` at one size; the row of statistics on rank 0, None elsewhere.
 
     Parameters
@@ -205,7 +312,11 @@ def measure(comm: Any, name: str, msgs: Messages, nbytes: int, *, iters: int | N
     spec = TESTS[name]
     msgs.reset()
     kw: dict[str, Any] = {"window": window, "dtype": dtype, "sync": sync, "win": win}
-    roots = list(range(comm.size)) if root == "rotate" and spec.rooted else [0 if root == "rotate" else root]
+    roots = (
+        list(range(comm.size))
+        if root == "rotate" and spec.rooted
+        else [0 if root == "rotate" else root]
+    )
     cases = [spec.make(comm, msgs, nbytes, root=r, **kw) for r in roots]
     case = _rotating(cases)
     run = case.run
@@ -225,7 +336,8 @@ def measure(comm: Any, name: str, msgs: Messages, nbytes: int, *, iters: int | N
             comm.Barrier()  # comm: every message arrived before anyone checks
             problems = case.check()
         family = {"nonblocking": "collective", "rate": "bandwidth", "onesided": "latency"}.get(
-            spec.family, spec.family)
+            spec.family, spec.family
+        )
         count, skip = schedule.iterations(family, nbytes, iters=iters, warmup=warmup)
         barrier = comm.Barrier if family == "collective" else None
         _timed(run, skip, barrier)
@@ -256,7 +368,9 @@ def measure(comm: Any, name: str, msgs: Messages, nbytes: int, *, iters: int | N
             pairs = [stats.bandwidth_row(t, case.bytes_per_iteration)["mbps"] for t in per_rank]
             row["mbps"] = math.fsum(pairs)
             row["msg_rate"] = row["mbps"] * 1e6 / nbytes if nbytes else math.nan
-        rates = [[case.bytes_per_iteration / t / 1e6 if t > 0 else math.inf for t in r] for r in per_rank]
+        rates = [
+            [case.bytes_per_iteration / t / 1e6 if t > 0 else math.inf for t in r] for r in per_rank
+        ]
         row["tails"] = stats.tails(rates, tails)
     else:
         row.update(stats.latency_row(flat, [math.fsum(t) / len(t) for t in per_rank]))
@@ -267,8 +381,9 @@ def measure(comm: Any, name: str, msgs: Messages, nbytes: int, *, iters: int | N
     return row
 
 
-def _overlap(comm: Any, case: Any, pure: list[float], count: int, skip: int, probes: int = 0
-             ) -> dict[str, float]:
+def _overlap(
+    comm: Any, case: Any, pure: list[float], count: int, skip: int, probes: int = 0
+) -> dict[str, float]:
     """OSU 7.4's overlap, computed as OSU computes it.
 
     Each rank sizes its dummy compute to its own mean pure-communication time; then
@@ -312,12 +427,21 @@ def _overlap(comm: Any, case: Any, pure: list[float], count: int, skip: int, pro
         comm.Barrier()  # comm: separate iterations, as OSU
     mine = [sums[k] / count for k in ("overall", "compute", "init", "wait", "test")] + [target]
     everyone = comm.allgather(mine)  # comm: results
-    overall, compute, init, wait, test, pure_avg = (math.fsum(col) / len(everyone) for col in zip(*everyone))
+    overall, compute, init, wait, test, pure_avg = (
+        math.fsum(col) / len(everyone) for col in zip(*everyone)
+    )
     means = [e[5] for e in everyone]
-    return {"overall_us": overall * 1e6, "compute_us": (compute - test) * 1e6, "pure_us": pure_avg * 1e6,
-            "pure_min_us": min(means) * 1e6, "pure_max_us": max(means) * 1e6, "init_us": init * 1e6,
-            "test_us": test * 1e6, "wait_us": wait * 1e6,
-            "overlap_pct": stats.overlap_percent(pure_avg, overall, compute - test)}
+    return {
+        "overall_us": overall * 1e6,
+        "compute_us": (compute - test) * 1e6,
+        "pure_us": pure_avg * 1e6,
+        "pure_min_us": min(means) * 1e6,
+        "pure_max_us": max(means) * 1e6,
+        "init_us": init * 1e6,
+        "test_us": test * 1e6,
+        "wait_us": wait * 1e6,
+        "overlap_pct": stats.overlap_percent(pure_avg, overall, compute - test),
+    }
 
 
 def check_request(names: list[str], msgs: Messages, size: int) -> None:
@@ -328,7 +452,9 @@ def check_request(names: list[str], msgs: Messages, size: int) -> None:
         if name in HOST_ONLY and (msgs.pickled or msgs.backend.on_device):
             raise UsageError(f"{name} runs on host buffers only; use --buffer numpy or bytearray")
         if msgs.pickled and not TESTS[name].pickle:
-            raise UsageError(f"{name} has no pickle form in mpi4py; use --buffer numpy, bytearray or cupy")
+            raise UsageError(
+                f"{name} has no pickle form in mpi4py; use --buffer numpy, bytearray or cupy"
+            )
         problem = rank_problem(name, size)
         if problem:
             raise UsageError(problem)

@@ -16,7 +16,7 @@ _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 
 
 def parse_size(text: str) -> int:
-    """``"4M"``, ``"4MiB"``, ``"512k"``, ``"8"`` -> bytes (K, M, G are powers of 1024, as in OSU)."""
+    """``"4M"``, ``"4MiB"``, ``"512k"``, ``"8"`` -> bytes (K, M, G: powers of 1024, as OSU)."""
     match = _SIZE.match(text)
     if not match:
         raise ValueError(f"bad size {text!r}: give bytes, optionally with K, M or G (e.g. 4M)")
@@ -47,17 +47,21 @@ def sizes(lo: int, hi: int, *, unit: int = 1) -> list[int]:
     return out
 
 
-def iterations(family: str, nbytes: int, *, iters: int | None = None, warmup: int | None = None
-               ) -> tuple[int, int]:
+def iterations(
+    family: str, nbytes: int, *, iters: int | None = None, warmup: int | None = None
+) -> tuple[int, int]:
     """(timed iterations, warm-up iterations) for one size; explicit values win."""
     small, large = ITERATIONS[family]
     default = large if nbytes > LARGE else small
-    return (iters if iters is not None else default[0],
-            warmup if warmup is not None else default[1])
+    return (
+        iters if iters is not None else default[0],
+        warmup if warmup is not None else default[1],
+    )
 
 
 def bounded(iters: int, per_iteration: float, budget: float | None, *, floor: int = 5) -> int:
-    """Cut ``iters`` so that ``iters * per_iteration`` stays within ``budget`` seconds (``--time-per-size``)."""
+    """Cut ``iters`` so that ``iters * per_iteration`` stays within ``budget`` seconds
+    (``--time-per-size``)."""
     if budget is None or per_iteration <= 0:
         return iters
     return max(min(iters, int(budget / per_iteration)), min(floor, iters))

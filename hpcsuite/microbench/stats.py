@@ -31,11 +31,21 @@ def describe(samples: Sequence[float]) -> dict[str, float]:
     """min, max, mean, median (with the interval of the median), p99 and (sample) stddev
     of ``samples``: :mod:`hpcsuite.core.stats`, the one statistics module."""
     if not any(math.isfinite(x) for x in samples):
-        return {k: math.nan for k in ("min", "max", "mean", "median", "median_low", "median_high",
-                                      "p99", "stddev")}
+        return {
+            k: math.nan
+            for k in ("min", "max", "mean", "median", "median_low", "median_high", "p99", "stddev")
+        }
     st = core_stats.summarize(samples)
-    return {"min": st.min, "max": st.max, "mean": st.mean, "median": st.median, "median_low": st.low,
-            "median_high": st.high, "p99": st.p99, "stddev": st.stdev}
+    return {
+        "min": st.min,
+        "max": st.max,
+        "mean": st.mean,
+        "median": st.median,
+        "median_low": st.low,
+        "median_high": st.high,
+        "p99": st.p99,
+        "stddev": st.stdev,
+    }
 
 
 def latency_row(times_s: Sequence[float], per_rank_means_s: Sequence[float]) -> dict[str, float]:
@@ -51,8 +61,11 @@ def latency_row(times_s: Sequence[float], per_rank_means_s: Sequence[float]) -> 
     """
     row = {f"{k}_us": v * 1e6 for k, v in describe(times_s).items()}
     means = list(per_rank_means_s)
-    row.update(avg_us=math.fsum(means) / len(means) * 1e6, rank_min_us=min(means) * 1e6,
-               rank_max_us=max(means) * 1e6)
+    row.update(
+        avg_us=math.fsum(means) / len(means) * 1e6,
+        rank_min_us=min(means) * 1e6,
+        rank_max_us=max(means) * 1e6,
+    )
     return row
 
 

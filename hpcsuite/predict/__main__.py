@@ -64,7 +64,13 @@ MODEL_OPTIONS = (
         "BYTES",
         "what-if fusion buffer [the record's, else 4 MiB]",
     ),
-    ("--gpus-per-node", cli.positive_int, None, "G", "what-if ranks per node [the records' largest]"),
+    (
+        "--gpus-per-node",
+        cli.positive_int,
+        None,
+        "G",
+        "what-if ranks per node [the records' largest]",
+    ),
     (
         "--overlap",
         float,
@@ -150,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{PROG}: nothing to model: needs a sweep over two or more rank counts, "
             "microbenchmark curves "
-            f"or train.synthetic records",
+            "or train.synthetic records",
             file=sys.stderr,
         )
     if args.format == "json":

@@ -400,7 +400,7 @@ def fit_collective(
     if not several:
         warnings.append(
             f"one rank count ({curves[0].ranks}): every algorithm is a straight line in the "
-            f"message size there, so the data cannot tell them apart"
+            "message size there, so the data cannot tell them apart"
             + (
                 "; chosen by agreement with the point-to-point fit"
                 if p2p

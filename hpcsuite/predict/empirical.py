@@ -313,6 +313,6 @@ def extrapolation_warnings(model: ScalingModel, target: float) -> list[str]:
     if not math.isfinite(float(hi[0])) or (v[0] > 0 and (hi[0] - lo[0]) > 2 * v[0]):
         out.append(
             f"the interval at p={target:g} is wider than the prediction itself: the data cannot "
-            f"support this extrapolation"
+            "support this extrapolation"
         )
     return out

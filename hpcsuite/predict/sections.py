@@ -226,21 +226,21 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
     if load > 0.5:
         sec.warnings.append(
             f"other work shared the cores while this ran (about {load:.2g} busy threads besides "
-            f"the ranks, from the records' cpu_share): modelled as time-sharing, and assumed to "
-            f"continue at the predicted points (--cores-per-node C: quiet nodes of C cores)"
+            "the ranks, from the records' cpu_share): modelled as time-sharing, and assumed to "
+            "continue at the predicted points (--cores-per-node C: quiet nodes of C cores)"
         )
     if over:
         sec.warnings.append(
             f"{max(rpn)} ranks per node on {cores} cores ({src}): oversubscribed points are "
-            f"modelled as time-shared (time x ranks per node / cores)"
+            "modelled as time-shared (time x ranks per node / cores)"
         )
     layout = "--ranks-per-node" if opts.ranks_per_node else "the series' layout"
     if tf > 1:
         sec.warnings.append(
             f"at p={opts.predict_to:g} {layout} puts {tf * cores - load:g} ranks on "
             f"each {cores}-core node ({src}): the prediction is {tf:.3g}x time-shared (give "
-            f"--ranks-per-node R to spread them over p / R nodes, --cores-per-node C for "
-            f"nodes of C cores)"
+            "--ranks-per-node R to spread them over p / R nodes, --cores-per-node C for "
+            "nodes of C cores)"
         )
     try:
         model = empirical.fit(ranks, samples, negative=series.kind == "strong", factor=factor)
@@ -256,7 +256,7 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
     )
     sec.lines.append(
         f"selection: {model.selection}; {len(model.plausible)} forms within 2 AICc kept in the "
-        f"interval"
+        "interval"
     )
     r2 = "" if not math.isfinite(model.r2_adj) else f", adjusted R^2 {model.r2_adj:.3f}"
     sec.lines.append(f"fit: SMAPE {model.smape:.2f} % on the measured medians{r2}")
@@ -269,7 +269,7 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
     if max(nodes) == 1 and target > max(rpn) and (cores is None or target > cores):
         sec.warnings.append(
             f"every measurement is inside one node (up to {max(rpn)} ranks): if p={target:g} "
-            f"spans nodes, inter-node communication is not in the data"
+            "spans nodes, inter-node communication is not in the data"
         )
     if min(nodes) == 1 < max(nodes):
         multi = [k for k, nd in enumerate(nodes) if nd > 1]
@@ -286,7 +286,7 @@ def scaling_section(series: Any, opts: Options) -> Section | None:
         if sv is not None:
             if not tlo[0] <= sv <= thi[0]:
                 sec.warnings.append(
-                    f"regime change between intra- and inter-node: the multi-node points alone "
+                    "regime change between intra- and inter-node: the multi-node points alone "
                     f"predict {_t(sv)} at p={target:g}, outside the interval of all points"
                 )
     for p, s, nd in zip(ranks, samples, nodes):
@@ -374,7 +374,7 @@ def p2p_section(curve: comm.Curve, model: comm.P2PModel) -> Section:
         if r.fit.dof < 1:
             sec.warnings.append(
                 f"{comm._bytes(r.lo)}..{comm._bytes(r.hi)}: as many sizes as parameters, "
-                f"no interval"
+                "no interval"
             )
     if len(model.regimes) > 1:
         sec.lines.append(
@@ -438,7 +438,7 @@ def collective_section(
     if crosses:
         sec.warnings.append(
             f"measured inside one node (up to {top_rpn} ranks): at p={target:g} the "
-            f"collective crosses nodes; the intra-node parameters are an optimistic bound"
+            "collective crosses nodes; the intra-node parameters are an optimistic bound"
             + ("; the inter-node point-to-point fit is also shown" if inter else "")
         )
     sizes = [s for s in TABLE_SIZES if c0.sizes.min() <= s <= 16 * c0.sizes.max()]
@@ -535,7 +535,7 @@ def training_section(recs: list[dict[str, Any]], nets: Any, opts: Options) -> Se
     sec.lines.append(
         f"gradients {model.grad_bytes / 1e6:.3g} MB in "
         f"{len(training.fusion_buffers(model.grad_bytes, model.fusion))} "
-        f"fusion buffer(s) of {model.fusion / 2 ** 20:.3g} MiB; "
+        f"fusion buffer(s) of {model.fusion / 2**20:.3g} MiB; "
         f"{model.gpus_per_node} rank(s) per node; "
         f"network: {net.source}"
     )
@@ -562,7 +562,7 @@ def training_section(recs: list[dict[str, Any]], nets: Any, opts: Options) -> Se
             sec.warnings.append(
                 f"at {row['ranks']} ranks the model gives {_t(row['step_s'])} per step, the "
                 f"measurement {_t(got)} ({100 * (got / row['step_s'] - 1):+.0f} %): the network "
-                f"parameters do not describe this allreduce path well"
+                "parameters do not describe this allreduce path well"
             )
     last = sec.rows[-1]
     sec.lines.append(

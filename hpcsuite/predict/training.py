@@ -264,15 +264,15 @@ def from_records(
             if hidden > c_eff:  # more hidden than there was compute to hide it behind
                 model.warnings.append(
                     f"at {n} ranks the modelled allreduce ({1e3 * modelled:.3g} ms) exceeds the "
-                    f"measured compute plus exposed reduction: the network parameters "
-                    f"overstate this allreduce path"
+                    "measured compute plus exposed reduction: the network parameters "
+                    "overstate this allreduce path"
                 )
                 hidden = c_eff
             fractions.append(min(max(hidden / modelled, 0.0), 1.0))
     for rpn, v in sorted(model.contention.items()):
         model.warnings.append(
             f"with {rpn} ranks per node the measured compute per step is {v:.2f}x the "
-            f"one-rank compute (ranks sharing a node's cores or host): carried to every "
+            "one-rank compute (ranks sharing a node's cores or host): carried to every "
             f"node of {rpn} ranks"
         )
     if fractions:

@@ -28,27 +28,49 @@ PROG = "hpcsuite.report"
 
 def parser() -> cli.ArgumentParser:
     """The command-line interface."""
-    p = records_parser(PROG, "Scaling report from hpcsuite JSON records (sweeps, sbatch runs, --json "
-                             "runs): strong and weak scaling tables by node layout (median time with "
-                             "the 95 % interval of the median, speedup and efficiency with intervals, "
-                             "Karp-Flatt, figure of merit from the same median, Slurm job ids), "
-                             "latency/bandwidth curves with min..p99 bands, plots, Markdown, "
-                             "self-contained HTML and CSV.")
-    p.add_argument("--out", default="hpcsuite-report", metavar="DIR",
-                   help="folder for report.md, report.html, report.csv and plots/ [%(default)s]")
+    p = records_parser(
+        PROG,
+        "Scaling report from hpcsuite JSON records (sweeps, sbatch runs, --json "
+        "runs): strong and weak scaling tables by node layout (median time with "
+        "the 95 % interval of the median, speedup and efficiency with intervals, "
+        "Karp-Flatt, figure of merit from the same median, Slurm job ids), "
+        "latency/bandwidth curves with min..p99 bands, plots, Markdown, "
+        "self-contained HTML and CSV.",
+    )
+    p.add_argument(
+        "--out",
+        default="hpcsuite-report",
+        metavar="DIR",
+        help="folder for report.md, report.html, report.csv and plots/ [%(default)s]",
+    )
     p.add_argument("--compare", nargs="+", metavar="OLD", help="older records to compare with")
-    p.add_argument("--threshold", type=float, default=0.05,
-                   help="smallest relative change of a median that --compare reports, when the "
-                        "change is also significant (Mann-Whitney U, p < 0.05) [%(default)s]")
-    p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 3 when --compare finds a regression")
-    p.add_argument("--reference", metavar="FILE",
-                   help="JSON bounds {kernel: {fom: [value, lower, upper, unit]}}; exit 3 if one is broken")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.05,
+        help=(
+            "smallest relative change of a median that --compare reports, when the "
+            "change is also significant (Mann-Whitney U, p < 0.05) [%(default)s]"
+        ),
+    )
+    p.add_argument(
+        "--fail-on-regression", action="store_true", help="exit 3 when --compare finds a regression"
+    )
+    p.add_argument(
+        "--reference",
+        metavar="FILE",
+        help="JSON bounds {kernel: {fom: [value, lower, upper, unit]}}; exit 3 if one is broken",
+    )
     p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
     p.add_argument("--quiet", action="store_true", help="no terminal tables")
-    p.add_argument("--model", action="store_true",
-                   help="add prediction sections: models fitted to the records, extended to "
-                        "--predict-to ranks with 95 %% intervals (hpcsuite.predict; needs SciPy)")
+    p.add_argument(
+        "--model",
+        action="store_true",
+        help=(
+            "add prediction sections: models fitted to the records, extended to "
+            "--predict-to ranks with 95 %% intervals (hpcsuite.predict; needs SciPy)"
+        ),
+    )
     add_model_options(p)
     return p
 
@@ -74,14 +96,18 @@ def prepare_out(name: str) -> Path:
     out = Path(name)
     for path in (out, out / "plots"):
         if path.exists() and not path.is_dir():
-            raise UsageError(f"--out {name!r}: {str(path)!r} is a file, not a folder; choose another --out")
+            raise UsageError(
+                f"--out {name!r}: {str(path)!r} is a file, not a folder; choose another --out"
+            )
     try:
         out.mkdir(parents=True, exist_ok=True)
         # os.access trusts mode bits that root ignores and read-only mounts override: try.
         with tempfile.NamedTemporaryFile(dir=out, prefix=".hpcsuite-report-probe"):
             pass
     except OSError as exc:
-        raise UsageError(f"--out {name!r} is not writable ({exc.strerror or exc}); choose another folder") from None
+        raise UsageError(
+            f"--out {name!r} is not writable ({exc.strerror or exc}); choose another folder"
+        ) from None
     return out
 
 
@@ -92,15 +118,21 @@ def _compare_lines(changes: list[dict], old: list[str], threshold: float) -> tup
             continue
         regressions += c["verdict"] == "regression"
         p = f"p = {c['p_value']:.2g}, " if c["p_value"] == c["p_value"] else ""
-        lines.append(f"{c['verdict']} ({c['direction']}): {c['series']} at {c['x']}: {c['metric']} "
-                     f"{c['old']:.4g} -> {c['new']:.4g} ({100 * c['change']:+.1f} %; {p}{c['method']})")
+        lines.append(
+            f"{c['verdict']} ({c['direction']}): {c['series']} at {c['x']}: {c['metric']} "
+            f"{c['old']:.4g} -> {c['new']:.4g} ({100 * c['change']:+.1f} %; {p}{c['method']})"
+        )
     same = sum(c["verdict"] == "no significant change" for c in changes)
     if not changes:
-        lines.append(f"nothing to compare: no point of these results matches one of {' '.join(old)}")
+        lines.append(
+            f"nothing to compare: no point of these results matches one of {' '.join(old)}"
+        )
     else:
-        lines.append(f"{len(changes)} points compared with {' '.join(old)}: {len(changes) - same} significant "
-                     f"change(s), {same} with no significant change (two-sided Mann-Whitney U, p < 0.05, "
-                     f"and at least {100 * threshold:g} % change of the median)")
+        lines.append(
+            f"{len(changes)} points compared with {' '.join(old)}: {len(changes) - same}"
+            f" significant change(s), {same} with no significant change (two-sided Mann-Whitney U,"
+            f" p < 0.05, and at least {100 * threshold:g} % change of the median)"
+        )
     return lines, regressions
 
 
@@ -130,8 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in checks.against_reference(all_series, checks.load_reference(args.reference)):
             violations += not r["passed"]
             verdict = "pass" if r["passed"] else "FAIL"
-            lines.append(f"reference {verdict}: {r['series']} at {r['x']}: {r['metric']} "
-                         f"{r['value']:.4g} {r['unit']} in [{r['low']:.4g}, {r['high']:.4g}] {r['why']}")
+            lines.append(
+                f"reference {verdict}: {r['series']} at {r['x']}: {r['metric']} "
+                f"{r['value']:.4g} {r['unit']} in [{r['low']:.4g}, {r['high']:.4g}] {r['why']}"
+            )
 
     out = prepare_out(args.out)
     for p in problems:  # warnings, even with --quiet: a skipped record changes the numbers
@@ -142,8 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 figures[s.key] = plots.draw(s, out / "plots", i)
             except OSError as exc:
-                raise UsageError(f"--out: cannot write plots into {str(out / 'plots')!r} "
-                                 f"({exc.strerror or exc})") from None
+                raise UsageError(
+                    f"--out: cannot write plots into {str(out / 'plots')!r} ({exc.strerror or exc})"
+                ) from None
     predicted: list = []
     md_extra = html_extra = ""
     if args.model:
@@ -161,8 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(predict_render.text(predicted))
         for line in lines:
             print(line)
-        print(f"{len(records)} records, {len(all_series)} series -> {out}/report.md, report.html, "
-              f"report.csv" + (", plots/" if figures and any(figures.values()) else ""))
+        print(
+            f"{len(records)} records, {len(all_series)} series -> {out}/report.md, report.html, "
+            "report.csv" + (", plots/" if figures and any(figures.values()) else "")
+        )
     if violations:
         raise CheckError(f"{violations} reference bound(s) broken (see above)")
     if regressions and args.fail_on_regression:

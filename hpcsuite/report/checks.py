@@ -18,8 +18,9 @@ from hpcsuite.core.errors import InputError
 from hpcsuite.report.series import Point, Series
 
 
-def compare(new: list[Series], old: list[Series], threshold: float,
-            alpha: float = 0.05) -> list[dict[str, Any]]:
+def compare(
+    new: list[Series], old: list[Series], threshold: float, alpha: float = 0.05
+) -> list[dict[str, Any]]:
     """Point-by-point verdicts for the series present in both result sets.
 
     A point is a **regression** (or an **improvement**) only when the difference is
@@ -32,17 +33,24 @@ def compare(new: list[Series], old: list[Series], threshold: float,
     """
     changes = []
     for s in new:
-        before = next((o for o in old if o.key == s.key), None) or next((o for o in old if s.matches(o)), None)
+        before = next((o for o in old if o.key == s.key), None) or next(
+            (o for o in old if s.matches(o)), None
+        )
         if before is None:
             continue
-        old_points = {(p.x, p.runs[0].ranks, p.runs[0].nodes, p.runs[0].ranks_per_node): p
-                      for p in before.points}
+        old_points = {
+            (p.x, p.runs[0].ranks, p.runs[0].nodes, p.runs[0].ranks_per_node): p
+            for p in before.points
+        }
         for p in s.points:
             prev = old_points.get((p.x, p.runs[0].ranks, p.runs[0].nodes, p.runs[0].ranks_per_node))
             if prev is None:
                 continue
-            entry = _curve_change(prev, p, threshold, alpha) if s.kind == "curve" else \
-                _time_change(prev, p, threshold, alpha)
+            entry = (
+                _curve_change(prev, p, threshold, alpha)
+                if s.kind == "curve"
+                else _time_change(prev, p, threshold, alpha)
+            )
             if entry is not None:
                 changes.append({"series": s.title, "x": p.x, **entry})
     return changes
@@ -68,11 +76,20 @@ def _time_change(prev: Point, p: Point, threshold: float, alpha: float) -> dict[
         a, b, unit = prev.samples, p.samples, "repetitions"
     c = stats.compare(a, b, higher_is_better=False, alpha=alpha, min_change=threshold)
     # The medians shown are the table's (pooled), whichever unit the test used.
-    return {"metric": "time_s", "old": stats.median(prev.samples), "new": stats.median(p.samples),
-            "change": stats.median(p.samples) / stats.median(prev.samples) - 1
-            if stats.median(prev.samples) else math.nan,
-            "p_value": c.p_value, "method": f"{c.method}, {c.n_old} vs {c.n_new} {unit}",
-            "direction": c.verdict, "verdict": _verdict(c.verdict)}
+    return {
+        "metric": "time_s",
+        "old": stats.median(prev.samples),
+        "new": stats.median(p.samples),
+        "change": (
+            stats.median(p.samples) / stats.median(prev.samples) - 1
+            if stats.median(prev.samples)
+            else math.nan
+        ),
+        "p_value": c.p_value,
+        "method": f"{c.method}, {c.n_old} vs {c.n_new} {unit}",
+        "direction": c.verdict,
+        "verdict": _verdict(c.verdict),
+    }
 
 
 def _curve_change(prev: Point, p: Point, threshold: float, alpha: float) -> dict[str, Any] | None:
@@ -86,7 +103,11 @@ def _curve_change(prev: Point, p: Point, threshold: float, alpha: float) -> dict
     change = b / a - 1 if a else math.nan
     if len(va) >= 4 and len(vb) >= 4:
         c = stats.compare(va, vb, higher_is_better=higher, alpha=alpha, min_change=threshold)
-        direction, p_value, method = c.verdict, c.p_value, f"{c.method}, {c.n_old} vs {c.n_new} runs"
+        direction, p_value, method = (
+            c.verdict,
+            c.p_value,
+            f"{c.method}, {c.n_old} vs {c.n_new} runs",
+        )
     else:
         (alo, ahi), (blo, bhi) = prev.band(), p.band()
         p_value, method, direction = math.nan, "min..p99 bands", "no significant change"
@@ -98,8 +119,16 @@ def _curve_change(prev: Point, p: Point, threshold: float, alpha: float) -> dict
             method = "min..p99 bands do not overlap"
         else:
             method = "min..p99 bands overlap"
-    return {"metric": fb["name"] or "fom", "old": a, "new": b, "change": change, "p_value": p_value,
-            "method": method, "direction": direction, "verdict": _verdict(direction)}
+    return {
+        "metric": fb["name"] or "fom",
+        "old": a,
+        "new": b,
+        "change": change,
+        "p_value": p_value,
+        "method": method,
+        "direction": direction,
+        "verdict": _verdict(direction),
+    }
 
 
 def _number(v: Any) -> bool:
@@ -116,24 +145,37 @@ def load_reference(path: str) -> dict[str, dict[str, list[Any]]]:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"reference file {path!r} is not readable JSON ({exc})") from None
     if not isinstance(ref, dict):
-        raise InputError(f"reference file {path!r} must map kernels to {{fom: [value, lower, upper, unit]}}, "
-                         f"not a {type(ref).__name__}")
+        raise InputError(
+            f"reference file {path!r} must map kernels to {{fom: [value, lower, upper, unit]}}, "
+            f"not a {type(ref).__name__}"
+        )
     for kernel, metrics in ref.items():
         if metrics is None:
             continue
         if not isinstance(metrics, dict):
-            raise InputError(f"reference {kernel!r} in {path!r} must map figures of merit to "
-                             f"[value, lower, upper, unit], e.g. {{\"bandwidth\": [10.0, -0.1, null, \"GB/s\"]}}")
+            raise InputError(
+                f"reference {kernel!r} in {path!r} must map figures of merit to "
+                f'[value, lower, upper, unit], e.g. {{"bandwidth": [10.0, -0.1, null, "GB/s"]}}'
+            )
         for name, entry in metrics.items():
-            ok = (isinstance(entry, list) and len(entry) == 4 and _number(entry[0])
-                  and all(e is None or _number(e) for e in entry[1:3]) and isinstance(entry[3], str))
+            ok = (
+                isinstance(entry, list)
+                and len(entry) == 4
+                and _number(entry[0])
+                and all(e is None or _number(e) for e in entry[1:3])
+                and isinstance(entry[3], str)
+            )
             if not ok:
-                raise InputError(f"reference {kernel}.{name} = {entry!r} in {path!r}: "
-                                 "write [value, lower, upper, unit], e.g. [10.0, -0.1, null, \"GB/s\"]")
+                raise InputError(
+                    f"reference {kernel}.{name} = {entry!r} in {path!r}: "
+                    'write [value, lower, upper, unit], e.g. [10.0, -0.1, null, "GB/s"]'
+                )
     return ref
 
 
-def against_reference(series: list[Series], ref: dict[str, dict[str, list[Any]]]) -> list[dict[str, Any]]:
+def against_reference(
+    series: list[Series], ref: dict[str, dict[str, list[Any]]]
+) -> list[dict[str, Any]]:
     """Every point's figure of merit checked against its bounds; ``passed`` per row."""
     results = []
     for s in series:
@@ -141,7 +183,9 @@ def against_reference(series: list[Series], ref: dict[str, dict[str, list[Any]]]
             if row["fom"] is None:
                 continue
             x = row["x"]
-            entry = (ref.get(f"{s.kernel}@{row['ranks']}") or ref.get(s.kernel) or {}).get(row["fom_name"])
+            entry = (ref.get(f"{s.kernel}@{row['ranks']}") or ref.get(s.kernel) or {}).get(
+                row["fom_name"]
+            )
             if entry is None:
                 continue
             value, lower, upper, unit = entry
@@ -149,7 +193,21 @@ def against_reference(series: list[Series], ref: dict[str, dict[str, list[Any]]]
             hi = value * (1 + upper) if upper is not None else math.inf
             unit_ok = unit == row["fom_unit"]
             passed = unit_ok and lo <= row["fom"] <= hi
-            results.append({"series": s.title, "x": x, "metric": row["fom_name"], "value": row["fom"],
-                            "unit": row["fom_unit"], "low": lo, "high": hi, "passed": passed,
-                            "why": "" if unit_ok else f"unit {row['fom_unit']!r} is not the reference's {unit!r}"})
+            results.append(
+                {
+                    "series": s.title,
+                    "x": x,
+                    "metric": row["fom_name"],
+                    "value": row["fom"],
+                    "unit": row["fom_unit"],
+                    "low": lo,
+                    "high": hi,
+                    "passed": passed,
+                    "why": (
+                        ""
+                        if unit_ok
+                        else f"unit {row['fom_unit']!r} is not the reference's {unit!r}"
+                    ),
+                }
+            )
     return results

@@ -20,7 +20,9 @@ def record_files(paths: Iterable[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".json") and p.is_file())
+            found += sorted(
+                p for p in path.rglob("*") if p.suffix in (".jsonl", ".json") and p.is_file()
+            )
         elif path.is_file():
             found.append(path)
         else:
@@ -63,5 +65,7 @@ def load(paths: Iterable[str]) -> tuple[list[dict[str, Any]], list[str]]:
             problems.append(f"{path}: unreadable ({exc}); skipped")
     if not good:
         where = ", ".join(os.fspath(p) for p in files) or "the paths given"
-        raise InputError(f"no hpcsuite records found in {where}; run a module with --json PATH first")
+        raise InputError(
+            f"no hpcsuite records found in {where}; run a module with --json PATH first"
+        )
     return good, problems

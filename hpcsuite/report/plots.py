@@ -40,7 +40,9 @@ def _good(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return [r for r in rows if r["status"] == "ok" and _finite(r.get(key)) and r[key] > 0]
 
 
-def yerr(rows: list[dict[str, Any]], key: str, low: str, high: str, scale: float = 1.0) -> list[list[float]]:
+def yerr(
+    rows: list[dict[str, Any]], key: str, low: str, high: str, scale: float = 1.0
+) -> list[list[float]]:
     """Asymmetric error bars ``[below, above]`` of ``key``; 0 where the interval is
     unknown, infinite or does not contain the point (never negative)."""
     below, above = [], []
@@ -54,7 +56,7 @@ def yerr(rows: list[dict[str, Any]], key: str, low: str, high: str, scale: float
 
 def size_label(n: float) -> str:
     """Binary byte units for message-size ticks: 1 B, 4 KiB, 1 MiB."""
-    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
             v = n / scale
             return f"{v:.0f} {unit}" if v == int(v) else f"{v:.3g} {unit}"
@@ -96,7 +98,9 @@ def draw(series: Series, folder: Path, index: int) -> list[Path]:
 
 
 def _curve(series: Series, rows: list[dict[str, Any]], folder: Path, index: int) -> list[Path]:
-    good = [r for r in _good(rows, "fom") if r["x"] > 0]  # size 0 (barrier) has no place on a log axis
+    good = [
+        r for r in _good(rows, "fom") if r["x"] > 0
+    ]  # size 0 (barrier) has no place on a log axis
     if not good:
         return []
     plt = _pyplot()
@@ -104,11 +108,21 @@ def _curve(series: Series, rows: list[dict[str, Any]], folder: Path, index: int)
     unit, name = good[0]["fom_unit"], good[0]["fom_name"]
     xs = [r["x"] for r in good]
     ax.plot(xs, [r["fom"] for r in good], "o-", label=f"{name}")
-    band = [r for r in good if _finite(r.get("band_low")) and _finite(r.get("band_high"))
-            and 0 < r["band_low"] <= r["band_high"]]
+    band = [
+        r
+        for r in good
+        if _finite(r.get("band_low"))
+        and _finite(r.get("band_high"))
+        and 0 < r["band_low"] <= r["band_high"]
+    ]
     if band:
-        ax.fill_between([r["x"] for r in band], [r["band_low"] for r in band], [r["band_high"] for r in band],
-                        alpha=0.25, label="min .. p99 of iterations")
+        ax.fill_between(
+            [r["x"] for r in band],
+            [r["band_low"] for r in band],
+            [r["band_high"] for r in band],
+            alpha=0.25,
+            label="min .. p99 of iterations",
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -133,13 +147,25 @@ def _scaling(series: Series, rows: list[dict[str, Any]], folder: Path, index: in
     xs = [r[axis] for r in good]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     t = [r["time_s"] for r in good]
-    axes[0].errorbar(xs, t, yerr=yerr(good, "time_s", "time_low", "time_high"), fmt="o-", capsize=3,
-                     label="median (interval)")
+    axes[0].errorbar(
+        xs,
+        t,
+        yerr=yerr(good, "time_s", "time_low", "time_high"),
+        fmt="o-",
+        capsize=3,
+        label="median (interval)",
+    )
     q = [r["ideal"] for r in good]
     if series.kind == "strong":
         axes[0].plot(xs, [t[0] / qi for qi in q], "--", color="gray", label="ideal")
-        axes[1].errorbar(xs, [r["speedup"] for r in good], yerr=yerr(good, "speedup", "speedup_low", "speedup_high"),
-                         fmt="o-", capsize=3, label="speedup (interval)")
+        axes[1].errorbar(
+            xs,
+            [r["speedup"] for r in good],
+            yerr=yerr(good, "speedup", "speedup_low", "speedup_high"),
+            fmt="o-",
+            capsize=3,
+            label="speedup (interval)",
+        )
         axes[1].set_ylabel("speedup")
         axes[0].set_yscale("log")
         from matplotlib.ticker import FuncFormatter
@@ -149,16 +175,30 @@ def _scaling(series: Series, rows: list[dict[str, Any]], folder: Path, index: in
         axes[0].yaxis.set_minor_formatter(plain)
     else:
         axes[0].axhline(t[0], ls="--", color="gray", label="ideal")
-        axes[1].errorbar(xs, [r["relative_performance"] for r in good],
-                         yerr=yerr(good, "relative_performance", "relative_performance_low",
-                                   "relative_performance_high"),
-                         fmt="o-", capsize=3, label="relative perf. (interval)")
+        axes[1].errorbar(
+            xs,
+            [r["relative_performance"] for r in good],
+            yerr=yerr(
+                good,
+                "relative_performance",
+                "relative_performance_low",
+                "relative_performance_high",
+            ),
+            fmt="o-",
+            capsize=3,
+            label="relative perf. (interval)",
+        )
         axes[1].set_ylabel("relative performance")
     axes[1].plot(xs, q, "--", color="gray", label="ideal")
     axes[0].set_ylabel("time (s)")
-    axes[2].errorbar(xs, [100 * r["efficiency"] for r in good],
-                     yerr=yerr(good, "efficiency", "efficiency_low", "efficiency_high", 100),
-                     fmt="o-", capsize=3, label="efficiency (interval)")
+    axes[2].errorbar(
+        xs,
+        [100 * r["efficiency"] for r in good],
+        yerr=yerr(good, "efficiency", "efficiency_low", "efficiency_high", 100),
+        fmt="o-",
+        capsize=3,
+        label="efficiency (interval)",
+    )
     axes[2].axhline(100, ls="--", color="gray")
     axes[2].set_ylabel("parallel efficiency (%)")
     top = max(100 * r["efficiency"] for r in good)
@@ -185,10 +225,18 @@ def _single(series: Series, rows: list[dict[str, Any]], folder: Path, index: int
         return []
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    labels = [f"{r['ranks']} ranks\n{r['nodes']} node{'s' if r['nodes'] != 1 else ''}" for r in good]
+    labels = [
+        f"{r['ranks']} ranks\n{r['nodes']} node{'s' if r['nodes'] != 1 else ''}" for r in good
+    ]
     pos = list(range(len(good)))
-    ax.errorbar(pos, [r["time_s"] for r in good], yerr=yerr(good, "time_s", "time_low", "time_high"),
-                fmt="o", capsize=4, label="median (interval)")
+    ax.errorbar(
+        pos,
+        [r["time_s"] for r in good],
+        yerr=yerr(good, "time_s", "time_low", "time_high"),
+        fmt="o",
+        capsize=4,
+        label="median (interval)",
+    )
     ax.set_xticks(pos)
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_xlim(-0.5, len(good) - 0.5)

@@ -51,12 +51,21 @@ def strong(ranks: Sequence[int], times: Sequence[float]) -> list[dict[str, float
     for i in order:
         q = ranks[i] / p0
         s = speedup(t0, times[i])
-        rows.append({"ranks": ranks[i], "speedup": s, "ideal": q, "efficiency": efficiency(s, q),
-                     "karp_flatt": karp_flatt(s, q)})
+        rows.append(
+            {
+                "ranks": ranks[i],
+                "speedup": s,
+                "ideal": q,
+                "efficiency": efficiency(s, q),
+                "karp_flatt": karp_flatt(s, q),
+            }
+        )
     return rows
 
 
-def weak(ranks: Sequence[int], times: Sequence[float], work: Sequence[float]) -> list[dict[str, float]]:
+def weak(
+    ranks: Sequence[int], times: Sequence[float], work: Sequence[float]
+) -> list[dict[str, float]]:
     """Weak-scaling efficiency and relative performance per point, base = fewest ranks."""
     order = sorted(range(len(ranks)), key=lambda i: ranks[i])
     b = order[0]
@@ -64,6 +73,12 @@ def weak(ranks: Sequence[int], times: Sequence[float], work: Sequence[float]) ->
     rows = []
     for i in order:
         rate = work[i] / times[i] if times[i] > 0 else math.nan
-        rows.append({"ranks": ranks[i], "efficiency": speedup(times[b], times[i]),
-                     "relative_performance": rate / rate0, "ideal": ranks[i] / ranks[b]})
+        rows.append(
+            {
+                "ranks": ranks[i],
+                "efficiency": speedup(times[b], times[i]),
+                "relative_performance": rate / rate0,
+                "ideal": ranks[i] / ranks[b],
+            }
+        )
     return rows

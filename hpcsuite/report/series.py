@@ -165,7 +165,11 @@ def _samples(times: dict[str, Any]) -> list[float]:
     there are none (a training run)."""
     unit = _TIME_UNITS.get(str(times.get("unit", "s")), 1.0)
     raw = times.get("samples")
-    out = [v * unit for v in (_num(s) for s in raw) if v is not None and v >= 0] if isinstance(raw, list) else []
+    out = (
+        [v * unit for v in (_num(s) for s in raw) if v is not None and v >= 0]
+        if isinstance(raw, list)
+        else []
+    )
     if not out:
         wall = _num(times.get("wall"))
         out = [wall * unit] if wall is not None and wall >= 0 else []
@@ -175,10 +179,15 @@ def _samples(times: dict[str, Any]) -> list[float]:
 def _fom(raw: Any) -> Fom | None:
     if not isinstance(raw, dict):
         return None
-    return Fom(name=str(raw.get("name", "")), unit=str(raw.get("unit", "")),
-               higher_is_better=raw.get("higher_is_better", True) is not False,
-               value=_num(raw.get("value")), low=_num(raw.get("low")), high=_num(raw.get("high")),
-               basis=raw.get("basis") if isinstance(raw.get("basis"), str) else None)
+    return Fom(
+        name=str(raw.get("name", "")),
+        unit=str(raw.get("unit", "")),
+        higher_is_better=raw.get("higher_is_better", True) is not False,
+        value=_num(raw.get("value")),
+        low=_num(raw.get("low")),
+        high=_num(raw.get("high")),
+        basis=raw.get("basis") if isinstance(raw.get("basis"), str) else None,
+    )
 
 
 def _problem(kernel: str, params: dict[str, Any]) -> tuple[str, float, str]:
@@ -188,8 +197,11 @@ def _problem(kernel: str, params: dict[str, Any]) -> tuple[str, float, str]:
         sized.pop("size", None)  # the message size is the curve's x, not a problem size
     shape = sized.get("shape")
     if shape is not None:
-        if (not isinstance(shape, list) or not shape
-                or any(_num(d) is None or d < 0 or d != int(d) for d in shape)):
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or any(_num(d) is None or d < 0 or d != int(d) for d in shape)
+        ):
             raise ValueError(f"params.shape {shape!r} is not a list of non-negative integers")
     for k, v in sized.items():
         if k != "shape" and (_num(v) is None or v < 0):
@@ -217,7 +229,11 @@ def _problem(kernel: str, params: dict[str, Any]) -> tuple[str, float, str]:
 
 def _job(rec: dict[str, Any]) -> str | None:
     """The id ``sacct -j`` takes: ``ARRAYJOB_TASK`` for an array task, else the job id."""
-    slurm = (rec.get("provenance") or {}).get("slurm") if isinstance(rec.get("provenance"), dict) else None
+    slurm = (
+        (rec.get("provenance") or {}).get("slurm")
+        if isinstance(rec.get("provenance"), dict)
+        else None
+    )
     if not isinstance(slurm, dict):
         return None
     array, task = slurm.get("array_job_id"), slurm.get("array_task_id")
@@ -259,8 +275,12 @@ def describe(rec: dict[str, Any]) -> Run:
             raise ValueError(f"record without {name}")
     params, env = rec["params"], rec["env"]
     hosts = env.get("hosts")
-    nodes = (_count(rec.get("nodes")) or _count(env.get("nodes"))
-             or (len(set(map(str, hosts))) if isinstance(hosts, list) and hosts else None) or 1)
+    nodes = (
+        _count(rec.get("nodes"))
+        or _count(env.get("nodes"))
+        or (len(set(map(str, hosts))) if isinstance(hosts, list) and hosts else None)
+        or 1
+    )
     if nodes > ranks:
         raise ValueError(f"record with {nodes} nodes for {ranks} ranks")
     packed = -(-ranks // nodes)
@@ -274,7 +294,11 @@ def describe(rec: dict[str, Any]) -> Run:
         if _num(ms) is None or ms < 0:
             raise ValueError(f"microbenchmark record with bad message size {ms!r}")
         message_size = int(ms)
-    prov_mpi = ((rec.get("provenance") or {}).get("mpi") or {}) if isinstance(rec.get("provenance"), dict) else {}
+    prov_mpi = (
+        ((rec.get("provenance") or {}).get("mpi") or {})
+        if isinstance(rec.get("provenance"), dict)
+        else {}
+    )
     env_values: dict[str, str | None] = {}
     for k in ENV_KEYS:
         v = env.get(k)
@@ -283,11 +307,27 @@ def describe(rec: dict[str, Any]) -> Run:
         env_values[k] = None if v is None else str(v)
     ident = {k: v for k, v in params.items() if k not in RUN_CONTROL and k not in SIZE_PARAMS}
     check = rec.get("check")
-    failed = (isinstance(check, dict) and check.get("passed") is False) or rec.get("status") == "failed"
-    return Run(rec=rec, kernel=kernel, params=ident, problem=problem, size=size, size_label=label,
-               ranks=ranks, nodes=nodes, ranks_per_node=rpn, env=env_values,
-               samples=_samples(rec["times"]), fom=_fom(rec.get("fom")), failed=bool(failed),
-               job=_job(rec), git=_git(rec), message_size=message_size)
+    failed = (isinstance(check, dict) and check.get("passed") is False) or rec.get(
+        "status"
+    ) == "failed"
+    return Run(
+        rec=rec,
+        kernel=kernel,
+        params=ident,
+        problem=problem,
+        size=size,
+        size_label=label,
+        ranks=ranks,
+        nodes=nodes,
+        ranks_per_node=rpn,
+        env=env_values,
+        samples=_samples(rec["times"]),
+        fom=_fom(rec.get("fom")),
+        failed=bool(failed),
+        job=_job(rec),
+        git=_git(rec),
+        message_size=message_size,
+    )
 
 
 def env_text(env: dict[str, str | None]) -> str:
@@ -338,8 +378,15 @@ class Point:
         known); otherwise the median of the recorded values, with the interval of that
         median over runs.
         """
-        none = {"value": None, "low": None, "high": None, "unit": "", "name": "", "basis": "",
-                "higher_is_better": True}
+        none = {
+            "value": None,
+            "low": None,
+            "high": None,
+            "unit": "",
+            "name": "",
+            "basis": "",
+            "higher_is_better": True,
+        }
         runs = [r for r in self.runs if r.fom is not None]
         if not runs:
             return none
@@ -354,8 +401,12 @@ class Point:
             pooled = [s for r in runs for s in r.samples]
             st = stats.summarize(pooled)
             work = stats.median(works)
-            if len(runs) == 1 and runs[0].fom.basis == "median" and runs[0].fom.low is not None \
-                    and runs[0].fom.high is not None:
+            if (
+                len(runs) == 1
+                and runs[0].fom.basis == "median"
+                and runs[0].fom.low is not None
+                and runs[0].fom.high is not None
+            ):
                 value, low, high = runs[0].fom.value, runs[0].fom.low, runs[0].fom.high
             elif hib:
                 value, low, high = stats.rate_interval(work, st)
@@ -375,8 +426,12 @@ class Point:
                 low = high = None
         else:
             low, high = stats.median_interval(values)
-        out.update(value=stats.median(values), low=low, high=high,
-                   basis="recorded" if len(values) == 1 else f"median of {len(values)} runs")
+        out.update(
+            value=stats.median(values),
+            low=low,
+            high=high,
+            basis="recorded" if len(values) == 1 else f"median of {len(values)} runs",
+        )
         return out
 
     def band(self) -> tuple[float | None, float | None]:
@@ -413,8 +468,16 @@ class Series:
         return env_text(self.env_values)
 
     def _key_parts(self) -> list[Any]:
-        return [self.kind, self.axis, self.kernel, self.params, self.scale, self.nodes,
-                self.ranks_per_node, self.problem if self.kind == "single" else ""]
+        return [
+            self.kind,
+            self.axis,
+            self.kernel,
+            self.params,
+            self.scale,
+            self.nodes,
+            self.ranks_per_node,
+            self.problem if self.kind == "single" else "",
+        ]
 
     @property
     def key(self) -> str:
@@ -424,10 +487,14 @@ class Series:
     def matches(self, other: Series) -> bool:
         """Same series, where an environment field missing on one side (an older
         record without the MPI thread level, say) does not count as a difference."""
-        if json.dumps(self._key_parts(), sort_keys=True) != json.dumps(other._key_parts(), sort_keys=True):
+        if json.dumps(self._key_parts(), sort_keys=True) != json.dumps(
+            other._key_parts(), sort_keys=True
+        ):
             return False
-        return all(a is None or b is None or a == b
-                   for a, b in ((self.env_values.get(k), other.env_values.get(k)) for k in ENV_KEYS))
+        return all(
+            a is None or b is None or a == b
+            for a, b in ((self.env_values.get(k), other.env_values.get(k)) for k in ENV_KEYS)
+        )
 
     @property
     def layout(self) -> str:
@@ -442,12 +509,17 @@ class Series:
 
     @property
     def title(self) -> str:
-        shown = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items())
-                          if k not in ("source", "test") and v is not None)
-        what = {"strong": f"strong scaling {self.layout}, problem {self.problem}",
-                "weak": f"weak scaling {self.layout}, {self.problem} per rank",
-                "curve": self.layout,
-                "single": f"runs, problem {self.problem}" if self.problem else "runs"}[self.kind]
+        shown = ", ".join(
+            f"{k}={v}"
+            for k, v in sorted(self.params.items())
+            if k not in ("source", "test") and v is not None
+        )
+        what = {
+            "strong": f"strong scaling {self.layout}, problem {self.problem}",
+            "weak": f"weak scaling {self.layout}, {self.problem} per rank",
+            "curve": self.layout,
+            "single": f"runs, problem {self.problem}" if self.problem else "runs",
+        }[self.kind]
         return f"{self.kernel} ({what}" + (f"; {shown})" if shown else ")")
 
     def table(self) -> list[dict[str, Any]]:
@@ -466,17 +538,30 @@ class Series:
             st = p.stats()
             fom = p.fom()
             first = p.runs[0]
-            row = {"x": p.x, "ranks": first.ranks, "nodes": first.nodes,
-                   "ranks_per_node": first.ranks_per_node, "runs": len(p.runs),
-                   "samples": st.n if st else 0,
-                   "time_s": st.median if st else math.nan,
-                   "time_low": st.low if st else math.nan, "time_high": st.high if st else math.nan,
-                   "time_min": st.min if st else math.nan, "time_p99": st.p99 if st else math.nan,
-                   "confidence": st.confidence if st else math.nan,
-                   "fom": fom["value"], "fom_low": fom["low"], "fom_high": fom["high"],
-                   "fom_unit": fom["unit"], "fom_name": fom["name"], "fom_basis": fom["basis"],
-                   "jobs": _join([r.job for r in p.runs]), "git": _join([r.git for r in p.runs], 2),
-                   "problem": first.size_label, "status": p.status}
+            row = {
+                "x": p.x,
+                "ranks": first.ranks,
+                "nodes": first.nodes,
+                "ranks_per_node": first.ranks_per_node,
+                "runs": len(p.runs),
+                "samples": st.n if st else 0,
+                "time_s": st.median if st else math.nan,
+                "time_low": st.low if st else math.nan,
+                "time_high": st.high if st else math.nan,
+                "time_min": st.min if st else math.nan,
+                "time_p99": st.p99 if st else math.nan,
+                "confidence": st.confidence if st else math.nan,
+                "fom": fom["value"],
+                "fom_low": fom["low"],
+                "fom_high": fom["high"],
+                "fom_unit": fom["unit"],
+                "fom_name": fom["name"],
+                "fom_basis": fom["basis"],
+                "jobs": _join([r.job for r in p.runs]),
+                "git": _join([r.git for r in p.runs], 2),
+                "problem": first.size_label,
+                "status": p.status,
+            }
             if self.kind == "curve":
                 row["band_low"], row["band_high"] = p.band()
             rows.append(row)
@@ -491,16 +576,30 @@ class Series:
                 elif min(base["samples"], r["samples"]) < 2:
                     lo = hi = math.nan  # one sample has no interval, nor has a ratio with it
                 else:
-                    lo, hi = scaling.ratio_interval((base["time_low"], base["time_high"]),
-                                                    (r["time_low"], r["time_high"]))
+                    lo, hi = scaling.ratio_interval(
+                        (base["time_low"], base["time_high"]), (r["time_low"], r["time_high"])
+                    )
                 if self.kind == "strong":
-                    r.update(speedup=ratio, speedup_low=lo, speedup_high=hi, ideal=q,
-                             efficiency=scaling.efficiency(ratio, q), efficiency_low=lo / q,
-                             efficiency_high=hi / q, karp_flatt=scaling.karp_flatt(ratio, q))
+                    r.update(
+                        speedup=ratio,
+                        speedup_low=lo,
+                        speedup_high=hi,
+                        ideal=q,
+                        efficiency=scaling.efficiency(ratio, q),
+                        efficiency_low=lo / q,
+                        efficiency_high=hi / q,
+                        karp_flatt=scaling.karp_flatt(ratio, q),
+                    )
                 else:  # the same problem per rank: the work grows with the ranks
-                    r.update(efficiency=ratio, efficiency_low=lo, efficiency_high=hi, ideal=q,
-                             relative_performance=ratio * q, relative_performance_low=lo * q,
-                             relative_performance_high=hi * q)
+                    r.update(
+                        efficiency=ratio,
+                        efficiency_low=lo,
+                        efficiency_high=hi,
+                        ideal=q,
+                        relative_performance=ratio * q,
+                        relative_performance_low=lo * q,
+                        relative_performance_high=hi * q,
+                    )
         return rows
 
 
@@ -511,7 +610,10 @@ def _points(runs: list[Run], x: str) -> list[Point]:
         if x == "size":
             key, value = (r.message_size or 0,), r.message_size or 0
         else:
-            key, value = (r.ranks, r.nodes, r.ranks_per_node), (r.nodes if x == "nodes" else r.ranks)
+            key, value = (
+                (r.ranks, r.nodes, r.ranks_per_node),
+                (r.nodes if x == "nodes" else r.ranks),
+            )
         by_key.setdefault(key, Point(value)).runs.append(r)
     return [by_key[k] for k in sorted(by_key)]
 
@@ -543,8 +645,19 @@ def build(recs: list[dict[str, Any]]) -> list[Series]:
             for r in members:
                 layouts.setdefault((r.ranks, r.nodes, r.ranks_per_node), []).append(r)
             for (ranks, nodes, rpn), rs in sorted(layouts.items()):
-                out.append(Series("curve", kernel, params, env, ranks, _points(rs, "size"), axis="size",
-                                  nodes=nodes, ranks_per_node=rpn))
+                out.append(
+                    Series(
+                        "curve",
+                        kernel,
+                        params,
+                        env,
+                        ranks,
+                        _points(rs, "size"),
+                        axis="size",
+                        nodes=nodes,
+                        ranks_per_node=rpn,
+                    )
+                )
             continue
         used: set[int] = set()
 
@@ -556,8 +669,19 @@ def build(recs: list[dict[str, Any]]) -> list[Series]:
                 scale = rs[0].size if kind == "strong" else rs[0].size / rs[0].ranks
                 label = rs[0].size_label if kind == "strong" else _per_rank_label(rs[0])
                 fixed = {"nodes": key[1]} if axis == "ranks" else {"ranks_per_node": key[1]}
-                out.append(Series(kind, kernel, params, env, scale, _points(rs, axis), axis=axis,
-                                  problem=label, **fixed))
+                out.append(
+                    Series(
+                        kind,
+                        kernel,
+                        params,
+                        env,
+                        scale,
+                        _points(rs, axis),
+                        axis=axis,
+                        problem=label,
+                        **fixed,
+                    )
+                )
                 used.update(id(r) for r in rs)
 
         packed = [r for r in members if r.ranks == r.nodes * r.ranks_per_node]
@@ -582,11 +706,31 @@ def build(recs: list[dict[str, Any]]) -> list[Series]:
             if id(r) not in used:
                 rest.setdefault(r.problem, []).append(r)
         for rs in rest.values():
-            out.append(Series("single", kernel, params, env, rs[0].size, _points(rs, "ranks"),
-                              problem=rs[0].size_label))
+            out.append(
+                Series(
+                    "single",
+                    kernel,
+                    params,
+                    env,
+                    rs[0].size,
+                    _points(rs, "ranks"),
+                    problem=rs[0].size_label,
+                )
+            )
     order = {"strong": 0, "weak": 1, "single": 2, "curve": 3}
-    return sorted(out, key=lambda s: (order[s.kind], s.kernel, s.axis, s.scale, s.nodes or 0,
-                                      s.ranks_per_node or 0, s.env, json.dumps(s.params, sort_keys=True)))
+    return sorted(
+        out,
+        key=lambda s: (
+            order[s.kind],
+            s.kernel,
+            s.axis,
+            s.scale,
+            s.nodes or 0,
+            s.ranks_per_node or 0,
+            s.env,
+            json.dumps(s.params, sort_keys=True),
+        ),
+    )
 
 
 def _share(r: Run) -> str:

@@ -31,14 +31,16 @@ def check_folder(folder: str, option: str) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"{option} {folder!r} cannot be created ({exc.strerror or exc}); "
-                         "choose another folder") from None
+        raise UsageError(
+            f"{option} {folder!r} cannot be created ({exc.strerror or exc}); choose another folder"
+        ) from None
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise UsageError(f"{option} {folder!r} is not writable ({exc.strerror or exc}); "
-                         "choose another folder") from None
+        raise UsageError(
+            f"{option} {folder!r} is not writable ({exc.strerror or exc}); choose another folder"
+        ) from None
 
 
 def save(path: str, state: dict[str, Any]) -> None:
@@ -65,19 +67,28 @@ def load(path: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise InputError(f"no checkpoint at {path!r}") from None
     except Exception as exc:  # torch raises several types for a damaged or foreign file
-        raise InputError(f"checkpoint {path!r} is corrupt or not an hpcsuite checkpoint "
-                         f"({type(exc).__name__}: {str(exc)[:200]}); delete it or use another "
-                         "--checkpoint-dir") from None
+        raise InputError(
+            f"checkpoint {path!r} is corrupt or not an hpcsuite checkpoint "
+            f"({type(exc).__name__}: {str(exc)[:200]}); delete it or use another "
+            "--checkpoint-dir"
+        ) from None
     if not isinstance(state, dict) or not set(FIELDS) <= state.keys():
-        raise InputError(f"checkpoint {path!r} lacks the model, optimizer or position; it is not an "
-                         "hpcsuite.train checkpoint")
-    wrong = sorted(name for name, kind in FIELDS.items()
-                   if not isinstance(state[name], kind) or (kind is int and isinstance(state[name], bool)))
+        raise InputError(
+            f"checkpoint {path!r} lacks the model, optimizer or position; it is not an "
+            "hpcsuite.train checkpoint"
+        )
+    wrong = sorted(
+        name
+        for name, kind in FIELDS.items()
+        if not isinstance(state[name], kind) or (kind is int and isinstance(state[name], bool))
+    )
     if not wrong and (state["epoch"] < 0 or state["step"] < 0):
         wrong = ["epoch" if state["epoch"] < 0 else "step"]
     if not wrong and not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
         wrong = ["model"]
     if wrong:
-        raise InputError(f"checkpoint {path!r} has fields of the wrong type ({', '.join(wrong)}); it is damaged "
-                         "or not an hpcsuite.train checkpoint: delete it or use another --checkpoint-dir")
+        raise InputError(
+            f"checkpoint {path!r} has fields of the wrong type ({', '.join(wrong)}); it is damaged "
+            "or not an hpcsuite.train checkpoint: delete it or use another --checkpoint-dir"
+        )
     return state

@@ -11,8 +11,12 @@ import numpy as np
 
 from hpcsuite.core.errors import InputError
 
-MNIST_FILES = {"train-images": "train-images-idx3-ubyte", "train-labels": "train-labels-idx1-ubyte",
-               "test-images": "t10k-images-idx3-ubyte", "test-labels": "t10k-labels-idx1-ubyte"}
+MNIST_FILES = {
+    "train-images": "train-images-idx3-ubyte",
+    "train-labels": "train-labels-idx1-ubyte",
+    "test-images": "t10k-images-idx3-ubyte",
+    "test-labels": "t10k-labels-idx1-ubyte",
+}
 
 
 def digits() -> tuple[np.ndarray, np.ndarray]:
@@ -20,7 +24,9 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise InputError("the bundled digits come with scikit-learn: pip install 'hpcsuite[train]'") from None
+        raise InputError(
+            "the bundled digits come with scikit-learn: pip install 'hpcsuite[train]'"
+        ) from None
     d = load_digits()
     return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
 
@@ -36,10 +42,12 @@ def read_idx(path: str) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
         raise InputError(f"{path!r} is not an unsigned-byte IDX file (bad magic number)")
     ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     start = 4 + 4 * ndim
     if len(raw) - start != math.prod(dims):
-        raise InputError(f"{path!r} holds {len(raw) - start} bytes of data but its header says {dims}")
+        raise InputError(
+            f"{path!r} holds {len(raw) - start} bytes of data but its header says {dims}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=start).reshape(dims)
 
 
@@ -61,7 +69,9 @@ def mnist(folder: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return scale(x_train), y_train.astype(np.int64), scale(x_test), y_test.astype(np.int64)
 
 
-def split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple[Any, Any, Any, Any]:
+def split(
+    x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int
+) -> tuple[Any, Any, Any, Any]:
     """A fixed shuffled train/test split. Pure."""
     order = np.random.default_rng(seed).permutation(len(x))
     cut = int(round(len(x) * (1 - test_fraction)))
@@ -83,11 +93,11 @@ class ExactSampler:
 
     def indices(self, epoch: int) -> np.ndarray:
         """This rank's indices for ``epoch``."""
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n)[self.rank::self.size]
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)[self.rank :: self.size]
 
     def batch_indices(self, epoch: int, step: int) -> np.ndarray:
         """Indices of batch ``step`` of ``epoch`` (possibly empty)."""
-        return self.indices(epoch)[step * self.batch:(step + 1) * self.batch]
+        return self.indices(epoch)[step * self.batch : (step + 1) * self.batch]
 
     def step_total(self, step: int) -> int:
         """Samples in batch ``step`` summed over all ranks (the same in every epoch). Pure.
@@ -95,5 +105,7 @@ class ExactSampler:
         Scaling each rank's summed loss by ``size / step_total`` makes the gradient
         averaged over ranks the mean over the step's samples, also for a short last step.
         """
-        return sum(max(0, min(self.batch, len(range(r, self.n, self.size)) - step * self.batch))
-                   for r in range(self.size))
+        return sum(
+            max(0, min(self.batch, len(range(r, self.n, self.size)) - step * self.batch))
+            for r in range(self.size)
+        )

@@ -13,5 +13,7 @@ from hpcsuite.train.exceptions import NotSupported
 def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
-    raise NotSupported(f"hvd.elastic.{name}: elastic training is not supported by hpcsuite.train (the MPI job's "
-                       "ranks are fixed); restart failed jobs from a checkpoint instead")
+    raise NotSupported(
+        f"hvd.elastic.{name}: elastic training is not supported by hpcsuite.train (the MPI job's "
+        "ranks are fixed); restart failed jobs from a checkpoint instead"
+    )

@@ -23,7 +23,7 @@ class CollectiveMismatch(HorovodInternalError):
 
 
 class ArgumentError(HpcsuiteError, ValueError):
-    """An argument Horovod refuses with ``ValueError`` (wrong type, duplicate names, not initialized)."""
+    """An argument Horovod refuses with ``ValueError`` (wrong type, duplicate name, no init)."""
 
 
 class NotSupported(HpcsuiteError, NotImplementedError):

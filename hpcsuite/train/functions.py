@@ -20,8 +20,10 @@ def _named(params: Any) -> list[tuple[str, torch.Tensor]]:
     return [(str(n), p) for n, p in items if isinstance(p, torch.Tensor)]
 
 
-def broadcast_parameters(params: Mapping[str, torch.Tensor] | Iterable[Any], root_rank: int = 0) -> None:
-    """Overwrite every rank's parameters (``state_dict()`` or ``named_parameters()``) with the root's.
+def broadcast_parameters(
+    params: Mapping[str, torch.Tensor] | Iterable[Any], root_rank: int = 0
+) -> None:
+    """Overwrite every rank's parameters (``state_dict()``/``named_parameters()``) with root's.
 
     All tensors of a dtype travel in one fused buffer, so a model costs a few broadcasts,
     not one per tensor.
@@ -38,13 +40,14 @@ def broadcast_parameters(params: Mapping[str, torch.Tensor] | Iterable[Any], roo
         with torch.no_grad():
             for t in tensors:
                 n = t.numel()
-                t.copy_(flat[offset:offset + n].view_as(t))
+                t.copy_(flat[offset : offset + n].view_as(t))
                 offset += n
 
 
-def broadcast_optimizer_state(optimizer: torch.optim.Optimizer, root_rank: int = 0, model: Any = None,
-                              process_set: Any = None) -> None:
-    """Overwrite every rank's optimizer state (step counts, momenta, hyper-parameters) with the root's.
+def broadcast_optimizer_state(
+    optimizer: torch.optim.Optimizer, root_rank: int = 0, model: Any = None, process_set: Any = None
+) -> None:
+    """Overwrite every rank's optimizer state (steps, momenta, hyper-parameters) with root's.
 
     As Horovod's, the state's tensors travel as tensors (one named broadcast each, all
     started in one negotiation round: no 2 GiB limit of a pickled message); only the
@@ -68,18 +71,31 @@ def broadcast_optimizer_state(optimizer: torch.optim.Optimizer, root_rank: int =
             return type(value)(strip(v) for v in value)
         return value
 
-    skeleton = mpi_ops.broadcast_object(strip(state_dict) if root else None, root_rank,
-                                        name="optimizer state structure")
+    skeleton = mpi_ops.broadcast_object(
+        strip(state_dict) if root else None, root_rank, name="optimizer state structure"
+    )
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    device_of = {i: p.device for i, p in enumerate(params)}  # state_dict keys state by parameter index
+    device_of = {
+        i: p.device for i, p in enumerate(params)
+    }  # state_dict keys state by parameter index
     received: dict[int, torch.Tensor] = {}
 
     def placeholders(value: Any, key: Any = None) -> None:
         if isinstance(value, _Placeholder):
-            device = device_of.get(key, torch.device("cpu")) if isinstance(key, int) else torch.device("cpu")
-            received[value.index] = (tensors[value.index] if root else
-                                     torch.empty(value.shape, dtype=getattr(torch, value.dtype.removeprefix("torch.")),
-                                                 device=device))
+            device = (
+                device_of.get(key, torch.device("cpu"))
+                if isinstance(key, int)
+                else torch.device("cpu")
+            )
+            received[value.index] = (
+                tensors[value.index]
+                if root
+                else torch.empty(
+                    value.shape,
+                    dtype=getattr(torch, value.dtype.removeprefix("torch.")),
+                    device=device,
+                )
+            )
         elif isinstance(value, dict):
             for k, v in value.items():
                 placeholders(v, k)
@@ -90,8 +106,14 @@ def broadcast_optimizer_state(optimizer: torch.optim.Optimizer, root_rank: int =
     for pid, entry in skeleton["state"].items():
         placeholders(entry, pid)
     # Root's own tensors are sent from copies: the broadcast writes into its buffer too.
-    handles = [mpi_ops.broadcast_async_(received[i].detach().clone() if root else received[i], root_rank,
-                                        name=f"optimizer state tensor {i}") for i in sorted(received)]
+    handles = [
+        mpi_ops.broadcast_async_(
+            received[i].detach().clone() if root else received[i],
+            root_rank,
+            name=f"optimizer state tensor {i}",
+        )
+        for i in sorted(received)
+    ]
     values = dict(zip(sorted(received), (mpi_ops.synchronize(h) for h in handles)))
     if root:
         return

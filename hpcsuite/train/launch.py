@@ -38,13 +38,23 @@ def _mpiexec() -> str:
     beside = Path(sys.executable).with_name("mpiexec")
     found = str(beside) if beside.exists() else shutil.which("mpiexec")
     if found is None:
-        raise ArgumentError(f"hvd.run needs mpiexec: none next to {sys.executable} or on PATH; set {MPIEXEC_ENV}")
+        raise ArgumentError(
+            f"hvd.run needs mpiexec: none next to {sys.executable} or on PATH; set {MPIEXEC_ENV}"
+        )
     return found
 
 
-def run(func: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, num_proc: int | None = None,
-        np: int | None = None, hosts: str | None = None, use_gloo: bool | None = None,
-        use_mpi: bool | None = None, **unsupported: Any) -> list[Any]:
+def run(
+    func: Callable[..., Any],
+    args: tuple = (),
+    kwargs: dict | None = None,
+    num_proc: int | None = None,
+    np: int | None = None,
+    hosts: str | None = None,
+    use_gloo: bool | None = None,
+    use_mpi: bool | None = None,
+    **unsupported: Any,
+) -> list[Any]:
     """Run ``func(*args, **kwargs)`` on ``num_proc`` ranks (an MPI job of this script); returns
     every rank's result in rank order (Horovod's ``horovod.run``).
 
@@ -63,10 +73,14 @@ def run(func: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, 
             pickle.dump(result, out)
         raise SystemExit(0)
     if unsupported:
-        raise NotSupported(f"hvd.run: {', '.join(sorted(unsupported))} not supported by hpcsuite.train's launcher "
-                           "(it re-executes the script under mpiexec)")
+        raise NotSupported(
+            f"hvd.run: {', '.join(sorted(unsupported))} not supported by hpcsuite.train's launcher "
+            "(it re-executes the script under mpiexec)"
+        )
     if use_gloo:
-        raise NotSupported("hvd.run(use_gloo=True): hpcsuite.train has no Gloo; MPI carries everything")
+        raise NotSupported(
+            "hvd.run(use_gloo=True): hpcsuite.train has no Gloo; MPI carries everything"
+        )
     del use_mpi
     count = num_proc if num_proc is not None else np
     if count is None or int(count) < 1:
@@ -74,25 +88,35 @@ def run(func: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, 
     main = sys.modules.get("__main__")
     script = getattr(main, "__file__", None)
     if script is None:
-        raise ArgumentError("hvd.run re-executes the running script under mpiexec: call it from a script "
-                            "(python train.py), not an interactive session")
+        raise ArgumentError(
+            "hvd.run re-executes the running script under mpiexec: call it from a script "
+            "(python train.py), not an interactive session"
+        )
     spec = getattr(main, "__spec__", None)
-    target = ["-m", spec.name] if spec is not None and spec.name not in (None, "__main__") else [script]
+    target = (
+        ["-m", spec.name] if spec is not None and spec.name not in (None, "__main__") else [script]
+    )
     command = [_mpiexec(), "-n", str(int(count))]
     if hosts:
         command += ["-hosts", ",".join(h.split(":")[0] for h in hosts.split(","))]
     env = {k: v for k, v in os.environ.items() if not k.startswith(_LAUNCHER_PREFIXES)}
     with tempfile.TemporaryDirectory(prefix="hpcsuite-run-") as tmp:
         env[CHILD_ENV] = tmp
-        done = subprocess.run([*command, sys.executable, *target, *sys.argv[1:]], env=env, check=False)
+        done = subprocess.run(
+            [*command, sys.executable, *target, *sys.argv[1:]], env=env, check=False
+        )
         if done.returncode != 0:
-            raise HorovodInternalError(f"hvd.run: the {count}-rank job exited with status {done.returncode} "
-                                       "(its processes' output is above)")
+            raise HorovodInternalError(
+                f"hvd.run: the {count}-rank job exited with status {done.returncode} "
+                "(its processes' output is above)"
+            )
         results = []
         for r in range(int(count)):
             path = Path(tmp) / f"{r}.pkl"
             if not path.exists():
-                raise HorovodInternalError(f"hvd.run: rank {r} ended without returning from the function")
+                raise HorovodInternalError(
+                    f"hvd.run: rank {r} ended without returning from the function"
+                )
             with open(path, "rb") as f:
                 results.append(pickle.load(f))
     return results

@@ -18,7 +18,12 @@ from hpcsuite.core import mpi
 from hpcsuite.core.mpi import MPI
 from hpcsuite.core.partition import owned
 from hpcsuite.train import ops
-from hpcsuite.train.exceptions import ArgumentError, HorovodInternalError, InvalidArgument, NotSupported
+from hpcsuite.train.exceptions import (
+    ArgumentError,
+    HorovodInternalError,
+    InvalidArgument,
+    NotSupported,
+)
 from hpcsuite.train.negotiation import (  # noqa: F401 - Horovod's names, re-exported
     JOINABLE,
     MIRRORS,
@@ -34,8 +39,8 @@ from hpcsuite.train.negotiation import (  # noqa: F401 - Horovod's names, re-exp
 )
 from hpcsuite.train.ops import _HALF, Adasum, Average, Sum
 
-
 # -- Horovod's scaling and argument checks ----------------------------------------------------
+
 
 def _scale(t: torch.Tensor, factor: float) -> None:
     """``t *= factor`` as Horovod's ScaleBuffer: the product in double precision, converted
@@ -62,14 +67,18 @@ def _resolve(op: str | None, average: bool | None = None) -> str:
     if op == Adasum:
         raise NotSupported("op=hvd.Adasum is not supported by hpcsuite.train; use hvd.Average")
     if op not in ops._MPI_OP:
-        raise ArgumentError(f"unknown reduction op {op!r}; use hvd.Average, Sum, Min, Max or Product")
+        raise ArgumentError(
+            f"unknown reduction op {op!r}; use hvd.Average, Sum, Min, Max or Product"
+        )
     return op
 
 
 def _no_process_set(process_set: Any) -> None:
     if process_set is not None and process_set is not global_process_set:
-        raise NotSupported("process sets are not supported by hpcsuite.train: every collective runs on all "
-                           "ranks (leave process_set at its default)")
+        raise NotSupported(
+            "process sets are not supported by hpcsuite.train: every collective runs on all "
+            "ranks (leave process_set at its default)"
+        )
 
 
 class _GlobalProcessSet:
@@ -94,8 +103,10 @@ class ProcessSet:
     """Horovod's ``hvd.ProcessSet``: out of scope, constructing one is a clear error."""
 
     def __init__(self, *_: Any, **__: Any) -> None:
-        raise NotSupported("hvd.ProcessSet: process sets are not supported by hpcsuite.train: every collective "
-                           "runs on all ranks")
+        raise NotSupported(
+            "hvd.ProcessSet: process sets are not supported by hpcsuite.train: every collective "
+            "runs on all ranks"
+        )
 
 
 def add_process_set(*_: Any, **__: Any) -> None:
@@ -108,8 +119,9 @@ remove_process_set = add_process_set
 
 # -- the operations: one runner per kind, used alike by active and joined ranks -----------------
 
+
 def _allreduce_now(t: torch.Tensor, op: str, pre: float, post: float) -> None:
-    """Blocking in-place allreduce with Horovod's scaling (``post`` already divided for averages)."""
+    """Blocking in-place allreduce, Horovod's scaling (``post`` already divided for averages)."""
     comm = ops._comm()
     with ops._on_host(t) as host:
         _scale(host, pre)
@@ -119,10 +131,14 @@ def _allreduce_now(t: torch.Tensor, op: str, pre: float, post: float) -> None:
             ops._Sum16(comm, host).run()
         elif host.dtype in _HALF:  # min, max, product: exact enough in float32
             wide = host.float()
-            comm.Allreduce(MPI.IN_PLACE, wide.numpy(), op=getattr(MPI, ops._MPI_OP[op]))  # comm: the reduction
+            comm.Allreduce(
+                MPI.IN_PLACE, wide.numpy(), op=getattr(MPI, ops._MPI_OP[op])
+            )  # comm: the reduction
             host.copy_(wide)
         else:
-            comm.Allreduce(MPI.IN_PLACE, ops._host_view(host)[0], op=getattr(MPI, ops._MPI_OP[op]))  # comm
+            comm.Allreduce(
+                MPI.IN_PLACE, ops._host_view(host)[0], op=getattr(MPI, ops._MPI_OP[op])
+            )  # comm
         _scale(host, post)
 
 
@@ -141,6 +157,7 @@ def _start_allreduce(t: torch.Tensor, op: str, pre: float, post: float) -> tuple
             ops.wait_sums([pending], "allreduce", buckets=False)
             _scale(t, post)
             return t
+
         return finish, pending.request
     # Completed at once: min/max/product, and 16-bit sums (two halves, which would otherwise
     # interleave with later collectives differently on different ranks).
@@ -162,8 +179,9 @@ def _groups(descrs: Sequence[tuple]) -> dict[tuple[str, str], list[int]]:
     return groups
 
 
-def _start_grouped(tensors: list[torch.Tensor], descrs: tuple, op: str, pre: float,
-                   post: float) -> tuple[Callable, Any]:
+def _start_grouped(
+    tensors: list[torch.Tensor], descrs: tuple, op: str, pre: float, post: float
+) -> tuple[Callable, Any]:
     finishes, requests = [], []
     for idx in _groups(descrs).values():
         flat = torch.cat([tensors[i].detach().reshape(-1) for i in idx])
@@ -178,9 +196,10 @@ def _start_grouped(tensors: list[torch.Tensor], descrs: tuple, op: str, pre: flo
                 offset = 0
                 for i in idx:
                     n = tensors[i].numel()
-                    tensors[i].copy_(flat[offset:offset + n].view_as(tensors[i]))
+                    tensors[i].copy_(flat[offset : offset + n].view_as(tensors[i]))
                     offset += n
         return tensors
+
     return done, (_AllRequests(requests) if requests else None)
 
 
@@ -207,6 +226,7 @@ def _start_broadcast(t: torch.Tensor, root: int) -> tuple[Callable, Any]:
     def finish() -> torch.Tensor:
         ops.wait_sums([pending], "broadcast", buckets=False)
         return t
+
     return finish, request
 
 
@@ -229,7 +249,9 @@ def _allgather_now(t: torch.Tensor, counts: list[int]) -> torch.Tensor:
         send, _ = ops._host_view(host)
         recv, _ = ops._host_view(out)
         elems, displs = _rows(counts, row)
-        comm.Allgatherv(send.reshape(-1), [recv.reshape(-1), elems, displs, mpi.datatype(recv.dtype)])  # comm
+        comm.Allgatherv(
+            send.reshape(-1), [recv.reshape(-1), elems, displs, mpi.datatype(recv.dtype)]
+        )  # comm
     return out.to(t.device)
 
 
@@ -246,14 +268,18 @@ def _mirror_allgather(match: tuple, everyone: list) -> tuple[Callable, Any]:
 def _start_alltoall(t: torch.Tensor, everyone: list) -> tuple[Callable, Any]:
     comm = ops._comm()
     splits = everyone[comm.rank]
-    received = [everyone[r][comm.rank] for r in range(comm.size)]  # every rank's splits came with the names
+    received = [
+        everyone[r][comm.rank] for r in range(comm.size)
+    ]  # every rank's splits came with the names
     with ops._on_host(t, write_back=False) as host:
         row = int(np.prod(host.shape[1:], dtype=np.int64))
         out = torch.empty((sum(received), *host.shape[1:]), dtype=host.dtype)
         send, _ = ops._host_view(host.contiguous())
         recv, _ = ops._host_view(out)
         z = mpi.datatype(recv.dtype)
-        comm.Alltoallv([send.reshape(-1), *_rows(splits, row), z], [recv.reshape(-1), *_rows(received, row), z])  # comm
+        comm.Alltoallv(
+            [send.reshape(-1), *_rows(splits, row), z], [recv.reshape(-1), *_rows(received, row), z]
+        )  # comm
     result = (out.to(t.device), torch.tensor(received, dtype=torch.int32))
     return (lambda: result), None
 
@@ -273,8 +299,12 @@ def _start_reducescatter(t: torch.Tensor, op: str, pre: float, post: float) -> t
         row = int(np.prod(host.shape[1:], dtype=np.int64))
         out = torch.empty((rows[comm.rank], *host.shape[1:]), dtype=wide.dtype, device=wide.device)
         ops._state.calls += 1
-        comm.Reduce_scatter(ops._host_view(wide)[0].reshape(-1), ops._host_view(out)[0].reshape(-1),
-                            [c * row for c in rows], op=MPI.SUM)  # comm: the reduction
+        comm.Reduce_scatter(
+            ops._host_view(wide)[0].reshape(-1),
+            ops._host_view(out)[0].reshape(-1),
+            [c * row for c in rows],
+            op=MPI.SUM,
+        )  # comm: the reduction
         out = out.to(dtype=t.dtype)
         _scale(out, _post(op, post))
     result = out.to(device=t.device)
@@ -301,21 +331,38 @@ def _start_sparse(t: torch.Tensor, op: str, everyone: list) -> tuple[Callable, A
 
 def _mirror_sparse(match: tuple, everyone: list) -> tuple[Callable, Any]:
     shape, dtype, op, sparse_dims = match
-    empty = torch.sparse_coo_tensor(torch.zeros((sparse_dims, 0), dtype=torch.int64),
-                                    _zeros((0, *shape[sparse_dims:]), dtype), tuple(shape),
-                                    check_invariants=True)
+    empty = torch.sparse_coo_tensor(
+        torch.zeros((sparse_dims, 0), dtype=torch.int64),
+        _zeros((0, *shape[sparse_dims:]), dtype),
+        tuple(shape),
+        check_invariants=True,
+    )
     return _start_sparse(empty, op, everyone)
 
 
-MIRRORS.update({"allreduce": _mirror_allreduce, "grouped_allreduce": _mirror_grouped, "broadcast": _mirror_broadcast,
-                "allgather": _mirror_allgather, "reducescatter": _mirror_reducescatter,
-                "sparse_allreduce": _mirror_sparse})
+MIRRORS.update(
+    {
+        "allreduce": _mirror_allreduce,
+        "grouped_allreduce": _mirror_grouped,
+        "broadcast": _mirror_broadcast,
+        "allgather": _mirror_allgather,
+        "reducescatter": _mirror_reducescatter,
+        "sparse_allreduce": _mirror_sparse,
+    }
+)
 
 
 # -- the public API ---------------------------------------------------------------------------
 
-def _failed_or(kind: str, name: str | None, match: Any, local: Any, start: Callable | None,
-               check: Callable[[], None]) -> Handle:
+
+def _failed_or(
+    kind: str,
+    name: str | None,
+    match: Any,
+    local: Any,
+    start: Callable | None,
+    check: Callable[[], None],
+) -> Handle:
     """Issue an operation; one whose arguments ``check`` refuses is issued with the error,
     so that every rank learns of it when all have issued it (see the module docstring)."""
     try:
@@ -330,9 +377,15 @@ def _tensor_check(tensor: Any) -> None:
         raise ArgumentError(f"expected a torch.Tensor, got {type(tensor).__name__}")
 
 
-def allreduce_async_(tensor: torch.Tensor, average: bool | None = None, name: str | None = None,
-                     op: str | None = None, prescale_factor: float = 1.0, postscale_factor: float = 1.0,
-                     process_set: Any = None) -> Handle:
+def allreduce_async_(
+    tensor: torch.Tensor,
+    average: bool | None = None,
+    name: str | None = None,
+    op: str | None = None,
+    prescale_factor: float = 1.0,
+    postscale_factor: float = 1.0,
+    process_set: Any = None,
+) -> Handle:
     """Start reducing ``tensor`` in place over ranks; :func:`synchronize` the handle.
 
     ``op``: ``Average`` (default), ``Sum``, ``Min``, ``Max`` or ``Product``. As Horovod's:
@@ -346,33 +399,69 @@ def allreduce_async_(tensor: torch.Tensor, average: bool | None = None, name: st
         op = _resolve(op, average)
     except (ArgumentError, NotSupported) as exc:
         return _issue("allreduce", name, None, None, None, exc)
-    match = (tuple(tensor.shape), str(tensor.dtype), tensor.device.type, op, prescale_factor, postscale_factor)
+    match = (
+        tuple(tensor.shape),
+        str(tensor.dtype),
+        tensor.device.type,
+        op,
+        prescale_factor,
+        postscale_factor,
+    )
 
     def check() -> None:
         if tensor.dtype == torch.bool and op in (Sum, Average):
-            raise InvalidArgument("a bool tensor has no sum or average; use op=hvd.Max/Min or convert it")
+            raise InvalidArgument(
+                "a bool tensor has no sum or average; use op=hvd.Max/Min or convert it"
+            )
 
-    return _failed_or("allreduce", name, match, None,
-                      lambda _: _start_allreduce(tensor, op, prescale_factor, postscale_factor), check)
+    return _failed_or(
+        "allreduce",
+        name,
+        match,
+        None,
+        lambda _: _start_allreduce(tensor, op, prescale_factor, postscale_factor),
+        check,
+    )
 
 
-def allreduce_async(tensor: torch.Tensor, average: bool | None = None, name: str | None = None,
-                    op: str | None = None, prescale_factor: float = 1.0, postscale_factor: float = 1.0,
-                    process_set: Any = None) -> Handle:
+def allreduce_async(
+    tensor: torch.Tensor,
+    average: bool | None = None,
+    name: str | None = None,
+    op: str | None = None,
+    prescale_factor: float = 1.0,
+    postscale_factor: float = 1.0,
+    process_set: Any = None,
+) -> Handle:
     """Start reducing a copy of ``tensor`` (arguments as :func:`allreduce_async_`)."""
     copy = tensor.detach().clone() if isinstance(tensor, torch.Tensor) else tensor
     return allreduce_async_(copy, average, name, op, prescale_factor, postscale_factor, process_set)
 
 
-def allreduce_(tensor: torch.Tensor, average: bool | None = None, name: str | None = None, op: str | None = None,
-               prescale_factor: float = 1.0, postscale_factor: float = 1.0, process_set: Any = None) -> torch.Tensor:
+def allreduce_(
+    tensor: torch.Tensor,
+    average: bool | None = None,
+    name: str | None = None,
+    op: str | None = None,
+    prescale_factor: float = 1.0,
+    postscale_factor: float = 1.0,
+    process_set: Any = None,
+) -> torch.Tensor:
     """Reduce ``tensor`` over ranks in place; returns it (arguments as :func:`allreduce_async_`)."""
-    return synchronize(allreduce_async_(tensor, average, name, op, prescale_factor, postscale_factor, process_set))
+    return synchronize(
+        allreduce_async_(tensor, average, name, op, prescale_factor, postscale_factor, process_set)
+    )
 
 
-def grouped_allreduce_async_(tensors: Sequence[torch.Tensor], average: bool | None = None, name: str | None = None,
-                             op: str | None = None, prescale_factor: float = 1.0, postscale_factor: float = 1.0,
-                             process_set: Any = None) -> Handle:
+def grouped_allreduce_async_(
+    tensors: Sequence[torch.Tensor],
+    average: bool | None = None,
+    name: str | None = None,
+    op: str | None = None,
+    prescale_factor: float = 1.0,
+    postscale_factor: float = 1.0,
+    process_set: Any = None,
+) -> Handle:
     """Start reducing several tensors in place, fused: one reduction per dtype and device."""
     try:  # refused arguments fail the operation on every rank (module docstring)
         _no_process_set(process_set)
@@ -383,29 +472,57 @@ def grouped_allreduce_async_(tensors: Sequence[torch.Tensor], average: bool | No
     for t in tensors:
         _tensor_check(t)
     descrs = tuple((tuple(t.shape), str(t.dtype), t.device.type) for t in tensors)
-    return _issue("grouped_allreduce", name, (descrs, op, prescale_factor, postscale_factor), None,
-                  lambda _: _start_grouped(tensors, descrs, op, prescale_factor, postscale_factor))
+    return _issue(
+        "grouped_allreduce",
+        name,
+        (descrs, op, prescale_factor, postscale_factor),
+        None,
+        lambda _: _start_grouped(tensors, descrs, op, prescale_factor, postscale_factor),
+    )
 
 
-def grouped_allreduce_async(tensors: Sequence[torch.Tensor], average: bool | None = None, name: str | None = None,
-                            op: str | None = None, prescale_factor: float = 1.0, postscale_factor: float = 1.0,
-                            process_set: Any = None) -> Handle:
+def grouped_allreduce_async(
+    tensors: Sequence[torch.Tensor],
+    average: bool | None = None,
+    name: str | None = None,
+    op: str | None = None,
+    prescale_factor: float = 1.0,
+    postscale_factor: float = 1.0,
+    process_set: Any = None,
+) -> Handle:
     """Start reducing copies of several tensors (arguments as :func:`grouped_allreduce_async_`)."""
-    return grouped_allreduce_async_([t.detach().clone() for t in tensors], average, name, op, prescale_factor,
-                                    postscale_factor, process_set)
+    return grouped_allreduce_async_(
+        [t.detach().clone() for t in tensors],
+        average,
+        name,
+        op,
+        prescale_factor,
+        postscale_factor,
+        process_set,
+    )
 
 
-def grouped_allreduce_(tensors: Sequence[torch.Tensor], average: bool | None = None, name: str | None = None,
-                       op: str | None = None, prescale_factor: float = 1.0, postscale_factor: float = 1.0,
-                       process_set: Any = None) -> list[torch.Tensor]:
+def grouped_allreduce_(
+    tensors: Sequence[torch.Tensor],
+    average: bool | None = None,
+    name: str | None = None,
+    op: str | None = None,
+    prescale_factor: float = 1.0,
+    postscale_factor: float = 1.0,
+    process_set: Any = None,
+) -> list[torch.Tensor]:
     """Reduce several tensors in place, fused; returns them."""
-    return synchronize(grouped_allreduce_async_(tensors, average, name, op, prescale_factor, postscale_factor,
-                                                process_set))
+    return synchronize(
+        grouped_allreduce_async_(
+            tensors, average, name, op, prescale_factor, postscale_factor, process_set
+        )
+    )
 
 
-def broadcast_async_(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None,
-                     process_set: Any = None) -> Handle:
-    """Start overwriting ``tensor`` with ``root_rank``'s (``Ibcast``); :func:`synchronize` the handle."""
+def broadcast_async_(
+    tensor: torch.Tensor, root_rank: int = 0, name: str | None = None, process_set: Any = None
+) -> Handle:
+    """Start overwriting ``tensor`` with ``root_rank``'s (``Ibcast``); :func:`synchronize` it."""
     try:  # refused arguments fail the operation on every rank (module docstring)
         _no_process_set(process_set)
         _tensor_check(tensor)
@@ -415,26 +532,34 @@ def broadcast_async_(tensor: torch.Tensor, root_rank: int = 0, name: str | None 
 
     def check() -> None:
         if not 0 <= root_rank < ops.size():
-            raise InvalidArgument(f"root_rank={root_rank} is not a rank of this job (0..{ops.size() - 1})")
+            raise InvalidArgument(
+                f"root_rank={root_rank} is not a rank of this job (0..{ops.size() - 1})"
+            )
 
-    return _failed_or("broadcast", name, match, None, lambda _: _start_broadcast(tensor, root_rank), check)
+    return _failed_or(
+        "broadcast", name, match, None, lambda _: _start_broadcast(tensor, root_rank), check
+    )
 
 
-def broadcast_async(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None,
-                    process_set: Any = None) -> Handle:
+def broadcast_async(
+    tensor: torch.Tensor, root_rank: int = 0, name: str | None = None, process_set: Any = None
+) -> Handle:
     """Start broadcasting into a copy of ``tensor``."""
     copy = tensor.detach().clone() if isinstance(tensor, torch.Tensor) else tensor
     return broadcast_async_(copy, root_rank, name, process_set)
 
 
-def broadcast_(tensor: torch.Tensor, root_rank: int = 0, name: str | None = None,
-               process_set: Any = None) -> torch.Tensor:
+def broadcast_(
+    tensor: torch.Tensor, root_rank: int = 0, name: str | None = None, process_set: Any = None
+) -> torch.Tensor:
     """Overwrite ``tensor`` on every rank with ``root_rank``'s; returns it."""
     return synchronize(broadcast_async_(tensor, root_rank, name, process_set))
 
 
-def allgather_async(tensor: torch.Tensor, name: str | None = None, process_set: Any = None) -> Handle:
-    """Start concatenating every rank's ``tensor`` along dimension 0 (first dimensions may differ)."""
+def allgather_async(
+    tensor: torch.Tensor, name: str | None = None, process_set: Any = None
+) -> Handle:
+    """Start concatenating every rank's ``tensor`` along dimension 0 (whose sizes may differ)."""
     try:  # refused arguments fail the operation on every rank (module docstring)
         _no_process_set(process_set)
         _tensor_check(tensor)
@@ -444,19 +569,27 @@ def allgather_async(tensor: torch.Tensor, name: str | None = None, process_set: 
 
     def check() -> None:
         if tensor.dim() == 0:
-            raise InvalidArgument("allgather needs a tensor with a first dimension to concatenate along")
+            raise InvalidArgument(
+                "allgather needs a tensor with a first dimension to concatenate along"
+            )
 
     t = tensor.detach()
 
     def start(everyone: list) -> tuple[Callable, Any]:
-        handle.counts = [0 if c is None else c for c in everyone]  # first dimensions came with the names
+        handle.counts = [
+            0 if c is None else c for c in everyone
+        ]  # first dimensions came with the names
         return _start_allgather(t, everyone)
 
-    handle = _failed_or("allgather", name, match, int(tensor.shape[0]) if tensor.dim() else 0, start, check)
+    handle = _failed_or(
+        "allgather", name, match, int(tensor.shape[0]) if tensor.dim() else 0, start, check
+    )
     return handle
 
 
-def allgather_counts(tensor: torch.Tensor, name: str | None = None) -> tuple[torch.Tensor, list[int]]:
+def allgather_counts(
+    tensor: torch.Tensor, name: str | None = None
+) -> tuple[torch.Tensor, list[int]]:
     """Every rank's ``tensor`` concatenated along dimension 0, and every rank's first dimension.
     (Differentiable form: :mod:`hpcsuite.train.autograd`.)"""
     handle = allgather_async(tensor, name)
@@ -464,23 +597,28 @@ def allgather_counts(tensor: torch.Tensor, name: str | None = None) -> tuple[tor
     return out, handle.counts
 
 
-def grouped_allgather_async(tensors: Sequence[torch.Tensor], name: str | None = None,
-                            process_set: Any = None) -> Handle:
+def grouped_allgather_async(
+    tensors: Sequence[torch.Tensor], name: str | None = None, process_set: Any = None
+) -> Handle:
     """Start allgathering several tensors: one operation, results in order."""
     _no_process_set(process_set)
-    handles = [allgather_async(t, f"{name or 'grouped_allgather'}.{i}" if name else None)
-               for i, t in enumerate(tensors)]
+    handles = [
+        allgather_async(t, f"{name or 'grouped_allgather'}.{i}" if name else None)
+        for i, t in enumerate(tensors)
+    ]
     return _Group(handles)
 
 
-def grouped_allgather(tensors: Sequence[torch.Tensor], name: str | None = None,
-                      process_set: Any = None) -> list[torch.Tensor]:
+def grouped_allgather(
+    tensors: Sequence[torch.Tensor], name: str | None = None, process_set: Any = None
+) -> list[torch.Tensor]:
     """Every rank's tensors concatenated along dimension 0, each (not differentiable here)."""
     return synchronize(grouped_allgather_async(tensors, name, process_set))
 
 
-def alltoall_async(tensor: torch.Tensor, splits: Any = None, name: str | None = None,
-                   process_set: Any = None) -> Handle:
+def alltoall_async(
+    tensor: torch.Tensor, splits: Any = None, name: str | None = None, process_set: Any = None
+) -> Handle:
     """Start sending ``splits[r]`` rows of ``tensor`` to rank ``r``; the result is the rows
     received (in rank order) and how many came from each rank. Without ``splits`` the first
     dimension must divide evenly by the rank count (Horovod's rule)."""
@@ -500,18 +638,28 @@ def alltoall_async(tensor: torch.Tensor, splits: Any = None, name: str | None = 
         if tensor.dim() == 0:
             raise InvalidArgument("alltoall needs a tensor with a first dimension to split")
         if given is None and rows % n:
-            raise InvalidArgument(f"alltoall without splits needs a first dimension divisible by the {n} ranks; "
-                                f"this rank has {rows} rows: give splits= (rows per destination rank)")
-        if splits is not None and (len(splits) != n or any(s < 0 for s in splits) or sum(splits) != rows):
-            raise InvalidArgument(f"alltoall splits {splits} must be {n} non-negative row counts adding up to the "
-                                f"first dimension, {rows}")
+            raise InvalidArgument(
+                f"alltoall without splits needs a first dimension divisible by the {n} ranks; "
+                f"this rank has {rows} rows: give splits= (rows per destination rank)"
+            )
+        if splits is not None and (
+            len(splits) != n or any(s < 0 for s in splits) or sum(splits) != rows
+        ):
+            raise InvalidArgument(
+                f"alltoall splits {splits} must be {n} non-negative row counts adding up to the "
+                f"first dimension, {rows}"
+            )
 
     mine = splits if splits is not None else [rows // n] * n
     t = tensor.detach()
-    return _failed_or("alltoall", name, match, mine, lambda everyone: _start_alltoall(t, everyone), check)
+    return _failed_or(
+        "alltoall", name, match, mine, lambda everyone: _start_alltoall(t, everyone), check
+    )
 
 
-def alltoall_splits(tensor: torch.Tensor, splits: Any = None, name: str | None = None) -> tuple[torch.Tensor, list[int]]:
+def alltoall_splits(
+    tensor: torch.Tensor, splits: Any = None, name: str | None = None
+) -> tuple[torch.Tensor, list[int]]:
     """Rows received and how many came from each rank (blocking; see :func:`alltoall_async`)."""
     out, received = synchronize(alltoall_async(tensor, splits, name))
     return out, received.tolist()
@@ -524,9 +672,14 @@ def _rs_op(op: str | None) -> str:
     return op
 
 
-def reducescatter_async(tensor: torch.Tensor, name: str | None = None, op: str | None = Average,
-                        prescale_factor: float = 1.0, postscale_factor: float = 1.0,
-                        process_set: Any = None) -> Handle:
+def reducescatter_async(
+    tensor: torch.Tensor,
+    name: str | None = None,
+    op: str | None = Average,
+    prescale_factor: float = 1.0,
+    postscale_factor: float = 1.0,
+    process_set: Any = None,
+) -> Handle:
     """Start reducing ``tensor`` over ranks (``Sum`` or ``Average``, scaled as
     :func:`allreduce_async_`); the result is this rank's block of rows (the first dimension
     split evenly, the first ranks one more)."""
@@ -543,35 +696,66 @@ def reducescatter_async(tensor: torch.Tensor, name: str | None = None, op: str |
             raise InvalidArgument("reducescatter needs a tensor with a first dimension to split")
 
     t = tensor.detach()
-    return _failed_or("reducescatter", name, match, None,
-                      lambda _: _start_reducescatter(t, op, prescale_factor, postscale_factor), check)
+    return _failed_or(
+        "reducescatter",
+        name,
+        match,
+        None,
+        lambda _: _start_reducescatter(t, op, prescale_factor, postscale_factor),
+        check,
+    )
 
 
-def reducescatter_(tensor: torch.Tensor, op: str = Average, name: str | None = None, prescale_factor: float = 1.0,
-                   postscale_factor: float = 1.0) -> torch.Tensor:
+def reducescatter_(
+    tensor: torch.Tensor,
+    op: str = Average,
+    name: str | None = None,
+    prescale_factor: float = 1.0,
+    postscale_factor: float = 1.0,
+) -> torch.Tensor:
     """This rank's block of rows of the reduced ``tensor`` (blocking)."""
     return synchronize(reducescatter_async(tensor, name, op, prescale_factor, postscale_factor))
 
 
-def grouped_reducescatter_async(tensors: Sequence[torch.Tensor], name: str | None = None, op: str | None = Average,
-                                prescale_factor: float = 1.0, postscale_factor: float = 1.0,
-                                process_set: Any = None) -> Handle:
+def grouped_reducescatter_async(
+    tensors: Sequence[torch.Tensor],
+    name: str | None = None,
+    op: str | None = Average,
+    prescale_factor: float = 1.0,
+    postscale_factor: float = 1.0,
+    process_set: Any = None,
+) -> Handle:
     """Start reducescattering several tensors: results in order."""
     _no_process_set(process_set)
-    return _Group([reducescatter_async(t, f"{name}.{i}" if name else None, op, prescale_factor, postscale_factor)
-                   for i, t in enumerate(tensors)])
+    return _Group(
+        [
+            reducescatter_async(
+                t, f"{name}.{i}" if name else None, op, prescale_factor, postscale_factor
+            )
+            for i, t in enumerate(tensors)
+        ]
+    )
 
 
-def grouped_reducescatter(tensors: Sequence[torch.Tensor], name: str | None = None, op: str | None = Average,
-                          prescale_factor: float = 1.0, postscale_factor: float = 1.0,
-                          process_set: Any = None) -> list[torch.Tensor]:
+def grouped_reducescatter(
+    tensors: Sequence[torch.Tensor],
+    name: str | None = None,
+    op: str | None = Average,
+    prescale_factor: float = 1.0,
+    postscale_factor: float = 1.0,
+    process_set: Any = None,
+) -> list[torch.Tensor]:
     """This rank's block of each reduced tensor (not differentiable here)."""
-    return synchronize(grouped_reducescatter_async(tensors, name, op, prescale_factor, postscale_factor,
-                                                   process_set))
+    return synchronize(
+        grouped_reducescatter_async(
+            tensors, name, op, prescale_factor, postscale_factor, process_set
+        )
+    )
 
 
-def sparse_allreduce_async(tensor: torch.Tensor, name: str | None = None, op: str | None = Average,
-                           process_set: Any = None) -> Handle:
+def sparse_allreduce_async(
+    tensor: torch.Tensor, name: str | None = None, op: str | None = Average, process_set: Any = None
+) -> Handle:
     """Start Horovod's sparse allreduce of a sparse COO tensor: every rank's indices and values
     allgathered and coalesced (``Average`` divides the values by the rank count)."""
     _no_process_set(process_set)
@@ -580,15 +764,24 @@ def sparse_allreduce_async(tensor: torch.Tensor, name: str | None = None, op: st
     if op not in (Sum, Average):
         raise ArgumentError(f"sparse_allreduce supports hvd.Sum and hvd.Average, not {op!r}")
     if not tensor.is_sparse:
-        raise ArgumentError("sparse_allreduce_async needs a sparse COO tensor; use allreduce for dense ones")
+        raise ArgumentError(
+            "sparse_allreduce_async needs a sparse COO tensor; use allreduce for dense ones"
+        )
     t = tensor.detach().coalesce()
     match = (tuple(t.shape), str(t.dtype), op, t.sparse_dim())
-    return _issue("sparse_allreduce", name, match, int(t._nnz()),
-                  lambda everyone: _start_sparse(t, op, everyone))
+    return _issue(
+        "sparse_allreduce",
+        name,
+        match,
+        int(t._nnz()),
+        lambda everyone: _start_sparse(t, op, everyone),
+    )
 
 
-def broadcast_object(obj: Any, root_rank: int = 0, name: str | None = None, process_set: Any = None) -> Any:
-    """``root_rank``'s picklable object on every rank (objects travel in memory, never from files)."""
+def broadcast_object(
+    obj: Any, root_rank: int = 0, name: str | None = None, process_set: Any = None
+) -> Any:
+    """``root_rank``'s picklable object on every rank (it travels in memory, never in files)."""
     _no_process_set(process_set)
     negotiate("broadcast_object", [], (name, root_rank))
     with ops._watchdog(f"broadcast_object {name or ''}"):

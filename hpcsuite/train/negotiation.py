@@ -36,20 +36,42 @@ from hpcsuite.train.exceptions import CollectiveMismatch, HorovodInternalError, 
 from hpcsuite.train.ops import _HALF
 
 #: Operations ranks inside :func:`join` take part in (with zeros / no rows).
-JOINABLE = ("allreduce", "grouped_allreduce", "broadcast", "allgather", "reducescatter", "sparse_allreduce")
+JOINABLE = (
+    "allreduce",
+    "grouped_allreduce",
+    "broadcast",
+    "allgather",
+    "reducescatter",
+    "sparse_allreduce",
+)
 #: Blocking calls (matched in call order, as Horovod's barrier and join) joined ranks take part in.
-JOINABLE_CALLS = ("gradients", "broadcast_parameters", "broadcast_object", "allgather_object", "barrier")
+JOINABLE_CALLS = (
+    "gradients",
+    "broadcast_parameters",
+    "broadcast_object",
+    "allgather_object",
+    "barrier",
+)
 
 
 class Handle:
     """An asynchronous collective: queued until every rank has issued it, then started;
     :func:`synchronize` returns its result, :func:`poll` says whether it is done."""
 
-    def __init__(self, name: str, kind: str, match: Any, local: Any, start: Callable | None,
-                 error: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        match: Any,
+        local: Any,
+        start: Callable | None,
+        error: BaseException | None = None,
+    ) -> None:
         self.name, self.kind, self.match, self.local = name, kind, match, local
         self.start = start  # start(everyone's local info) -> (finish, request)
-        self.error = error  # raised by synchronize (an argument refused here, or a collective failure)
+        self.error = (
+            error  # raised by synchronize (an argument refused here, or a collective failure)
+        )
         self.state = "queued"  # -> "started" -> "done"; or "failed"
         self.finish: Callable[[], Any] | None = None
         self.request: Any = None  # the MPI request, for poll
@@ -57,7 +79,13 @@ class Handle:
 
     def wire(self) -> tuple:
         """What the other ranks see in a negotiation round."""
-        return (self.name, self.kind, self.match, self.local, None if self.error is None else str(self.error))
+        return (
+            self.name,
+            self.kind,
+            self.match,
+            self.local,
+            None if self.error is None else str(self.error),
+        )
 
 
 class _Queue:
@@ -73,19 +101,29 @@ def _describe(kind: str, name: str, match: Any) -> str:
     return f"{kind}({name}{list(shape)} {dtype})".replace(" )", ")")
 
 
-def _issue(kind: str, name: str | None, match: Any, local: Any, start: Callable | None,
-           error: BaseException | None = None) -> Handle:
+def _issue(
+    kind: str,
+    name: str | None,
+    match: Any,
+    local: Any,
+    start: Callable | None,
+    error: BaseException | None = None,
+) -> Handle:
     ops._comm()
     if name is None:  # unnamed operations of a kind match in call order, as Horovod's
         number = _Queue.unnamed.get(kind, 0)
         _Queue.unnamed[kind] = number + 1
         name = f"{kind}.noname.{number}"
     done = _Queue.inflight.get(name)
-    if done is not None and poll(done):  # complete, only not synchronized: the name is free (Horovod's)
+    if done is not None and poll(
+        done
+    ):  # complete, only not synchronized: the name is free (Horovod's)
         _settle(done)
     if name in _Queue.queued or name in _Queue.inflight:
-        raise InvalidArgument(f"a collective named {name!r} is already in flight on rank {ops.rank()}: "
-                              "operations are matched by name, so synchronize the first or use another name")
+        raise InvalidArgument(
+            f"a collective named {name!r} is already in flight on rank {ops.rank()}: "
+            "operations are matched by name, so synchronize the first or use another name"
+        )
     handle = Handle(name, kind, match, local, start, error)
     _Queue.queued[name] = handle
     return handle
@@ -118,11 +156,15 @@ def _matched(name: str, wires: list, active: list[int], joined: list[int]) -> No
     if failed:
         err = HorovodInternalError(f"{kind} {name!r} failed on rank {failed[0][0]}: {failed[0][1]}")
     elif any((w[1], w[2]) != (kind, match) for w in wires):
-        err = CollectiveMismatch(f"ranks disagree on the collective named {name!r}: " + " | ".join(
-            f"rank {r}: {_describe(w[1], name, w[2])}" for r, w in zip(active, wires)))
+        err = CollectiveMismatch(
+            f"ranks disagree on the collective named {name!r}: "
+            + " | ".join(f"rank {r}: {_describe(w[1], name, w[2])}" for r, w in zip(active, wires))
+        )
     elif joined and kind not in JOINABLE:
-        err = CollectiveMismatch(f"{kind} cannot run while ranks have joined (hvd.join): ranks "
-                                 f"{', '.join(map(str, joined))} joined; {kind} {name!r} fails on every rank")
+        err = CollectiveMismatch(
+            f"{kind} cannot run while ranks have joined (hvd.join): ranks "
+            f"{', '.join(map(str, joined))} joined; {kind} {name!r} fails on every rank"
+        )
     if err is not None:
         err.collective = True
         if mine is not None:
@@ -168,16 +210,22 @@ def _failure(requests: list, decision: str) -> CollectiveMismatch:
     lines = []
     for r, q in enumerate(requests):
         if q[0] == "call":
-            names = ", ".join(f"{n}{list(s)} {d}" for n, s, d, _ in q[2][:4]) + (" ..." if len(q[2]) > 4 else "")
+            names = ", ".join(f"{n}{list(s)} {d}" for n, s, d, _ in q[2][:4]) + (
+                " ..." if len(q[2]) > 4 else ""
+            )
             lines.append(f"rank {r}: {q[1]}({names}{'' if q[3] is None else f'; {q[3]}'})")
         elif q[0] == "wait":
             lines.append(f"rank {r}: {q[2]}")
         else:
             lines.append(f"rank {r}: join")
-    why = {"mismatch": "ranks disagree on a collective",
-           "deadlock": "ranks disagree on a collective (each waits for one no other rank has issued)",
-           "not joinable": f"{next((q[1] for q in requests if q[0] == 'call'), '?')} cannot run while ranks "
-                           "have joined (hvd.join)"}[decision]
+    why = {
+        "mismatch": "ranks disagree on a collective",
+        "deadlock": "ranks disagree on a collective (each waits for one no other rank has issued)",
+        "not joinable": (
+            f"{next((q[1] for q in requests if q[0] == 'call'), '?')} cannot run while ranks "
+            "have joined (hvd.join)"
+        ),
+    }[decision]
     err = CollectiveMismatch(f"{why}: " + " | ".join(lines))
     err.collective = True  # every rank saw the same requests and raises the same error
     return err
@@ -212,7 +260,9 @@ def _wait_started(handle: Handle) -> None:
             _Queue.queued.pop(handle.name, None)
             handle.state = "failed"
             last = _Queue.unnamed.get(handle.kind, 0) - 1
-            if handle.name == f"{handle.kind}.noname.{last}":  # never ran: later unnamed ones still match
+            if (
+                handle.name == f"{handle.kind}.noname.{last}"
+            ):  # never ran: later unnamed ones still match
                 _Queue.unnamed[handle.kind] = last
             failure = _failure(requests, decision)
             if handle.error is None:
@@ -234,10 +284,14 @@ def join(device: Any = None) -> int:
     try:
         while True:
             # Waiting here is normal (the others still train, evaluate, save), so 10x the timeout.
-            requests, progress = _round(("join", rounds), "join (waiting for the other ranks to join)", factor=10)
+            requests, progress = _round(
+                ("join", rounds), "join (waiting for the other ranks to join)", factor=10
+            )
             decision = _decide(requests, progress)
             if decision == "joined":
-                return max(r for r, q in enumerate(requests) if q[1] == 0)  # who joined in this round
+                return max(
+                    r for r, q in enumerate(requests) if q[1] == 0
+                )  # who joined in this round
             if decision == "call":
                 call = next(q for q in requests if q[0] == "call")
                 _mirror_call(call[1], call[2], call[3])
@@ -319,6 +373,8 @@ def _at_exit() -> None:
 #: Per operation kind: how a joined rank takes part (zeros / no rows), registered by
 #: :mod:`hpcsuite.train.mpi_ops` next to the runners the active ranks use.
 MIRRORS: dict[str, Callable] = {}
+
+
 def _mirror_call(kind: str, descr: tuple, extra: Any) -> None:
     """Take part, as a joined rank, in the blocking call the others agreed on."""
     comm = ops._comm()
@@ -333,7 +389,9 @@ def _mirror_call(kind: str, descr: tuple, extra: Any) -> None:
     # broadcast_parameters: its broadcasts are named operations, mirrored as they start
 
 
-def _mirror_gradients(descr: tuple, op: str, compression: str, passes: int, fusion: int, overlap: str) -> None:
+def _mirror_gradients(
+    descr: tuple, op: str, compression: str, passes: int, fusion: int, overlap: str
+) -> None:
     """Zeros for every bucket of a DistributedOptimizer step, in the order, grouping
     ((dtype, device), as the active ranks' flat buffers) and on the communicator the
     active ranks use (see :mod:`hpcsuite.train.optimizer`)."""
@@ -350,8 +408,12 @@ def _mirror_gradients(descr: tuple, op: str, compression: str, passes: int, fusi
     comm = ops._worker().comm if overlap == "thread" else ops._comm()
     if overlap == "poll":  # 16-bit: every first half is started before any second half
         plans = [ops._Sum16(comm, b) if b.dtype in _HALF else None for b in buckets]
-        MPI.Request.Waitall([p.start() if p else comm.Iallreduce(MPI.IN_PLACE, ops._host_view(b)[0], op=MPI.SUM)
-                             for p, b in zip(plans, buckets)])  # comm: the buckets' reductions
+        MPI.Request.Waitall(
+            [
+                p.start() if p else comm.Iallreduce(MPI.IN_PLACE, ops._host_view(b)[0], op=MPI.SUM)
+                for p, b in zip(plans, buckets)
+            ]
+        )  # comm: the buckets' reductions
         for p in plans:
             if p is not None:
                 p.finish()

@@ -65,7 +65,7 @@ _state = _State()
 
 
 def init(comm: Any = None) -> None:
-    """Start (idempotent): a private duplicate of ``comm`` (default COMM_WORLD) carries training traffic."""
+    """Start (idempotent): a private duplicate of ``comm`` (COMM_WORLD) carries the traffic."""
     if _state.comm is not None:
         return
     base = comm if comm is not None else mpi.world()
@@ -93,7 +93,9 @@ def shutdown() -> None:
 
 def _comm() -> Any:
     if _state.comm is None:
-        raise ArgumentError("hpcsuite.train is not initialized: call hvd.init() first")  # Horovod: ValueError
+        raise ArgumentError(
+            "hpcsuite.train is not initialized: call hvd.init() first"
+        )  # Horovod: ValueError
     return _state.comm
 
 
@@ -201,8 +203,9 @@ def bind_device(kind: str) -> torch.device:
     if kind == "cpu" or (kind == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise HpcsuiteError(f"--device {kind}: no CUDA device visible to this process; "
-                            "use --device cpu or auto")
+        raise HpcsuiteError(
+            f"--device {kind}: no CUDA device visible to this process; use --device cpu or auto"
+        )
     device = torch.device("cuda", local_rank() % torch.cuda.device_count())
     torch.cuda.set_device(device)
     return device
@@ -213,7 +216,8 @@ def reduction_calls() -> int:
     return _state.calls
 
 
-# -- safety: the stall watchdog and the negotiation exchange -----------------------------------------------
+# -- safety: the stall watchdog and the negotiation exchange ----------------------------
+
 
 def _timeout() -> float:
     try:
@@ -230,7 +234,9 @@ class _Watchdog(threading.Thread):
     def __init__(self) -> None:
         super().__init__(name="hpcsuite-train-watchdog", daemon=True)
         self.cond = threading.Condition()
-        self.armed: dict[int, tuple[float, str, float, int]] = {}  # key -> (deadline, what, limit, rank)
+        self.armed: dict[
+            int, tuple[float, str, float, int]
+        ] = {}  # key -> (deadline, what, limit, rank)
         self.keys = iter(range(1 << 62))
 
     def arm(self, what: str, limit: float, rank: int) -> int:
@@ -255,9 +261,12 @@ class _Watchdog(threading.Thread):
                 if left > 0:
                     self.cond.wait(left)
                     continue
-                sys.stderr.write(f"[rank {rank}] hpcsuite.train: no progress for {limit:g} s in {what}; "
-                                 f"the other ranks never joined (stopped, or stuck elsewhere). Aborting the job; "
-                                 f"raise {TIMEOUT_ENV} if this step is just slow. Where this rank's threads are:\n")
+                sys.stderr.write(
+                    f"[rank {rank}] hpcsuite.train: no progress for {limit:g} s in {what}; the"
+                    " other ranks never joined (stopped, or stuck elsewhere). Aborting the job;"
+                    f" raise {TIMEOUT_ENV} if this step is just slow. Where this rank's threads"
+                    " are:\n"
+                )
                 sys.stderr.flush()
                 faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
                 MPI.COMM_WORLD.Abort(1)
@@ -318,8 +327,15 @@ class _Sum16:
 
     def _specs(self) -> tuple[list[Any], list[Any]]:
         mine = self.counts[self.comm.rank]
-        return ([self.words, self.counts, self.displs, MPI.INT16_T],
-                [self.parts, [mine] * self.comm.size, [i * mine for i in range(self.comm.size)], MPI.INT16_T])
+        return (
+            [self.words, self.counts, self.displs, MPI.INT16_T],
+            [
+                self.parts,
+                [mine] * self.comm.size,
+                [i * mine for i in range(self.comm.size)],
+                MPI.INT16_T,
+            ],
+        )
 
     def start(self) -> Any:
         """Start the first half (``Ialltoallv``); :meth:`finish` after it completed."""
@@ -332,7 +348,9 @@ class _Sum16:
         for part in parts[1:]:
             total += part.float()
         mine = total.to(self.tensor.dtype).view(torch.int16).numpy()
-        self.comm.Allgatherv([mine, MPI.INT16_T], [self.words, self.counts, self.displs, MPI.INT16_T])  # comm
+        self.comm.Allgatherv(
+            [mine, MPI.INT16_T], [self.words, self.counts, self.displs, MPI.INT16_T]
+        )  # comm
 
     def run(self) -> None:
         """Both halves, blocking."""
@@ -405,8 +423,14 @@ def _on_host(tensor: torch.Tensor, write_back: bool = True):
 class Pending:
     """A started in-place sum over ranks of a contiguous tensor (see :func:`start_sum`)."""
 
-    def __init__(self, tensor: torch.Tensor, buffer: torch.Tensor, request: Any = None,
-                 done: threading.Event | None = None, then: Any = None) -> None:
+    def __init__(
+        self,
+        tensor: torch.Tensor,
+        buffer: torch.Tensor,
+        request: Any = None,
+        done: threading.Event | None = None,
+        then: Any = None,
+    ) -> None:
         self.tensor = tensor  # where the sum must end up
         self.buffer = buffer  # what MPI reduces: the tensor itself, or a host copy of it
         self.request = request  # "poll": the started collective
@@ -442,8 +466,10 @@ def _worker() -> _Worker:
     if _state.worker is None:
         _comm()
         if MPI.Query_thread() < MPI.THREAD_MULTIPLE:
-            raise HpcsuiteError("overlap='thread' needs MPI initialized with MPI_THREAD_MULTIPLE; "
-                                "this MPI gives less: use overlap='poll' or 'sync'")
+            raise HpcsuiteError(
+                "overlap='thread' needs MPI initialized with MPI_THREAD_MULTIPLE; "
+                "this MPI gives less: use overlap='poll' or 'sync'"
+            )
         _state.worker = _Worker(_state.worker_comm)
         _state.worker.start()
     return _state.worker
@@ -474,8 +500,9 @@ def _start_sum(tensor: torch.Tensor, mode: str) -> Pending:
         if half:
             plan = _Sum16(comm, buffer)
             return Pending(tensor, buffer, request=plan.start(), then=plan.finish)
-        return Pending(tensor, buffer, request=comm.Iallreduce(MPI.IN_PLACE, _host_view(buffer)[0],
-                                                                  op=MPI.SUM))  # comm: started
+        return Pending(
+            tensor, buffer, request=comm.Iallreduce(MPI.IN_PLACE, _host_view(buffer)[0], op=MPI.SUM)
+        )  # comm: started
 
     def reduce() -> None:
         if buffer.is_cuda:  # the current device is per thread: the worker's is GPU 0 otherwise
@@ -520,7 +547,9 @@ def wait_sums(pendings: Sequence[Pending], what: str, buckets: bool = True) -> N
                     raise p.error
     for k, p in enumerate(pendings):
         if buckets and timeline.running():
-            timeline.span(f"reduction {k}", f"sum of {p.tensor.numel()} {str(p.tensor.dtype).removeprefix('torch.')}",
-                          p.started)
+            timeline.span(
+                f"reduction {k}",
+                f"sum of {p.tensor.numel()} {str(p.tensor.dtype).removeprefix('torch.')}",
+                p.started,
+            )
         _copy_back(p.tensor, p.buffer)
-

@@ -68,8 +68,9 @@ def fusion_size(value: int | None = None) -> int:
             try:
                 return int(text)
             except ValueError:
-                raise HpcsuiteError(f"{name}={text!r} is not a byte count; give an integer such as "
-                                    f"{FUSION_BYTES}") from None
+                raise HpcsuiteError(
+                    f"{name}={text!r} is not a byte count; give an integer such as {FUSION_BYTES}"
+                ) from None
     return FUSION_BYTES
 
 
@@ -78,7 +79,9 @@ def overlap_mode(value: str | None = None) -> str:
     mode = value or os.environ.get(OVERLAP_ENV, "").strip() or OVERLAP
     if mode not in ops.OVERLAP_MODES:
         source = "overlap" if value else OVERLAP_ENV
-        raise HpcsuiteError(f"{source}={mode!r} is not an overlap mode; use one of {', '.join(ops.OVERLAP_MODES)}")
+        raise HpcsuiteError(
+            f"{source}={mode!r} is not an overlap mode; use one of {', '.join(ops.OVERLAP_MODES)}"
+        )
     return mode
 
 
@@ -94,26 +97,43 @@ class _Bucket:
 
 
 class _DistributedOptimizer(torch.optim.Optimizer):
-    def __init__(self, params: Any, named_parameters: Iterable[tuple[str, torch.Tensor]] | None,
-                 compression: Any, backward_passes_per_step: int, op: str, fusion_bytes: int,
-                 overlap: str | None, predivide: float = 1.0, sparse_as_dense: bool = False) -> None:
+    def __init__(
+        self,
+        params: Any,
+        named_parameters: Iterable[tuple[str, torch.Tensor]] | None,
+        compression: Any,
+        backward_passes_per_step: int,
+        op: str,
+        fusion_bytes: int,
+        overlap: str | None,
+        predivide: float = 1.0,
+        sparse_as_dense: bool = False,
+    ) -> None:
         super(self.__class__, self).__init__(params)
         if backward_passes_per_step < 1:
-            raise ArgumentError(f"backward_passes_per_step={backward_passes_per_step!r} must be at least 1")
+            raise ArgumentError(
+                f"backward_passes_per_step={backward_passes_per_step!r} must be at least 1"
+            )
         if fusion_bytes < 64:
-            raise ArgumentError(f"fusion buffer of {fusion_bytes!r} bytes is too small (fusion_bytes or "
-                                f"{' / '.join(FUSION_ENVS)}); use at least 64")
+            raise ArgumentError(
+                f"fusion buffer of {fusion_bytes!r} bytes is too small (fusion_bytes or "
+                f"{' / '.join(FUSION_ENVS)}); use at least 64"
+            )
         if op == ops.Adasum:
             raise NotSupported("op=hvd.Adasum is not supported by hpcsuite.train; use hvd.Average")
         if op not in (ops.Average, ops.Sum):
             raise ArgumentError(f"unknown reduction op {op!r}; use hvd.Average or hvd.Sum")
         if predivide != 1.0 and op != ops.Average:
-            raise ArgumentError("gradient_predivide_factor needs op=hvd.Average (it splits the average)")
+            raise ArgumentError(
+                "gradient_predivide_factor needs op=hvd.Average (it splits the average)"
+            )
         if not predivide > 0:
             raise ArgumentError(f"gradient_predivide_factor={predivide!r} must be positive")
         self._predivide = predivide
         self._sparse_as_dense = sparse_as_dense
-        self._sparse: dict[int, torch.Tensor] = {}  # this step's sparse gradients (Horovod's sparse allreduce)
+        self._sparse: dict[
+            int, torch.Tensor
+        ] = {}  # this step's sparse gradients (Horovod's sparse allreduce)
         self._compression = compression
         self._passes_per_step = backward_passes_per_step
         self._op = op
@@ -124,20 +144,28 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         if named_parameters is not None:
             named = list(named_parameters)
             if any(not isinstance(item, tuple) or len(item) != 2 for item in named):
-                raise ArgumentError("named_parameters should be a sequence of (name, parameter) tuples, "
-                                    "as model.named_parameters() gives")
+                raise ArgumentError(
+                    "named_parameters should be a sequence of (name, parameter) tuples, "
+                    "as model.named_parameters() gives"
+                )
             seen: dict[str, int] = {}
             for n, _ in named:
                 seen[n] = seen.get(n, 0) + 1
             duplicates = sorted(n for n, k in seen.items() if k > 1)
-            if duplicates:  # Horovod matches gradients by name: two with one name cannot be told apart
-                raise ArgumentError("parameter names in named_parameters must be unique; duplicates: "
-                                    + ", ".join(duplicates))
+            if (
+                duplicates
+            ):  # Horovod matches gradients by name: two with one name cannot be told apart
+                raise ArgumentError(
+                    "parameter names in named_parameters must be unique; duplicates: "
+                    + ", ".join(duplicates)
+                )
             names = {id(p): n for n, p in named}
             missing = [i for i, p in enumerate(params_in_order) if id(p) not in names]
             if missing:
-                raise ArgumentError(f"named_parameters misses {len(missing)} of the optimizer's parameters; "
-                                    "pass model.named_parameters() of the model the optimizer trains")
+                raise ArgumentError(
+                    f"named_parameters misses {len(missing)} of the optimizer's parameters; "
+                    "pass model.named_parameters() of the model the optimizer trains"
+                )
         else:
             names = {id(p): f"param.{i}" for i, p in enumerate(params_in_order)}
         self._names = names
@@ -166,7 +194,7 @@ class _DistributedOptimizer(torch.optim.Optimizer):
             flat = torch.zeros(sum(p.numel() for p in params), dtype=dtype, device=device)
             spans, offset = [], 0
             for p in params:
-                view = flat[offset:offset + p.numel()].view_as(p)
+                view = flat[offset : offset + p.numel()].view_as(p)
                 if p.grad is not None:
                     view.copy_(p.grad)
                 p.grad = view
@@ -190,12 +218,14 @@ class _DistributedOptimizer(torch.optim.Optimizer):
     # -- during backward -------------------------------------------------------------------
 
     def _on_grad(self, p: torch.Tensor) -> None:
-        """Post-accumulate hook: count the pass; once the gradient is final, start what can start."""
+        """Post-accumulate hook: count the pass; once the gradient is final, start what can."""
         passes = self._passes[id(p)] = self._passes.get(id(p), 0) + 1
         if passes > self._passes_per_step:  # Horovod raises AssertionError here too
-            raise _TooManyPasses(f"gradients were computed {passes} times before step(), more than "
-                                 f"backward_passes_per_step={self._passes_per_step}: raise it to accumulate more "
-                                 "passes locally")
+            raise _TooManyPasses(
+                f"gradients were computed {passes} times before step(), more than "
+                f"backward_passes_per_step={self._passes_per_step}: raise it to accumulate more "
+                "passes locally"
+            )
         if self._size == 1 or passes != self._passes_per_step or self._overlap == "sync":
             return
         with torch.no_grad():
@@ -211,18 +241,26 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         view = self._view[id(p)]
         if p.grad is None:  # unused this step: contributes zeros, receives the average
             view.zero_()
-        elif p.grad.is_sparse and self._sparse_as_dense:  # embeddings with sparse=True, reduced dense
+        elif (
+            p.grad.is_sparse and self._sparse_as_dense
+        ):  # embeddings with sparse=True, reduced dense
             view.copy_(p.grad.to_dense())
-        elif p.grad.is_sparse:  # reduced after the buckets, as Horovod's sparse allreduce; zeros here
+        elif (
+            p.grad.is_sparse
+        ):  # reduced after the buckets, as Horovod's sparse allreduce; zeros here
             self._sparse[id(p)] = p.grad
             view.zero_()
-        elif p.grad.data_ptr() != view.data_ptr():  # a fresh tensor (set_to_none, model.zero_grad())
+        elif (
+            p.grad.data_ptr() != view.data_ptr()
+        ):  # a fresh tensor (set_to_none, model.zero_grad())
             view.copy_(p.grad)
         p.grad = view
 
     def _start_ready(self, everything: bool = False) -> None:
         """Start the buckets that are ready, in order (every rank starts them in the same order)."""
-        while self._next < len(self._buckets) and (everything or self._buckets[self._next].waiting == 0):
+        while self._next < len(self._buckets) and (
+            everything or self._buckets[self._next].waiting == 0
+        ):
             if self._next == 0:
                 self._negotiate()
             self._start(self._buckets[self._next])
@@ -230,9 +268,17 @@ class _DistributedOptimizer(torch.optim.Optimizer):
 
     def _negotiate(self) -> None:
         # Everything a rank inside hvd.join() needs to rebuild the buckets and mirror them.
-        mpi_ops.negotiate("gradients", [(self._names[id(p)], p) for p in self._params],
-                      (self._op, self._compression.__name__, self._passes_per_step, self._fusion_bytes,
-                       self._overlap))
+        mpi_ops.negotiate(
+            "gradients",
+            [(self._names[id(p)], p) for p in self._params],
+            (
+                self._op,
+                self._compression.__name__,
+                self._passes_per_step,
+                self._fusion_bytes,
+                self._overlap,
+            ),
+        )
 
     def _scales(self) -> tuple[float, float]:
         """Divisor before the sum and factor after it. Averages divide before (a sum of many
@@ -247,7 +293,7 @@ class _DistributedOptimizer(torch.optim.Optimizer):
     def _start(self, bucket: _Bucket) -> None:
         scale = self._scales()[0]
         with torch.no_grad():
-            segment = bucket.flat[bucket.lo:bucket.hi]
+            segment = bucket.flat[bucket.lo : bucket.hi]
             if scale != 1:
                 segment.div_(scale)  # before compressing: a sum of many can overflow float16
             wire, bucket.ctx = self._compression.compress(segment)
@@ -272,7 +318,7 @@ class _DistributedOptimizer(torch.optim.Optimizer):
             return
         started = time.perf_counter()
         with torch.no_grad():
-            for b in self._buckets[self._next:]:
+            for b in self._buckets[self._next :]:
                 for p in b.params:
                     self._adopt(p)
         self._start_ready(everything=True)
@@ -289,9 +335,9 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         with torch.no_grad():
             for b in started:
                 if b.wire.data_ptr() != b.flat.data_ptr() + b.lo * b.flat.element_size():
-                    b.flat[b.lo:b.hi].copy_(self._compression.decompress(b.wire, b.ctx))
+                    b.flat[b.lo : b.hi].copy_(self._compression.decompress(b.wire, b.ctx))
                 if post != 1.0:
-                    b.flat[b.lo:b.hi].mul_(post)
+                    b.flat[b.lo : b.hi].mul_(post)
                 b.pending = b.wire = b.ctx = None
         for b in self._buckets:
             b.waiting = len(b.params)
@@ -300,9 +346,16 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         """Sparse gradients (``sparse_as_dense=False``): Horovod's sparse allreduce - every
         rank's indices and values allgathered and summed - then scaled as the dense ones."""
         sparse, self._sparse = self._sparse, {}
-        handles = [(p, mpi_ops.sparse_allreduce_async(sparse[id(p)], name=f"{self._names[id(p)]}.sparse_grad",
-                                                      op=ops.Sum))
-                   for p in self._params if id(p) in sparse]
+        handles = [
+            (
+                p,
+                mpi_ops.sparse_allreduce_async(
+                    sparse[id(p)], name=f"{self._names[id(p)]}.sparse_grad", op=ops.Sum
+                ),
+            )
+            for p in self._params
+            if id(p) in sparse
+        ]
         scale = (1.0 / self._size) if self._op == ops.Average else 1.0
         for p, handle in handles:
             grad = mpi_ops.synchronize(handle)
@@ -340,13 +393,18 @@ class _DistributedOptimizer(torch.optim.Optimizer):
 
     def step(self, closure: Any = None) -> Any:
         if self._synchronized and not self._skip:
-            warnings.warn("optimizer.step() called without optimizer.skip_synchronize() after "
-                          "optimizer.synchronize(): wrap step() in `with optimizer.skip_synchronize():` "
-                          "(Horovod's warning; the gradients are not reduced twice here)", stacklevel=2)
+            warnings.warn(
+                "optimizer.step() called without optimizer.skip_synchronize() after "
+                "optimizer.synchronize(): wrap step() in `with optimizer.skip_synchronize():` "
+                "(Horovod's warning; the gradients are not reduced twice here)",
+                stacklevel=2,
+            )
         if not self._synchronized:
             if self._skip:
-                raise ArgumentError("step() inside skip_synchronize() without synchronize() first: "
-                                    "the gradients would not be reduced")
+                raise ArgumentError(
+                    "step() inside skip_synchronize() without synchronize() first: "
+                    "the gradients would not be reduced"
+                )
             self.synchronize()
         self._synchronized = False
         self._passes.clear()
@@ -354,11 +412,19 @@ class _DistributedOptimizer(torch.optim.Optimizer):
         return super(self.__class__, self).step(closure)
 
 
-def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any = None,
-                         compression: Any = Compression.none, backward_passes_per_step: int = 1,
-                         op: str = ops.Average, gradient_predivide_factor: float = 1.0, num_groups: int = 0,
-                         groups: Any = None, sparse_as_dense: bool = False, fusion_bytes: int | None = None,
-                         overlap: str | None = None) -> torch.optim.Optimizer:
+def DistributedOptimizer(
+    optimizer: torch.optim.Optimizer,
+    named_parameters: Any = None,
+    compression: Any = Compression.none,
+    backward_passes_per_step: int = 1,
+    op: str = ops.Average,
+    gradient_predivide_factor: float = 1.0,
+    num_groups: int = 0,
+    groups: Any = None,
+    sparse_as_dense: bool = False,
+    fusion_bytes: int | None = None,
+    overlap: str | None = None,
+) -> torch.optim.Optimizer:
     """Wrap ``optimizer`` so that ``step()`` averages (or sums) gradients over ranks first.
 
     Parameters
@@ -388,10 +454,21 @@ def DistributedOptimizer(optimizer: torch.optim.Optimizer, named_parameters: Any
         How reductions overlap backward (module docstring); default
         ``$HPCSUITE_TRAIN_OVERLAP``, else :data:`OVERLAP`, the fastest measured.
     """
-    cls = type(optimizer.__class__.__name__, (optimizer.__class__,), dict(_DistributedOptimizer.__dict__))
+    cls = type(
+        optimizer.__class__.__name__, (optimizer.__class__,), dict(_DistributedOptimizer.__dict__)
+    )
     del num_groups, groups  # see the docstring
-    wrapped = cls(optimizer.param_groups, named_parameters, compression, backward_passes_per_step, op,
-                  fusion_size(fusion_bytes), overlap, gradient_predivide_factor, sparse_as_dense)
+    wrapped = cls(
+        optimizer.param_groups,
+        named_parameters,
+        compression,
+        backward_passes_per_step,
+        op,
+        fusion_size(fusion_bytes),
+        overlap,
+        gradient_predivide_factor,
+        sparse_as_dense,
+    )
     # Keep what the optimizer already holds (momenta, step counts - e.g. from a checkpoint):
     # re-initializing the class with the parameter groups alone would drop it.
     wrapped.load_state_dict(optimizer.state_dict())

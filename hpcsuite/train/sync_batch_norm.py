@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from hpcsuite.train.exceptions import ArgumentError
 from hpcsuite.train import autograd, ops
+from hpcsuite.train.exceptions import ArgumentError
 
 
 class SyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
@@ -24,7 +24,10 @@ class SyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2:
-            raise ArgumentError(f"SyncBatchNorm expects (N, C, ...) input; got {x.dim()}-D of shape {tuple(x.shape)}")
+            raise ArgumentError(
+                f"SyncBatchNorm expects (N, C, ...) input; got {x.dim()}-D of shape"
+                f" {tuple(x.shape)}"
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
@@ -33,15 +36,22 @@ class SyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
         dims = [0, *range(2, x.dim())]
         channels = x.shape[1]
         wide = x.double()
-        count = torch.full((1,), float(x.numel() // max(channels, 1)), dtype=torch.float64, device=x.device)
-        stats = autograd.allreduce(torch.cat([wide.sum(dims), (wide * wide).sum(dims), count]),
-                                   op=ops.Sum, name="SyncBatchNorm statistics")
+        count = torch.full(
+            (1,), float(x.numel() // max(channels, 1)), dtype=torch.float64, device=x.device
+        )
+        stats = autograd.allreduce(
+            torch.cat([wide.sum(dims), (wide * wide).sum(dims), count]),
+            op=ops.Sum,
+            name="SyncBatchNorm statistics",
+        )
         total = stats[-1]
         if total.item() <= 1:
-            raise ArgumentError(f"SyncBatchNorm needs more than one value per channel over all ranks; got "
-                                f"{int(total.item())}")
+            raise ArgumentError(
+                "SyncBatchNorm needs more than one value per channel over all ranks; got "
+                f"{int(total.item())}"
+            )
         mean = stats[:channels] / total
-        var = stats[channels:2 * channels] / total - mean * mean
+        var = stats[channels : 2 * channels] / total - mean * mean
         if self.track_running_stats:
             self._update_running(mean.detach(), var.detach() * total / (total - 1))
         shape = [1, channels] + [1] * (x.dim() - 2)
@@ -55,16 +65,28 @@ class SyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
         """As ``_BatchNorm``: exponential average, or cumulative when ``momentum`` is None."""
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
-            factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum)
+            factor = (
+                1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            )
             self.running_mean.mul_(1 - factor).add_(mean.to(self.running_mean.dtype), alpha=factor)
-            self.running_var.mul_(1 - factor).add_(unbiased_var.to(self.running_var.dtype), alpha=factor)
+            self.running_var.mul_(1 - factor).add_(
+                unbiased_var.to(self.running_var.dtype), alpha=factor
+            )
 
     @classmethod
     def convert_sync_batchnorm(cls, module: Any) -> Any:
-        """``module`` with every ``BatchNorm*d`` replaced by a ``SyncBatchNorm`` holding its state."""
+        """``module`` with each ``BatchNorm*d`` replaced by a ``SyncBatchNorm`` with its state."""
         out = module
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(module, cls):
-            out = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(
+            module, cls
+        ):
+            out = cls(
+                module.num_features,
+                module.eps,
+                module.momentum,
+                module.affine,
+                module.track_running_stats,
+            )
             if module.affine:
                 with torch.no_grad():
                     out.weight.copy_(module.weight)
@@ -78,4 +100,3 @@ class SyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
         for name, child in module.named_children():
             out.add_module(name, cls.convert_sync_batchnorm(child))
         return out
-

@@ -29,12 +29,27 @@ def build(name: str) -> tuple[Any, tuple[int, ...]]:
     from torch import nn
 
     if name == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(1024, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(),
-                             nn.Linear(2048, 10)), (1024,)
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(1024, 2048),
+            nn.ReLU(),
+            nn.Linear(2048, 2048),
+            nn.ReLU(),
+            nn.Linear(2048, 10),
+        ), (1024,)
     if name == "cnn":
-        return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                             nn.Linear(64 * 8 * 8, 256), nn.ReLU(), nn.Linear(256, 10)), (3, 32, 32)
+        return nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * 8 * 8, 256),
+            nn.ReLU(),
+            nn.Linear(256, 10),
+        ), (3, 32, 32)
     if name == "resnet":
         return _resnet(), (3, 32, 32)
     raise UsageError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
@@ -46,10 +61,20 @@ def _resnet() -> Any:
     class Block(nn.Module):
         def __init__(self, cin: int, cout: int, stride: int) -> None:
             super().__init__()
-            self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
-                                      nn.ReLU(), nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
-            self.skip = (nn.Sequential() if stride == 1 and cin == cout else
-                         nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+            self.body = nn.Sequential(
+                nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+                nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(cout),
+            )
+            self.skip = (
+                nn.Sequential()
+                if stride == 1 and cin == cout
+                else nn.Sequential(
+                    nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+                )
+            )
             self.act = nn.ReLU()
 
         def forward(self, x: Any) -> Any:
@@ -71,19 +96,45 @@ def parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=MODELS, default="mlp", help="[%(default)s]")
     p.add_argument("--batch-size", type=cli.positive_int, default=32, help="per rank [%(default)s]")
-    p.add_argument("--num-warmup-batches", type=cli.nonnegative_int, default=5, help="[%(default)s]")
-    p.add_argument("--num-batches-per-iter", type=cli.positive_int, default=10, help="[%(default)s]")
+    p.add_argument(
+        "--num-warmup-batches", type=cli.nonnegative_int, default=5, help="[%(default)s]"
+    )
+    p.add_argument(
+        "--num-batches-per-iter", type=cli.positive_int, default=10, help="[%(default)s]"
+    )
     p.add_argument("--num-iters", type=cli.positive_int, default=5, help="[%(default)s]")
     p.add_argument("--fp16-allreduce", action="store_true")
-    p.add_argument("--fusion-bytes", type=cli.positive_int, default=None, help="fusion buffer [$HPCSUITE_TRAIN_FUSION_BYTES, $HOROVOD_FUSION_THRESHOLD, else 4 MiB]")
-    p.add_argument("--overlap", choices=("sync", "poll", "thread"), default=None,
-                   help="how gradient reductions overlap backward [$HPCSUITE_TRAIN_OVERLAP, else the "
-                        "fastest measured]")
-    p.add_argument("--baseline", type=float, default=None, metavar="SAMPLES_PER_SEC",
-                   help="one-rank samples/s, for the scaling efficiency")
-    p.add_argument("--device", choices=("cpu", "gpu", "auto", "cuda"), default="cpu",
-                   help="cpu; gpu: the GPU of this rank's node-local rank (cuda: the same, "
-                        "Horovod's word); auto: a GPU when one is visible, else cpu [%(default)s]")
+    p.add_argument(
+        "--fusion-bytes",
+        type=cli.positive_int,
+        default=None,
+        help="fusion buffer [$HPCSUITE_TRAIN_FUSION_BYTES, $HOROVOD_FUSION_THRESHOLD, else 4 MiB]",
+    )
+    p.add_argument(
+        "--overlap",
+        choices=("sync", "poll", "thread"),
+        default=None,
+        help=(
+            "how gradient reductions overlap backward [$HPCSUITE_TRAIN_OVERLAP, else the "
+            "fastest measured]"
+        ),
+    )
+    p.add_argument(
+        "--baseline",
+        type=float,
+        default=None,
+        metavar="SAMPLES_PER_SEC",
+        help="one-rank samples/s, for the scaling efficiency",
+    )
+    p.add_argument(
+        "--device",
+        choices=("cpu", "gpu", "auto", "cuda"),
+        default="cpu",
+        help=(
+            "cpu; gpu: the GPU of this rank's node-local rank (cuda: the same, "
+            "Horovod's word); auto: a GPU when one is visible, else cpu [%(default)s]"
+        ),
+    )
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--quiet", action="store_true")
     return p
@@ -99,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     hvd.init()
     from hpcsuite.core import mpi
 
-    with mpi.agree(mpi.world()):  # before any training: a record that cannot be written loses nothing
+    with mpi.agree(
+        mpi.world()
+    ):  # before any training: a record that cannot be written loses nothing
         if hvd.rank() == 0:
             cli.check_writable(args.json, "--json")
     device = hvd.ops.bind_device(args.device)
@@ -109,9 +162,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01 * hvd.size())
     hvd.broadcast_parameters(model.state_dict(), root_rank=0)
-    opt = hvd.DistributedOptimizer(opt, named_parameters=model.named_parameters(),
-                                   compression=hvd.Compression.fp16 if args.fp16_allreduce else hvd.Compression.none,
-                                   fusion_bytes=args.fusion_bytes, overlap=args.overlap)
+    opt = hvd.DistributedOptimizer(
+        opt,
+        named_parameters=model.named_parameters(),
+        compression=hvd.Compression.fp16 if args.fp16_allreduce else hvd.Compression.none,
+        fusion_bytes=args.fusion_bytes,
+        overlap=args.overlap,
+    )
     data = torch.randn(args.batch_size, *sample, device=device)
     target = torch.randint(0, 10, (args.batch_size,), device=device)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -144,39 +201,72 @@ def main(argv: Sequence[str] | None = None) -> int:
     # slow as its slowest rank): the samples the record's statistics come from.
     step_times = [args.batch_size / r for r in rates]
     slowest = [max(ts) for ts in zip(*hvd.allgather_object(step_times, name="step_times"))]
-    hosts = hvd.allgather_object(hvd.ops.mpi.processor_name(), name="hosts")  # every node, for the record
+    hosts = hvd.allgather_object(
+        hvd.ops.mpi.processor_name(), name="hosts"
+    )  # every node, for the record
     total = sum(everyone)
     grad_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     if hvd.rank() == 0:
-        lines = [f"{PROG}: model {args.model}, batch {args.batch_size} per rank, {hvd.size()} ranks",
-                 f"  samples/s per rank  {mean:.1f} +- {1.96 * sd:.1f}",
-                 f"  total samples/s     {total:.1f}",
-                 f"  step time           {1e3 * args.batch_size / mean:.3f} ms",
-                 f"  reductions/step     {calls:.2f} for {grad_bytes / 1e6:.2f} MB of gradients",
-                 f"  exposed reduction   {1e3 * exposed:.3f} ms/step after backward (overlap {opt._overlap}, "
-                 f"fusion {opt._fusion_bytes} B)"]
+        lines = [
+            f"{PROG}: model {args.model}, batch {args.batch_size} per rank, {hvd.size()} ranks",
+            f"  samples/s per rank  {mean:.1f} +- {1.96 * sd:.1f}",
+            f"  total samples/s     {total:.1f}",
+            f"  step time           {1e3 * args.batch_size / mean:.3f} ms",
+            f"  reductions/step     {calls:.2f} for {grad_bytes / 1e6:.2f} MB of gradients",
+            (
+                f"  exposed reduction   {1e3 * exposed:.3f} ms/step after backward (overlap"
+                f" {opt._overlap}, fusion {opt._fusion_bytes} B)"
+            ),
+        ]
         if args.baseline:
-            lines.append(f"  scaling efficiency  {100 * total / (args.baseline * hvd.size()):.1f} %")
+            lines.append(
+                f"  scaling efficiency  {100 * total / (args.baseline * hvd.size()):.1f} %"
+            )
         print(lines[0] if args.quiet else "\n".join(lines), flush=True)
         if args.json:
             from hpcsuite.core import mpi, records, stats
 
             st = stats.summarize(slowest)
             value, low, high = stats.rate_interval(args.batch_size * hvd.size(), st)
-            env = records.fingerprint(hosts=hosts, mpi_library=mpi.library_version(),
-                                      device=args.device, device_name=args.device,
-                                      thread_level=mpi.thread_level())
-            records.append(args.json, records.make(
-                "train.synthetic", params={"model": args.model, "batch_size": args.batch_size,
-                                           "fp16_allreduce": args.fp16_allreduce,
-                                           "fusion_bytes": opt._fusion_bytes},  # as used
-                ranks=hvd.size(), env=env,
-                times={"unit": "s", "samples": slowest, "stats": st.as_dict()},
-                fom={"name": "throughput", "value": value, "unit": "samples/s", "higher_is_better": True,
-                     "low": low, "high": high, "basis": "median"},
-                result={"per_rank": mean, "per_rank_ci95": 1.96 * sd, "reductions_per_step": calls,
-                        "exposed_reduction_s_per_step": exposed, "overlap": opt._overlap,
-                        "gradient_bytes": grad_bytes}))
+            env = records.fingerprint(
+                hosts=hosts,
+                mpi_library=mpi.library_version(),
+                device=args.device,
+                device_name=args.device,
+                thread_level=mpi.thread_level(),
+            )
+            records.append(
+                args.json,
+                records.make(
+                    "train.synthetic",
+                    params={
+                        "model": args.model,
+                        "batch_size": args.batch_size,
+                        "fp16_allreduce": args.fp16_allreduce,
+                        "fusion_bytes": opt._fusion_bytes,
+                    },  # as used
+                    ranks=hvd.size(),
+                    env=env,
+                    times={"unit": "s", "samples": slowest, "stats": st.as_dict()},
+                    fom={
+                        "name": "throughput",
+                        "value": value,
+                        "unit": "samples/s",
+                        "higher_is_better": True,
+                        "low": low,
+                        "high": high,
+                        "basis": "median",
+                    },
+                    result={
+                        "per_rank": mean,
+                        "per_rank_ci95": 1.96 * sd,
+                        "reductions_per_step": calls,
+                        "exposed_reduction_s_per_step": exposed,
+                        "overlap": opt._overlap,
+                        "gradient_bytes": grad_bytes,
+                    },
+                ),
+            )
     return 0
 
 

@@ -46,10 +46,14 @@ class Timeline:
         self._lock = threading.Lock()
         self._t0 = time.perf_counter()
         self._flushed = self._t0
-        self._emit({"name": "process_name", "ph": "M", "pid": rank, "args": {"name": f"rank {rank}"}})
+        self._emit(
+            {"name": "process_name", "ph": "M", "pid": rank, "args": {"name": f"rank {rank}"}}
+        )
 
     def _emit(self, event: dict[str, Any]) -> None:
-        self._file.write(("\n" if self._first else ",\n") + json.dumps(event, separators=(",", ":")))
+        self._file.write(
+            ("\n" if self._first else ",\n") + json.dumps(event, separators=(",", ":"))
+        )
         self._first = False
         now = time.perf_counter()
         if now - self._flushed > 0.5:  # a killed job keeps all but the last half second
@@ -60,16 +64,32 @@ class Timeline:
         tid = self._rows.get(row)
         if tid is None:
             tid = self._rows[row] = len(self._rows) + 1
-            self._emit({"name": "thread_name", "ph": "M", "pid": self.rank, "tid": tid, "args": {"name": row}})
+            self._emit(
+                {
+                    "name": "thread_name",
+                    "ph": "M",
+                    "pid": self.rank,
+                    "tid": tid,
+                    "args": {"name": row},
+                }
+            )
         return tid
 
-    def span(self, row: str, name: str, start: float, stop: float, args: dict[str, Any] | None = None) -> None:
-        """A complete event on ``row`` from ``start`` to ``stop`` (``time.perf_counter`` seconds)."""
+    def span(
+        self, row: str, name: str, start: float, stop: float, args: dict[str, Any] | None = None
+    ) -> None:
+        """A complete event on ``row`` from ``start`` to ``stop`` (``time.perf_counter`` s)."""
         with self._lock:
             if self._file.closed:
                 return
-            event = {"name": name, "ph": "X", "pid": self.rank, "tid": self._tid(row),
-                     "ts": round((start - self._t0) * 1e6, 3), "dur": round(max(stop - start, 0.0) * 1e6, 3)}
+            event = {
+                "name": name,
+                "ph": "X",
+                "pid": self.rank,
+                "tid": self._tid(row),
+                "ts": round((start - self._t0) * 1e6, 3),
+                "dur": round(max(stop - start, 0.0) * 1e6, 3),
+            }
             if args:
                 event["args"] = args
             self._emit(event)
@@ -78,8 +98,16 @@ class Timeline:
         """A point in time on ``row``."""
         with self._lock:
             if not self._file.closed:
-                self._emit({"name": name, "ph": "i", "s": "t", "pid": self.rank, "tid": self._tid(row),
-                            "ts": round((time.perf_counter() - self._t0) * 1e6, 3)})
+                self._emit(
+                    {
+                        "name": name,
+                        "ph": "i",
+                        "s": "t",
+                        "pid": self.rank,
+                        "tid": self._tid(row),
+                        "ts": round((time.perf_counter() - self._t0) * 1e6, 3),
+                    }
+                )
 
     def close(self) -> None:
         """End the JSON array and close the file."""
@@ -116,8 +144,10 @@ def start_timeline(file_path: str, mark_cycles: bool = False, *, rank: int | Non
     except OSError as exc:
         from hpcsuite.core.errors import UsageError
 
-        raise UsageError(f"cannot write the timeline {file_path!r}: {exc.strerror}; "
-                         "give a writable path (HOROVOD_TIMELINE or start_timeline)") from None
+        raise UsageError(
+            f"cannot write the timeline {file_path!r}: {exc.strerror}; "
+            "give a writable path (HOROVOD_TIMELINE or start_timeline)"
+        ) from None
 
 
 def stop_timeline() -> None:
@@ -135,7 +165,9 @@ def from_environment(rank: int) -> None:
     _rank = rank
     path = next((os.environ[k] for k in TIMELINE_ENVS if os.environ.get(k)), None)
     if path:
-        start_timeline(path, os.environ.get(MARK_CYCLES_ENV, "0").strip() not in ("", "0"), rank=rank)
+        start_timeline(
+            path, os.environ.get(MARK_CYCLES_ENV, "0").strip() not in ("", "0"), rank=rank
+        )
 
 
 def running() -> bool:

@@ -41,11 +41,15 @@ x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
 y = torch.tensor(digits.target, dtype=torch.int64)
 train_dataset = torch.utils.data.TensorDataset(x[:1500], y[:1500])
 test_dataset = torch.utils.data.TensorDataset(x[1500:], y[1500:])
-train_sampler = torch.utils.data.distributed.DistributedSampler(train_dataset, num_replicas=hvd.size(),
-                                                                rank=hvd.rank())
-train_loader = torch.utils.data.DataLoader(train_dataset, batch_size=args.batch_size, sampler=train_sampler)
-test_sampler = torch.utils.data.distributed.DistributedSampler(test_dataset, num_replicas=hvd.size(),
-                                                               rank=hvd.rank(), shuffle=False)
+train_sampler = torch.utils.data.distributed.DistributedSampler(
+    train_dataset, num_replicas=hvd.size(), rank=hvd.rank()
+)
+train_loader = torch.utils.data.DataLoader(
+    train_dataset, batch_size=args.batch_size, sampler=train_sampler
+)
+test_sampler = torch.utils.data.distributed.DistributedSampler(
+    test_dataset, num_replicas=hvd.size(), rank=hvd.rank(), shuffle=False
+)
 test_loader = torch.utils.data.DataLoader(test_dataset, batch_size=1000, sampler=test_sampler)
 
 
@@ -69,10 +73,13 @@ optimizer = torch.optim.SGD(model.parameters(), lr=args.lr * lr_scaler, momentum
 hvd.broadcast_parameters(model.state_dict(), root_rank=0)
 hvd.broadcast_optimizer_state(optimizer, root_rank=0)
 compression = hvd.Compression.fp16 if args.fp16_allreduce else hvd.Compression.none
-optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=model.named_parameters(),
-                                     compression=compression,
-                                     op=hvd.Adasum if args.use_adasum else hvd.Average,
-                                     gradient_predivide_factor=args.gradient_predivide_factor)
+optimizer = hvd.DistributedOptimizer(
+    optimizer,
+    named_parameters=model.named_parameters(),
+    compression=compression,
+    op=hvd.Adasum if args.use_adasum else hvd.Average,
+    gradient_predivide_factor=args.gradient_predivide_factor,
+)
 
 
 def metric_average(val, name):
@@ -104,7 +111,10 @@ def test():
     test_loss = metric_average(test_loss, "avg_loss")
     test_accuracy = metric_average(test_accuracy, "avg_accuracy")
     if hvd.rank() == 0:
-        print(f"Test set: Average loss: {test_loss:.4f}, Accuracy: {100.0 * test_accuracy:.2f}%", flush=True)
+        print(
+            f"Test set: Average loss: {test_loss:.4f}, Accuracy: {100.0 * test_accuracy:.2f}%",
+            flush=True,
+        )
 
 
 for epoch in range(1, args.epochs + 1):

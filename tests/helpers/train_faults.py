@@ -17,10 +17,14 @@ from hpcsuite.core import cli
 def main(argv):
     hvd.init()
     model = torch.nn.Linear(4, 2)
-    opt = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters())
+    opt = hvd.DistributedOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters()
+    )
     for step in range(5):
         if hvd.rank() == 1 and step == 2:
-            print(f"rank 1 fails at {time.time():.3f}", flush=True)  # the tests time the job's end from here
+            print(
+                f"rank 1 fails at {time.time():.3f}", flush=True
+            )  # the tests time the job's end from here
             if argv[0] == "raise":
                 raise RuntimeError("injected failure in rank 1's training step")
             return 0  # stall: leave without telling anyone
