@@ -4,7 +4,7 @@ Every program computes the mean of the same 10000 x 10000 uniform random array,
 end to end (start-up, data generation, reduction, exit), timed from outside:
 
 * ``mpirun -n 2 python -m hpcsuite.mean``      (and n = 8, oversubscribed)
-* ``mpirun -n 2 python handwritten_mean.py``    (the minimal mpi4py program)
+* ``mpirun -n 2 python handwritten_mean.py``    (the minimal mpi4py program; and n = 8)
 * ``python numpy_mean.py``                      (one process)
 * ``python dask_mean.py``                       (the Dask ``Client()`` program)
 
@@ -20,6 +20,7 @@ usage: python benchmarks/mean_bench.py [--runs 5] [--shape 10000x10000] [--no-da
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib.util
 import json
 import os
@@ -73,6 +74,15 @@ def _programs(shape: tuple[int, int], dask: bool) -> dict[str, list[str]]:
             MPIRUN,
             "-n",
             "2",
+            py,
+            str(HERE / "handwritten_mean.py"),
+            rows,
+            cols,
+        ],
+        "hand-written mpi4py n=8": [
+            MPIRUN,
+            "-n",
+            "8",
             py,
             str(HERE / "handwritten_mean.py"),
             rows,
@@ -157,6 +167,11 @@ def main() -> int:
     if not dask and not args.no_dask:
         print("note: Dask not installed (pip install 'hpcsuite[bench]'); its row is left out")
     progs = _programs(shape, dask)
+    # A pip install compiles hpcsuite's bytecode; an editable install writes it on first
+    # import, unless PYTHONDONTWRITEBYTECODE is set (as on this project's VMs), when
+    # every rank would compile hpcsuite's sources again at each start: time what users
+    # run. (The hand-written program is one script, compiled at every start either way.)
+    compileall.compile_dir(str(HERE.parent / "hpcsuite"), quiet=1)
 
     times: dict[str, list[float]] = {name: [] for name in progs}
     for name, cmd in progs.items():  # one untimed round: file caches, first-run effects
@@ -198,7 +213,11 @@ def main() -> int:
             verdict = "met" if ratio <= limit else "MISSED"
             print(f"  {name} / {ref} = {ratio:.2f} (at most {limit:.2f}): {verdict}")
     n8 = statistics.median(times["hpcsuite.mean n=8"])
-    print(f"  hpcsuite.mean n=8 = {n8:.2f} s (at most 2 s): {'met' if n8 <= 2 else 'MISSED'}")
+    hand8 = statistics.median(times["hand-written mpi4py n=8"])
+    print(
+        f"  hpcsuite.mean n=8 = {n8:.2f} s (at most 2 s): {'met' if n8 <= 2 else 'MISSED'} "
+        f"(the hand-written program at n=8: {hand8:.2f} s, {n8 / hand8:.2f}x)"
+    )
     for ranks, ratio in ratios.items():
         print(
             f"  reduction / STREAM read at n={ranks} = {ratio:.2f} (at least 0.90): "
