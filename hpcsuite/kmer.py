@@ -282,7 +282,7 @@ class Kmer(Kernel):
             if args.source == "random":
                 args.input_bytes_ = args.reads * args.read_length + args.genome
             else:
-                args.format_ = seqio.file_format(args.source)  # refuses FIFOs, directories...
+                seqio.file_format(args.source)  # refuses FIFOs, directories, unknown formats
                 args.input_bytes_ = os.path.getsize(args.source)
 
     def footprint(self, comm: Any, backend: Any, args: Any) -> Footprint:

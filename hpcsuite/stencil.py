@@ -13,8 +13,9 @@ step, within rounding. Figure of merit: lattice-site updates per second.
 
 On the CPU the update runs as NumPy passes over cache-sized strips, or - with numba
 installed (``pip install 'hpcsuite[fast]'``; ``--engine``) - as one compiled loop that
-reads each point once (1.8x faster here). Both give the same bits: the loop evaluates
-the same expression in the same order, and the check compares it with NumPy.
+reads each point once (faster; ``benchmarks/kernels_bench.py`` measures both). Both
+give the same bits: the loop evaluates the same expression in the same order, and the
+check compares it with NumPy.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ _compiled: dict[str, Any] = {}
 def _loop() -> Any:
     """The update as one numba-compiled loop (compiled once per process, cached on disk)."""
     if "loop" not in _compiled:
-        import numba  # optional (the fast extra), ~0.5 s to import: only when the loop runs
+        import numba  # optional (the fast extra) and slow to import: only when the loop runs
 
         @numba.njit(
             "void(float64[:, ::1], float64[:, ::1], float64, float64, int64, int64, int64, int64)",
@@ -105,8 +106,8 @@ def update(
 
     ``v = (1 - 4 alpha) c + alpha (((N + S) + W) + E)``, always in this order, so any
     split of the grid and every engine give the same bits per point. ``numpy``: the
-    rows go in strips whose temporaries stay in cache (3.5x faster than whole-array
-    NumPy, same bits); ``numba``: one compiled pass; device arrays take the whole range
+    rows go in strips whose temporaries stay in cache (faster than whole-array NumPy,
+    same bits); ``numba``: one compiled pass; device arrays take the whole range
     in one expression.
     """
     beta = 1.0 - 4.0 * alpha

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hpcsuite.core import mpi
-from hpcsuite.core.summation import exact_sum, exact_sum_rows
+from hpcsuite.core.summation import exact_sum_rows
 
 
 def reduce_blocks(
@@ -55,11 +55,6 @@ def reduce_blocks(
         comm, backend, parts, counts, root=root
     )  # comm: partials, in block order
     return aggregate(rows) if comm.rank == root else None
-
-
-def exact_total(rows: np.ndarray) -> float:
-    """Exactly rounded sum of a vector of partials (``math.fsum``): the combine step."""
-    return exact_sum(np.asarray(rows, dtype=np.float64).reshape(-1).tolist())
 
 
 def exact_columns(rows: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from hpcsuite.report.series import Series
 
 
 def _pyplot() -> Any:
-    # matplotlib (the report extra, ~0.5 s) loads only when a plot is drawn, here and below.
+    # matplotlib (the report extra, slow to import) loads only when a plot is drawn.
     import matplotlib
 
     matplotlib.use("Agg")  # no display on compute nodes or CI
