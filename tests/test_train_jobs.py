@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 
 import pytest
@@ -80,27 +81,29 @@ def test_bad_checkpoints_give_a_clear_error(tmp_path):
     assert other.returncode == 2 and "written with other settings (hidden)" in other.stderr
 
 
-def _seconds_since_the_failure(proc) -> float:
-    """From rank 1's failure (it prints the time) to the end of the job - not counting
-    the start-up (three ranks importing torch take 5-9 s on a small VM)."""
-    ended = time.time()
-    match = re.search(r"rank 1 fails at ([\d.]+)", proc.stdout)
-    assert match, proc.stdout + proc.stderr
-    return ended - float(match.group(1))
-
-
-def test_a_rank_that_stops_reducing_aborts_the_job_with_a_message():
+def _faulty_job(tmp_path, mode: str, **env: str) -> tuple[subprocess.CompletedProcess, float]:
+    """Run the faulty job; return it and the seconds from rank 1's failure (the time it
+    writes to a file) to the end of the job - not counting the start-up (three ranks
+    importing torch take 5-9 s on a small VM)."""
+    stamp = tmp_path / "failed-at"
     proc = launch(
-        3, "tests/helpers/train_faults.py", "stall", env={"HPCSUITE_TRAIN_TIMEOUT": "3"}, timeout=60
+        3, "tests/helpers/train_faults.py", mode, env={"FAULT_STAMP": str(stamp), **env}, timeout=60
     )
-    assert _seconds_since_the_failure(proc) < 3 + 7  # the stall timeout, then the abort
+    ended = time.time()
+    assert stamp.exists(), f"rank 1 never reached its failure: {proc.stdout}{proc.stderr}"
+    return proc, ended - float(stamp.read_text())
+
+
+def test_a_rank_that_stops_reducing_aborts_the_job_with_a_message(tmp_path):
+    proc, seconds = _faulty_job(tmp_path, "stall", HPCSUITE_TRAIN_TIMEOUT="3")
+    assert seconds < 3 + 7  # the stall timeout, then the abort
     assert proc.returncode != 0
     assert "no progress for 3 s in gradient" in proc.stderr, proc.stderr
 
 
-def test_a_rank_that_raises_ends_the_training_job_at_once():
-    proc = launch(3, "tests/helpers/train_faults.py", "raise", timeout=60)
-    assert _seconds_since_the_failure(proc) < 5 and proc.returncode == 1
+def test_a_rank_that_raises_ends_the_training_job_at_once(tmp_path):
+    proc, seconds = _faulty_job(tmp_path, "raise")
+    assert seconds < 5 and proc.returncode == 1
     assert "[rank 1] RuntimeError: injected failure" in proc.stderr
 
 

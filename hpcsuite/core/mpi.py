@@ -407,10 +407,19 @@ def agree(comm: MPI.Comm) -> Iterator[None]:
         raise first
 
 
+#: Seconds between flushing a failing rank's output and ``MPI_Abort``. Launchers
+#: (Hydra, Open MPI's prted, srun) forward a rank's output asynchronously and tear the
+#: job down at the abort: without a pause, a loaded node lost the very lines that say
+#: why the job ended (a CI run got exit 1 and no output from any rank).
+ABORT_GRACE = 0.5
+
+
 def abort(comm: MPI.Comm, code: int) -> None:
-    """End every rank of ``comm``'s job now (after flushing this rank's output)."""
+    """End every rank of ``comm``'s job now, after flushing this rank's output and giving
+    the launcher :data:`ABORT_GRACE` seconds to pass it on."""
     sys.stdout.flush()
     sys.stderr.flush()
+    time.sleep(ABORT_GRACE)
     comm.Abort(code)
 
 

@@ -269,7 +269,7 @@ class _Watchdog(threading.Thread):
                 )
                 sys.stderr.flush()
                 faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-                MPI.COMM_WORLD.Abort(1)
+                mpi.abort(MPI.COMM_WORLD, 1)
 
 
 _watcher: _Watchdog | None = None

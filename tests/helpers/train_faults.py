@@ -5,6 +5,7 @@ usage: mpiexec -n N python tests/helpers/train_faults.py stall|raise
   raise  rank 1 raises in the middle of training: the job must end at once
 """
 
+import os
 import sys
 import time
 
@@ -22,9 +23,11 @@ def main(argv):
     )
     for step in range(5):
         if hvd.rank() == 1 and step == 2:
-            print(
-                f"rank 1 fails at {time.time():.3f}", flush=True
-            )  # the tests time the job's end from here
+            # The tests time the job's end from here: a file, since an aborted job's
+            # output is the very thing under test.
+            with open(os.environ["FAULT_STAMP"], "w") as f:
+                f.write(f"{time.time():.3f}")
+            print("rank 1 fails now", flush=True)
             if argv[0] == "raise":
                 raise RuntimeError("injected failure in rank 1's training step")
             return 0  # stall: leave without telling anyone
