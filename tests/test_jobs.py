@@ -257,13 +257,16 @@ def test_microbench_all_writes_records_and_osu_text(tmp_path):
 
 
 def test_microbench_help_starts_no_mpi():
+    # Importing core.mpi loads mpi4py (MPI starts at the first world()/init()), so
+    # --help may load the library but must not start MPI: that would fix the thread
+    # level before --thread-level is read.
     probe = python(
         "-c",
-        "import sys\nfrom hpcsuite.microbench import __main__ as m\n"
+        "from hpcsuite.microbench import __main__ as m\n"
         "try:\n    m.parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print('mpi4py' in sys.modules)",
+        "from mpi4py import MPI\nprint(MPI.Is_initialized())",
     )
-    assert probe.stdout.strip().endswith("False"), probe.stdout
+    assert probe.stdout.strip().endswith("False"), probe.stdout + probe.stderr
 
 
 def test_microbench_compares_buffer_kinds_in_one_run():

@@ -11,14 +11,20 @@ mpirun -n 2 python -m hpcsuite.microbench latency -m 8 -x 10 -i 1000 -c     # OS
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hpcsuite.core import cli
+import numpy as np
+
+from hpcsuite.core import cli, mpi, records
 from hpcsuite.core.errors import CheckError, UsageError
-from hpcsuite.microbench import DATATYPES, KINDS, NAMES, THREAD_LEVELS, output, schedule
+from hpcsuite.microbench import DATATYPES, KINDS, NAMES, THREAD_LEVELS, output, runner, schedule
+from hpcsuite.microbench.buffers import Messages
+from hpcsuite.microbench.catalog import SYNCS as SYNC_NAMES
+from hpcsuite.microbench.catalog import WINDOWS as WINDOW_NAMES
 
 PROG = "hpcsuite.microbench"
 FORMATS = ("osu", "table", "json", "csv")
@@ -319,8 +325,6 @@ def start_mpi(level: str) -> tuple[float | None, str | None]:
     ``multiple``). Returns the seconds ``MPI_Init`` took (None when MPI was already
     running, e.g. under ``python -m mpi4py``) and a warning when ``level`` could not apply.
     """
-    from hpcsuite.core import mpi  # imports mpi4py (starts nothing): not for --help
-
     seconds = mpi.init(level)
     if seconds is None:
         return (
@@ -350,10 +354,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     types = list(dict.fromkeys(t for group in args.type for t in group)) if args.type else [None]
 
     init_seconds, warning = start_mpi(args.thread_level)
-    from hpcsuite.core import mpi
-    from hpcsuite.microbench import runner
-    from hpcsuite.microbench.buffers import Messages
-
     comm = mpi.world()
     if warning and comm.rank == 0:
         sys.stderr.write(f"{PROG}: warning: {warning}\n")
@@ -508,8 +508,6 @@ def _buffer_words(args: argparse.Namespace) -> None:
 
 def _datatype(spec: Any, dtype: str | None) -> str:
     """The ``# Datatype:`` name: -T's, else the test's own element type."""
-    import numpy as np
-
     if dtype:
         return DATATYPES[dtype][1]
     own = np.dtype(spec.dtype).name
@@ -517,8 +515,6 @@ def _datatype(spec: Any, dtype: str | None) -> str:
 
 
 def _sizes(runner: Any, name: str, args: Any, dtype: str | None) -> list[int]:
-    import numpy as np
-
     spec = runner.TESTS[name]
     unit = np.dtype(DATATYPES[dtype][0] if dtype else spec.dtype).itemsize
     if name in runner.UNSIZED:
@@ -532,8 +528,6 @@ def _sizes(runner: Any, name: str, args: Any, dtype: str | None) -> list[int]:
 
 
 def _environment(mpi: Any, hosts: list[str], msgs: Any) -> dict[str, Any]:
-    from hpcsuite.core import records
-
     return records.fingerprint(
         hosts=hosts,
         mpi_library=mpi.library_version(),
@@ -550,10 +544,6 @@ def _startup_record(
     """init: one record of MPI_Init's min/avg/max milliseconds over ranks; hello: rank count."""
     if not (args.json or args.format == "json"):
         return
-    import json
-
-    from hpcsuite.core import mpi, records
-
     result = {"ranks": comm.size, "thread_level": level}
     if name == "init" and ms:
         result.update(min_ms=min(ms), max_ms=max(ms), avg_ms=sum(ms) / len(ms))
@@ -599,12 +589,8 @@ def _emit(
     level: str,
 ) -> None:
     """Print one test's rows in the chosen format, and append its records."""
-    from hpcsuite.microbench import runner
-
     recs = []
     if args.json or args.format == "json":
-        from hpcsuite.core import records
-
         for row in rows:
             result = {k: v for k, v in row.items() if k != "errors"}
             result["validation"] = ("fail" if row["errors"] else "pass") if args.validate else None
@@ -652,9 +638,6 @@ def _emit(
     if args.format == "osu":
         preamble: tuple[str, ...] = ()
         if spec.family == "onesided":
-            from hpcsuite.microbench.catalog import SYNCS as SYNC_NAMES
-            from hpcsuite.microbench.catalog import WINDOWS as WINDOW_NAMES
-
             preamble = (
                 f"# Window creation: {WINDOW_NAMES[args.win_options]}",
                 f"# Synchronization: {SYNC_NAMES[args.sync_option]}",
@@ -679,8 +662,6 @@ def _emit(
     elif args.format == "csv":
         text = output.to_csv(name, spec.family, rows, header=first)
     else:
-        import json
-
         text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in recs)
     sys.stdout.write(text)
     sys.stdout.flush()

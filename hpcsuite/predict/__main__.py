@@ -97,6 +97,8 @@ def add_model_options(p: cli.ArgumentParser) -> None:
 
 def options(args: object):
     """:class:`~hpcsuite.predict.sections.Options` from parsed arguments."""
+    # The model modules load only when a model is asked for: ``report`` imports this
+    # module for its option table alone.
     from hpcsuite.predict.sections import Options
 
     for name in ("bandwidth", "latency", "overlap"):

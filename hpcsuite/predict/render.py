@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import math
 from pathlib import Path
 from typing import Any
@@ -163,9 +165,6 @@ def figure(sec: Section, path: Path) -> Path | None:
 def html_fragment(sections: list[Section], figures: dict[int, Path] | None = None) -> str:
     """The sections as an HTML fragment (tables, warnings, figures embedded as data URIs),
     for the report's self-contained page."""
-    import base64
-    import html
-
     parts = ["<h2>Predictions</h2>"]
     for i, sec in enumerate(sections):
         parts.append(f"<h3>{html.escape(sec.title)}</h3><ul>")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from hpcsuite.predict import comm, empirical, training
+from hpcsuite.report import series as rseries
 
 #: Sizes at which collective predictions are tabulated (bytes).
 TABLE_SIZES = (8, 1024, 65536, 1 << 20, 16 << 20)
@@ -600,8 +601,6 @@ def training_section(recs: list[dict[str, Any]], nets: Any, opts: Options) -> Se
 # ----------------------------------------------------------------------------- driver
 def build(recs: list[dict[str, Any]], opts: Options | None = None) -> list[Section]:
     """Every prediction section these records support."""
-    from hpcsuite.report import series as rseries
-
     opts = opts or Options()
     out: list[Section] = []
     all_series = rseries.build(recs)

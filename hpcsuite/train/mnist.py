@@ -23,8 +23,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from hpcsuite.core import cli
+import numpy as np
+
+from hpcsuite.core import cli, memory, mpi, records
 from hpcsuite.core.errors import CheckError, InputError, UsageError
+from hpcsuite.slurm import REQUEUE_EXIT
 
 PROG = "hpcsuite.train.mnist"
 _signalled = {"usr1": False}
@@ -135,7 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Deterministic cuBLAS (below) needs a fixed workspace, set before CUDA starts;
         # without it torch refuses the first matmul on the GPU.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    import numpy as np
     import torch
 
     import hpcsuite.train as hvd
@@ -143,7 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     hvd.init()
     rank, size = hvd.rank(), hvd.size()
-    from hpcsuite.core import mpi
 
     comm = mpi.world()
     path = os.path.join(args.checkpoint_dir, "mnist.pt")
@@ -349,7 +350,6 @@ def _check_memory(comm: Any, features: int, hidden: int, batch: int, test_rows: 
     """Refuse on every rank together a model that would not fit this node's memory
     (collective): torch would fail in its allocator, or the kernel's OOM killer would
     end a rank mid-collective. Ranks that share a node add up."""
-    from hpcsuite.core import memory, mpi
 
     params = (features + 1) * hidden + (hidden + 1) * 10
     activations = hidden * (3 * batch + 2 * test_rows)  # forward, ReLU, gradient; evaluation
@@ -369,7 +369,6 @@ def _check_memory(comm: Any, features: int, hidden: int, batch: int, test_rows: 
 def _requeue(rank: int, epoch: int, step: int) -> int:
     """After SIGUSR1: the checkpoint is written; every rank exits with REQUEUE_EXIT, and the
     launcher (python -m hpcsuite.slurm) requeues the job once all ranks are gone."""
-    from hpcsuite.slurm import REQUEUE_EXIT
 
     if rank == 0:
         print(
@@ -436,7 +435,6 @@ def _record(
     digest: str | None,
     partial: dict[str, Any] | None = None,
 ) -> None:
-    from hpcsuite.core import mpi, records
 
     env = records.fingerprint(
         hosts=hosts, mpi_library=mpi.library_version(), device=args.device, device_name=args.device

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from hpcsuite.core import cli
+from hpcsuite.core import cli, mpi, records, stats
 from hpcsuite.core.errors import UsageError
 
 PROG = "hpcsuite.train.synthetic"
@@ -148,7 +148,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import hpcsuite.train as hvd
 
     hvd.init()
-    from hpcsuite.core import mpi
 
     with mpi.agree(
         mpi.world()
@@ -224,8 +223,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print(lines[0] if args.quiet else "\n".join(lines), flush=True)
         if args.json:
-            from hpcsuite.core import mpi, records, stats
-
             st = stats.summarize(slowest)
             value, low, high = stats.rate_interval(args.batch_size * hvd.size(), st)
             env = records.fingerprint(

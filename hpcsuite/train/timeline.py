@@ -28,6 +28,8 @@ import threading
 import time
 from typing import Any
 
+from hpcsuite.core.errors import UsageError
+
 #: Environment variables that start a timeline at ``init`` (Horovod's name first).
 TIMELINE_ENVS = ("HOROVOD_TIMELINE", "HPCSUITE_TRAIN_TIMELINE")
 #: Set to 1 to mark each optimizer step (Horovod's ``HOROVOD_TIMELINE_MARK_CYCLES``).
@@ -131,8 +133,6 @@ def start_timeline(file_path: str, mark_cycles: bool = False, *, rank: int | Non
     if rank is None:
         rank = _rank
     if rank is None:
-        from hpcsuite.core.errors import UsageError
-
         raise UsageError("start_timeline before hvd.init(): call hvd.init() first")
     stop_timeline()
     if "{rank}" in file_path:
@@ -142,8 +142,6 @@ def start_timeline(file_path: str, mark_cycles: bool = False, *, rank: int | Non
     try:
         _active = Timeline(file_path, rank, mark_cycles)
     except OSError as exc:
-        from hpcsuite.core.errors import UsageError
-
         raise UsageError(
             f"cannot write the timeline {file_path!r}: {exc.strerror}; "
             "give a writable path (HOROVOD_TIMELINE or start_timeline)"
