@@ -71,7 +71,8 @@ fi
 if [ "${HPCSUITE_TEST_PLAIN:-1}" != 0 ]; then
     legs+=(plain)
     echo "== plain tests (no MPI launcher)"
-    timeout -k 10 900 "$PYTHON" -m pytest -m "not mpi and not gpu" -p no:cacheprovider \
+    # 30 minutes: the leg takes about 11 here, and a CI machine once needed over 15.
+    timeout -k 10 1800 "$PYTHON" -m pytest -m "not mpi and not gpu" -p no:cacheprovider \
         --timeout 300 --junitxml="$HPCSUITE_TEST_LOGS/plain.xml" "$@" tests || failed=1
 fi
 

@@ -198,9 +198,10 @@ def test_training_signalled_before_its_limit_requeues_and_resumes_losslessly(clu
     cluster.env.update(
         HPCSUITE_RESULTS=str(tmp_path / "results"), HPCSUITE_CHECKPOINTS=str(tmp_path / "ck")
     )
-    # Enough epochs that the signal lands mid-training: 30 took about 2 s on a quiet CI
-    # machine, and the run could finish before USR1 reached it.
-    args = ("--epochs", "150")
+    # Enough epochs that the signal lands mid-training (30 epochs at batch 32 took about
+    # 2 s on a quiet CI machine, and the run could finish before USR1 reached it), each
+    # a few large steps: the job and the uninterrupted run each train every epoch.
+    args = ("--epochs", "300", "--batch-size", "256")
     job = cluster.submit(
         ROOT / "slurm" / "train.mnist.sbatch",
         *args,
@@ -209,7 +210,7 @@ def test_training_signalled_before_its_limit_requeues_and_resumes_losslessly(clu
     )
     log = tmp_path / f"hpcsuite-train-mnist-{job}.out"
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not (log.exists() and "epoch 3/150" in log.read_text()):
+    while time.monotonic() < deadline and not (log.exists() and "epoch 3/300" in log.read_text()):
         time.sleep(0.1)
     # What --signal=B:USR1@60 does 60 s before the time limit, now:
     cluster.run("scancel", "--signal=USR1", "--batch", job)
