@@ -3,6 +3,10 @@ die with their parent communicator."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from conftest import python
 
@@ -83,3 +87,32 @@ def test_a_freed_and_recreated_communicator_never_gets_a_stale_node_comm(comm):
             assert node.size == mpi.node_comm(world).size
     finally:
         second.Free()
+
+
+@pytest.mark.parametrize(
+    "local_ranks,user,expected",
+    [("1000", None, "1"), ("1", None, "None"), ("1000", "0", "0"), (None, None, "None")],
+)
+def test_an_oversubscribed_node_makes_mpich_yield_unless_the_user_chose(
+    local_ranks, user, expected
+):
+    env = {k: v for k, v in os.environ.items() if k not in (mpi.YIELD_ENV, "MPI_LOCALNRANKS")}
+    if local_ranks is not None:
+        env["MPI_LOCALNRANKS"] = local_ranks  # what Hydra tells a rank: ranks on its node
+    if user is not None:
+        env[mpi.YIELD_ENV] = user
+    code = (
+        "import os\nfrom hpcsuite.core import mpi\nmpi.init()\n"
+        f"print(os.environ.get({mpi.YIELD_ENV!r}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected
+
+
+def test_oversubscription_is_more_ranks_on_the_node_than_cores():
+    assert mpi.oversubscribed({"MPI_LOCALNRANKS": "8"}, 2)
+    assert not mpi.oversubscribed({"MPI_LOCALNRANKS": "2"}, 2)
+    assert not mpi.oversubscribed({}, 2) and not mpi.oversubscribed({"MPI_LOCALNRANKS": "x"}, 1)
