@@ -11,7 +11,13 @@ Each program runs ``--runs`` times, alternating; the table shows the medians and
 ratio hpcsuite / hand-written. Target: within 5 % at every point (latency ratio at
 most 1.05, bandwidth at least 0.95). Timings mean something only on a quiet machine.
 
-usage: python benchmarks/microbench_bench.py [--runs 5] [--quick]
+With ``--same-job`` both loops run inside one MPI job per thread level, alternating
+which goes first (hpcsuite's measurement function, as its command line calls it, beside
+the hand-written loop): on this VM separate jobs land in one of two speeds for large
+messages (a 1 MiB allreduce ~440 or ~900 us in either program), which a handful of
+runs cannot average out; inside one job both share the placement.
+
+usage: python benchmarks/microbench_bench.py [--runs 5] [--quick] [--same-job]
        (inside: mpiexec -n 2 python benchmarks/microbench_bench.py
                 --worker TEST BYTES ITERS WARMUP LEVEL)
 """
@@ -42,18 +48,32 @@ POINTS = [
 LEVELS = ("single", "multiple")
 
 
-def worker(test: str, nbytes: int, iters: int, warmup: int, level: str) -> None:
-    """The hand-written loop (run under mpiexec -n 2); prints one ``value=`` line on rank 0."""
+def _start(level: str) -> None:
+    """Start MPI at ``level`` as a hand-written program does, through ``mpi4py.rc``."""
     import mpi4py
 
     if level == "single":
         mpi4py.rc.threads = False  # plain MPI_Init, as hpcsuite and OSU C
     else:
         mpi4py.rc.thread_level = level
+    from mpi4py import MPI  # noqa: F401 - the import starts MPI
+
+
+def worker(test: str, nbytes: int, iters: int, warmup: int, level: str) -> None:
+    """The hand-written program (run under mpiexec -n 2); prints ``value=`` on rank 0."""
+    _start(level)
+    from mpi4py import MPI
+
+    value = hand_loop(MPI.COMM_WORLD, test, nbytes, iters, warmup)
+    if MPI.COMM_WORLD.rank == 0:
+        print(f"value={value:.6f}", flush=True)
+
+
+def hand_loop(comm, test: str, nbytes: int, iters: int, warmup: int) -> float:
+    """The minimal mpi4py loop for one point; its figure (us or MB/s) on every rank."""
     import numpy as np
     from mpi4py import MPI
 
-    comm = MPI.COMM_WORLD
     peer = 1 - comm.rank
     clock = time.perf_counter
     if test == "allreduce":
@@ -94,9 +114,48 @@ def worker(test: str, nbytes: int, iters: int, warmup: int, level: str) -> None:
         if test == "latency":
             value = comm.allreduce(elapsed / iters / 2) / comm.size * 1e6
         else:
-            value = nbytes * WINDOW * iters / elapsed / 1e6
-    if comm.rank == 0:
-        print(f"value={value:.6f}", flush=True)
+            value = comm.bcast(nbytes * WINDOW * iters / elapsed / 1e6, root=0)
+    return value
+
+
+def same_job(level: str, runs: int, points: list[tuple[str, int, int, int]]) -> None:
+    """Both loops in one MPI job, alternating which goes first (run under mpiexec -n 2).
+
+    Separate jobs on this VM land in one of two speeds for large messages (a 1 MiB
+    allreduce takes ~440 or ~900 us, in either program, from job to job); inside one
+    job both loops share that placement, so their ratio is the harness's own cost.
+    Prints one JSON line per point on rank 0.
+    """
+    from hpcsuite.core import mpi
+    from hpcsuite.microbench import runner
+    from hpcsuite.microbench.buffers import Messages
+
+    mpi.init(level)
+    comm = mpi.world()
+    msgs = Messages("numpy")
+    for test, nbytes, iters, warmup in points:
+        got: dict[str, list[float]] = {"hpcsuite": [], "hand-written": []}
+        for r in range(runs):
+            order = ("hpcsuite", "hand-written") if r % 2 == 0 else ("hand-written", "hpcsuite")
+            for who in order:
+                if who == "hand-written":
+                    got[who].append(hand_loop(comm, test, nbytes, iters, warmup))
+                    continue
+                row = runner.measure(
+                    comm,
+                    test,
+                    msgs,
+                    nbytes,
+                    iters=iters,
+                    warmup=warmup,
+                    window=WINDOW,
+                    validate=False,
+                    budget=None,
+                )
+                value = row and (row["mbps"] if test == "bw" else row["avg_us"])
+                got[who].append(comm.bcast(value, root=0))
+        if comm.rank == 0:
+            print(json.dumps({"test": test, "bytes": nbytes, "level": level, **got}), flush=True)
 
 
 def _run(args: list[str]) -> str:
@@ -171,6 +230,13 @@ def main() -> int:
         metavar=("TEST", "BYTES", "ITERS", "WARMUP", "LEVEL"),
         help=argparse.SUPPRESS,
     )
+    p.add_argument(
+        "--same-job",
+        action="store_true",
+        help="both loops inside one MPI job per thread level, alternating (hpcsuite's "
+        "measurement function, not its command line): job-to-job placement noise cancels",
+    )
+    p.add_argument("--same-job-worker", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         test, nbytes, iters, warmup, level = args.worker
@@ -178,17 +244,36 @@ def main() -> int:
         return 0
     runs = 1 if args.quick else args.runs
     points = [(t, b, 5, 1) if args.quick else (t, b, i, w) for t, b, i, w in POINTS]
+    if args.same_job_worker:
+        level, runs, quick = args.same_job_worker
+        chosen = [(t, b, 5, 1) for t, b, _, _ in POINTS] if quick == "1" else POINTS
+        same_job(level, int(runs), chosen)
+        return 0
     values: dict[tuple, dict[str, list[float]]] = {}
-    for _ in range(runs):
+    if args.same_job:
+        for level in LEVELS:
+            me = str(Path(__file__).resolve())
+            text = _run([me, "--same-job-worker", level, str(runs), "1" if args.quick else "0"])
+            for line in text.splitlines():
+                got = json.loads(line)
+                values[got["test"], got["bytes"], level] = {
+                    k: got[k] for k in ("hpcsuite", "hand-written")
+                }
+    for r in range(0 if args.same_job else runs):
         for level in LEVELS:
             for test, nbytes, iters, warmup in points:
                 cell = values.setdefault(
                     (test, nbytes, level), {"hpcsuite": [], "hand-written": []}
                 )
-                cell["hpcsuite"].append(ours(test, nbytes, iters, warmup, level))
-                cell["hand-written"].append(handwritten(test, nbytes, iters, warmup, level))
+                # Alternate which program goes first: what ran just before shifts a time.
+                first = (ours, "hpcsuite") if r % 2 == 0 else (handwritten, "hand-written")
+                second = (handwritten, "hand-written") if r % 2 == 0 else (ours, "hpcsuite")
+                for fn, who in (first, second):
+                    cell[who].append(fn(test, nbytes, iters, warmup, level))
+    how = "one MPI job per thread level, alternating" if args.same_job else "separate jobs"
     print(
-        f"\nn = 2, medians of {runs} run{'s' if runs > 1 else ''} (ratio = hpcsuite / hand-written)"
+        f"\nn = 2, medians of {runs} run{'s' if runs > 1 else ''}, {how} "
+        "(ratio = hpcsuite / hand-written)"
     )
     print(f"{'point':<26}{'threads':>10}{'hpcsuite':>12}{'hand-written':>14}{'ratio':>8}  target")
     missed = 0
