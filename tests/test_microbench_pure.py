@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hpcsuite.microbench import output, schedule, stats
+from hpcsuite.microbench.catalog import addends, reduced
 
 
 @pytest.mark.parametrize(
@@ -274,3 +275,17 @@ def test_the_name_list_matches_the_registry():
     from hpcsuite.microbench import NAMES, runner
 
     assert tuple(runner.TESTS) == NAMES
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32])
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 16, 300])
+def test_reduction_addends_sum_exactly_and_bytes_stay_below_128(dtype, size):
+    count = 1000
+    parts = [addends(r, count, dtype, size).astype(np.int64) for r in range(size)]
+    total = np.sum(parts, axis=0)
+    if np.dtype(dtype).itemsize == 1:
+        # A signed byte sums past 127 differently in MPICH (wraps) and Open MPI
+        # (saturates): every partial sum stays at most 100, so both agree.
+        assert np.max(np.cumsum(parts, axis=0)) <= 100
+        assert all(p.any() for p in parts[: min(size, count)])  # every rank contributes
+    assert np.array_equal(total, reduced(size, count, dtype).astype(np.int64))

@@ -41,15 +41,29 @@ def unset(count: int, dtype: Any = np.uint8) -> np.ndarray:
     return np.full(count, -1, dtype)
 
 
-def addends(rank: int, count: int, dtype: Any = F32) -> np.ndarray:
-    """What ``rank`` contributes to a reduction: small integers whose sums stay exact
-    (in float32 and int32; bytes wrap modulo 256 in C and NumPy alike)."""
-    return ((np.arange(count, dtype=np.int64) % 13 + 1) * (rank + 1)).astype(dtype)
+def addends(rank: int, count: int, dtype: Any = F32, size: int = 1) -> np.ndarray:
+    """What ``rank`` of ``size`` contributes to a reduction, chosen so that every sum stays
+    exact and in range.
+
+    Wider types: small integers times ``rank + 1`` (exact in float32 and int32 at any
+    rank count OSU runs). Bytes (OSU's ``-T mpi_char``): one rank in turn contributes
+    ``i % 100 + 1`` to element ``i`` and the others 0, so each sum is at most 100. A
+    signed byte would pass 127 at 4 ranks with the wider pattern, and what happens
+    then is the library's choice (MPICH wraps, Open MPI saturates); this way a lost or
+    misplaced contribution still shows, at any rank count.
+    """
+    i = np.arange(count, dtype=np.int64)
+    if np.dtype(dtype).itemsize == 1:
+        return np.where((i + rank) % size == 0, i % 100 + 1, 0).astype(dtype)
+    return ((i % 13 + 1) * (rank + 1)).astype(dtype)
 
 
 def reduced(size: int, count: int, dtype: Any = F32) -> np.ndarray:
     """What summing :func:`addends` over ``size`` ranks gives."""
-    return ((np.arange(count, dtype=np.int64) % 13 + 1) * (size * (size + 1) // 2)).astype(dtype)
+    i = np.arange(count, dtype=np.int64)
+    if np.dtype(dtype).itemsize == 1:
+        return (i % 100 + 1).astype(dtype)
+    return ((i % 13 + 1) * (size * (size + 1) // 2)).astype(dtype)
 
 
 def mpi_type(dtype: Any) -> Any:

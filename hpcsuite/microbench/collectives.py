@@ -123,12 +123,12 @@ def _reduction(comm: Any, m: Messages, n: int, kind: str, root: int, dtype: Any)
     dtype = np.dtype(dtype if dtype is not None else F32)
     count = n // dtype.itemsize
     mtype = mpi_type(dtype)
-    sent = addends(comm.rank, count, dtype)
+    sent = addends(comm.rank, count, dtype, comm.size)
     counts, displs = split(count, comm.size)
     if kind == "reduce_scatter_block":
         block = max(count // comm.size, 1)
         count = block * comm.size  # whole blocks: a vector of at least one element per rank
-        sent = addends(comm.rank, count, dtype)
+        sent = addends(comm.rank, count, dtype, comm.size)
         counts, displs = [block] * comm.size, [i * block for i in range(comm.size)]
     total = reduced(comm.size, count, dtype)
     s = m.alloc(count, dtype)
