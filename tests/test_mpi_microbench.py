@@ -14,11 +14,19 @@ from hpcsuite.microbench.buffers import Messages
 pytestmark = pytest.mark.mpi
 
 
-def _run(comm, name, kind, nbytes):
-    msgs = Messages(kind)
+def _measure(
+    comm, name, nbytes=4096, *, kind="numpy", msgs=None, iters=3, warmup=1, window=1, **options
+):
+    """``runner.measure`` as the tests mostly call it: small, validated, no time budget."""
+    options = {"validate": True, "budget": None, **options}
+    msgs = Messages(kind) if msgs is None else msgs
     return runner.measure(
-        comm, name, msgs, nbytes, iters=3, warmup=1, window=4, validate=True, budget=None
+        comm, name, msgs, nbytes, iters=iters, warmup=warmup, window=window, **options
     )
+
+
+def _run(comm, name, kind, nbytes):
+    return _measure(comm, name, nbytes, kind=kind, window=4)
 
 
 SIZED = [
@@ -72,18 +80,7 @@ def test_rooted_collectives_validate_at_every_root_and_rotating(comm, name):
     if comm.size < 2:
         pytest.skip("collectives need 2 ranks")
     for root in [*range(comm.size), "rotate"]:
-        row = runner.measure(
-            comm,
-            name,
-            Messages("numpy"),
-            4096,
-            iters=3,
-            warmup=1,
-            window=1,
-            validate=True,
-            budget=None,
-            root=root,
-        )
+        row = _measure(comm, name, root=root)
         if comm.rank == 0:
             assert row["errors"] == [], (root, row["errors"])
 
@@ -98,18 +95,7 @@ def test_reductions_validate_in_every_osu_type(comm, name, dtype):
     if comm.size < 2:
         pytest.skip("collectives need 2 ranks")
     for kind in ("numpy", "bytearray") + (("pickle",) if runner.TESTS[name].pickle else ()):
-        row = runner.measure(
-            comm,
-            name,
-            Messages(kind),
-            1024,
-            iters=2,
-            warmup=0,
-            window=1,
-            validate=True,
-            budget=None,
-            dtype=dtype,
-        )
+        row = _measure(comm, name, 1024, kind=kind, iters=2, warmup=0, dtype=dtype)
         if comm.rank == 0:
             assert row["errors"] == [], (kind, row["errors"])
 
@@ -122,19 +108,7 @@ def test_one_sided_validates_with_every_synchronization_and_window(comm, name, s
         with pytest.raises(UsageError, match="exactly 2 ranks"):
             runner.check_request([name], Messages("numpy"), comm.size)
         pytest.skip(f"{name} runs on exactly 2 ranks (its refusal at {comm.size} is checked)")
-    row = runner.measure(
-        comm,
-        name,
-        Messages("numpy"),
-        4096,
-        iters=3,
-        warmup=1,
-        window=1,
-        validate=True,
-        budget=None,
-        sync=sync,
-        win=win,
-    )
+    row = _measure(comm, name, sync=sync, win=win)
     if comm.rank == 0:
         assert row["errors"] == [] and row["avg_us"] > 0, row["errors"]
 
@@ -343,19 +317,7 @@ def test_one_sided_validation_relies_only_on_what_the_mpi_standard_promises(
     monkeypatch.setattr(catalog, "MPI", _strict_rma(comm.rank, broken))
     errors = {}
     for sync in catalog.SYNCS:  # every rank goes through all: an assertion waits for the end
-        row = runner.measure(
-            comm,
-            name,
-            Messages("numpy"),
-            4096,
-            iters=2,
-            warmup=1,
-            window=1,
-            validate=True,
-            budget=None,
-            sync=sync,
-            win=win,
-        )
+        row = _measure(comm, name, iters=2, sync=sync, win=win)
         if comm.rank == 0 and row["errors"]:
             errors[sync] = row["errors"]
     broken = comm.allreduce(broken)
@@ -388,17 +350,7 @@ def test_one_sided_validation_sees_a_lost_accumulate(comm, monkeypatch):
             return Win if name == "Win" else getattr(MPI, name)
 
     monkeypatch.setattr(catalog, "MPI", Mpi())
-    row = runner.measure(
-        comm,
-        "acc_latency",
-        Messages("numpy"),
-        64,
-        iters=1,
-        warmup=0,
-        window=1,
-        validate=True,
-        budget=None,
-    )
+    row = _measure(comm, "acc_latency", 64, iters=1, warmup=0)
     if comm.rank == 0:
         assert row["errors"] and "window" in row["errors"][0]
 
@@ -417,17 +369,7 @@ def test_mbw_mr_adds_the_pairs_and_counts_messages(comm, monkeypatch):
         "bandwidth_row",
         lambda times, b: calls.append((len(times), real(times, b))) or calls[-1][1],
     )
-    row = runner.measure(
-        comm,
-        "mbw_mr",
-        Messages("numpy"),
-        1024,
-        iters=4,
-        warmup=1,
-        window=8,
-        validate=True,
-        budget=None,
-    )
+    row = _measure(comm, "mbw_mr", 1024, iters=4, window=8)
     if comm.rank == 0:
         pairs = comm.size // 2
         assert row["errors"] == []
@@ -465,9 +407,7 @@ class Corrupting(Messages):
 def test_validation_catches_a_corrupted_buffer(comm, name):
     if runner.rank_problem(name, comm.size):
         pytest.skip(f"{name} does not run on {comm.size} rank(s) (the refusal is tested above)")
-    row = runner.measure(
-        comm, name, Corrupting("numpy"), 64, iters=2, warmup=0, window=2, validate=True, budget=None
-    )
+    row = _measure(comm, name, 64, msgs=Corrupting("numpy"), iters=2, warmup=0, window=2)
     if comm.rank == 0:
         assert row["errors"] and "mismatch" in row["errors"][0]
 
@@ -481,17 +421,7 @@ def test_time_budget_gives_every_rank_the_same_count(comm, monkeypatch):
     monkeypatch.setattr(
         runner, "_timed", lambda run, count, *a: loops.append(count) or real(run, count, *a)
     )
-    row = runner.measure(
-        comm,
-        name,
-        Messages("numpy"),
-        1024,
-        iters=100000,
-        warmup=1,
-        window=1,
-        validate=False,
-        budget=0.01,
-    )
+    row = _measure(comm, name, 1024, iters=100000, validate=False, budget=0.01)
     assert (
         comm.allgather(loops) == [loops] * comm.size
     )  # a rank running more would deadlock the others
@@ -526,19 +456,7 @@ def test_mpi_test_calls_are_timed_apart_from_the_compute(comm):
     # own and taken out of the Compute column (and of the overlap's compute).
     if comm.size < 2:
         pytest.skip("collectives need 2 ranks")
-    row = runner.measure(
-        comm,
-        "iallreduce",
-        Messages("numpy"),
-        1024,
-        iters=3,
-        warmup=1,
-        window=1,
-        validate=True,
-        budget=None,
-        probes=10,
-        root="rotate",
-    )
+    row = _measure(comm, "iallreduce", 1024, probes=10, root="rotate")
     if comm.rank == 0:
         assert row["errors"] == [] and row["test_us"] > 0
         assert 0.0 <= row["overlap_pct"] <= 100.0  # the formula: test_microbench_pure.py
@@ -607,9 +525,7 @@ def test_every_buffer_is_written_before_the_clock(comm, kind, monkeypatch):
             return real(run, count, *args)
 
         monkeypatch.setattr(runner, "_timed", spy)
-        runner.measure(
-            comm, name, msgs, 65536, iters=1, warmup=1, window=2, validate=False, budget=None
-        )
+        _measure(comm, name, 65536, msgs=msgs, iters=1, window=2, validate=False)
         assert seen and not any(seen[0]), f"{name}: unwritten 4 KiB pages per buffer {seen}"
         ran += 1
     if ran == 0:
