@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,9 @@ def figure(sec: Section, path: Path) -> Path | None:
     ax.set_xlabel(p["xlabel"])
     ax.set_ylabel(p["ylabel"])
     ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(sec.title.removeprefix("prediction: ")[:80], fontsize=9)
+    # Wrapped, not cut: a series title names its kernel, sizes and placement, and the
+    # part a cut lost was the part that tells two figures apart.
+    ax.set_title("\n".join(textwrap.wrap(sec.title.removeprefix("prediction: "), 70)), fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
