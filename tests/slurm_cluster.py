@@ -97,9 +97,9 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/none
 CredType=cred/none
-# Credentials live 5 s (default 120): a requeued job may start again that soon, and the
-# main scheduling loop runs every second (default 60), so it does (a requeued job waits
-# for that loop or the 30 s backfill pass, not for an event).
+# Credentials live 5 s (default 120): a requeued job may start again that soon. (It then
+# waits for the 30 s backfill pass; sched_interval=1 started it sooner but left jobs
+# COMPLETING for minutes in 2 of 3 runs.)
 AuthInfo=cred_expire=5
 MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
@@ -117,7 +117,7 @@ SlurmdPidFile={r}/run/slurmd-%n.pid
 SlurmctldLogFile={r}/log/slurmctld.log
 SlurmdLogFile={r}/log/slurmd-%n.log
 TmpFS={r}/tmp/%n
-SchedulerParameters=batch_sched_delay=0,sched_interval=1
+SchedulerParameters=batch_sched_delay=0
 MinJobAge=600
 KillWait=2
 MessageTimeout=5
