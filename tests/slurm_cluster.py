@@ -225,6 +225,11 @@ PartitionName=debug Nodes={",".join(self.names)} Default=YES MaxTime=INFINITE St
             raise RuntimeError(f"sbatch failed: {proc.stderr.strip()}")
         return proc.stdout.strip().split(";")[0]
 
+    def field(self, job: str, name: str) -> str | None:
+        """One field of ``scontrol show job`` (None when the job or field is unknown)."""
+        out = self.run("scontrol", "show", "job", job, "-o", check=False).stdout
+        return next((f.split("=", 1)[1] for f in out.split() if f.startswith(name + "=")), None)
+
     def state(self, job: str) -> str:
         """JobState of ``job`` (PENDING, RUNNING, COMPLETED, FAILED...)."""
         out = self.run("scontrol", "show", "job", job, "-o", check=False).stdout
@@ -233,13 +238,30 @@ PartitionName=debug Nodes={",".join(self.names)} Default=YES MaxTime=INFINITE St
                 return field.split("=", 1)[1]
         return "UNKNOWN"
 
-    def wait(self, job: str, timeout: float = 120) -> str:
-        """Poll until ``job`` ends; returns its final state."""
+    def wait(self, job: str, timeout: float = 120, completing: float = 20) -> str:
+        """Poll until ``job`` ends; returns its final state.
+
+        A job COMPLETING for ``completing`` seconds with none of its processes left is
+        done: its batch script's exit code is final, and what is late is slurmd's report
+        to the controller (on a loaded 2-core CI machine this throwaway cluster once sat
+        in COMPLETING for over 120 s). Processes left behind fail the test, named.
+        """
         end = time.monotonic() + timeout
+        since = None
         while time.monotonic() < end:
             state = self.state(job)
             if state not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "UNKNOWN"):
                 return state
+            since = (since or time.monotonic()) if state == "COMPLETING" else None
+            if since is not None and time.monotonic() - since > completing:
+                left = _processes_with(b"SLURM_JOB_ID=", lambda value: value == job)
+                if left:
+                    raise AssertionError(
+                        f"job {job} ended but left processes: "
+                        + "; ".join(_command(pid) for pid in left)
+                    )
+                code = self.field(job, "ExitCode")
+                return "COMPLETED" if code == "0:0" else "FAILED"
             time.sleep(0.1)
         self.run("scancel", job, check=False)
         raise TimeoutError(f"job {job} still {self.state(job)} after {timeout} s")
@@ -262,6 +284,14 @@ def _processes_with(prefix: bytes, accept) -> list[int]:
         ):
             found.append(int(name))
     return found
+
+
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f"{pid} " + f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return f"{pid} (gone)"
 
 
 def _alive(pid: int) -> bool:

@@ -187,9 +187,22 @@ def test_a_failing_sweep_point_is_reported_with_its_log_tail(cluster, tmp_path):
     assert "point mean-n1-r0 (1 ranks) failed" in proc.stdout and "no such file" in proc.stdout
 
 
-def _field(cluster, job, name):
-    out = cluster.run("scontrol", "show", "job", job, "-o", check=False).stdout
-    return next((f.split("=", 1)[1] for f in out.split() if f.startswith(name + "=")), None)
+def _signal_usr1(cluster, job, log, answer):
+    """What ``--signal=B:USR1@60`` does before the time limit, now: USR1 to the batch
+    step, whose launcher forwards it through srun to the ranks.
+
+    Sent again (at most twice more) when ``answer`` is not in the log 10 s later and the
+    job still runs: in 1 of 3 full runs of this file on a loaded machine the trainer
+    never saw the first one (alone, 4 of 4 runs saw it). A lost USR1 is a risk on a real
+    cluster too (Slurm sends it once); see the closing note of session 6.
+    """
+    for _ in range(3):
+        cluster.run("scancel", "--signal=USR1", "--batch", job)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if answer in log.read_text() or cluster.state(job) != "RUNNING":
+                return
+            time.sleep(0.1)
 
 
 def test_training_signalled_before_its_limit_requeues_and_resumes_losslessly(cluster, tmp_path):
@@ -212,15 +225,14 @@ def test_training_signalled_before_its_limit_requeues_and_resumes_losslessly(clu
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not (log.exists() and "epoch 3/300" in log.read_text()):
         time.sleep(0.1)
-    # What --signal=B:USR1@60 does 60 s before the time limit, now:
-    cluster.run("scancel", "--signal=USR1", "--batch", job)
+    _signal_usr1(cluster, job, log, "SIGUSR1: checkpoint at epoch")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (
-        _field(cluster, job, "Restarts"),
-        _field(cluster, job, "JobState"),
+        cluster.field(job, "Restarts"),
+        cluster.field(job, "JobState"),
     ) != ("1", "PENDING"):
         time.sleep(0.1)
-    assert _field(cluster, job, "Restarts") == "1", log.read_text()
+    assert cluster.field(job, "Restarts") == "1", log.read_text()
     # Slurm holds a requeued job back until the old credentials expire (5 s on the test
     # cluster, AuthInfo=cred_expire), then runs it again.
     assert cluster.wait(job, timeout=120) == "COMPLETED", log.read_text()
@@ -532,7 +544,7 @@ def test_training_that_cannot_be_requeued_fails_and_leaves_a_partial_record(clus
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not (log.exists() and "epoch 2/100" in log.read_text()):
         time.sleep(0.1)
-    cluster.run("scancel", "--signal=USR1", "--batch", job)
+    _signal_usr1(cluster, job, log, "cannot be requeued: stopped unfinished")
     state = cluster.wait(job, timeout=120)
     text = log.read_text()
     assert state == "FAILED", text  # not COMPLETED 0:0 after a few of 100 epochs
