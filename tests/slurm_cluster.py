@@ -87,7 +87,11 @@ class SlurmCluster:
         # Job ids from a random start: MPICH names its shared-memory segments after the
         # job and step, and a segment left in /dev/shm by a killed rank of an earlier
         # cluster's job with the same id breaks MPI_Init ("Message truncated").
-        first_job = random.randrange(1000, 60_000_000)
+        # At most 5 digits: a 2-node MPICH job whose id had 8 digits once broke Slurm's
+        # PMI-2 parsing at MPI_Init ("mpi/pmi2: value not properly terminated in client
+        # request" on a segmented allgather put) and hung; the kvsname (job id) is part
+        # of every such request, so shorter ids keep it further from the limit.
+        first_job = random.randrange(1000, 100_000)
         self.conf.write_text(f"""\
 ClusterName=hpcsuite-test
 FirstJobId={first_job}
