@@ -36,6 +36,11 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+#: The runner's variables a test cluster keeps (see ``SlurmCluster.env``).
+KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "CI", "VIRTUAL_ENV", "PYTHONPATH")
+KEPT_PREFIXES = ("HPCSUITE_", "OMPI_", "I_MPI_", "MPIR_CVAR_")
+
+
 class SlurmCluster:
     """Start with :meth:`start`, stop with :meth:`stop` (idempotent, leaves nothing running).
 
@@ -59,7 +64,15 @@ class SlurmCluster:
         self.cpus = cpus
         self.gpus = gpus
         self.conf = self.root / "etc" / "slurm.conf"
-        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        # What the daemons and jobs see: a small, fixed environment, not the runner's.
+        # With the CI runner's whole environment, 2-node MPICH jobs failed MPI_Init
+        # under srun's PMI-2 ("mpi/pmi2: value not properly terminated in client
+        # request" on a segmented allgather put) in most runs from one checkout path
+        # and in none from another; with this one they start every time (session 6).
+        self.env = {
+            k: v for k, v in os.environ.items() if k in KEPT_ENV or k.startswith(KEPT_PREFIXES)
+        }
+        self.env["SLURM_CONF"] = str(self.conf)
 
     def _write_config(self) -> None:
         r = self.root
