@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import python
 
-from hpcsuite.core import mpi
+from hpcsuite.core import mpi, records
 
 
 def _probe(code: str) -> str:
@@ -116,3 +116,14 @@ def test_oversubscription_is_more_ranks_on_the_node_than_cores():
     assert mpi.oversubscribed({"MPI_LOCALNRANKS": "8"}, 2)
     assert not mpi.oversubscribed({"MPI_LOCALNRANKS": "2"}, 2)
     assert not mpi.oversubscribed({}, 2) and not mpi.oversubscribed({"MPI_LOCALNRANKS": "x"}, 1)
+
+
+@pytest.mark.parametrize("local_ranks,expected", [("1000", "1"), ("1", None)])
+def test_the_yield_decision_works_without_an_affinity_api(monkeypatch, local_ranks, expected):
+    # macOS has no os.sched_getaffinity: the cores come from os.cpu_count() there.
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert records.node_cores() == 2
+    env = {"MPI_LOCALNRANKS": local_ranks}
+    mpi._yield_when_oversubscribed(env)
+    assert env.get(mpi.YIELD_ENV) == expected

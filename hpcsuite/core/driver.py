@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,8 +39,7 @@ from hpcsuite.core.mpi import MPI
 PROGRESS_EVERY = 5.0
 
 
-@dataclass
-class Footprint:
+class Footprint(NamedTuple):
     """Bytes one rank allocates, and how to make a job that does not fit smaller.
 
     ``host`` counts host memory (on a GPU run: staging buffers and what the root keeps
@@ -52,8 +51,7 @@ class Footprint:
     hint: str = "use more nodes or a smaller problem"
 
 
-@dataclass
-class Figure:
+class Figure(NamedTuple):
     """A figure of merit: ``work`` units done per timed repetition, shown as
     ``work / time / scale`` in ``unit`` (higher is better)."""
 
@@ -63,13 +61,12 @@ class Figure:
     scale: float = 1.0
 
 
-@dataclass
-class Summary:
+class Summary(NamedTuple):
     """What a run printed and recorded besides the driver's own lines."""
 
     headline: str
-    details: list[str] = field(default_factory=list)
-    params: dict[str, Any] = field(default_factory=dict)
+    details: Sequence[str] = ()
+    params: Mapping[str, Any] = MappingProxyType({})  # read-only: a shared default
     result: Any = None
 
 

@@ -18,7 +18,7 @@ import ctypes
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -34,7 +34,7 @@ mpi4py.rc.finalize = True
 from mpi4py import MPI  # noqa: E402 (after the rc switches above)
 from mpi4py.util import dtlib, pkl5  # noqa: E402
 
-from hpcsuite.core import memory  # noqa: E402
+from hpcsuite.core import memory, records  # noqa: E402
 from hpcsuite.core import staging as policy  # noqa: E402
 from hpcsuite.core.backend import Backend  # noqa: E402
 from hpcsuite.core.errors import HpcsuiteError, UsageError  # noqa: E402
@@ -73,18 +73,19 @@ def oversubscribed(env: Mapping[str, str], cores: int) -> bool:
         return False
 
 
-def _yield_when_oversubscribed() -> None:
+def _yield_when_oversubscribed(env: MutableMapping[str, str] = os.environ) -> None:
     """Let waiting MPICH ranks give up their core when the node is oversubscribed.
 
     MPICH busy-polls in every blocking call; with more ranks than cores (``mpirun -n 8``
     on a 2-core machine) a waiting rank then spins on the core a working rank needs
-    (``mpirun -n 8 python -m hpcsuite.mean`` here: 2.56 s median, 2.18 s yielding). Open
+    (``benchmarks/mean_bench.py`` times ``mpirun -n 8 python -m hpcsuite.mean``). Open
     MPI switches to yielding by itself when oversubscribed; this does the same for
     MPICH before ``MPI_Init`` reads its variables. A value the user set wins (``0``
     keeps the polling), and the variable shows in every record's MPI tuning.
     """
-    if oversubscribed(os.environ, len(os.sched_getaffinity(0))):
-        os.environ.setdefault(YIELD_ENV, "1")
+    cores = records.node_cores()  # the rank's and its launcher's: no Linux-only call here
+    if cores is not None and oversubscribed(env, cores):
+        env.setdefault(YIELD_ENV, "1")
 
 
 def init(thread_level: str | None = None) -> float | None:

@@ -13,7 +13,7 @@ Two levels, so that results never depend on the rank count:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: Elements per block, aimed at: 2**19 float64 values are 4 MiB - big enough that
 #: the per-block call overhead is noise, small enough for good balance (the
@@ -60,8 +60,7 @@ def owned(n: int, parts: int, index: int) -> tuple[int, int]:
     return start, start + base + (1 if index < extra else 0)
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """A global array of ``shape`` cut into blocks of ``block_rows`` rows.
 
     Parameters

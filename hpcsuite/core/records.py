@@ -24,12 +24,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import functools
-import json
 import math
 import os
 import platform
 import stat
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -91,6 +89,10 @@ def git_info() -> dict[str, Any] | None:
     here = _checkout()
     if here is None:
         return None
+    # Here, not at the top: subprocess (with selectors, signal, threading) costs every
+    # rank ~7 ms of start-up, and only a record from a checkout needs it.
+    import subprocess
+
     # GIT_DIR and friends in the user's shell would point git at another repository.
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     deadline = time.monotonic() + GIT_TIMEOUT
@@ -474,6 +476,8 @@ def append(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
         The line could not be written (disk full, I/O error, quota, permissions);
         the file is left byte for byte as it was.
     """
+    import json  # here, not at the top: ~3 ms of every rank's start, for rank 0's record
+
     line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
     path = Path(path)
     try:
@@ -545,6 +549,8 @@ def _truncate_back(fd: int, old: int, ours: int, locked: bool) -> bool:
 
 def read(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """Yield ``(line_number, record, None)`` or ``(line_number, None, problem)`` per line."""
+    import json  # see append()
+
     # errors="replace": a line of binary garbage (a crashed writer, a disk fault) is one
     # bad line, not an exception that hides every good record of the file.
     with open(path, encoding="utf-8", errors="replace") as f:

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -150,8 +149,7 @@ def median_interval(
     return float(a[j]), float(a[a.size - 1 - j])
 
 
-@dataclass(frozen=True)
-class Stats:
+class Stats(NamedTuple):
     """Summary of repeated measurements (seconds unless stated).
 
     ``low``/``high`` is the interval of the **median** (not of the mean); ``confidence``
@@ -175,7 +173,7 @@ class Stats:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON records."""
-        return asdict(self)
+        return self._asdict()
 
 
 def summarize(
@@ -251,8 +249,7 @@ def scale_interval(factor: float, stats: Stats) -> tuple[float, float, float]:
     return factor * stats.median, factor * stats.low, factor * stats.high
 
 
-@dataclass(frozen=True)
-class Comparison:
+class Comparison(NamedTuple):
     """Outcome of :func:`compare`: the verdict with the numbers behind it."""
 
     verdict: str  # "faster" | "slower" | "no significant change"
@@ -267,7 +264,7 @@ class Comparison:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict."""
-        return asdict(self)
+        return self._asdict()
 
 
 def _exact_u_null(m: int, n: int) -> np.ndarray:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from hpcsuite.core import records
 from hpcsuite.predict import comm, empirical, training
 from hpcsuite.report import series as rseries
 
@@ -104,10 +104,7 @@ def _local_cores(recs: list[dict[str, Any]]) -> int | None:
         hosts = (r.get("env") or {}).get("hosts")
         if not isinstance(hosts, list) or any(h != me for h in hosts):
             return None
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count()
+    return records.node_cores()
 
 
 def _recorded_cores(recs: list[dict[str, Any]]) -> int | None:
