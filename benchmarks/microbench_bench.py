@@ -216,6 +216,11 @@ def _label(test: str, nbytes: int) -> str:
     return f"{test} {size} ({unit})"
 
 
+def _points(quick: bool) -> list[tuple[str, int, int, int]]:
+    """The points to measure: :data:`POINTS`, or with few iterations for ``--quick``."""
+    return [(t, b, 5, 1) for t, b, _, _ in POINTS] if quick else list(POINTS)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=5, help="alternating runs of each program [5]")
@@ -242,13 +247,12 @@ def main() -> int:
         test, nbytes, iters, warmup, level = args.worker
         worker(test, int(nbytes), int(iters), int(warmup), level)
         return 0
-    runs = 1 if args.quick else args.runs
-    points = [(t, b, 5, 1) if args.quick else (t, b, i, w) for t, b, i, w in POINTS]
     if args.same_job_worker:
         level, runs, quick = args.same_job_worker
-        chosen = [(t, b, 5, 1) for t, b, _, _ in POINTS] if quick == "1" else POINTS
-        same_job(level, int(runs), chosen)
+        same_job(level, int(runs), _points(quick == "1"))
         return 0
+    runs = 1 if args.quick else args.runs
+    points = _points(args.quick)
     values: dict[tuple, dict[str, list[float]]] = {}
     if args.same_job:
         for level in LEVELS:
