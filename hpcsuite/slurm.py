@@ -293,6 +293,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0 if argv else 2
     module, args = argv[0], argv[1:]
+    # Forward signals from now on, before the child exists: one that came earlier would
+    # take its default action - USR1 and TERM end this process, the batch shell, and with
+    # it the job - or, once handlers were set, find no child and be lost. It is kept and
+    # sent as soon as the child runs.
+    child: subprocess.Popen | None = None
+    early: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        if child is None:
+            early.append(signum)
+        else:
+            child.send_signal(signum)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
     env = dict(os.environ)
     srun = shutil.which("srun", path=env.get("PATH"))
     library = mpi_library()
@@ -342,9 +357,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     child = subprocess.Popen(cmd, env=env)
-    for sig in FORWARDED:
-        signal.signal(sig, lambda signum, frame: child.send_signal(signum))
+    for signum in early:
+        child.send_signal(signum)
     code = child.wait()
+    # The child has ended: nothing left to warn. A late USR1 or USR2 (Slurm sends USR1 at a
+    # fixed time before the limit, which may fall just after the run ended) must not end
+    # this process, the batch shell, by its default action - restored when Python shuts
+    # down - and fail a job that finished.
+    for sig in (signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
     if code == REQUEUE_EXIT and env.get("SLURM_JOB_ID"):
         print(
             f"{PROG}: the module checkpointed and asked for more time: requeueing job "

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import sys
 
 import pytest
 from conftest import python
 
-from hpcsuite import sweep
+from hpcsuite import slurm, sweep
 from hpcsuite.core.errors import UsageError
 from hpcsuite.slurm import LOCAL_RANK_GPU, command, pmi2_library, srun_mpi
 
@@ -720,3 +722,84 @@ def test_sweep_by_node_counts_with_gpus_per_task(tmp_path):
     ):
         proc = python("-m", "hpcsuite.sweep", "mean", *bad, "--dry-run", timeout=30)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) <= 3, proc.stderr
+
+
+# -- signals: the launcher and the trainer take SIGUSR1 at any moment of a job ----------------
+
+
+def test_a_signal_that_comes_before_the_child_exists_is_forwarded_once_it_runs(
+    tmp_path, monkeypatch
+):
+    # Slurm signals the batch shell (the launcher) at any time, also while it is still
+    # looking at the job, before srun exists: the signal must neither end the launcher
+    # (USR1's and TERM's default action) nor be lost, but reach the child once it runs.
+    for name in [k for k in os.environ if k.startswith(("SLURM_", "PMI_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HPCSUITE_LAUNCHER", "mpirun")
+    monkeypatch.setenv("HPCSUITE_RESULTS", str(tmp_path / "r"))
+    monkeypatch.setattr(slurm, "mpi_library", lambda: "")
+    monkeypatch.setattr(slurm.shutil, "which", lambda name, path=None: f"/usr/bin/{name}")
+    events = []
+
+    class Child:
+        pid = 12345
+        returncode = None
+
+        def send_signal(self, signum):
+            events.append(("child got", signum))
+
+        def wait(self):
+            events.append("child waited")
+            return 0
+
+    def popen(cmd, env):
+        # USR1 and TERM arrive while the child is being started: their handlers run
+        # here, before Popen has returned the child
+        os.kill(os.getpid(), signal.SIGUSR1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        events.append("child started")
+        return Child()
+
+    monkeypatch.setattr(slurm.subprocess, "Popen", popen)
+    saved = {sig: signal.getsignal(sig) for sig in slurm.FORWARDED}
+    try:
+        for sig in slurm.FORWARDED:  # what would have ended (or missed) the launcher
+            signal.signal(sig, lambda signum, frame: events.append(("launcher got", signum)))
+        assert slurm.main(["mean", "--shape", "10x10"]) == 0
+        # once the child has ended, a late warning does not end the batch shell either
+        assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert events == [
+        "child started",
+        ("child got", signal.SIGUSR1),
+        ("child got", signal.SIGTERM),
+        "child waited",
+    ]
+
+
+@pytest.mark.slow
+def test_the_trainer_stops_on_a_usr1_from_its_start_and_ignores_one_after_its_run(tmp_path):
+    # Slurm sends --signal=B:USR1@60 once, at a fixed time: while the trainer still starts
+    # (imports, MPI) it must stop at the first step and ask for a requeue, not die; once
+    # its run is over, a late one must not kill the rank as it exits.
+    pytest.importorskip("torch")
+    script = f"""
+import os, signal, sys
+from hpcsuite.train import mnist
+train = mnist._train
+def signalled_first(args):
+    os.kill(os.getpid(), signal.SIGUSR1)  # Slurm's warning, as the run starts
+    return train(args)
+mnist._train = signalled_first
+code = mnist.main(["--epochs", "2", "--checkpoint-dir", {str(tmp_path / "ck")!r}])
+mnist._train = train
+late = mnist.main(["--epochs", "1", "--checkpoint-dir", {str(tmp_path / "ck2")!r}])
+os.kill(os.getpid(), signal.SIGUSR1)  # after the run: ignored
+print("codes", code, late, signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN, flush=True)
+"""
+    proc = python("-c", script, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "codes 75 0 True" in proc.stdout, proc.stdout + proc.stderr
+    assert "SIGUSR1: checkpoint at epoch 0 step 1" in proc.stdout + proc.stderr

@@ -134,6 +134,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         raise
     args.compression = "fp16" if args.fp16_allreduce else (args.compression or "none")
+    # SIGUSR1 is Slurm's warning before the time limit (--signal=B:USR1@60, sent once, at a
+    # fixed time): it may come at any moment of the run, not only mid-training. Listened to
+    # from the start - importing torch and starting MPI take seconds, during which its
+    # default action would kill this rank - and the first step stops on it. Ignored once
+    # the run no longer checks it: a run that trained every epoch is complete, and a USR1
+    # during its exit killed the rank (Python restores the default action when it shuts
+    # down, before MPI_Finalize waits for the other ranks), failing a finished job.
+    _signalled["usr1"] = False
+    previous = signal.signal(signal.SIGUSR1, _on_usr1)
+    try:
+        return _train(args)
+    finally:
+        signal.signal(
+            signal.SIGUSR1, signal.SIG_IGN if previous in (signal.SIG_DFL, None) else previous
+        )
+
+
+def _train(args: Any) -> int:
+    """The run itself, with SIGUSR1 handled (see :func:`main`)."""
     if args.device != "cpu":
         # Deterministic cuBLAS (below) needs a fixed workspace, set before CUDA starts;
         # without it torch refuses the first matmul on the GPU.
@@ -160,7 +179,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # 2.4 s a rank: it imports torch's compiler (Inductor) to set its flag too.
         torch.use_deterministic_algorithms(True)
     torch.manual_seed(args.seed)
-    signal.signal(signal.SIGUSR1, _on_usr1)
 
     if args.data_dir:
         x_train, y_train, x_test, y_test = data.mnist(args.data_dir)
