@@ -262,8 +262,8 @@ def test_microbench_help_starts_no_mpi():
     # level before --thread-level is read.
     probe = python(
         "-c",
-        "from hpcsuite.microbench import __main__ as m\n"
-        "try:\n    m.parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
+        "from hpcsuite.microbench import __main__, options\n"
+        "try:\n    options.parser().parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
         "from mpi4py import MPI\nprint(MPI.Is_initialized())",
     )
     assert probe.stdout.strip().endswith("False"), probe.stdout + probe.stderr

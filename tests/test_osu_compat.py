@@ -427,7 +427,7 @@ def test_bad_flags_give_one_line_and_exit_2(n, args, message):
 
 def test_osu_flag_forms_parse_without_mpi():
     from hpcsuite.core.errors import UsageError
-    from hpcsuite.microbench import __main__ as m
+    from hpcsuite.microbench import options as m
 
     def parse(*argv):
         return m.parse_args(argv)
@@ -468,7 +468,7 @@ def test_osu_flag_forms_parse_without_mpi():
     ],
 )
 def test_osu_buffer_words(argv, tests, buffer):
-    from hpcsuite.microbench import __main__ as m
+    from hpcsuite.microbench import options as m
 
     args = m.parse_args(argv)
     m._buffer_words(args)
@@ -481,7 +481,7 @@ def test_osu_buffer_words(argv, tests, buffer):
 )
 def test_osu_buffer_words_refused(argv, message):
     from hpcsuite.core.errors import UsageError
-    from hpcsuite.microbench import __main__ as m
+    from hpcsuite.microbench import options as m
 
     with pytest.raises(UsageError, match=message):
         m._buffer_words(m.parse_args(argv))
