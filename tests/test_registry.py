@@ -4,6 +4,7 @@ templates and the listing follow from it. Pure (no MPI job)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import pytest
 from conftest import ROOT, python
@@ -15,10 +16,14 @@ PARALLEL = [name for name, m in MODULES.items() if m.parallel]
 
 
 def _parser(name):
-    """The argument parser of ``python -m hpcsuite.NAME`` (a package's is in its __main__)."""
+    """The argument parser of ``python -m hpcsuite.NAME`` (a package's may be in its
+    ``options`` or ``__main__`` module)."""
     module = importlib.import_module(f"hpcsuite.{name}")
-    if not hasattr(module, "parser"):
-        module = importlib.import_module(f"hpcsuite.{name}.__main__")
+    for part in ("options", "__main__"):
+        if hasattr(module, "parser"):
+            break
+        if importlib.util.find_spec(f"hpcsuite.{name}.{part}") is not None:
+            module = importlib.import_module(f"hpcsuite.{name}.{part}")
     return module.parser()
 
 
