@@ -13,7 +13,7 @@ import pytest
 from hpcsuite.core import records
 from hpcsuite.core.errors import InputError
 from hpcsuite.report import __main__ as report
-from hpcsuite.report import checks, load, scaling, series
+from hpcsuite.report import checks, load, runs, scaling, series
 
 ENV = records.fingerprint(hosts=["n1"], mpi_library="MPICH 4", device="cpu", device_name="x86")
 OTHER_ENV = records.fingerprint(
@@ -466,10 +466,10 @@ def test_a_1_node_and_a_2_node_sweep_are_two_series():
 def test_old_records_without_ranks_per_node_get_it_from_the_layout():
     r = new_rec(3, 2, [1.0])
     del r["ranks_per_node"], r["nodes"]  # older records: only env.nodes / hosts
-    run = series.describe(r)
+    run = runs.describe(r)
     assert (run.ranks, run.nodes, run.ranks_per_node) == (3, 2, 2)
     uneven = new_rec(4, 2, [1.0], rpn=3)  # placed 3 + 1
-    assert series.describe(uneven).ranks_per_node == 3
+    assert runs.describe(uneven).ranks_per_node == 3
 
 
 def test_problem_sizes_thread_levels_and_curves_are_never_pooled():
@@ -605,19 +605,15 @@ def test_a_bimodal_timing_set_renders(tmp_path):
 
 
 def test_problem_sizes_carry_units():
+    assert runs._problem("montecarlo", {"paths": 10**6, "size": 10**6, "seed": 1})[2] == "1 M paths"
     assert (
-        series._problem("montecarlo", {"paths": 10**6, "size": 10**6, "seed": 1})[2] == "1 M paths"
-    )
-    assert (
-        series._problem("kmer", {"reads": 5000, "size": 750000, "k": 21})[2]
+        runs._problem("kmer", {"reads": 5000, "size": 750000, "k": 21})[2]
         == "750 k bases, 5 k reads"
     )
     assert (
-        series._problem("matmul", {"n": 512, "size": 512, "bytes": 6291456})[2] == "6.29 MB (n 512)"
+        runs._problem("matmul", {"n": 512, "size": 512, "bytes": 6291456})[2] == "6.29 MB (n 512)"
     )
-    assert (
-        series._problem("mean", {"shape": [1000, 100], "bytes": 800000})[2] == "800 kB (1000x100)"
-    )
+    assert runs._problem("mean", {"shape": [1000, 100], "bytes": 800000})[2] == "800 kB (1000x100)"
     weak = [new_rec(r, 1, [1.0], size=10**6 * r) for r in (1, 2)]
     assert next(s for s in series.build(weak) if s.kind == "weak").problem == "24 MB"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from hpcsuite.core import records
 from hpcsuite.core.errors import InputError
-from hpcsuite.report.series import describe
+from hpcsuite.report.runs import describe
 
 
 def record_files(paths: Iterable[str]) -> list[Path]:
