@@ -651,9 +651,11 @@ def test_the_poll_keeps_points_through_silence_backs_off_and_ends_special_exit(
             {"1": "GONE"},
         ]
     )
-    monkeypatch.setattr(sweep, "job_states", lambda ids: next(answers))
-    monkeypatch.setattr(sweep.shutil, "which", lambda name, **kw: "/usr/bin/" + name)
-    monkeypatch.setattr(sweep, "_slurm", lambda *a, **k: pytest.fail("nothing to submit: a resume"))
+    from hpcsuite.sweep import batch  # run_slurm looks these up in its own module
+
+    monkeypatch.setattr(batch, "job_states", lambda ids: next(answers))
+    monkeypatch.setattr(batch.shutil, "which", lambda name, **kw: "/usr/bin/" + name)
+    monkeypatch.setattr(batch, "_slurm", lambda *a, **k: pytest.fail("nothing to submit: a resume"))
     state = {"jobs": {points[0].name: "1", points[1].name: "2"}}
     status = {p.name: "pending" for p in points}
     shown, naps = [], []
