@@ -499,7 +499,7 @@ def test_hvd_run_starts_the_job_from_inside_the_script_as_horovod_run(tmp_path):
 
 
 def test_joined_ranks_fuse_by_dtype_and_device_as_the_active_ranks():
-    from hpcsuite.train import mpi_ops
+    from hpcsuite.train import runners
 
     descrs = [
         ((2,), "torch.float32", "cuda"),
@@ -507,7 +507,7 @@ def test_joined_ranks_fuse_by_dtype_and_device_as_the_active_ranks():
         ((1,), "torch.float32", "cuda"),
         ((4,), "torch.float64", "cpu"),
     ]
-    assert mpi_ops._groups(descrs) == {
+    assert runners.groups(descrs) == {
         ("torch.float32", "cuda"): [0, 2],
         ("torch.float32", "cpu"): [1],
         ("torch.float64", "cpu"): [3],
