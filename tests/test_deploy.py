@@ -475,6 +475,21 @@ def test_the_dockerfile_installs_an_mpi_extra_that_exists_and_serves_ssh():
     assert ".venv" in ignored and ".venv-*" in ignored and ".git" in ignored
 
 
+def test_the_image_takes_keys_from_a_mounted_secret():
+    """What benchmarks/docker_check.sh found by running the image: a Secret's folder is
+    world-writable (sshd's StrictModes refuses its keys), the MPI Operator's Secret has no
+    client config (host keys would be checked), and a base with python3 but no
+    python3-venv cannot make the venv."""
+    from conftest import ROOT
+
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    text = "\n".join(lines)
+    assert "StrictModes no" in text and "/etc/ssh/sshd_config.d/" in text
+    assert "StrictHostKeyChecking no" in text and "/etc/ssh/ssh_config.d/" in text
+    assert "import ensurepip" in text and "python3-venv" in text
+    assert 'echo "PATH=$PATH" >> /etc/environment' in text  # ssh'd ranks: the image's own PATH
+
+
 def _sagemaker_folder(tmp_path):
     out = tmp_path / "est.json"
     proc = python(
