@@ -9,9 +9,7 @@ only the first allocation fails, far from the cause.
 from __future__ import annotations
 
 import importlib.util
-import platform
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -22,9 +20,8 @@ from hpcsuite.core.errors import BackendError, UsageError
 DEVICES = ("cpu", "gpu", "auto")
 
 
-@dataclass
-class Backend:
-    """An array module plus what the MPI layer needs to move its arrays.
+class Backend(NamedTuple):
+    """An array module plus what the MPI layer needs to move its arrays (immutable).
 
     Attributes
     ----------
@@ -58,10 +55,10 @@ class Backend:
     device_id: int | None = None
     description: str = "cpu"
     cache_bytes: int | None = None
-    synchronize: Callable[[], None] = field(default=lambda: None)
-    to_host: Callable[[Any], np.ndarray] = field(default=np.asarray)
-    from_host: Callable[[np.ndarray], Any] = field(default=lambda a: a)
-    free_bytes: Callable[[], int | None] = field(default=lambda: None)
+    synchronize: Callable[[], None] = lambda: None
+    to_host: Callable[[Any], np.ndarray] = np.asarray
+    from_host: Callable[[np.ndarray], Any] = lambda a: a
+    free_bytes: Callable[[], int | None] = lambda: None
 
 
 _LOADERS: dict[str, Callable[[int], Backend]] = {}
@@ -120,6 +117,8 @@ def _cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
+
+    import platform  # only here: every rank imports this module, few reach this line
 
     return platform.processor() or platform.machine() or "cpu"
 

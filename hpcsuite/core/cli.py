@@ -28,7 +28,6 @@ import argparse
 import os
 import re
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -346,6 +345,8 @@ def _out_of_memory(exc: BaseException) -> bool:
 def _crash(exc: BaseException, prog: str) -> int:
     where = _mpi_rank_size()
     rank = where[0] if where else env_rank()
+    import traceback  # only on a failure: not on every rank's start
+
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     code = 1
     if isinstance(exc, KeyboardInterrupt):

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpi4py
 import numpy as np
@@ -32,12 +32,15 @@ mpi4py.rc.initialize = False
 mpi4py.rc.finalize = True
 
 from mpi4py import MPI  # noqa: E402 (after the rc switches above)
-from mpi4py.util import dtlib, pkl5  # noqa: E402
+from mpi4py.util import dtlib  # noqa: E402
 
 from hpcsuite.core import memory, records  # noqa: E402
 from hpcsuite.core import staging as policy  # noqa: E402
 from hpcsuite.core.backend import Backend  # noqa: E402
 from hpcsuite.core.errors import HpcsuiteError, UsageError  # noqa: E402
+
+if TYPE_CHECKING:
+    from mpi4py.util import pkl5
 
 # The staging policy's overrides, here too for the callers that name them (info, tests).
 GPU_AWARE_ENV = policy.GPU_AWARE_ENV
@@ -376,6 +379,8 @@ def gather_rows(
 def pickle5(comm: MPI.Intracomm) -> pkl5.Intracomm:
     """``comm`` wrapped by ``mpi4py.util.pkl5``: pickled objects' large buffers travel out
     of band (no copy into the pickle stream, no 2 GiB limit)."""
+    from mpi4py.util import pkl5  # for large pickled messages only: not on every rank's start
+
     return pkl5.Intracomm(comm)
 
 

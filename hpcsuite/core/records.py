@@ -26,7 +26,6 @@ import fcntl
 import functools
 import math
 import os
-import platform
 import stat
 import sys
 import time
@@ -223,6 +222,8 @@ def _thread_pools() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 def _packages() -> dict[str, str]:
     """Versions of the numeric stack; torch and CuPy only when this process already loaded them
     (importing them only to name their version would cost seconds)."""
+    import platform  # as json and subprocess: only to write a record, not on every rank's start
+
     found = {"python": platform.python_version()}
     for name in ("numpy", "mpi4py", "torch", "cupy", "horovod"):
         module = sys.modules.get(name)
@@ -324,6 +325,8 @@ def fingerprint(
         MPI's thread support (``"multiple"``...); default: asked of an MPI already
         running in this process, else None.
     """
+    import platform  # see _packages
+
     return {
         "hosts": sorted(set(hosts)),
         "nodes": len(set(hosts)),
