@@ -72,8 +72,9 @@ if [ "${HPCSUITE_TEST_PLAIN:-1}" != 0 ]; then
     legs+=(plain)
     echo "== plain tests (no MPI launcher)"
     # 30 minutes: the leg takes about 11 here, and a CI machine once needed over 15.
+    # --durations: the slowest tests, in every log, for whoever trims the run next.
     timeout -k 10 1800 "$PYTHON" -m pytest -m "not mpi and not gpu" -p no:cacheprovider \
-        --timeout 300 --junitxml="$HPCSUITE_TEST_LOGS/plain.xml" "$@" tests || failed=1
+        --timeout 300 --durations=15 --junitxml="$HPCSUITE_TEST_LOGS/plain.xml" "$@" tests || failed=1
 fi
 
 for n in $RANKS; do
